@@ -1,0 +1,844 @@
+#include "daemon/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "daemon/model.h"
+
+namespace facility {
+namespace fs = std::filesystem;
+
+std::string ConfigError::format() const {
+  std::ostringstream os;
+  os << loc.file;
+  if (loc.line > 0) os << ":" << loc.line << ":" << loc.column;
+  os << ": " << message;
+  return os.str();
+}
+
+ConfigException::ConfigException(std::vector<ConfigError> errors) : errors_(std::move(errors)) {
+  std::ostringstream os;
+  for (std::size_t i = 0; i < errors_.size(); ++i) {
+    if (i) os << "\n";
+    os << errors_[i].format();
+  }
+  summary_ = os.str();
+}
+
+const ProfilePoint* Profile::find(const std::string& point_name) const {
+  for (const auto& p : points) {
+    if (p.spec.name == point_name) return &p;
+  }
+  return nullptr;
+}
+
+const char* to_string(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::kPdu: return "pdu";
+    case DeviceKind::kMeter: return "meter";
+    case DeviceKind::kCooling: return "cooling";
+    case DeviceKind::kRackSensor: return "rack_sensor";
+  }
+  return "?";
+}
+const char* to_string(MeterRole r) {
+  switch (r) {
+    case MeterRole::kNone: return "";
+    case MeterRole::kFacilityTotal: return "facility_total";
+    case MeterRole::kItTotal: return "it_total";
+    case MeterRole::kCooling: return "cooling";
+    case MeterRole::kOther: return "other";
+  }
+  return "?";
+}
+const char* to_string(CabinetStatus s) {
+  switch (s) {
+    case CabinetStatus::kFree: return "free";
+    case CabinetStatus::kSold: return "sold";
+    case CabinetStatus::kInternal: return "internal";
+  }
+  return "?";
+}
+const char* to_string(Ownership o) {
+  return o == Ownership::kLeased ? "leased" : "self_built";
+}
+
+std::string Endpoint::key() const { return scheme + "://" + host + ":" + std::to_string(port); }
+
+const Cabinet* Site::find_cabinet(const std::string& cid) const {
+  for (const auto& c : cabinets) {
+    if (c.id == cid) return &c;
+  }
+  return nullptr;
+}
+
+const Site* Config::find_site(const std::string& sid) const {
+  for (const auto& s : sites) {
+    if (s.id == sid) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<const Device*> Config::all_devices() const {
+  std::vector<const Device*> out;
+  for (const auto& s : sites) {
+    for (const auto& d : s.devices) out.push_back(&d);
+  }
+  return out;
+}
+
+std::optional<Millis> parse_duration(const std::string& s) {
+  static const std::regex re(R"(^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)\s*$)");
+  std::smatch m;
+  if (!std::regex_match(s, m, re)) return std::nullopt;
+  const double n = std::stod(m[1].str());
+  const std::string u = m[2].str();
+  double ms = n;
+  if (u == "s") ms = n * 1000;
+  if (u == "m") ms = n * 60'000;
+  if (u == "h") ms = n * 3'600'000;
+  if (ms < 1 || ms > 86'400'000.0 * 366) return std::nullopt;
+  return Millis(static_cast<std::int64_t>(std::llround(ms)));
+}
+
+namespace {
+
+// Collects errors with positions; every parse step reports here instead of throwing, so one run
+// of check-config lists every problem.
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::string file) : file_(std::move(file)) {}
+  SourceLoc loc(const YAML::Node& n) const {
+    SourceLoc l{file_, 0, 0};
+    if (n.IsDefined()) {
+      const auto m = n.Mark();
+      if (m.line >= 0) {
+        l.line = m.line + 1;
+        l.column = m.column + 1;
+      }
+    }
+    return l;
+  }
+  void error(const YAML::Node& at, std::string msg) { errors_.push_back({loc(at), std::move(msg)}); }
+  void error(SourceLoc l, std::string msg) { errors_.push_back({std::move(l), std::move(msg)}); }
+  const std::string& file() const { return file_; }
+  std::vector<ConfigError>& errors() { return errors_; }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
+
+// A YAML mapping with a fixed set of allowed keys. Unknown and duplicate keys are errors.
+class MapReader {
+ public:
+  MapReader(Diagnostics& d, const YAML::Node& node, std::string what,
+            std::initializer_list<const char*> allowed)
+      : d_(d), node_(node), what_(std::move(what)) {
+    if (!node.IsMap()) {
+      if (!node.IsNull()) d_.error(node, what_ + ": expected a mapping of keys to values");
+      ok_ = false;
+      return;
+    }
+    std::set<std::string> allow(allowed.begin(), allowed.end());
+    std::unordered_set<std::string> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const std::string key = it->first.Scalar();
+      if (!seen.insert(key).second) {
+        d_.error(it->first, what_ + ": duplicate key \"" + key + "\"");
+        continue;
+      }
+      if (!allow.count(key)) {
+        std::string list;
+        for (const auto& a : allow) list += (list.empty() ? "" : ", ") + a;
+        d_.error(it->first, what_ + ": unknown key \"" + key + "\" (expected one of: " + list + ")");
+        continue;
+      }
+      values_.emplace(key, it->second);
+      keys_.emplace(key, it->first);
+    }
+  }
+
+  bool ok() const { return ok_; }
+  bool has(const std::string& k) const { return values_.count(k) > 0; }
+  YAML::Node get(const std::string& k) const {
+    auto it = values_.find(k);
+    return it == values_.end() ? YAML::Node() : it->second;
+  }
+  YAML::Node key_node(const std::string& k) const {
+    auto it = keys_.find(k);
+    return it == keys_.end() ? node_ : it->second;
+  }
+  const YAML::Node& node() const { return node_; }
+  const std::string& what() const { return what_; }
+
+  std::optional<std::string> str(const std::string& k, bool required = false) {
+    if (!has(k)) {
+      if (required) d_.error(node_, what_ + ": missing required key \"" + k + "\"");
+      return std::nullopt;
+    }
+    auto n = get(k);
+    if (!n.IsScalar()) {
+      d_.error(n, what_ + ": \"" + k + "\" must be a string");
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  std::optional<double> num(const std::string& k, bool required = false) {
+    auto s = str(k, required);
+    if (!s) return std::nullopt;
+    try {
+      std::size_t pos = 0;
+      double v = std::stod(*s, &pos);
+      // Hex raw values (0xFFFF) are accepted where integers are; stod handles them too.
+      if (pos != s->size() || !std::isfinite(v)) throw std::invalid_argument("x");
+      return v;
+    } catch (...) {
+      d_.error(get(k), what_ + ": \"" + k + "\" must be a number, got \"" + *s + "\"");
+      return std::nullopt;
+    }
+  }
+
+  std::optional<std::int64_t> integer(const std::string& k, std::int64_t lo, std::int64_t hi,
+                                      bool required = false) {
+    auto s = str(k, required);
+    if (!s) return std::nullopt;
+    return parse_int(get(k), *s, k, lo, hi);
+  }
+
+  std::optional<std::int64_t> parse_int(const YAML::Node& at, const std::string& s,
+                                        const std::string& k, std::int64_t lo, std::int64_t hi) {
+    try {
+      std::size_t pos = 0;
+      // Decimal, or hexadecimal with 0x (not C's octal for a leading 0: "010" is ten).
+      const bool hex = s.size() > 2 && (s.rfind("0x", 0) == 0 || s.rfind("0X", 0) == 0);
+      const bool neg_hex = s.size() > 3 && (s.rfind("-0x", 0) == 0 || s.rfind("-0X", 0) == 0);
+      long long v = std::stoll(neg_hex ? "-" + s.substr(3) : hex ? s.substr(2) : s, &pos,
+                               hex || neg_hex ? 16 : 10);
+      if (pos != s.size() - (hex ? 2 : neg_hex ? 2 : 0)) throw std::invalid_argument("x");
+      if (v < lo || v > hi) {
+        d_.error(at, what_ + ": \"" + k + "\" = " + s + " is out of range " + std::to_string(lo) +
+                         ".." + std::to_string(hi));
+        return std::nullopt;
+      }
+      return v;
+    } catch (...) {
+      d_.error(at, what_ + ": \"" + k + "\" must be an integer, got \"" + s + "\"");
+      return std::nullopt;
+    }
+  }
+
+  std::optional<bool> boolean(const std::string& k) {
+    auto s = str(k);
+    if (!s) return std::nullopt;
+    if (*s == "true" || *s == "yes" || *s == "on") return true;
+    if (*s == "false" || *s == "no" || *s == "off") return false;
+    d_.error(get(k), what_ + ": \"" + k + "\" must be true or false, got \"" + *s + "\"");
+    return std::nullopt;
+  }
+
+  std::optional<Millis> duration(const std::string& k) {
+    auto s = str(k);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d) {
+      d_.error(get(k), what_ + ": \"" + k + "\" must be a duration like 500ms, 15s, 2m or 1h, got \"" +
+                           *s + "\"");
+    }
+    return d;
+  }
+
+  template <typename E>
+  std::optional<E> choice(const std::string& k, std::initializer_list<std::pair<const char*, E>> opts,
+                          bool required = false) {
+    auto s = str(k, required);
+    if (!s) return std::nullopt;
+    std::string list;
+    for (const auto& [name, v] : opts) {
+      if (*s == name) return v;
+      list += (list.empty() ? "" : ", ") + std::string(name);
+    }
+    d_.error(get(k), what_ + ": unknown " + k + " \"" + *s + "\" (expected " + list + ")");
+    return std::nullopt;
+  }
+
+  std::vector<std::pair<std::string, YAML::Node>> str_list(const std::string& k) {
+    std::vector<std::pair<std::string, YAML::Node>> out;
+    if (!has(k)) return out;
+    auto n = get(k);
+    if (!n.IsSequence()) {
+      d_.error(n, what_ + ": \"" + k + "\" must be a list");
+      return out;
+    }
+    for (const auto& e : n) {
+      if (!e.IsScalar()) {
+        d_.error(e, what_ + ": \"" + k + "\" entries must be strings");
+        continue;
+      }
+      out.emplace_back(e.Scalar(), e);
+    }
+    return out;
+  }
+
+  // A list of mappings; returns the nodes (empty on error or absent).
+  std::vector<YAML::Node> seq(const std::string& k, bool required = false) {
+    std::vector<YAML::Node> out;
+    auto n = get(k);
+    if (!has(k) || n.IsNull()) {
+      if (required) d_.error(node_, what_ + ": missing required key \"" + k + "\"");
+      return out;
+    }
+    if (!n.IsSequence()) {
+      d_.error(n, what_ + ": \"" + k + "\" must be a list");
+      return out;
+    }
+    for (const auto& e : n) out.push_back(e);
+    return out;
+  }
+
+ private:
+  Diagnostics& d_;
+  YAML::Node node_;
+  std::string what_;
+  bool ok_ = true;
+  std::unordered_map<std::string, YAML::Node> values_;
+  std::unordered_map<std::string, YAML::Node> keys_;
+};
+
+const std::regex& id_regex() {
+  static const std::regex re(R"(^[A-Za-z0-9_.\-]+$)");
+  return re;
+}
+
+bool check_id(Diagnostics& d, MapReader& r, const std::string& what, std::string& out) {
+  auto id = r.str("id", true);
+  if (!id) return false;
+  if (!std::regex_match(*id, id_regex())) {
+    d.error(r.get("id"), what + ": id \"" + *id +
+                             "\" may contain only letters, digits, '_', '.' and '-'");
+    return false;
+  }
+  out = *id;
+  return true;
+}
+
+YAML::Node load_yaml(Diagnostics& d, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    d.error(SourceLoc{path, 0, 0}, "cannot open file");
+    return YAML::Node();
+  }
+  try {
+    return YAML::Load(in);
+  } catch (const YAML::Exception& e) {
+    d.error(SourceLoc{path, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
+    return YAML::Node();
+  }
+}
+
+std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) {
+  YAML::Node root = load_yaml(d, path);
+  if (!root.IsDefined() || root.IsNull()) {
+    if (d.errors().empty()) d.error(SourceLoc{path, 0, 0}, "profile file is empty");
+    return nullptr;
+  }
+  auto p = std::make_shared<Profile>();
+  p->loc = SourceLoc{path, 1, 1};
+  MapReader r(d, root, "profile",
+              {"name", "description", "source", "max_registers_per_read", "points"});
+  if (!r.ok()) return nullptr;
+  const std::string stem = fs::path(path).stem().string();
+  if (auto n = r.str("name", true)) {
+    p->name = *n;
+    if (*n != stem) {
+      d.error(r.get("name"),
+              "profile: name \"" + *n + "\" must match the file name \"" + stem + ".yaml\"");
+    }
+  }
+  p->description = r.str("description").value_or("");
+  p->source = r.str("source").value_or("");
+  if (auto m = r.integer("max_registers_per_read", 1, 125)) p->max_registers_per_read = int(*m);
+  std::unordered_set<std::string> names;
+  auto points = r.seq("points", true);
+  if (points.empty() && r.has("points")) d.error(r.get("points"), "profile: no points defined");
+  for (const auto& pn : points) {
+    MapReader pr(d, pn, "point",
+                 {"name", "function", "address", "type", "order", "bit", "scale", "offset", "unit",
+                  "not_available", "description"});
+    if (!pr.ok()) continue;
+    ProfilePoint pp;
+    auto& s = pp.spec;
+    std::string label = "point";
+    if (auto n = pr.str("name", true)) {
+      s.name = *n;
+      label = "point \"" + *n + "\"";
+      if (!std::regex_match(*n, std::regex(R"(^[a-z][a-z0-9_]*$)"))) {
+        d.error(pr.get("name"), label + ": name must be lower_snake_case");
+      }
+      if (!names.insert(*n).second) d.error(pr.get("name"), label + ": duplicate point name");
+    }
+    if (auto f = pr.str("function", true)) {
+      if (auto k = modbus::parse_register_kind(*f)) {
+        s.kind = *k;
+      } else {
+        d.error(pr.get("function"), label + ": unknown function \"" + *f +
+                                        "\" (expected coil, discrete_input, holding, input)");
+      }
+    }
+    if (auto a = pr.integer("address", 0, 65535, true)) s.address = std::uint16_t(*a);
+    if (auto t = pr.str("type")) {
+      if (auto dt = modbus::parse_data_type(*t)) {
+        s.type = *dt;
+      } else {
+        d.error(pr.get("type"), label + ": unknown type \"" + *t +
+                                    "\" (expected bool, int16, uint16, int32, uint32, int64, "
+                                    "uint64, float32, float64)");
+      }
+    } else if (modbus::is_bit_kind(s.kind)) {
+      s.type = modbus::DataType::kBool;
+    } else {
+      d.error(pn, label + ": missing required key \"type\"");
+    }
+    if (modbus::is_bit_kind(s.kind) && s.type != modbus::DataType::kBool) {
+      d.error(pr.get("type"), label + ": coils and discrete inputs hold single bits: type must be bool");
+    }
+    if (auto o = pr.str("order")) {
+      if (auto wo = modbus::parse_word_order(*o)) {
+        s.order = *wo;
+      } else {
+        d.error(pr.get("order"),
+                label + ": unknown word order \"" + *o + "\" (expected ABCD, CDAB, BADC, DCBA)");
+      }
+    }
+    if (auto b = pr.integer("bit", 0, 15)) {
+      s.bit = int(*b);
+      if (s.type != modbus::DataType::kBool || modbus::is_bit_kind(s.kind)) {
+        d.error(pr.get("bit"), label + ": \"bit\" applies only to type bool on a register");
+      }
+    } else if (s.type == modbus::DataType::kBool && !modbus::is_bit_kind(s.kind)) {
+      s.bit = -1;  // whole register != 0
+    }
+    if (static_cast<int>(s.address) + s.width() > 65536) {
+      d.error(pr.get("address"), label + ": value runs past address 65535");
+    }
+    s.scale = pr.num("scale").value_or(1.0);
+    s.offset = pr.num("offset").value_or(0.0);
+    if (pr.has("scale") && s.scale == 0.0) d.error(pr.get("scale"), label + ": scale must not be 0");
+    if (auto u = pr.str("unit", true)) {
+      s.unit = *u;
+      if (!is_known_unit(*u)) {
+        d.error(pr.get("unit"), label + ": unknown unit \"" + *u +
+                                    "\" (expected W, kW, Wh, kWh, MWh, A, V, Hz, celsius, percent, "
+                                    "ratio, rpm, none)");
+      }
+    }
+    for (const auto& [v, at] : pr.str_list("not_available")) {
+      if (auto iv = pr.parse_int(at, v, "not_available", INT64_MIN, INT64_MAX)) {
+        s.not_available.push_back(*iv);
+      }
+    }
+    pp.description = pr.str("description").value_or("");
+    p->points.push_back(std::move(pp));
+  }
+  return p;
+}
+
+Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string& what,
+                        const std::string& s) {
+  Endpoint e;
+  static const std::regex re(R"(^(tcp)://([A-Za-z0-9.\-]+):([0-9]{1,5})$)");
+  std::smatch m;
+  if (!std::regex_match(s, m, re)) {
+    d.error(at, what + ": endpoint \"" + s + "\" must look like tcp://HOST:PORT");
+    return e;
+  }
+  e.scheme = m[1].str();
+  e.host = m[2].str();
+  e.port = std::stoi(m[3].str());
+  if (e.port < 1 || e.port > 65535) d.error(at, what + ": endpoint port must be 1..65535");
+  return e;
+}
+
+SimHints parse_sim(Diagnostics& d, MapReader& parent, std::initializer_list<const char*> keys) {
+  SimHints h;
+  if (!parent.has("simulate")) return h;
+  MapReader r(d, parent.get("simulate"), parent.what() + " simulate", keys);
+  h.load = r.num("load");
+  h.inlet_c = r.num("inlet_c");
+  h.pue = r.num("pue");
+  if (h.load && (*h.load < 0 || *h.load > 2)) d.error(r.get("load"), "simulate: load must be 0..2");
+  if (h.pue && (*h.pue < 1 || *h.pue > 5)) d.error(r.get("pue"), "simulate: pue must be 1..5");
+  return h;
+}
+
+struct Defaults {
+  Millis interval{15000};
+  Millis timeout{1000};
+  double rated_w = 4400;
+  std::vector<std::string> feeds{"A", "B"};
+};
+
+}  // namespace
+
+std::shared_ptr<const Profile> load_profile(const std::string& path) {
+  Diagnostics d(path);
+  auto p = parse_profile(d, path);
+  if (!d.errors().empty() || !p) throw ConfigException(std::move(d.errors()));
+  return p;
+}
+
+Config load_config(const std::string& path) {
+  Diagnostics d(path);
+  Config cfg;
+  cfg.path = path;
+  YAML::Node root = load_yaml(d, path);
+  if (!d.errors().empty()) throw ConfigException(std::move(d.errors()));
+  if (!root.IsDefined() || root.IsNull()) {
+    d.error(SourceLoc{path, 0, 0}, "config file is empty");
+    throw ConfigException(std::move(d.errors()));
+  }
+  MapReader top(d, root, "config", {"daemon", "mqtt", "defaults", "profiles_dir", "sites"});
+  if (!top.ok()) throw ConfigException(std::move(d.errors()));
+
+  if (top.has("daemon")) {
+    MapReader r(d, top.get("daemon"), "daemon",
+                {"listen", "stale_after_intervals", "powered_threshold_w"});
+    if (auto l = r.str("listen")) {
+      static const std::regex re(R"(^[A-Za-z0-9.\-]+:[0-9]{1,5}$)");
+      if (!std::regex_match(*l, re)) {
+        d.error(r.get("listen"), "daemon: listen \"" + *l + "\" must be HOST:PORT, e.g. 127.0.0.1:10044");
+      } else {
+        cfg.daemon.listen = *l;
+      }
+    }
+    if (auto n = r.integer("stale_after_intervals", 1, 100)) cfg.daemon.stale_after_intervals = int(*n);
+    if (auto n = r.num("powered_threshold_w")) {
+      if (*n < 0) d.error(r.get("powered_threshold_w"), "daemon: powered_threshold_w must be >= 0");
+      cfg.daemon.powered_threshold_w = *n;
+    }
+  }
+
+  if (top.has("mqtt")) {
+    MapReader r(d, top.get("mqtt"), "mqtt",
+                {"enabled", "broker", "client_id", "topic_prefix", "qos", "publish_interval",
+                 "keepalive"});
+    if (auto v = r.boolean("enabled")) cfg.mqtt.enabled = *v;
+    if (auto v = r.str("broker")) {
+      static const std::regex re(R"(^(tcp|mqtt|ssl|mqtts|ws|wss)://[^\s:/]+:[0-9]{1,5}$)");
+      if (!std::regex_match(*v, re)) {
+        d.error(r.get("broker"), "mqtt: broker \"" + *v + "\" must look like tcp://HOST:PORT");
+      }
+      cfg.mqtt.broker = *v;
+    }
+    if (auto v = r.str("client_id")) cfg.mqtt.client_id = *v;
+    if (auto v = r.str("topic_prefix")) {
+      if (v->empty() || v->find_first_of("#+") != std::string::npos || v->back() == '/') {
+        d.error(r.get("topic_prefix"), "mqtt: topic_prefix must be non-empty, without '#', '+' or a trailing '/'");
+      }
+      cfg.mqtt.topic_prefix = *v;
+    }
+    if (auto v = r.integer("qos", 0, 2)) cfg.mqtt.qos = int(*v);
+    if (auto v = r.duration("publish_interval")) cfg.mqtt.publish_interval = *v;
+    if (auto v = r.duration("keepalive")) cfg.mqtt.keepalive = *v;
+  }
+
+  Defaults defs;
+  if (top.has("defaults")) {
+    MapReader r(d, top.get("defaults"), "defaults", {"interval", "timeout", "rated_kw", "feeds"});
+    if (auto v = r.duration("interval")) defs.interval = *v;
+    if (auto v = r.duration("timeout")) defs.timeout = *v;
+    if (auto v = r.num("rated_kw")) {
+      if (*v <= 0) d.error(r.get("rated_kw"), "defaults: rated_kw must be > 0");
+      defs.rated_w = *v * 1000;
+    }
+    if (r.has("feeds")) {
+      defs.feeds.clear();
+      for (auto& [f, at] : r.str_list("feeds")) defs.feeds.push_back(f);
+    }
+  }
+
+  // Profiles: loaded lazily, only those referenced by devices, each file once.
+  const fs::path base = fs::path(path).parent_path();
+  fs::path profiles_dir = base / "profiles";
+  if (auto pd = top.str("profiles_dir")) profiles_dir = fs::path(*pd).is_absolute() ? fs::path(*pd) : base / *pd;
+  auto get_profile = [&](const std::string& name, const YAML::Node& at,
+                         const std::string& what) -> std::shared_ptr<const Profile> {
+    auto it = cfg.profiles.find(name);
+    if (it != cfg.profiles.end()) return it->second;
+    const fs::path file = profiles_dir / (name + ".yaml");
+    if (!fs::exists(file)) {
+      std::string avail;
+      if (fs::is_directory(profiles_dir)) {
+        std::vector<std::string> names;
+        for (const auto& e : fs::directory_iterator(profiles_dir)) {
+          if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+        }
+        std::sort(names.begin(), names.end());
+        for (const auto& n : names) avail += (avail.empty() ? "" : ", ") + n;
+      }
+      d.error(at, what + ": unknown profile \"" + name + "\" (no file " + file.string() + ")" +
+                      (avail.empty() ? "" : "; available: " + avail));
+      cfg.profiles[name] = nullptr;
+      return nullptr;
+    }
+    Diagnostics pd(file.string());
+    auto p = parse_profile(pd, file.string());
+    for (auto& e : pd.errors()) d.errors().push_back(std::move(e));
+    cfg.profiles[name] = pd.errors().empty() ? p : nullptr;
+    return cfg.profiles[name];
+  };
+
+  std::unordered_map<std::string, SourceLoc> device_ids;
+  std::unordered_set<std::string> site_ids;
+  // endpoint key -> unit -> device id: two devices cannot share an address.
+  std::unordered_map<std::string, std::unordered_map<int, std::string>> addresses;
+
+  auto sites = top.seq("sites", true);
+  if (top.has("sites") && sites.empty()) d.error(top.get("sites"), "config: no sites defined");
+  for (const auto& sn : sites) {
+    MapReader sr(d, sn, "site",
+                 {"id", "name", "ownership", "planned_cabinets", "pue_category", "simulate", "rooms",
+                  "devices"});
+    if (!sr.ok()) continue;
+    Site site;
+    if (!check_id(d, sr, "site", site.id)) continue;
+    const std::string sw = "site \"" + site.id + "\"";
+    if (!site_ids.insert(site.id).second) d.error(sr.get("id"), sw + ": duplicate site id");
+    site.name = sr.str("name").value_or(site.id);
+    if (auto o = sr.choice<Ownership>("ownership", {{"self_built", Ownership::kSelfBuilt},
+                                                    {"leased", Ownership::kLeased}})) {
+      site.ownership = *o;
+    }
+    if (auto n = sr.integer("planned_cabinets", 0, 1'000'000)) site.planned_cabinets = int(*n);
+    if (auto n = sr.integer("pue_category", 1, 3)) site.pue_category = int(*n);
+    site.sim = parse_sim(d, sr, {"pue"});
+
+    std::unordered_set<std::string> room_ids;
+    for (const auto& rn : sr.seq("rooms", true)) {
+      MapReader rr(d, rn, sw + " room", {"id", "name", "rows"});
+      if (!rr.ok()) continue;
+      Room room;
+      if (!check_id(d, rr, sw + " room", room.id)) continue;
+      if (!room_ids.insert(room.id).second) d.error(rr.get("id"), sw + ": duplicate room id \"" + room.id + "\"");
+      room.name = rr.str("name").value_or(room.id);
+      std::unordered_set<std::string> row_ids;
+      for (const auto& wn : rr.seq("rows", true)) {
+        MapReader wr(d, wn, sw + " row", {"id", "cabinets"});
+        if (!wr.ok()) continue;
+        Row row;
+        if (!check_id(d, wr, sw + " row", row.id)) continue;
+        if (!row_ids.insert(row.id).second) {
+          d.error(wr.get("id"), sw + " room \"" + room.id + "\": duplicate row id \"" + row.id + "\"");
+        }
+        for (const auto& cn : wr.seq("cabinets", true)) {
+          MapReader cr(d, cn, sw + " cabinet",
+                       {"id", "rated_kw", "breaker", "feeds", "status", "simulate"});
+          if (!cr.ok()) continue;
+          Cabinet cab;
+          if (!check_id(d, cr, sw + " cabinet", cab.id)) continue;
+          const std::string cw = sw + " cabinet \"" + cab.id + "\"";
+          cab.site = site.id;
+          cab.room = room.id;
+          cab.row = row.id;
+          cab.loc = d.loc(cn);
+          if (site.find_cabinet(cab.id)) {
+            d.error(cr.get("id"), cw + ": duplicate cabinet id in this site");
+          }
+          cab.rated_w = defs.rated_w;
+          if (cr.has("rated_kw") && cr.has("breaker")) {
+            d.error(cr.key_node("breaker"), cw + ": give either rated_kw or breaker, not both");
+          }
+          if (auto v = cr.num("rated_kw")) {
+            if (*v <= 0 || *v > 1000) d.error(cr.get("rated_kw"), cw + ": rated_kw must be in (0, 1000]");
+            cab.rated_w = *v * 1000;
+          }
+          if (cr.has("breaker")) {
+            MapReader br(d, cr.get("breaker"), cw + " breaker", {"amps", "volts", "phases"});
+            Breaker b;
+            auto a = br.num("amps", true);
+            auto v = br.num("volts", true);
+            if (auto p = br.integer("phases", 1, 3)) {
+              if (*p == 2) d.error(br.get("phases"), cw + ": breaker phases must be 1 or 3");
+              b.phases = int(*p);
+            }
+            if (a && v) {
+              if (*a <= 0 || *v <= 0) {
+                d.error(cr.get("breaker"), cw + ": breaker amps and volts must be > 0");
+              }
+              b.amps = *a;
+              b.volts = *v;
+              cab.breaker = b;
+              cab.rated_w = b.phases == 3 ? std::sqrt(3.0) * b.volts * b.amps : b.volts * b.amps;
+            }
+          }
+          cab.feeds = defs.feeds;
+          if (cr.has("feeds")) {
+            cab.feeds.clear();
+            std::unordered_set<std::string> fs_seen;
+            for (auto& [f, at] : cr.str_list("feeds")) {
+              if (!fs_seen.insert(f).second) d.error(at, cw + ": duplicate feed \"" + f + "\"");
+              cab.feeds.push_back(f);
+            }
+            if (cab.feeds.empty()) d.error(cr.get("feeds"), cw + ": at least one feed is needed");
+          }
+          if (auto s = cr.choice<CabinetStatus>("status", {{"sold", CabinetStatus::kSold},
+                                                           {"internal", CabinetStatus::kInternal},
+                                                           {"free", CabinetStatus::kFree}})) {
+            cab.status = *s;
+          }
+          cab.sim = parse_sim(d, cr, {"load"});
+          row.cabinet_ids.push_back(cab.id);
+          site.cabinets.push_back(std::move(cab));
+        }
+        room.rows.push_back(std::move(row));
+      }
+      site.rooms.push_back(std::move(room));
+    }
+
+    for (const auto& dn : sr.seq("devices")) {
+      MapReader dr(d, dn, sw + " device",
+                   {"id", "kind", "profile", "endpoint", "unit", "interval", "timeout", "cabinet",
+                    "feed", "role", "room", "simulate"});
+      if (!dr.ok()) continue;
+      Device dev;
+      if (!check_id(d, dr, sw + " device", dev.id)) continue;
+      const std::string dw = "device \"" + dev.id + "\"";
+      dev.site = site.id;
+      dev.loc = d.loc(dn);
+      if (auto [it, fresh] = device_ids.emplace(dev.id, dev.loc); !fresh) {
+        d.error(dr.get("id"), dw + ": duplicate device id (first defined at line " +
+                                  std::to_string(it->second.line) + ")");
+      }
+      auto kind = dr.choice<DeviceKind>("kind", {{"pdu", DeviceKind::kPdu},
+                                                 {"meter", DeviceKind::kMeter},
+                                                 {"cooling", DeviceKind::kCooling},
+                                                 {"rack_sensor", DeviceKind::kRackSensor}},
+                                        true);
+      if (kind) dev.kind = *kind;
+      if (auto p = dr.str("profile", true)) {
+        dev.profile_name = *p;
+        dev.profile = get_profile(*p, dr.get("profile"), dw);
+      }
+      if (auto e = dr.str("endpoint", true)) dev.endpoint = parse_endpoint(d, dr.get("endpoint"), dw, *e);
+      if (auto u = dr.integer("unit", 0, 247)) dev.unit = int(*u);
+      dev.interval = dr.duration("interval").value_or(defs.interval);
+      dev.timeout = dr.duration("timeout").value_or(defs.timeout);
+      if (dev.timeout >= dev.interval) {
+        d.error(dr.has("timeout") ? dr.get("timeout") : dn,
+                dw + ": timeout (" + std::to_string(dev.timeout.count()) +
+                    " ms) must be shorter than the poll interval (" +
+                    std::to_string(dev.interval.count()) + " ms)");
+      }
+      if (!dev.endpoint.host.empty()) {
+        auto& units = addresses[dev.endpoint.key()];
+        if (auto [it, fresh] = units.emplace(dev.unit, dev.id); !fresh) {
+          d.error(dr.has("unit") ? dr.get("unit") : dn,
+                  dw + ": unit " + std::to_string(dev.unit) + " at " + dev.endpoint.key() +
+                      " is already used by device \"" + it->second + "\"");
+        }
+      }
+      dev.cabinet = dr.str("cabinet").value_or("");
+      dev.feed = dr.str("feed").value_or("");
+      dev.room = dr.str("room").value_or("");
+      if (auto r = dr.choice<MeterRole>("role", {{"facility_total", MeterRole::kFacilityTotal},
+                                                 {"it_total", MeterRole::kItTotal},
+                                                 {"cooling", MeterRole::kCooling},
+                                                 {"other", MeterRole::kOther}})) {
+        dev.role = *r;
+      }
+      dev.sim = parse_sim(d, dr, {"inlet_c"});
+
+      // Placement rules per kind.
+      if (kind) {
+        const bool needs_cabinet = dev.kind == DeviceKind::kPdu || dev.kind == DeviceKind::kRackSensor;
+        if (needs_cabinet && !dr.has("cabinet")) {
+          d.error(dn, dw + ": a " + std::string(to_string(dev.kind)) + " needs \"cabinet\"");
+        }
+        if (!needs_cabinet && dr.has("cabinet")) {
+          d.error(dr.key_node("cabinet"), dw + ": \"cabinet\" applies only to pdu and rack_sensor");
+        }
+        const Cabinet* cab = dev.cabinet.empty() ? nullptr : site.find_cabinet(dev.cabinet);
+        if (needs_cabinet && !dev.cabinet.empty() && !cab) {
+          d.error(dr.get("cabinet"), dw + ": unknown cabinet \"" + dev.cabinet + "\" in " + sw);
+        }
+        if (dev.kind == DeviceKind::kPdu) {
+          if (!dr.has("feed")) {
+            d.error(dn, dw + ": a pdu needs \"feed\" (which of the cabinet's feeds it measures)");
+          } else if (cab && std::find(cab->feeds.begin(), cab->feeds.end(), dev.feed) == cab->feeds.end()) {
+            std::string fl;
+            for (const auto& f : cab->feeds) fl += (fl.empty() ? "" : ", ") + f;
+            d.error(dr.get("feed"), dw + ": cabinet \"" + dev.cabinet + "\" has no feed \"" + dev.feed +
+                                        "\" (its feeds: " + fl + ")");
+          }
+        } else if (dr.has("feed")) {
+          d.error(dr.key_node("feed"), dw + ": \"feed\" applies only to pdu");
+        }
+        if (dev.kind == DeviceKind::kMeter && !dr.has("role")) {
+          d.error(dn, dw + ": a meter needs \"role\" (facility_total, it_total, cooling, other)");
+        }
+        if (dev.kind != DeviceKind::kMeter && dr.has("role")) {
+          d.error(dr.key_node("role"), dw + ": \"role\" applies only to meter");
+        }
+        if (dev.kind == DeviceKind::kCooling && !dr.has("room")) {
+          d.error(dn, dw + ": a cooling unit needs \"room\"");
+        }
+        if (!dev.room.empty() && !room_ids.count(dev.room)) {
+          d.error(dr.get("room"), dw + ": unknown room \"" + dev.room + "\" in " + sw);
+        }
+        // The model needs these points; a profile without them cannot serve this kind.
+        if (dev.profile) {
+          std::vector<std::string> needed;
+          if (dev.kind == DeviceKind::kPdu || dev.kind == DeviceKind::kMeter) needed = {"active_power"};
+          if (dev.kind == DeviceKind::kRackSensor) needed = {"inlet_temperature"};
+          for (const auto& n : needed) {
+            if (!dev.profile->find(n)) {
+              d.error(dr.get("profile"), dw + ": profile \"" + dev.profile_name + "\" has no point \"" +
+                                             n + "\", which a " + to_string(dev.kind) + " needs");
+            }
+          }
+        }
+      }
+      site.devices.push_back(std::move(dev));
+    }
+    // Two PDUs on one feed of one cabinet would double-count power.
+    std::map<std::pair<std::string, std::string>, std::string> feed_owner;
+    for (const auto& dev : site.devices) {
+      if (dev.kind != DeviceKind::kPdu || dev.cabinet.empty() || dev.feed.empty()) continue;
+      auto [it, fresh] = feed_owner.emplace(std::make_pair(dev.cabinet, dev.feed), dev.id);
+      if (!fresh) {
+        d.error(dev.loc, "device \"" + dev.id + "\": feed " + dev.feed + " of cabinet \"" + dev.cabinet +
+                             "\" is already measured by \"" + it->second + "\"");
+      }
+    }
+    if (site.planned_cabinets == 0) site.planned_cabinets = static_cast<int>(site.cabinets.size());
+    if (site.planned_cabinets < static_cast<int>(site.cabinets.size())) {
+      d.error(sr.get("planned_cabinets"),
+              sw + ": planned_cabinets (" + std::to_string(site.planned_cabinets) +
+                  ") is less than the cabinets in the inventory (" +
+                  std::to_string(site.cabinets.size()) + ")");
+    }
+    cfg.sites.push_back(std::move(site));
+  }
+
+  if (!d.errors().empty()) {
+    auto& errs = d.errors();
+    std::stable_sort(errs.begin(), errs.end(), [](const ConfigError& a, const ConfigError& b) {
+      if (a.loc.file != b.loc.file) return a.loc.file < b.loc.file;
+      return std::tie(a.loc.line, a.loc.column) < std::tie(b.loc.line, b.loc.column);
+    });
+    throw ConfigException(std::move(errs));
+  }
+  return cfg;
+}
+
+}  // namespace facility

@@ -1,0 +1,188 @@
+// facilityd configuration: daemon settings, register-map profiles and the site inventory
+// (sites > rooms > rows > cabinets, and the devices that measure them).
+//
+// load_config() parses and validates everything before any I/O happens. Every problem is
+// reported with file, line and column; unknown keys and duplicates are errors. See
+// docs/config.md for every key.
+//
+// Thread-safety: a Config is immutable after loading and may be shared (const) between threads.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collectors/modbus/codec.h"
+
+namespace facility {
+
+using Millis = std::chrono::milliseconds;
+
+// A location in a config or profile file, for error messages.
+struct SourceLoc {
+  std::string file;
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+};
+
+struct ConfigError {
+  SourceLoc loc;
+  std::string message;
+  std::string format() const;  // "FILE:LINE:COL: message"
+};
+
+// Thrown by load_config(); carries every problem found, not just the first.
+class ConfigException : public std::exception {
+ public:
+  explicit ConfigException(std::vector<ConfigError> errors);
+  const char* what() const noexcept override { return summary_.c_str(); }
+  const std::vector<ConfigError>& errors() const { return errors_; }
+
+ private:
+  std::vector<ConfigError> errors_;
+  std::string summary_;
+};
+
+// ---- Profiles (register maps, config/profiles/*.yaml) ------------------------------------
+
+struct ProfilePoint {
+  modbus::PointSpec spec;
+  std::string description;
+};
+
+struct Profile {
+  std::string name;  // file name without .yaml
+  std::string description;
+  std::string source;  // where the register map comes from (document, version) or "synthetic"
+  int max_registers_per_read = 125;
+  std::vector<ProfilePoint> points;
+  SourceLoc loc;
+  const ProfilePoint* find(const std::string& point_name) const;
+};
+
+// ---- Inventory ---------------------------------------------------------------------------
+
+enum class DeviceKind { kPdu, kMeter, kCooling, kRackSensor };
+enum class MeterRole { kNone, kFacilityTotal, kItTotal, kCooling, kOther };
+enum class CabinetStatus { kFree, kSold, kInternal };
+enum class Ownership { kSelfBuilt, kLeased };
+
+const char* to_string(DeviceKind k);
+const char* to_string(MeterRole r);
+const char* to_string(CabinetStatus s);
+const char* to_string(Ownership o);
+
+// Hints for facility-sim only; the daemon ignores them. Absent keys keep their defaults.
+struct SimHints {
+  std::optional<double> load;     // cabinet: mean load as a fraction of rated power (0 = unpowered)
+  std::optional<double> inlet_c;  // rack sensor: mean inlet temperature, degC
+  std::optional<double> pue;      // site: facility power / IT power
+};
+
+struct Breaker {
+  double amps = 0;
+  double volts = 0;
+  int phases = 1;  // 1: V x A; 3: sqrt(3) x V(line-line) x A
+};
+
+struct Cabinet {
+  std::string id;  // unique within its site
+  std::string site, room, row;
+  double rated_w = 0;  // from rated_kw, or from the breaker
+  std::optional<Breaker> breaker;
+  std::vector<std::string> feeds;  // e.g. {"A","B"}
+  CabinetStatus status = CabinetStatus::kFree;
+  SimHints sim;
+  SourceLoc loc;
+};
+
+struct Row {
+  std::string id;
+  std::vector<std::string> cabinet_ids;
+};
+
+struct Room {
+  std::string id;
+  std::string name;
+  std::vector<Row> rows;
+};
+
+struct Endpoint {
+  std::string scheme;  // "tcp"
+  std::string host;
+  int port = 502;
+  std::string key() const;  // "tcp://host:port", identifies one connection / serial line
+};
+
+struct Device {
+  std::string id;  // unique in the whole config
+  std::string site;
+  DeviceKind kind = DeviceKind::kPdu;
+  std::string profile_name;
+  std::shared_ptr<const Profile> profile;
+  Endpoint endpoint;
+  int unit = 1;  // Modbus unit id 0..247
+  Millis interval{15000};
+  Millis timeout{1000};
+  std::string cabinet;  // pdu, rack_sensor
+  std::string feed;     // pdu
+  std::string room;     // cooling (required), others optional
+  MeterRole role = MeterRole::kNone;  // meter
+  SimHints sim;
+  SourceLoc loc;
+};
+
+struct Site {
+  std::string id;
+  std::string name;
+  Ownership ownership = Ownership::kSelfBuilt;
+  int planned_cabinets = 0;  // build-out plan total; 0 = same as delivered (inventory)
+  int pue_category = 1;      // ISO/IEC 30134-2 category of the it_total meter (1, 2 or 3)
+  std::vector<Room> rooms;
+  std::vector<Cabinet> cabinets;  // every cabinet of every room, in file order
+  std::vector<Device> devices;
+  SimHints sim;
+  const Cabinet* find_cabinet(const std::string& id) const;
+};
+
+struct MqttSettings {
+  bool enabled = true;
+  std::string broker = "tcp://127.0.0.1:1883";
+  std::string client_id = "facilityd";
+  std::string topic_prefix = "facility";
+  int qos = 1;
+  Millis publish_interval{10000};
+  Millis keepalive{30000};
+};
+
+struct DaemonSettings {
+  std::string listen = "127.0.0.1:10044";
+  int stale_after_intervals = 3;  // a reading older than N x its device's interval is stale
+  double powered_threshold_w = 100;  // a cabinet drawing more than this counts as powered
+};
+
+struct Config {
+  std::string path;  // the file it was loaded from
+  DaemonSettings daemon;
+  MqttSettings mqtt;
+  std::map<std::string, std::shared_ptr<const Profile>> profiles;
+  std::vector<Site> sites;
+
+  const Site* find_site(const std::string& id) const;
+  std::vector<const Device*> all_devices() const;
+};
+
+// Loads and validates a config file and the profiles it uses. Throws ConfigException listing
+// every problem found.
+Config load_config(const std::string& path);
+
+// Loads one profile file (used by load_config and by `facilityd probe --profile`).
+std::shared_ptr<const Profile> load_profile(const std::string& path);
+
+// Parses "15s", "500ms", "2m", "1h". nullopt on error.
+std::optional<Millis> parse_duration(const std::string& s);
+
+}  // namespace facility

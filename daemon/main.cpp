@@ -1,0 +1,137 @@
+// facilityd: command-line shell over the facility_core library.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "facilityd_version.h"
+
+namespace {
+
+constexpr const char* kDescription = R"(facilityd - data-center facility monitoring daemon.
+
+Polls PDUs, energy meters, cooling units and rack sensors over Modbus TCP (read-only:
+function codes 1-4 only), derives cabinet power against rated power, site IT and facility
+power, PUE and occupancy, and serves them as Prometheus metrics and MQTT messages.
+
+Examples:
+  facilityd check-config /etc/facilityd/facilityd.yaml
+  facilityd run --config /etc/facilityd/facilityd.yaml
+  facilityd run --config config/demo/facilityd.yaml --listen 127.0.0.1:10044
+
+Configuration keys: docs/config.md. Metrics: docs/metrics.md. MQTT topics: docs/mqtt.md.)";
+
+int check_config(const std::string& path, bool quiet) {
+  try {
+    const auto cfg = facility::load_config(path);
+    if (!quiet) {
+      std::size_t cabinets = 0, devices = 0;
+      for (const auto& s : cfg.sites) {
+        cabinets += s.cabinets.size();
+        devices += s.devices.size();
+      }
+      std::printf("%s: OK: %zu sites, %zu cabinets, %zu devices, %zu profiles\n", path.c_str(),
+                  cfg.sites.size(), cabinets, devices, cfg.profiles.size());
+    }
+    return 0;
+  } catch (const facility::ConfigException& e) {
+    for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
+    std::fprintf(stderr, "%s: %zu problem%s found\n", path.c_str(), e.errors().size(),
+                 e.errors().size() == 1 ? "" : "s");
+    return 1;
+  }
+}
+
+int run(const std::string& path, const facility::DaemonOptions& opt) {
+  std::shared_ptr<const facility::Config> cfg;
+  try {
+    cfg = std::make_shared<const facility::Config>(facility::load_config(path));
+  } catch (const facility::ConfigException& e) {
+    for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
+    std::fprintf(stderr, "facilityd: not starting: the configuration has %zu problem%s\n",
+                 e.errors().size(), e.errors().size() == 1 ? "" : "s");
+    return 1;
+  }
+
+  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  std::size_t cabinets = 0, devices = 0;
+  for (const auto& s : cfg->sites) {
+    cabinets += s.cabinets.size();
+    devices += s.devices.size();
+  }
+  facility::Daemon daemon(cfg, opt);
+  try {
+    daemon.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  spdlog::info("facilityd {} started: {} sites, {} cabinets, {} devices on {} endpoints",
+               FACILITYD_VERSION, cfg->sites.size(), cabinets, devices, daemon.endpoint_count());
+  spdlog::info("metrics at {}", daemon.metrics_url());
+  if (cfg->mqtt.enabled && !opt.no_mqtt) {
+    spdlog::info("MQTT to {} under {}/<site>/...", opt.mqtt_broker.value_or(cfg->mqtt.broker),
+                 cfg->mqtt.topic_prefix);
+  }
+  sd_notify(0, "READY=1");
+
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  sd_notify(0, "STOPPING=1");
+  daemon.stop();
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{kDescription, "facilityd"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("facilityd ") + FACILITYD_VERSION);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+
+  std::string config_path;
+  facility::DaemonOptions opt;
+  std::string listen, broker;
+  auto* run_cmd = app.add_subcommand("run", "Poll the devices of a configuration and serve metrics "
+                                            "until SIGINT/SIGTERM.");
+  run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required()
+      ->check(CLI::ExistingFile);
+  run_cmd->add_option("--listen", listen, "Override daemon.listen, HOST:PORT for /metrics "
+                                          "(port 0 picks a free port)");
+  run_cmd->add_option("--mqtt-broker", broker, "Override mqtt.broker, e.g. tcp://127.0.0.1:1883");
+  run_cmd->add_flag("--no-mqtt", opt.no_mqtt, "Do not connect to MQTT");
+
+  bool quiet = false;
+  auto* check_cmd = app.add_subcommand(
+      "check-config",
+      "Validate a configuration and the profiles it uses; print every problem as "
+      "FILE:LINE:COL: message and exit 1 if there is any.");
+  check_cmd->add_option("config", config_path, "Configuration file (YAML)")->required();
+  check_cmd->add_flag("-q,--quiet", quiet, "Print nothing when the configuration is valid");
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+
+  if (*check_cmd) return check_config(config_path, quiet);
+  if (!listen.empty()) opt.listen = listen;
+  if (!broker.empty()) opt.mqtt_broker = broker;
+  return run(config_path, opt);
+}

@@ -1,0 +1,62 @@
+// Latest decoded readings per device, as produced by the collectors.
+//
+// ReadingStore is written by poll workers and read by the model; it is thread-safe.
+// A DeviceReading is one complete poll cycle of one device: all its points come from the same
+// cycle, so a consumer never mixes two cycles of one device.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace facility {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = Clock::time_point;
+
+enum class Quality { kGood, kStale, kError };
+const char* to_string(Quality q);
+
+struct PointValue {
+  std::optional<double> value;  // in the profile's unit; nullopt = device said "not available"
+  std::string unit;
+};
+
+struct DeviceReading {
+  std::string device_id;
+  TimePoint polled_at{};                    // when the cycle completed
+  std::map<std::string, PointValue> points;  // by point name; only points read this cycle
+  bool complete = true;                      // every configured point was read
+};
+
+struct DeviceHealth {
+  TimePoint last_attempt{};
+  TimePoint last_success{};  // epoch = never
+  bool up = false;           // the last poll cycle succeeded
+  std::string last_error;
+  std::uint64_t polls_ok = 0;
+  std::uint64_t polls_failed = 0;
+};
+
+class ReadingStore {
+ public:
+  void put_success(DeviceReading r);
+  void put_failure(const std::string& device_id, TimePoint when, std::string error);
+
+  struct Entry {
+    std::shared_ptr<const DeviceReading> reading;  // last successful cycle, may be null
+    DeviceHealth health;
+  };
+  // A copy of every device's latest state, for one model run.
+  std::unordered_map<std::string, Entry> snapshot() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace facility

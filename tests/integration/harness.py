@@ -1,0 +1,213 @@
+"""Shared harness for facilityd integration tests.
+
+Starts real components (mosquitto, facility-sim, facilityd) on free loopback ports, in a
+temporary directory, and stops them whatever happens. Standard library only.
+"""
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def parse_args():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--source-dir", required=True)
+    return ap.parse_args()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with contextlib.suppress(OSError):
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def wait_for(what, fn, timeout, interval=0.5):
+    """Polls fn() until it returns a truthy value; raises with `what` on timeout."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$')
+LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Returns a list of (name, {labels}, value)."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = METRIC_RE.match(line)
+        if not m:
+            raise ValueError(f"unparseable exposition line: {line!r}")
+        labels = dict(LABEL_RE.findall(m.group(3) or ""))
+        out.append((m.group(1), labels, float(m.group(4))))
+    return out
+
+
+def find(samples, name, **labels):
+    for n, l, v in samples:
+        if n == name and all(l.get(k) == val for k, val in labels.items()):
+            return v
+    return None
+
+
+class Processes:
+    """Children started by a test; all stopped (TERM, then KILL) on exit."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.procs = {}
+
+    def start(self, name, argv, **kw):
+        log = open(os.path.join(self.workdir, f"{name}.log"), "w")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
+        self.procs[name] = (p, log)
+        return p
+
+    def log(self, name):
+        with open(os.path.join(self.workdir, f"{name}.log")) as f:
+            return f.read()
+
+    def stop(self, name, sig=signal.SIGTERM, timeout=15):
+        p, log = self.procs.pop(name)
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+        return p.returncode
+
+    def stop_all(self):
+        for name in list(reversed(list(self.procs))):
+            self.stop(name)
+
+
+def start_mosquitto(procs, workdir):
+    port = free_port()
+    conf = os.path.join(workdir, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    procs.start("mosquitto", ["/usr/sbin/mosquitto", "-c", conf])
+    wait_port(port)
+    return port
+
+
+def remap_config(src_config, source_dir, workdir):
+    """Copies a config with every tcp://127.0.0.1:PORT endpoint moved to a free port and
+    profiles_dir made absolute, so tests never collide with a running demo or each other."""
+    with open(src_config) as f:
+        text = f.read()
+    ports = sorted(set(re.findall(r"tcp://127\.0\.0\.1:(\d+)", text)))
+    mapping = {p: str(free_port()) for p in ports}
+    text = re.sub(r"tcp://127\.0\.0\.1:(\d+)", lambda m: "tcp://127.0.0.1:" + mapping[m.group(1)],
+                  text)
+    text = re.sub(r"(?m)^profiles_dir:.*$",
+                  "profiles_dir: " + os.path.join(source_dir, "config", "profiles"), text)
+    out = os.path.join(workdir, "facilityd.yaml")
+    with open(out, "w") as f:
+        f.write(text)
+    return out, [int(p) for p in mapping.values()]
+
+
+class Subscriber:
+    """mosquitto_sub writing every message (topic + payload, retained flag) to a file."""
+
+    def __init__(self, procs, port, topic, name="sub"):
+        self.name = name
+        self.path = os.path.join(procs.workdir, f"{name}.log")
+        # -F: %r retained flag, %t topic, %p payload; one message per line.
+        procs.start(name, ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+                           "-q", "1", "-F", "%r %t %p"])
+
+    def messages(self):
+        out = []
+        with open(self.path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                parts = line.split(" ", 2)
+                if len(parts) == 3:
+                    out.append((parts[0] == "1", parts[1], parts[2]))
+        return out
+
+    def last(self, topic):
+        msgs = [m for m in self.messages() if m[1] == topic]
+        return msgs[-1] if msgs else None
+
+
+@contextlib.contextmanager
+def workspace(name):
+    d = tempfile.mkdtemp(prefix=f"facilityd-{name}-")
+    procs = Processes(d)
+    ok = False
+    try:
+        yield d, procs
+        ok = True
+    finally:
+        procs.stop_all()
+        if ok and not os.environ.get("FACILITYD_KEEP_TEST_DIRS"):
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            print(f"test files kept in {d}", file=sys.stderr)
+            for fn in sorted(os.listdir(d)):
+                if fn.endswith(".log"):
+                    with open(os.path.join(d, fn)) as f:
+                        tail = f.read()[-3000:]
+                    print(f"----- {fn} (tail) -----\n{tail}", file=sys.stderr)
+
+
+class Checks:
+    """Collects failures so one run reports all of them; prints a closing summary line."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+            print(f"  ok   {what}")
+        else:
+            self.failed.append(what)
+            print(f"  FAIL {what}")
+
+    def finish(self):
+        print(f"{self.passed} passed, {len(self.failed)} failed")
+        return 1 if self.failed else 0
