@@ -180,6 +180,8 @@ class MapReader {
   }
   const YAML::Node& node() const { return node_; }
   const std::string& what() const { return what_; }
+  // Once an entity's id is known, later messages name it: 'cabinet "A01-03": ...'.
+  void set_what(std::string w) { what_ = std::move(w); }
 
   std::optional<std::string> str(const std::string& k, bool required = false) {
     if (!has(k)) {
@@ -613,6 +615,7 @@ Config load_config(const std::string& path) {
     Site site;
     if (!check_id(d, sr, "site", site.id)) continue;
     const std::string sw = "site \"" + site.id + "\"";
+    sr.set_what(sw);
     if (!site_ids.insert(site.id).second) d.error(sr.get("id"), sw + ": duplicate site id");
     site.name = sr.str("name").value_or(site.id);
     if (auto o = sr.choice<Ownership>("ownership", {{"self_built", Ownership::kSelfBuilt},
@@ -647,6 +650,7 @@ Config load_config(const std::string& path) {
           Cabinet cab;
           if (!check_id(d, cr, sw + " cabinet", cab.id)) continue;
           const std::string cw = sw + " cabinet \"" + cab.id + "\"";
+          cr.set_what(cw);
           cab.site = site.id;
           cab.room = room.id;
           cab.row = row.id;
@@ -713,6 +717,7 @@ Config load_config(const std::string& path) {
       Device dev;
       if (!check_id(d, dr, sw + " device", dev.id)) continue;
       const std::string dw = "device \"" + dev.id + "\"";
+      dr.set_what(dw);
       dev.site = site.id;
       dev.loc = d.loc(dn);
       if (auto [it, fresh] = device_ids.emplace(dev.id, dev.loc); !fresh) {
@@ -730,7 +735,12 @@ Config load_config(const std::string& path) {
         dev.profile = get_profile(*p, dr.get("profile"), dw);
       }
       if (auto e = dr.str("endpoint", true)) dev.endpoint = parse_endpoint(d, dr.get("endpoint"), dw, *e);
-      if (auto u = dr.integer("unit", 0, 247)) dev.unit = int(*u);
+      bool unit_ok = true;
+      if (dr.has("unit")) {
+        auto u = dr.integer("unit", 0, 247);
+        unit_ok = u.has_value();
+        if (u) dev.unit = int(*u);
+      }
       dev.interval = dr.duration("interval").value_or(defs.interval);
       dev.timeout = dr.duration("timeout").value_or(defs.timeout);
       if (dev.timeout >= dev.interval) {
@@ -739,7 +749,7 @@ Config load_config(const std::string& path) {
                     " ms) must be shorter than the poll interval (" +
                     std::to_string(dev.interval.count()) + " ms)");
       }
-      if (!dev.endpoint.host.empty()) {
+      if (!dev.endpoint.host.empty() && unit_ok) {
         auto& units = addresses[dev.endpoint.key()];
         if (auto [it, fresh] = units.emplace(dev.unit, dev.id); !fresh) {
           d.error(dr.has("unit") ? dr.get("unit") : dn,

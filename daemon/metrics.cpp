@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,6 +18,8 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 using Labels = std::vector<ClientMetric::Label>;
 
+// Families are filled through references handed out by family(); a deque keeps those
+// references valid while more families are added.
 class Families {
  public:
   MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
@@ -33,7 +36,7 @@ class Families {
   }
 
  private:
-  std::vector<MetricFamily> out_;
+  std::deque<MetricFamily> out_;
 };
 
 void gauge(MetricFamily& f, Labels labels, double v) {

@@ -135,12 +135,13 @@ def remap_config(src_config, source_dir, workdir):
     profiles_dir made absolute, so tests never collide with a running demo or each other."""
     with open(src_config) as f:
         text = f.read()
-    ports = sorted(set(re.findall(r"tcp://127\.0\.0\.1:(\d+)", text)))
+    # Device endpoints only (the MQTT broker URI looks alike and is passed on the command line).
+    ep = re.compile(r'(endpoint:\s*"?tcp://127\.0\.0\.1:)(\d+)')
+    ports = sorted(set(m.group(2) for m in ep.finditer(text)))
     mapping = {p: str(free_port()) for p in ports}
-    text = re.sub(r"tcp://127\.0\.0\.1:(\d+)", lambda m: "tcp://127.0.0.1:" + mapping[m.group(1)],
-                  text)
+    text = ep.sub(lambda m: m.group(1) + mapping[m.group(2)], text)
     text = re.sub(r"(?m)^profiles_dir:.*$",
-                  "profiles_dir: " + os.path.join(source_dir, "config", "profiles"), text)
+                  "profiles_dir: " + os.path.join(os.path.abspath(source_dir), "config", "profiles"), text)
     out = os.path.join(workdir, "facilityd.yaml")
     with open(out, "w") as f:
         f.write(text)

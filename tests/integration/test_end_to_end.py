@@ -130,28 +130,48 @@ def main():
         # MQTT: birth, cabinet and summary payloads.
         sites = list(truth["sites"])
 
-        def mqtt_ready():
-            return all(sub.last(f"facility/{s}/summary") for s in sites)
+        # Wait for a publish made after every device was up, so retained state is complete.
+        t_all_up = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t_start + t_ready))
 
-        h.wait_for("MQTT summaries", mqtt_ready, timeout=30)
+        def mqtt_ready():
+            for s in sites:
+                m = sub.last(f"facility/{s}/summary")
+                if not m or json.loads(m[2])["ts"][:19] <= t_all_up:
+                    return False
+            return True
+
+        h.wait_for("MQTT summaries published after all devices were up", mqtt_ready, timeout=30)
         for s in sites:
             st = sub.last(f"facility/{s}/status")
             c.check(st is not None and st[2] == "online", f"facility/{s}/status is online ({st})")
             summ = json.loads(sub.last(f"facility/{s}/summary")[2])
             c.check(all(k in summ for k in ("ts", "it_power_w", "facility_power_w", "pue", "occupancy")),
                     f"facility/{s}/summary has ts, it_power_w, facility_power_w, pue, occupancy")
-        cab_key = next(iter(truth["cabinets"]))
-        site, cab = cab_key.split("/", 1)
-        m = sub.last(f"facility/{site}/cabinet/{cab}")
-        ok = m is not None
-        if ok:
-            p = json.loads(m[2])
-            ok = (all(k in p for k in ("ts", "power_w", "rated_w", "utilization", "feeds"))
-                  and set(p["feeds"]) == set(truth["cabinets"][cab_key]["feeds"])
-                  and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", p["ts"]) is not None
-                  and m[0])
-        c.check(ok, f"facility/{site}/cabinet/{cab} is retained JSON with ts, power_w, rated_w, "
-                    f"utilization, feeds ({m[2][:200] if m else None})")
+        # A late subscriber gets the retained state at once (retain flag set).
+        def late(topic):
+            r = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mqtt_port), "-t", topic,
+                                "-C", "1", "-W", "5", "-F", "%r %p"], capture_output=True, text=True)
+            flag, _, payload = r.stdout.strip().partition(" ")
+            return flag == "1", payload
+
+        for s in sites:
+            retained, payload = late(f"facility/{s}/status")
+            c.check(retained and payload == "online", f"late subscriber: facility/{s}/status retained online")
+        for cab_key in list(truth["cabinets"])[:3]:
+            site, cab = cab_key.split("/", 1)
+            retained, payload = late(f"facility/{site}/cabinet/{cab}")
+            ok = retained
+            try:
+                p = json.loads(payload)
+                ok = ok and (all(k in p for k in ("ts", "power_w", "rated_w", "utilization", "feeds"))
+                             and set(p["feeds"]) == set(truth["cabinets"][cab_key]["feeds"])
+                             and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", p["ts"]) is not None
+                             and abs(p["power_w"] - truth["cabinets"][cab_key]["power_w"])
+                             <= POWER_TOLERANCE * max(truth["cabinets"][cab_key]["power_w"], 100.0))
+            except (ValueError, TypeError, KeyError):
+                ok = False
+            c.check(ok, f"late subscriber: facility/{site}/cabinet/{cab} is retained JSON with ts, "
+                        f"power_w (~truth), rated_w, utilization, feeds ({payload[:160]})")
 
         # Last will: SIGKILL the daemon; the broker publishes "offline" for every site.
         procs.stop("facilityd", sig=signal.SIGKILL)
