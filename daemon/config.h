@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "collectors/modbus/codec.h"
+#include "daemon/config_modbus.h"
+#include "daemon/config_mqtt.h"
 
 namespace facility {
 
@@ -110,13 +112,6 @@ struct Room {
   std::vector<Row> rows;
 };
 
-struct Endpoint {
-  std::string scheme;  // "tcp"
-  std::string host;
-  int port = 502;
-  std::string key() const;  // "tcp://host:port", identifies one connection / serial line
-};
-
 struct Device {
   std::string id;  // unique in the whole config
   std::string site;
@@ -146,16 +141,6 @@ struct Site {
   std::vector<Device> devices;
   SimHints sim;
   const Cabinet* find_cabinet(const std::string& id) const;
-};
-
-struct MqttSettings {
-  bool enabled = true;
-  std::string broker = "tcp://127.0.0.1:1883";
-  std::string client_id = "facilityd";
-  std::string topic_prefix = "facility";
-  int qos = 1;
-  Millis publish_interval{10000};
-  Millis keepalive{30000};
 };
 
 struct DaemonSettings {

@@ -3,11 +3,11 @@
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 
-#include <map>
 #include <stdexcept>
 
 #include "daemon/metrics.h"
 #include "daemon/mqtt_publisher.h"
+#include "daemon/polling.h"
 
 namespace facility {
 
@@ -23,6 +23,8 @@ std::shared_ptr<const FacilitySnapshot> Daemon::snapshot() const {
   std::lock_guard lock(snap_mu_);
   return snapshot_;
 }
+
+std::size_t Daemon::endpoint_count() const { return polling_ ? polling_->endpoint_count() : 0; }
 
 int Daemon::metrics_port() const {
   if (!exposer_) return 0;
@@ -48,7 +50,8 @@ void Daemon::start() {
   // First snapshot before anything can scrape, so /metrics is never half-initialised.
   {
     std::lock_guard lock(snap_mu_);
-    snapshot_ = compute_snapshot(config_, store_.snapshot(), Clock::now());
+    model_ = std::make_unique<FacilityModel>(config_);
+    snapshot_ = model_->update(store_.snapshot(), Clock::now());
   }
 
   if (config_->mqtt.enabled && !opt_.no_mqtt) {
@@ -79,41 +82,8 @@ void Daemon::start() {
   collectable_ = std::make_shared<SnapshotCollectable>(std::move(src));
   exposer_->RegisterCollectable(collectable_);
 
-  // Group devices by endpoint: one poller (one connection, one thread) per endpoint.
-  std::map<std::string, std::pair<modbus::EndpointOptions, std::vector<modbus::DeviceSpec>>> eps;
-  for (const Device* d : config_->all_devices()) {
-    auto& [eo, specs] = eps[d->endpoint.key()];
-    eo.host = d->endpoint.host;
-    eo.port = d->endpoint.port;
-    modbus::DeviceSpec spec;
-    spec.id = d->id;
-    spec.unit = d->unit;
-    spec.interval = d->interval;
-    spec.timeout = d->timeout;
-    spec.max_registers_per_read = d->profile->max_registers_per_read;
-    for (const auto& p : d->profile->points) spec.points.push_back(p.spec);
-    specs.push_back(std::move(spec));
-  }
-  for (auto& [key, v] : eps) {
-    auto& [eo, specs] = v;
-    pollers_.push_back(std::make_unique<modbus::EndpointPoller>(
-        eo, std::move(specs),
-        [this](const modbus::PollResult& r) {
-          stats_.on_poll(r.device_id, std::chrono::duration<double>(r.duration).count());
-          if (r.ok) {
-            DeviceReading dr;
-            dr.device_id = r.device_id;
-            dr.polled_at = r.completed_at;
-            for (const auto& v : r.values) dr.points[v.name] = PointValue{v.value, v.unit};
-            store_.put_success(std::move(dr));
-          } else {
-            store_.put_failure(r.device_id, r.completed_at, r.error);
-            spdlog::debug("poll {} failed: {}", r.device_id, r.error);
-          }
-        },
-        [this](const modbus::RequestEvent& e) { stats_.on_request(e); }));
-  }
-  for (auto& p : pollers_) p->start();
+  polling_ = std::make_unique<PollingService>(*config_, store_, stats_);
+  polling_->start();
   model_thread_ = std::thread([this] { model_loop(); });
   started_ = true;
 }
@@ -127,7 +97,7 @@ void Daemon::model_loop() {
       std::unique_lock lock(mu_);
       if (cv_.wait_for(lock, opt_.model_interval, [this] { return stopping_; })) break;
     }
-    auto snap = compute_snapshot(config_, store_.snapshot(), Clock::now());
+    auto snap = model_->update(store_.snapshot(), Clock::now());
     {
       std::lock_guard lock(snap_mu_);
       snapshot_ = snap;
@@ -161,7 +131,7 @@ void Daemon::stop() {
   cv_.notify_all();
   if (model_thread_.joinable()) model_thread_.join();
   if (mqtt_) mqtt_->stop();
-  for (auto& p : pollers_) p->stop();
+  if (polling_) polling_->stop();
   if (exposer_ && collectable_) exposer_->RemoveCollectable(collectable_);
   exposer_.reset();
 }

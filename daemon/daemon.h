@@ -16,7 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include "collectors/modbus/endpoint_poller.h"
 #include "daemon/collector_stats.h"
 #include "daemon/config.h"
 #include "daemon/model.h"
@@ -30,6 +29,7 @@ namespace facility {
 
 class MqttPublisher;
 class SnapshotCollectable;
+class PollingService;
 
 struct DaemonOptions {
   std::optional<std::string> listen;       // overrides daemon.listen
@@ -52,7 +52,7 @@ class Daemon {
   std::shared_ptr<const FacilitySnapshot> snapshot() const;
   int metrics_port() const;  // the bound port (useful with listen port 0)
   std::string metrics_url() const;
-  std::size_t endpoint_count() const { return pollers_.size(); }
+  std::size_t endpoint_count() const;
 
  private:
   void model_loop();
@@ -62,7 +62,8 @@ class Daemon {
   double config_loaded_at_ = 0;
   ReadingStore store_;
   CollectorStats stats_;
-  std::vector<std::unique_ptr<modbus::EndpointPoller>> pollers_;
+  std::unique_ptr<PollingService> polling_;
+  std::unique_ptr<FacilityModel> model_;  // used by the model thread only (after start)
 
   mutable std::mutex snap_mu_;
   std::shared_ptr<const FacilitySnapshot> snapshot_;

@@ -228,4 +228,9 @@ std::shared_ptr<const FacilitySnapshot> compute_snapshot(
   return snap;
 }
 
+std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
+    const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now) {
+  return compute_snapshot(config_, readings, now);
+}
+
 }  // namespace facility

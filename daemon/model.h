@@ -89,6 +89,20 @@ struct FacilitySnapshot {
 double to_base_unit(double v, const std::string& unit);
 bool is_known_unit(const std::string& unit);
 
+// The model with its memory across cycles (hysteresis, energy windows). update() is called by
+// one thread (the daemon's model loop) once per model interval.
+// Thread-safety: not thread-safe; the snapshots it returns are immutable and shareable.
+class FacilityModel {
+ public:
+  explicit FacilityModel(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+  std::shared_ptr<const FacilitySnapshot> update(
+      const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now);
+
+ private:
+  std::shared_ptr<const Config> config_;
+};
+
+// Stateless part of the model: everything derivable from one set of readings.
 std::shared_ptr<const FacilitySnapshot> compute_snapshot(
     std::shared_ptr<const Config> config,
     const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now);

@@ -1,0 +1,271 @@
+#include "sim/simulator.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+namespace facility::sim {
+namespace {
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
+  return (ntohl(a.s_addr) >> 24) == 127;
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += (s.empty() ? "" : "\n") + l;
+  return s;
+}
+
+}  // namespace
+
+UnitImage blank_image(const Profile& profile) {
+  UnitImage img;
+  img.max_registers_per_read = profile.max_registers_per_read;
+  std::array<std::uint32_t, 4> lo, hi;
+  lo.fill(UINT32_MAX);
+  hi.fill(0);
+  for (const ProfilePoint& p : profile.points) {
+    const auto k = static_cast<std::size_t>(p.spec.kind) - 1;
+    lo[k] = std::min<std::uint32_t>(lo[k], p.spec.address);
+    hi[k] = std::max<std::uint32_t>(hi[k], p.spec.address + static_cast<std::uint32_t>(p.spec.width()));
+  }
+  for (std::size_t k = 0; k < 4; ++k) {
+    if (hi[k] == 0) continue;
+    hi[k] = std::min<std::uint32_t>(hi[k], 65536);  // a register map ends at the address space
+    img.tables[k].start = static_cast<std::uint16_t>(lo[k]);
+    img.tables[k].values.assign(hi[k] - lo[k], 0);
+  }
+  return img;
+}
+
+Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions options,
+                     double wall_start)
+    : config_(std::move(config)),
+      wall_start_(wall_start),
+      speed_(options.speed),
+      model_(config_, options.seed, wall_start) {
+  if (!(speed_ > 0)) throw SimulatorError("speed must be > 0");
+  warnings_ = model_.warnings();
+  std::vector<std::string> errors;
+
+  // Group devices by endpoint and check everything before binding anything.
+  const std::vector<const Device*> all = config_->all_devices();
+  std::map<std::string, std::size_t> endpoint_index;
+  std::map<std::uint16_t, std::string> port_owner;                 // configured port -> host
+  std::map<std::pair<std::string, int>, std::string> unit_owner;  // (endpoint, unit) -> device
+  std::vector<std::size_t> device_endpoint(all.size(), SIZE_MAX);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const Device& d = *all[i];
+    const std::string key = d.endpoint.key();
+    if (d.endpoint.scheme != "tcp") {
+      warnings_.push_back("device " + d.id + ": " + key +
+                          " is not Modbus TCP; facility-sim does not serve it");
+      continue;
+    }
+    if (!is_loopback(d.endpoint.host)) {
+      errors.push_back("device " + d.id + ": endpoint " + key +
+                       " is not on loopback. facility-sim only serves 127.0.0.0/8 or localhost, "
+                       "so that it can never answer in place of a real device; point the "
+                       "config's endpoints at 127.0.0.1");
+      continue;
+    }
+    if (d.endpoint.port < 0 || d.endpoint.port > 65535) {
+      errors.push_back("device " + d.id + ": endpoint " + key + ": port out of range");
+      continue;
+    }
+    if (d.unit < 0 || d.unit > 255) {
+      errors.push_back("device " + d.id + ": unit id " + std::to_string(d.unit) +
+                       " out of range 0..255");
+      continue;
+    }
+    const auto port = static_cast<std::uint16_t>(d.endpoint.port);
+    const std::string host = d.endpoint.host == "localhost" ? "127.0.0.1" : d.endpoint.host;
+    if (auto [it, fresh] = port_owner.emplace(port, host); !fresh && it->second != host) {
+      // Units are dispatched by port, so one port number can't mean two gateways.
+      errors.push_back("device " + d.id + ": port " + std::to_string(port) +
+                       " is used on two hosts (" + it->second + " and " + host +
+                       "); facility-sim needs a distinct port per endpoint");
+      continue;
+    }
+    if (auto [it, fresh] = unit_owner.emplace(std::pair{key, d.unit}, d.id); !fresh) {
+      errors.push_back("device " + d.id + ": " + key + " unit " + std::to_string(d.unit) +
+                       " is already used by device " + it->second);
+      continue;
+    }
+    if (!d.profile) {
+      errors.push_back("device " + d.id + ": no profile loaded");
+      continue;
+    }
+    auto [it, fresh] = endpoint_index.emplace(key, endpoints_.size());
+    if (fresh) endpoints_.push_back(EndpointInfo{key, host, port, {}});
+    endpoints_[it->second].devices.push_back(&d);
+    device_endpoint[i] = it->second;
+  }
+  for (const auto& [id, fault] : options.faults) {
+    (void)fault;
+    const bool known = std::any_of(all.begin(), all.end(),
+                                   [&id](const Device* d) { return d->id == id; });
+    if (!known) errors.push_back("--fault: no device \"" + id + "\" in the config");
+  }
+  if (!errors.empty()) throw SimulatorError(join_lines(errors));
+
+  for (EndpointInfo& ep : endpoints_) {
+    try {
+      ep.bound_port = server_.listen(ep.host, options.ephemeral_ports ? 0 : ep.bound_port);
+    } catch (const std::system_error& e) {
+      throw BindError(std::string("cannot serve ") + ep.key + ": " + e.what() +
+                           (e.code() == std::errc::address_in_use
+                                ? " (is another facility-sim or a real server on that port?)"
+                                : ""));
+    }
+  }
+
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (device_endpoint[i] == SIZE_MAX) continue;
+    const Device& d = *all[i];
+    Served s;
+    s.device_index = i;
+    s.port = endpoints_[device_endpoint[i]].bound_port;
+    s.unit = static_cast<std::uint8_t>(d.unit);
+    for (const ProfilePoint& p : d.profile->points) s.codecs.emplace_back(p.spec);
+    s.blank = blank_image(*d.profile);
+    served_by_id_[d.id] = served_.size();
+    served_.push_back(std::move(s));
+  }
+  for (const auto& [id, fault] : options.faults) set_fault(id, fault);
+}
+
+Simulator::~Simulator() { stop(); }
+
+void Simulator::start() { server_.start(); }
+void Simulator::stop() { server_.stop(); }
+
+std::uint16_t Simulator::bound_port(const std::string& endpoint_key) const {
+  for (const EndpointInfo& ep : endpoints_) {
+    if (ep.key == endpoint_key) return ep.bound_port;
+  }
+  return 0;
+}
+
+void Simulator::set_fault(const std::string& device_id, const Fault& fault) {
+  auto it = served_by_id_.find(device_id);
+  if (it == served_by_id_.end()) {
+    throw SimulatorError("no served device \"" + device_id + "\"");
+  }
+  const Served& s = served_[it->second];
+  server_.set_fault(s.port, s.unit, fault);
+}
+
+Truth Simulator::update(double wall_now) {
+  Truth truth = model_.at(sim_time(wall_now));
+  for (const Served& s : served_) {
+    DeviceTruth& dt = truth.devices[s.device_index];
+    UnitImage img = s.blank;
+    for (std::size_t j = 0; j < s.codecs.size(); ++j) {
+      const modbus::PointCodec& codec = s.codecs[j];
+      const modbus::PointSpec& spec = codec.spec();
+      double& value = dt.points[j].second;
+      const std::vector<std::uint16_t> words = codec.encode_registers(value);
+      RegisterTable& table = img.table(spec.kind);
+      const std::size_t off = spec.address - table.start;
+      std::optional<double> decoded;
+      if (modbus::is_bit_kind(spec.kind)) {
+        const bool bit = std::any_of(words.begin(), words.end(), [](auto w) { return w != 0; });
+        table.values[off] = bit ? 1 : 0;
+        decoded = codec.decode_bit(bit);
+      } else if (spec.type == modbus::DataType::kBool && spec.bit >= 0) {
+        // Several flags share one status word: change only this point's bit.
+        const auto mask = static_cast<std::uint16_t>(1u << spec.bit);
+        table.values[off] = static_cast<std::uint16_t>((table.values[off] & ~mask) |
+                                                       (words[0] & mask));
+        decoded = codec.decode_registers(words);
+      } else {
+        for (std::size_t w = 0; w < words.size() && off + w < table.values.size(); ++w) {
+          table.values[off + w] = words[w];
+        }
+        decoded = codec.decode_registers(words);
+      }
+      // Report what a client will decode (rounded to the register type), so a test can
+      // compare a poll with the truth exactly.
+      if (decoded) value = *decoded;
+    }
+    server_.set_unit(s.port, s.unit, std::move(img));
+  }
+  return truth;
+}
+
+nlohmann::json truth_to_json(const Truth& truth) {
+  using nlohmann::json;
+  json cabinets = json::object();
+  for (const CabinetTruth& c : truth.cabinets) {
+    json feeds = json::object();
+    for (const auto& [feed, w] : c.feeds_w) feeds[feed] = w;
+    cabinets[c.site->id + "/" + c.cabinet->id] = {
+        {"power_w", c.power_w}, {"rated_w", c.rated_w}, {"feeds", std::move(feeds)}};
+  }
+  auto opt = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  json sites = json::object();
+  for (const SiteTruth& s : truth.sites) {
+    sites[s.site->id] = {{"it_power_w", s.it_power_w},
+                         {"facility_power_w", opt(s.facility_power_w)},
+                         {"cooling_power_w", opt(s.cooling_power_w)},
+                         {"pue", opt(s.pue)}};
+  }
+  json devices = json::object();
+  for (const DeviceTruth& d : truth.devices) {
+    json points = json::object();
+    for (const auto& [name, v] : d.points) points[name] = v;
+    devices[d.device->id] = std::move(points);
+  }
+  return {{"ts", truth.ts},
+          {"cabinets", std::move(cabinets)},
+          {"sites", std::move(sites)},
+          {"devices", std::move(devices)}};
+}
+
+nlohmann::json stats_to_json(const ServerStats& stats) {
+  using nlohmann::json;
+  json fcs = json::object(), exc = json::object();
+  for (const auto& [fc, n] : stats.function_codes) fcs[std::to_string(fc)] = n;
+  for (const auto& [code, n] : stats.exceptions) exc[std::to_string(code)] = n;
+  return {{"function_codes", std::move(fcs)},
+          {"exceptions", std::move(exc)},
+          {"replies", stats.replies},
+          {"dropped", stats.dropped},
+          {"connections", stats.connections},
+          {"protocol_errors", stats.protocol_errors}};
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  // Same directory as the target: rename() is only atomic within one file system.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      throw std::system_error(errno, std::generic_category(), "write " + tmp);
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    throw std::system_error(err, std::generic_category(), "rename " + tmp + " -> " + path);
+  }
+}
+
+}  // namespace facility::sim

@@ -1,0 +1,704 @@
+#include "sim/site_model.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <numbers>
+#include <set>
+
+#include "daemon/model.h"
+
+namespace facility::sim {
+namespace {
+
+constexpr double kTwoPi = 2.0 * std::numbers::pi;
+constexpr double kDay = 86400.0;
+constexpr double kJoulesPerKwh = 3.6e6;
+
+// Diurnal swing of IT load: ±8 %, peak at 14:00 UTC+8 = 06:00 UTC, i.e. sin(2π t / day) with t
+// in unix seconds (the (h - 8) of UTC+8 cancels the +8 h offset).
+constexpr double kDiurnalAmplitude = 0.08;
+// Slow load noise: three sinusoids, periods well above 10 min so a 15 s poll sees ~0.1 %
+// change; amplitudes sum to 1.9 % (< 2 %).
+constexpr std::array<double, 3> kNoisePeriods{678.0, 1626.0, 4190.0};
+constexpr std::array<double, 3> kNoiseAmplitudes{0.006, 0.008, 0.005};
+// A cabinet near its rating keeps this distance from it at the extremes of its swing.
+constexpr double kRatingMargin = 0.005;
+constexpr double kDefaultPue = 1.30;
+// Share of the non-IT overhead that goes to cooling (the rest: UPS losses, lighting...).
+constexpr double kCoolingShareOfOverhead = 0.75;
+
+// amp · sin(omega·tau + phase), tau in seconds since the model's epoch.
+struct Wave {
+  double amp = 0, omega = 0, phase = 0;
+  double at(double tau) const { return amp * std::sin(omega * tau + phase); }
+  // ∫_0^tau at(s) ds
+  double integral(double tau) const {
+    if (omega == 0) return amp * std::sin(phase) * tau;
+    return amp * (std::cos(phase) - std::cos(omega * tau + phase)) / omega;
+  }
+};
+
+// ∫_0^tau cos(w·s + p) ds
+double integral_cos(double w, double p, double tau) {
+  if (std::abs(w) < 1e-15) return std::cos(p) * tau;
+  return (std::sin(w * tau + p) - std::sin(p)) / w;
+}
+
+// ∫_0^tau a(s)·b(s) ds, using sin x · sin y = (cos(x-y) - cos(x+y)) / 2.
+double integral_product(const Wave& a, const Wave& b, double tau) {
+  return a.amp * b.amp / 2.0 *
+         (integral_cos(a.omega - b.omega, a.phase - b.phase, tau) -
+          integral_cos(a.omega + b.omega, a.phase + b.phase, tau));
+}
+
+// P(tau) = mean · (1 + diurnal) · (1 + Σ noise). Expanding the product gives a constant plus
+// sines plus products of two sines, all of which integrate in closed form: that is what makes
+// the energy counters exact.
+struct PowerCurve {
+  double mean_w = 0;
+  Wave diurnal;
+  std::array<Wave, 3> noise;
+
+  double power(double tau) const {
+    double n = 1.0;
+    for (const Wave& w : noise) n += w.at(tau);
+    return mean_w * (1.0 + diurnal.at(tau)) * n;
+  }
+  // Energy drawn over [0, tau], joules.
+  double energy(double tau) const {
+    if (mean_w == 0) return 0;
+    double e = tau + diurnal.integral(tau);
+    for (const Wave& w : noise) e += w.integral(tau) + integral_product(diurnal, w, tau);
+    return mean_w * e;
+  }
+};
+
+Wave make_wave(std::uint64_t h, double amp, double period_lo, double period_hi) {
+  const double period = hash_range(h, period_lo, period_hi);
+  return Wave{amp, kTwoPi / period, hash_range(h >> 7 | h << 57, 0.0, kTwoPi)};
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::vector<std::string> tokens(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == '_' || c == '-' || c == '.') {
+      if (!cur.empty()) out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+bool is_energy_unit(const std::string& u) { return u == "Wh" || u == "kWh" || u == "MWh"; }
+
+// Multiplier from the point's unit to its base unit (the daemon's own table, so the simulator
+// and the daemon can never disagree about what "kW" means).
+double unit_factor(const std::string& unit) {
+  if (!is_known_unit(unit)) return 1.0;
+  const double f = to_base_unit(1.0, unit) - to_base_unit(0.0, unit);
+  return f != 0 ? f : 1.0;
+}
+
+enum class Source { kNone, kCabinet, kIt, kFacility, kCooling, kConstant };
+
+struct Electrical {
+  bool three_phase = false;
+  std::array<double, 3> phase_share{1.0, 0.0, 0.0};
+  double v = 230;                       // single-phase voltage
+  std::array<double, 3> v_phase{230, 230, 230};  // line to neutral
+  double pf = 0.97;
+  Wave v_wobble, f_wobble;
+};
+
+struct CabinetModel {
+  const Site* site = nullptr;
+  const Cabinet* cabinet = nullptr;
+  PowerCurve curve;
+  std::vector<double> feed_share;  // per cabinet->feeds
+};
+
+struct DeviceModel {
+  const Device* device = nullptr;
+  std::size_t site = 0;
+  int cabinet = -1;  // index into Impl::cabinets
+  Source source = Source::kNone;
+  double share = 0;    // fraction of the source quantity this device measures
+  double const_w = 0;  // Source::kConstant
+  double e0_j = 0;     // energy counter at the epoch
+  Electrical el;
+  double inlet_c = 22, humidity = 0.45, setpoint_c = 19, delta_c = 11, fan = 0.65,
+         ambient_c = 15, level = 0.85;
+  Wave temp_wobble, hum_wobble, fan_wobble;
+  std::vector<PointRole> roles;  // per profile point
+};
+
+struct SiteData {
+  const Site* site = nullptr;
+  double pue = kDefaultPue;
+  bool has_facility_meter = false;
+  bool has_cooling_meter = false;
+  std::vector<std::size_t> pdus;  // indexes into Impl::devices
+};
+
+// Keeps a cabinet's swing from crossing its rating (see the header): shrinks the diurnal
+// amplitude first, then the noise.
+void damp_near_rating(double load, double& diurnal, double& noise) {
+  if (load <= 0) return;
+  if (load < 1.0) {
+    const double room = (1.0 - kRatingMargin) / load;  // largest allowed factor
+    if ((1 + diurnal) * (1 + noise) > room) {
+      diurnal = std::max(0.0, room / (1 + noise) - 1);
+      if ((1 + diurnal) * (1 + noise) > room) {
+        diurnal = 0;
+        noise = std::max(0.0, room - 1);
+      }
+    }
+  } else {
+    const double floor = (1.0 + kRatingMargin) / load;  // smallest allowed factor
+    if ((1 - diurnal) * (1 - noise) < floor) {
+      diurnal = std::max(0.0, 1 - floor / (1 - noise));
+      if ((1 - diurnal) * (1 - noise) < floor) {
+        diurnal = 0;
+        noise = std::max(0.0, 1 - floor);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// ---- Hashing -------------------------------------------------------------------------------
+
+std::uint64_t stable_hash(std::uint64_t seed, std::initializer_list<std::string_view> parts) {
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a offset basis
+  auto mix = [&h](unsigned char b) {
+    h ^= b;
+    h *= 1099511628211ull;  // FNV prime
+  };
+  for (int i = 0; i < 8; ++i) mix(static_cast<unsigned char>(seed >> (8 * i)));
+  for (std::string_view p : parts) {
+    for (char c : p) mix(static_cast<unsigned char>(c));
+    mix(0xFF);  // separator: ("ab","c") and ("a","bc") must differ
+  }
+  // splitmix64 finaliser: FNV's low bits are weak, and hash_range uses the high ones.
+  h += 0x9E3779B97F4A7C15ull;
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  return h ^ (h >> 31);
+}
+
+double hash_range(std::uint64_t h, double lo, double hi) {
+  return lo + (hi - lo) * (static_cast<double>(h >> 11) * 0x1.0p-53);
+}
+
+// ---- Point classification ------------------------------------------------------------------
+
+const char* to_string(Quantity q) {
+  switch (q) {
+    case Quantity::kActivePower: return "active_power";
+    case Quantity::kApparentPower: return "apparent_power";
+    case Quantity::kReactivePower: return "reactive_power";
+    case Quantity::kEnergy: return "energy";
+    case Quantity::kCurrent: return "current";
+    case Quantity::kVoltage: return "voltage";
+    case Quantity::kPowerFactor: return "power_factor";
+    case Quantity::kFrequency: return "frequency";
+    case Quantity::kSupplyTemp: return "supply_temperature";
+    case Quantity::kSetpoint: return "setpoint";
+    case Quantity::kReturnTemp: return "return_temperature";
+    case Quantity::kInletTemp: return "inlet_temperature";
+    case Quantity::kOutletTemp: return "outlet_temperature";
+    case Quantity::kAmbientTemp: return "ambient_temperature";
+    case Quantity::kHumidity: return "humidity";
+    case Quantity::kFan: return "fan";
+    case Quantity::kOn: return "on";
+    case Quantity::kAlarm: return "alarm";
+    case Quantity::kLevel: return "level";
+    case Quantity::kConstant: return "constant";
+  }
+  return "?";
+}
+
+PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
+  const std::string n = lower(spec.name);
+  const std::vector<std::string> tok = tokens(n);
+  auto has_tok = [&tok](std::string_view t) {
+    return std::find(tok.begin(), tok.end(), t) != tok.end();
+  };
+  auto has = [&n](std::string_view s) { return n.find(s) != std::string::npos; };
+  auto has_any = [&has](std::initializer_list<std::string_view> list) {
+    return std::any_of(list.begin(), list.end(), has);
+  };
+
+  PointRole r;
+  int phases_named = 0;
+  for (int p = 1; p <= 3; ++p) {
+    if (has_tok("l" + std::to_string(p))) {
+      r.phase = r.phase == 0 ? p : r.phase;
+      ++phases_named;
+    }
+  }
+  r.line_to_line = phases_named >= 2 || has_tok("ll") || has_tok("l12") || has_tok("l23") ||
+                   has_tok("l31") || has_tok("l1l2") || has_tok("l2l3") || has_tok("l3l1") ||
+                   has_any({"line_to_line", "line_line"});
+
+  const bool alarm_word = has_any({"alarm", "fault", "fail", "trip", "leak", "smoke", "fire",
+                                   "error", "warning", "open"});
+  const bool on_word = has_any({"running", "active", "status", "enabled", "online", "ready"}) ||
+                       has_tok("run") || has_tok("on") || has_tok("ok");
+  const std::string& u = spec.unit;
+
+  auto set = [&r](Quantity q) {
+    r.quantity = q;
+    return r;
+  };
+  if (spec.type == modbus::DataType::kBool || modbus::is_bit_kind(spec.kind)) {
+    if (alarm_word) return set(Quantity::kAlarm);
+    if (on_word) return set(Quantity::kOn);
+    return set(Quantity::kConstant);
+  }
+  if (is_energy_unit(u)) return set(Quantity::kEnergy);
+  if (u == "W" || u == "kW") {
+    if (has("reactive")) return set(Quantity::kReactivePower);
+    if (has("apparent")) return set(Quantity::kApparentPower);
+    return set(Quantity::kActivePower);
+  }
+  if (u == "A") return set(Quantity::kCurrent);
+  if (u == "V") return set(Quantity::kVoltage);
+  if (u == "Hz") return set(Quantity::kFrequency);
+  if (u == "rpm") return set(Quantity::kFan);
+  if (u == "celsius") {
+    if (kind == DeviceKind::kCooling) {
+      if (has_any({"setpoint", "set_point"})) return set(Quantity::kSetpoint);
+      if (has_any({"return", "intake", "inlet"})) return set(Quantity::kReturnTemp);
+      return set(Quantity::kSupplyTemp);
+    }
+    if (kind == DeviceKind::kRackSensor) {
+      if (has_any({"outlet", "exhaust", "rear", "hot"})) return set(Quantity::kOutletTemp);
+      return set(Quantity::kInletTemp);
+    }
+    return set(Quantity::kAmbientTemp);
+  }
+  const bool pf = has_any({"power_factor", "cos_phi", "cosphi"}) || has_tok("pf");
+  if (u == "percent" || u == "ratio") {
+    if (pf) return set(Quantity::kPowerFactor);
+    if (has("humid") || has_tok("rh")) return set(Quantity::kHumidity);
+    if (has("fan")) return set(Quantity::kFan);
+    if (has_any({"level", "fuel", "tank"})) return set(Quantity::kLevel);
+    return set(Quantity::kConstant);
+  }
+  if (pf) return set(Quantity::kPowerFactor);
+  if (alarm_word) return set(Quantity::kAlarm);
+  if (on_word) return set(Quantity::kOn);
+  return set(Quantity::kConstant);
+}
+
+// ---- The model -----------------------------------------------------------------------------
+
+struct SiteModel::Impl {
+  std::uint64_t seed = 0;
+  std::vector<CabinetModel> cabinets;
+  std::vector<SiteData> sites;
+  std::vector<DeviceModel> devices;
+
+  std::uint64_t h(std::initializer_list<std::string_view> parts) const {
+    return stable_hash(seed, parts);
+  }
+  double r(double lo, double hi, std::initializer_list<std::string_view> parts) const {
+    return hash_range(h(parts), lo, hi);
+  }
+
+  void build(const Config& cfg, double epoch, std::vector<std::string>& warnings);
+  Electrical electrical(const Device& d, bool three_phase, bool meter) const;
+  double point_base_value(const DeviceModel& dm, const PointRole& role,
+                          const modbus::PointSpec& spec, double tau, double power_w,
+                          double energy_j, double load_ratio) const;
+};
+
+Electrical SiteModel::Impl::electrical(const Device& d, bool three_phase, bool meter) const {
+  Electrical el;
+  el.three_phase = three_phase;
+  el.pf = r(0.95, 0.99, {"pf", d.id});
+  el.v = r(220.0, 230.0, {"v", d.id});
+  for (int i = 0; i < 3; ++i) {
+    el.v_phase[static_cast<std::size_t>(i)] =
+        r(228.0, 232.0, {"vph", d.id, std::to_string(i)});
+  }
+  // A PDU's phases are visibly unbalanced (servers aren't spread evenly); a site meter's
+  // barely are (thousands of loads average out). Which phase is heaviest comes from the hash.
+  const std::array<double, 3> pdu{0.36, 0.33, 0.31};
+  const std::array<double, 3> site{0.34, 0.333, 0.327};
+  const auto& base = meter ? site : pdu;
+  const std::size_t rot = h({"rot", d.id}) % 3;
+  for (std::size_t i = 0; i < 3; ++i) el.phase_share[i] = base[(i + rot) % 3];
+  if (!three_phase) el.phase_share = {1.0, 0.0, 0.0};
+  el.v_wobble = make_wave(h({"vw", d.id}), 0.6, 900, 1500);
+  el.f_wobble = make_wave(h({"fw", d.id}), 0.03, 400, 800);
+  return el;
+}
+
+void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::string>& warnings) {
+  // The diurnal sine is sin(2π t / day) in absolute time; shift it to the epoch.
+  const Wave diurnal_unit{1.0, kTwoPi / kDay, kTwoPi * std::fmod(epoch, kDay) / kDay};
+  std::set<std::pair<std::string, std::string>> warned_points;  // (profile, point)
+
+  for (const Site& site : cfg.sites) {
+    const std::size_t site_index = sites.size();
+    SiteData sd;
+    sd.site = &site;
+    sd.pue = site.sim.pue.value_or(kDefaultPue);
+
+    // Cabinets.
+    std::map<std::string, int> cab_index;
+    for (const Cabinet& cab : site.cabinets) {
+      CabinetModel cm;
+      cm.site = &site;
+      cm.cabinet = &cab;
+      double load;
+      if (cab.sim.load) {
+        load = *cab.sim.load;
+      } else if (cab.status == CabinetStatus::kFree) {
+        load = 0;  // nobody's equipment in it
+      } else {
+        load = r(0.45, 0.75, {"load", site.id, cab.id});
+      }
+      double d = kDiurnalAmplitude;
+      double noise = kNoiseAmplitudes[0] + kNoiseAmplitudes[1] + kNoiseAmplitudes[2];
+      const double full_noise = noise;
+      damp_near_rating(load, d, noise);
+      cm.curve.mean_w = cab.rated_w * load;
+      cm.curve.diurnal = diurnal_unit;
+      cm.curve.diurnal.amp = d;
+      for (std::size_t i = 0; i < 3; ++i) {
+        const double period = kNoisePeriods[i];
+        cm.curve.noise[i] = make_wave(h({"noise", site.id, cab.id, std::to_string(i)}),
+                                      kNoiseAmplitudes[i] * noise / full_noise, period * 0.9,
+                                      period * 1.1);
+      }
+      // Feed split: dual-corded servers share almost evenly, with a small tilt to one side.
+      const std::size_t nf = cab.feeds.size();
+      if (nf == 1) {
+        cm.feed_share = {1.0};
+      } else if (nf == 2) {
+        const double a = r(0.48, 0.54, {"feed", site.id, cab.id});
+        cm.feed_share = {a, 1.0 - a};
+      } else if (nf > 2) {
+        double sum = 0;
+        for (std::size_t i = 0; i < nf; ++i) {
+          cm.feed_share.push_back(r(0.9, 1.1, {"feed", site.id, cab.id, cab.feeds[i]}));
+          sum += cm.feed_share.back();
+        }
+        for (double& s : cm.feed_share) s /= sum;
+      }
+      cab_index[cab.id] = static_cast<int>(cabinets.size());
+      cabinets.push_back(std::move(cm));
+    }
+
+    // How many PDUs share each (cabinet, feed), and how many meters have each role.
+    std::map<std::pair<std::string, std::string>, int> pdus_on_feed;
+    std::map<MeterRole, int> meters_by_role;
+    double cooling_weight_sum = 0;
+    for (const Device& d : site.devices) {
+      if (d.kind == DeviceKind::kPdu) ++pdus_on_feed[{d.cabinet, d.feed}];
+      if (d.kind == DeviceKind::kMeter) ++meters_by_role[d.role];
+      if (d.kind == DeviceKind::kCooling) cooling_weight_sum += r(0.9, 1.1, {"cw", d.id});
+    }
+    sd.has_facility_meter = meters_by_role[MeterRole::kFacilityTotal] > 0;
+    sd.has_cooling_meter = meters_by_role[MeterRole::kCooling] > 0;
+    // Lifetime energy of the site's IT load at the epoch; the other meters are scaled from it
+    // so that cumulative energy ratios look like the PUE too.
+    const double site_it_e0 = r(1.5e6, 4.0e6, {"e0", site.id}) * kJoulesPerKwh;
+
+    for (const Device& d : site.devices) {
+      DeviceModel dm;
+      dm.device = &d;
+      dm.site = site_index;
+      bool phase_points = false;
+      if (d.profile) {
+        for (const ProfilePoint& p : d.profile->points) {
+          const PointRole role = classify_point(d.kind, p.spec);
+          phase_points |= role.phase != 0;
+          dm.roles.push_back(role);
+          if (role.quantity == Quantity::kConstant &&
+              warned_points.emplace(d.profile->name, p.spec.name).second) {
+            warnings.push_back("profile " + d.profile->name + " point " + p.spec.name +
+                               ": not recognised by the simulator, serves a constant");
+          }
+        }
+      }
+      if (!d.cabinet.empty()) {
+        auto it = cab_index.find(d.cabinet);
+        if (it != cab_index.end()) dm.cabinet = it->second;
+      }
+      switch (d.kind) {
+        case DeviceKind::kPdu: {
+          dm.source = Source::kCabinet;
+          dm.e0_j = r(1500, 9000, {"e0", d.id}) * kJoulesPerKwh;
+          const Cabinet* cab = dm.cabinet >= 0 ? cabinets[static_cast<std::size_t>(dm.cabinet)].cabinet
+                                               : nullptr;
+          if (!cab) {
+            warnings.push_back("pdu " + d.id + ": cabinet \"" + d.cabinet +
+                               "\" not found; it serves 0 W");
+          } else {
+            std::string feed = d.feed;
+            if (feed.empty() && cab->feeds.size() == 1) feed = cab->feeds[0];
+            auto f = std::find(cab->feeds.begin(), cab->feeds.end(), feed);
+            if (f == cab->feeds.end()) {
+              warnings.push_back("pdu " + d.id + ": feed \"" + d.feed + "\" is not a feed of " +
+                                 cab->id + "; it serves 0 W");
+            } else {
+              const auto& cm = cabinets[static_cast<std::size_t>(dm.cabinet)];
+              dm.share = cm.feed_share[static_cast<std::size_t>(f - cab->feeds.begin())] /
+                         std::max(1, pdus_on_feed[{d.cabinet, d.feed}]);
+            }
+          }
+          const bool three = phase_points || (cab && cab->breaker && cab->breaker->phases == 3);
+          dm.el = electrical(d, three, false);
+          sd.pdus.push_back(devices.size());
+          break;
+        }
+        case DeviceKind::kMeter: {
+          const double n = std::max(1, meters_by_role[d.role]);
+          switch (d.role) {
+            case MeterRole::kItTotal:
+              dm.source = Source::kIt;
+              dm.e0_j = site_it_e0 / n;
+              break;
+            case MeterRole::kFacilityTotal:
+              dm.source = Source::kFacility;
+              dm.e0_j = site_it_e0 * sd.pue / n;
+              break;
+            case MeterRole::kCooling:
+              dm.source = Source::kCooling;
+              dm.e0_j = site_it_e0 * (sd.pue - 1) * kCoolingShareOfOverhead / n;
+              break;
+            case MeterRole::kOther:
+            case MeterRole::kNone:
+              // Offices, lighting, a pump room: small and steady.
+              dm.source = Source::kConstant;
+              dm.const_w = r(2000, 8000, {"other", d.id});
+              dm.e0_j = r(2e4, 1e5, {"e0", d.id}) * kJoulesPerKwh;
+              break;
+          }
+          dm.share = 1.0 / n;
+          dm.el = electrical(d, true, true);  // site meters sit on three-phase boards
+          dm.ambient_c = r(10, 20, {"amb", d.id});
+          break;
+        }
+        case DeviceKind::kCooling: {
+          dm.source = Source::kCooling;
+          dm.share = cooling_weight_sum > 0 ? r(0.9, 1.1, {"cw", d.id}) / cooling_weight_sum : 0;
+          dm.e0_j = r(5e4, 3e5, {"e0", d.id}) * kJoulesPerKwh;
+          dm.el = electrical(d, true, false);
+          // Setpoints come in half degrees, as operators set them.
+          dm.setpoint_c = 18.0 + 0.5 * static_cast<double>(h({"sp", d.id}) % 5);
+          dm.delta_c = r(10, 12, {"dt", d.id});
+          dm.fan = r(0.55, 0.80, {"fan", d.id});
+          dm.humidity = r(0.40, 0.55, {"rh", d.id});
+          break;
+        }
+        case DeviceKind::kRackSensor: {
+          dm.source = Source::kNone;
+          const Cabinet* cab = dm.cabinet >= 0 ? cabinets[static_cast<std::size_t>(dm.cabinet)].cabinet
+                                               : nullptr;
+          dm.inlet_c = d.sim.inlet_c.value_or(
+              cab && cab->sim.inlet_c ? *cab->sim.inlet_c : r(21, 25, {"inlet", d.id}));
+          dm.humidity = r(0.40, 0.55, {"rh", d.id});
+          dm.el = electrical(d, false, false);
+          break;
+        }
+      }
+      dm.temp_wobble = make_wave(h({"tw", d.id}), 0.15, 900, 1500);
+      dm.hum_wobble = make_wave(h({"hw", d.id}), 0.01, 1800, 3000);
+      dm.fan_wobble = make_wave(h({"fw2", d.id}), 0.01, 600, 1200);
+      devices.push_back(std::move(dm));
+    }
+    sites.push_back(std::move(sd));
+  }
+}
+
+double SiteModel::Impl::point_base_value(const DeviceModel& dm, const PointRole& role,
+                                         const modbus::PointSpec& spec, double tau,
+                                         double power_w, double energy_j,
+                                         double load_ratio) const {
+  const Electrical& el = dm.el;
+  const double share = role.phase > 0 && el.three_phase
+                           ? el.phase_share[static_cast<std::size_t>(role.phase - 1)]
+                           : 1.0;
+  auto phase_v = [&](int i) { return el.v_phase[static_cast<std::size_t>(i)] + el.v_wobble.at(tau); };
+  switch (role.quantity) {
+    case Quantity::kActivePower: return power_w * share;
+    case Quantity::kApparentPower: return power_w * share / el.pf;
+    case Quantity::kReactivePower:
+      return power_w * share / el.pf * std::sqrt(1 - el.pf * el.pf);
+    case Quantity::kEnergy: return energy_j * share;
+    case Quantity::kCurrent: {
+      if (!el.three_phase) return power_w / ((el.v + el.v_wobble.at(tau)) * el.pf);
+      auto phase_i = [&](int i) {
+        return power_w * el.phase_share[static_cast<std::size_t>(i)] / (phase_v(i) * el.pf);
+      };
+      if (role.phase > 0) return phase_i(role.phase - 1);
+      return (phase_i(0) + phase_i(1) + phase_i(2)) / 3.0;  // average phase current
+    }
+    case Quantity::kVoltage: {
+      double v;
+      if (!el.three_phase) {
+        v = el.v + el.v_wobble.at(tau);
+      } else if (role.phase > 0) {
+        v = phase_v(role.phase - 1);
+      } else {
+        v = (phase_v(0) + phase_v(1) + phase_v(2)) / 3.0;
+      }
+      return role.line_to_line ? v * std::numbers::sqrt3 : v;
+    }
+    case Quantity::kPowerFactor: return el.pf;
+    case Quantity::kFrequency: return 50.0 + el.f_wobble.at(tau);
+    case Quantity::kSetpoint: return dm.setpoint_c;
+    case Quantity::kSupplyTemp: return dm.setpoint_c + dm.temp_wobble.at(tau);
+    case Quantity::kReturnTemp: return dm.setpoint_c + dm.temp_wobble.at(tau) + dm.delta_c;
+    case Quantity::kInletTemp: return dm.inlet_c + dm.temp_wobble.at(tau);
+    case Quantity::kOutletTemp:
+      // Servers heat their air by ~8 K idle and ~14 K flat out.
+      return dm.inlet_c + dm.temp_wobble.at(tau) + 8.0 + 6.0 * load_ratio;
+    case Quantity::kAmbientTemp: return dm.ambient_c + dm.temp_wobble.at(tau);
+    case Quantity::kHumidity: return dm.humidity + dm.hum_wobble.at(tau);
+    case Quantity::kFan: {
+      const double ratio = dm.fan + dm.fan_wobble.at(tau);
+      return spec.unit == "rpm" ? ratio * 1800.0 : ratio;
+    }
+    case Quantity::kOn: return 1.0;
+    case Quantity::kAlarm: return 0.0;
+    case Quantity::kLevel: return dm.level;
+    case Quantity::kConstant: {
+      const std::string& u = spec.unit;
+      if (u == "V") return 230.0;
+      if (u == "Hz") return 50.0;
+      if (u == "celsius") return 22.0;
+      if (u == "percent" || u == "ratio") return 0.5;
+      if (u == "rpm") return 1200.0;
+      return 0.0;
+    }
+  }
+  return 0.0;
+}
+
+SiteModel::SiteModel(std::shared_ptr<const Config> config, std::uint64_t seed, double epoch)
+    : config_(std::move(config)), epoch_(epoch), impl_(std::make_unique<Impl>()) {
+  impl_->seed = seed;
+  impl_->build(*config_, epoch_, warnings_);
+}
+
+SiteModel::~SiteModel() = default;
+
+Truth SiteModel::at(double t) const {
+  const Impl& m = *impl_;
+  const double tau = t - epoch_;
+  Truth truth;
+  truth.ts = t;
+
+  std::vector<double> cab_p(m.cabinets.size()), cab_e(m.cabinets.size());
+  truth.cabinets.reserve(m.cabinets.size());
+  for (std::size_t i = 0; i < m.cabinets.size(); ++i) {
+    const CabinetModel& cm = m.cabinets[i];
+    cab_p[i] = cm.curve.power(tau);
+    cab_e[i] = cm.curve.energy(tau);
+    CabinetTruth ct;
+    ct.site = cm.site;
+    ct.cabinet = cm.cabinet;
+    ct.power_w = cab_p[i];
+    ct.rated_w = cm.cabinet->rated_w;
+    for (std::size_t f = 0; f < cm.cabinet->feeds.size(); ++f) {
+      ct.feeds_w.emplace_back(cm.cabinet->feeds[f], cab_p[i] * cm.feed_share[f]);
+    }
+    truth.cabinets.push_back(std::move(ct));
+  }
+
+  // IT power of a site is what its PDUs measure; every meter derives from it.
+  std::vector<double> it_p(m.sites.size(), 0.0), it_e(m.sites.size(), 0.0);
+  for (std::size_t s = 0; s < m.sites.size(); ++s) {
+    for (std::size_t di : m.sites[s].pdus) {
+      const DeviceModel& dm = m.devices[di];
+      if (dm.cabinet < 0) continue;
+      it_p[s] += dm.share * cab_p[static_cast<std::size_t>(dm.cabinet)];
+      it_e[s] += dm.share * cab_e[static_cast<std::size_t>(dm.cabinet)];
+    }
+    const SiteData& sd = m.sites[s];
+    SiteTruth st;
+    st.site = sd.site;
+    st.it_power_w = it_p[s];
+    if (sd.has_facility_meter) {
+      st.facility_power_w = it_p[s] * sd.pue;
+      if (it_p[s] > 0) st.pue = *st.facility_power_w / it_p[s];
+    }
+    if (sd.has_cooling_meter) {
+      st.cooling_power_w = it_p[s] * (sd.pue - 1) * kCoolingShareOfOverhead;
+    }
+    truth.sites.push_back(std::move(st));
+  }
+
+  truth.devices.reserve(m.devices.size());
+  for (const DeviceModel& dm : m.devices) {
+    const SiteData& sd = m.sites[dm.site];
+    double factor = 0;  // multiplier of the site's IT power / energy
+    switch (dm.source) {
+      case Source::kIt: factor = 1.0; break;
+      case Source::kFacility: factor = sd.pue; break;
+      case Source::kCooling: factor = (sd.pue - 1) * kCoolingShareOfOverhead; break;
+      default: break;
+    }
+    double power = 0, energy = dm.e0_j, load_ratio = 0;
+    const std::size_t cab = dm.cabinet >= 0 ? static_cast<std::size_t>(dm.cabinet) : 0;
+    switch (dm.source) {
+      case Source::kCabinet:
+        if (dm.cabinet >= 0) {
+          power = dm.share * cab_p[cab];
+          energy += dm.share * cab_e[cab];
+        }
+        break;
+      case Source::kIt:
+      case Source::kFacility:
+      case Source::kCooling:
+        power = dm.share * factor * it_p[dm.site];
+        energy += dm.share * factor * it_e[dm.site];
+        break;
+      case Source::kConstant:
+        power = dm.const_w;
+        energy += dm.const_w * tau;
+        break;
+      case Source::kNone:
+        break;
+    }
+    if (dm.cabinet >= 0 && m.cabinets[cab].cabinet->rated_w > 0) {
+      load_ratio = cab_p[cab] / m.cabinets[cab].cabinet->rated_w;
+    }
+    DeviceTruth dt;
+    dt.device = dm.device;
+    if (dm.device->profile) {
+      const auto& points = dm.device->profile->points;
+      dt.points.reserve(points.size());
+      for (std::size_t i = 0; i < points.size(); ++i) {
+        const auto& spec = points[i].spec;
+        const double base =
+            m.point_base_value(dm, dm.roles[i], spec, tau, power, energy, load_ratio);
+        dt.points.emplace_back(spec.name, base / unit_factor(spec.unit));
+      }
+    }
+    truth.devices.push_back(std::move(dt));
+  }
+  return truth;
+}
+
+}  // namespace facility::sim
