@@ -95,6 +95,15 @@ MeterSum sum_meters(const Site& site, MeterRole role, const FreshView& v) {
 
 }  // namespace
 
+const char* to_string(OverloadState s) {
+  switch (s) {
+    case OverloadState::kWarning: return "warning";
+    case OverloadState::kCritical: return "critical";
+    case OverloadState::kOk: break;
+  }
+  return "ok";
+}
+
 bool is_known_unit(const std::string& unit) {
   return std::any_of(std::begin(kUnits), std::end(kUnits),
                      [&](const UnitInfo& u) { return unit == u.name; });

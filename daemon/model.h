@@ -19,10 +19,46 @@
 
 namespace facility {
 
+struct PhasePower {
+  std::string phase;                // "L1", "L2", "L3"
+  std::optional<double> power_w;    // active power of the phase, W
+  std::optional<double> current_a;  // A
+  std::optional<double> voltage_v;  // V
+  // Headroom of this phase if the other feed fails (derated phase capacity - the load the
+  // phase would then carry), W. Filled by the model for A+B cabinets.
+  std::optional<double> failover_headroom_w;
+};
+
 struct FeedPower {
   std::string feed;              // "A", "B"
   std::optional<double> power_w;  // nullopt if the feed's PDU is missing or stale
   std::string device;            // the PDU measuring it ("" if none configured)
+  bool estimated = false;        // power_w is current x nominal voltage x power factor
+  std::vector<PhasePower> phases;  // per phase, for PDUs that report phases
+  // If the other feed(s) fail, this feed carries the whole cabinet: derated capacity of this
+  // feed - cabinet total, W. nullopt for single-feed cabinets or when the total is unknown.
+  std::optional<double> failover_headroom_w;
+};
+
+// Overload state of a cabinet (facility_cabinet_overload_state): 0 ok, 1 warning, 2 critical.
+enum class OverloadState { kOk = 0, kWarning = 1, kCritical = 2 };
+const char* to_string(OverloadState s);  // "ok", "warning", "critical"
+
+// The current state of one alert condition the model evaluates (with hysteresis and hold time),
+// e.g. kind "cabinet_overload", subject "2FA-A02-06". Published as retained MQTT alert topics
+// (<prefix>/<site>/alert/<kind>/<subject>) and usable by any other sink. An alert that cleared
+// stays in the list (raised = false) until the model forgets it, so sinks can publish "cleared".
+struct AlertState {
+  std::string site;
+  std::string kind;      // "cabinet_overload", "cabinet_failover_risk", "inlet_temperature", ...
+  std::string subject;   // the entity: cabinet id, device id, site id
+  std::string severity;  // "warning" | "critical" (the last raised severity when cleared)
+  bool raised = false;
+  std::optional<double> value;      // the value that raised / cleared it, in `unit`
+  std::optional<double> threshold;  // the threshold crossed, in `unit`
+  std::string unit;                 // "ratio", "W", "celsius", ...
+  TimePoint since{};                // when it entered its current state (raised or cleared)
+  std::string message;              // one human-readable line
 };
 
 struct CabinetSnapshot {
@@ -34,6 +70,11 @@ struct CabinetSnapshot {
   Quality quality = Quality::kGood;   // kStale if any feed's PDU is stale or missing
   std::optional<double> inlet_c;      // from the cabinet's rack sensor(s): hottest inlet
   std::optional<double> humidity_ratio;
+  bool estimated = false;  // some feed's power is estimated from current (see FeedPower)
+  // Minimum over feeds of FeedPower::failover_headroom_w; negative = failover risk.
+  std::optional<double> failover_headroom_w;
+  OverloadState overload = OverloadState::kOk;
+  std::optional<double> phase_imbalance;  // (max |phase - mean|) / mean, three-phase PDUs
 };
 
 struct RackSensorSnapshot {
@@ -82,6 +123,7 @@ struct FacilitySnapshot {
   std::shared_ptr<const Config> config;  // keeps the pointers above alive
   std::vector<SiteSnapshot> sites;
   std::vector<DeviceSnapshot> devices;
+  std::vector<AlertState> alerts;  // every alert currently raised, and recently cleared ones
 };
 
 // Converts a value in one of the profile units (W, kW, Wh, kWh, MWh, A, V, Hz, celsius,
