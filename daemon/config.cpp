@@ -60,6 +60,9 @@ const char* to_string(MeterRole r) {
     case MeterRole::kItTotal: return "it_total";
     case MeterRole::kCooling: return "cooling";
     case MeterRole::kOther: return "other";
+    case MeterRole::kItUpsOutput: return "it_at_ups_output";
+    case MeterRole::kItPduOutput: return "it_at_pdu_output";
+    case MeterRole::kItEquipmentInput: return "it_at_equipment_input";
   }
   return "?";
 }
@@ -265,6 +268,12 @@ SimHints parse_sim(Diagnostics& d, MapReader& parent, std::initializer_list<cons
   h.load = r.num("load");
   h.inlet_c = r.num("inlet_c");
   h.pue = r.num("pue");
+  auto seconds = [&r](const char* k) -> std::optional<double> {
+    if (auto v = r.duration(k)) return static_cast<double>(v->count()) / 1000.0;
+    return std::nullopt;
+  };
+  h.energy_wrap_after_s = seconds("energy_wrap_after");
+  h.energy_reset_after_s = seconds("energy_reset_after");
   if (h.load && (*h.load < 0 || *h.load > 2)) d.error(r.get("load"), "simulate: load must be 0..2");
   if (h.pue && (*h.pue < 1 || *h.pue > 5)) d.error(r.get("pue"), "simulate: pue must be 1..5");
   return h;
@@ -296,7 +305,9 @@ Config load_config(const std::string& path) {
     d.error(SourceLoc{path, 0, 0}, "config file is empty");
     throw ConfigException(std::move(d.errors()));
   }
-  MapReader top(d, root, "config", {"daemon", "mqtt", "defaults", "profiles_dir", "sites"});
+  MapReader top(d, root, "config",
+                {"daemon", "mqtt", "defaults", "profiles_dir", "facility", "cabinet_classes",
+                 "sites"});
   if (!top.ok()) throw ConfigException(std::move(d.errors()));
 
   if (top.has("daemon")) {
@@ -318,6 +329,13 @@ Config load_config(const std::string& path) {
   }
 
   if (top.has("mqtt")) parse_mqtt_settings(d, top.get("mqtt"), cfg.mqtt);
+  if (top.has("facility")) {
+    cfg.facility = config_detail::parse_facility_settings(d, top.get("facility"), "facility",
+                                                          cfg.facility);
+  }
+  if (top.has("cabinet_classes")) {
+    cfg.cabinet_classes = config_detail::parse_cabinet_classes(d, top.get("cabinet_classes"));
+  }
 
   Defaults defs;
   if (top.has("defaults")) {
@@ -375,7 +393,7 @@ Config load_config(const std::string& path) {
   for (const auto& sn : sites) {
     MapReader sr(d, sn, "site",
                  {"id", "name", "ownership", "planned_cabinets", "pue_category", "simulate", "rooms",
-                  "devices"});
+                  "devices", "facility", "build_out_plan"});
     if (!sr.ok()) continue;
     Site site;
     if (!check_id(d, sr, "site", site.id)) continue;
@@ -390,6 +408,14 @@ Config load_config(const std::string& path) {
     if (auto n = sr.integer("planned_cabinets", 0, 1'000'000)) site.planned_cabinets = int(*n);
     if (auto n = sr.integer("pue_category", 1, 3)) site.pue_category = int(*n);
     site.sim = parse_sim(d, sr, {"pue"});
+    site.facility = cfg.facility;
+    if (sr.has("facility")) {
+      site.facility = config_detail::parse_facility_settings(d, sr.get("facility"),
+                                                             sw + " facility", cfg.facility);
+    }
+    if (sr.has("build_out_plan")) {
+      site.build_out_plan = config_detail::parse_build_out_plan(d, sr.get("build_out_plan"), sw);
+    }
 
     std::unordered_set<std::string> room_ids;
     for (const auto& rn : sr.seq("rooms", true)) {
@@ -410,7 +436,8 @@ Config load_config(const std::string& path) {
         }
         for (const auto& cn : wr.seq("cabinets", true)) {
           MapReader cr(d, cn, sw + " cabinet",
-                       {"id", "rated_kw", "breaker", "feeds", "status", "simulate"});
+                       {"id", "rated_kw", "breaker", "feeds", "status", "class", "rack_units",
+                        "simulate"});
           if (!cr.ok()) continue;
           Cabinet cab;
           if (!check_id(d, cr, sw + " cabinet", cab.id)) continue;
@@ -466,6 +493,7 @@ Config load_config(const std::string& path) {
             cab.status = *s;
           }
           cab.sim = parse_sim(d, cr, {"load"});
+          config_detail::resolve_cabinet(d, cr, cfg, site, cab);
           row.cabinet_ids.push_back(cab.id);
           site.cabinets.push_back(std::move(cab));
         }
@@ -477,7 +505,8 @@ Config load_config(const std::string& path) {
     for (const auto& dn : sr.seq("devices")) {
       MapReader dr(d, dn, sw + " device",
                    {"id", "kind", "profile", "endpoint", "unit", "interval", "timeout", "cabinet",
-                    "feed", "role", "room", "simulate"});
+                    "feed", "role", "room", "nominal_voltage_v", "nominal_power_factor",
+                    "capacity_kw", "simulate"});
       if (!dr.ok()) continue;
       Device dev;
       if (!check_id(d, dr, sw + " device", dev.id)) continue;
@@ -526,12 +555,17 @@ Config load_config(const std::string& path) {
       dev.feed = dr.str("feed").value_or("");
       dev.room = dr.str("room").value_or("");
       if (auto r = dr.choice<MeterRole>("role", {{"facility_total", MeterRole::kFacilityTotal},
+                                                 {"it_at_ups_output", MeterRole::kItUpsOutput},
+                                                 {"it_at_pdu_output", MeterRole::kItPduOutput},
+                                                 {"it_at_equipment_input",
+                                                  MeterRole::kItEquipmentInput},
                                                  {"it_total", MeterRole::kItTotal},
                                                  {"cooling", MeterRole::kCooling},
                                                  {"other", MeterRole::kOther}})) {
         dev.role = *r;
       }
-      dev.sim = parse_sim(d, dr, {"inlet_c"});
+      dev.sim = parse_sim(d, dr, {"inlet_c", "energy_wrap_after", "energy_reset_after"});
+      if (kind) config_detail::parse_device_facility(d, dr, site, dev);
 
       // Placement rules per kind.
       if (kind) {
@@ -559,7 +593,8 @@ Config load_config(const std::string& path) {
           d.error(dr.key_node("feed"), dw + ": \"feed\" applies only to pdu");
         }
         if (dev.kind == DeviceKind::kMeter && !dr.has("role")) {
-          d.error(dn, dw + ": a meter needs \"role\" (facility_total, it_total, cooling, other)");
+          d.error(dn, dw + ": a meter needs \"role\" (facility_total, it_at_ups_output, "
+                           "it_at_pdu_output, it_at_equipment_input, it_total, cooling, other)");
         }
         if (dev.kind != DeviceKind::kMeter && dr.has("role")) {
           d.error(dr.key_node("role"), dw + ": \"role\" applies only to meter");
@@ -571,17 +606,7 @@ Config load_config(const std::string& path) {
           d.error(dr.get("room"), dw + ": unknown room \"" + dev.room + "\" in " + sw);
         }
         // The model needs these points; a profile without them cannot serve this kind.
-        if (dev.profile) {
-          std::vector<std::string> needed;
-          if (dev.kind == DeviceKind::kPdu || dev.kind == DeviceKind::kMeter) needed = {"active_power"};
-          if (dev.kind == DeviceKind::kRackSensor) needed = {"inlet_temperature"};
-          for (const auto& n : needed) {
-            if (!dev.profile->find(n)) {
-              d.error(dr.get("profile"), dw + ": profile \"" + dev.profile_name + "\" has no point \"" +
-                                             n + "\", which a " + to_string(dev.kind) + " needs");
-            }
-          }
-        }
+        config_detail::check_profile_points(d, dr, dev);
       }
       site.devices.push_back(std::move(dev));
     }
@@ -602,6 +627,7 @@ Config load_config(const std::string& path) {
                   ") is less than the cabinets in the inventory (" +
                   std::to_string(site.cabinets.size()) + ")");
     }
+    config_detail::check_site_facility(d, sr, site);
     cfg.sites.push_back(std::move(site));
   }
 

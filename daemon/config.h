@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "collectors/modbus/codec.h"
+#include "daemon/config_facility.h"
 #include "daemon/config_modbus.h"
 #include "daemon/config_mqtt.h"
 
@@ -68,7 +69,19 @@ struct Profile {
 // ---- Inventory ---------------------------------------------------------------------------
 
 enum class DeviceKind { kPdu, kMeter, kCooling, kRackSensor };
-enum class MeterRole { kNone, kFacilityTotal, kItTotal, kCooling, kOther };
+// Meter roles. The three it_at_* roles say where IT power is measured, which is the ISO/IEC
+// 30134-2 PUE category: UPS output (1), PDU output (2), IT equipment input (3). kItTotal
+// ("it_total", kept for compatibility) is IT power at the site's `pue_category`.
+enum class MeterRole {
+  kNone,
+  kFacilityTotal,
+  kItTotal,
+  kCooling,
+  kOther,
+  kItUpsOutput,
+  kItPduOutput,
+  kItEquipmentInput,
+};
 enum class CabinetStatus { kFree, kSold, kInternal };
 enum class Ownership { kSelfBuilt, kLeased };
 
@@ -76,12 +89,21 @@ const char* to_string(DeviceKind k);
 const char* to_string(MeterRole r);
 const char* to_string(CabinetStatus s);
 const char* to_string(Ownership o);
+// The PUE category (1..3) of an IT meter role at `site_category` (for it_total); 0 if the role
+// is not an IT role.
+int it_category(MeterRole r, int site_category);
 
 // Hints for facility-sim only; the daemon ignores them. Absent keys keep their defaults.
 struct SimHints {
   std::optional<double> load;     // cabinet: mean load as a fraction of rated power (0 = unpowered)
   std::optional<double> inlet_c;  // rack sensor: mean inlet temperature, degC
   std::optional<double> pue;      // site: facility power / IT power
+  // Device with an energy counter: the counter wraps (passes its integer type's maximum) this
+  // many simulated seconds after the simulator's start.
+  std::optional<double> energy_wrap_after_s;
+  // Device with an energy counter: it restarts from 0 (a reboot) this many simulated seconds
+  // after the simulator's start.
+  std::optional<double> energy_reset_after_s;
 };
 
 struct Breaker {
@@ -93,10 +115,17 @@ struct Breaker {
 struct Cabinet {
   std::string id;  // unique within its site
   std::string site, room, row;
-  double rated_w = 0;  // from rated_kw, or from the breaker
+  std::string cabinet_class;  // "" = none
+  double rated_w = 0;  // from rated_kw, or from the breaker (own, else the class's)
   std::optional<Breaker> breaker;
   std::vector<std::string> feeds;  // e.g. {"A","B"}
   CabinetStatus status = CabinetStatus::kFree;
+  // What one feed's circuit can carry: the breaker's V x A (x sqrt(3) for three phases), else
+  // rated_w. Failover headroom compares derating x this with the whole cabinet's load.
+  double feed_capacity_w = 0;
+  double derating = 0.8;      // resolved: cabinet class, else site, else top-level facility
+  OverloadSettings overload;  // resolved likewise
+  int rack_units = 42;        // U-space, when rack sensors report occupied units only
   SimHints sim;
   SourceLoc loc;
 };
@@ -126,6 +155,11 @@ struct Device {
   std::string feed;     // pdu
   std::string room;     // cooling (required), others optional
   MeterRole role = MeterRole::kNone;  // meter
+  // pdu: for the current x voltage x power-factor estimate (resolved from the site's facility
+  // settings unless the device sets its own).
+  double nominal_voltage_v = 220;
+  double nominal_power_factor = 0.95;
+  std::optional<double> capacity_w;  // cooling: rated thermal (cooling) capacity, W
   SimHints sim;
   SourceLoc loc;
 };
@@ -136,6 +170,8 @@ struct Site {
   Ownership ownership = Ownership::kSelfBuilt;
   int planned_cabinets = 0;  // build-out plan total; 0 = same as delivered (inventory)
   int pue_category = 1;      // ISO/IEC 30134-2 category of the it_total meter (1, 2 or 3)
+  FacilitySettings facility;          // resolved: top-level facility + the site's own
+  std::vector<PlanStep> build_out_plan;  // date -> planned powered cabinets, ascending dates
   std::vector<Room> rooms;
   std::vector<Cabinet> cabinets;  // every cabinet of every room, in file order
   std::vector<Device> devices;
@@ -154,6 +190,8 @@ struct Config {
   DaemonSettings daemon;
   MqttSettings mqtt;
   std::map<std::string, std::shared_ptr<const Profile>> profiles;
+  FacilitySettings facility;  // top level; each Site holds its resolved copy
+  std::vector<CabinetClass> cabinet_classes;
   std::vector<Site> sites;
 
   const Site* find_site(const std::string& id) const;

@@ -232,4 +232,21 @@ Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string&
                         const std::string& s);
 void parse_mqtt_settings(Diagnostics& d, const YAML::Node& node, MqttSettings& out);
 
+// Facility-model sections (config_facility.cpp).
+std::string format_number(double v);
+FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
+                                         const std::string& what, const FacilitySettings& base);
+std::vector<CabinetClass> parse_cabinet_classes(Diagnostics& d, const YAML::Node& node);
+std::vector<PlanStep> parse_build_out_plan(Diagnostics& d, const YAML::Node& node,
+                                           const std::string& what);
+// After a cabinet's own keys: its class (key "class"), rack_units, and the resolved feed
+// capacity, derating and overload thresholds.
+void resolve_cabinet(Diagnostics& d, MapReader& cr, const Config& cfg, const Site& site,
+                     Cabinet& cab);
+// A device's facility keys (nominal_voltage_v, nominal_power_factor, capacity_kw).
+void parse_device_facility(Diagnostics& d, MapReader& dr, const Site& site, Device& dev);
+// The points the model needs from a device of this kind.
+void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev);
+void check_site_facility(Diagnostics& d, MapReader& sr, const Site& site);
+
 }  // namespace facility::config_detail

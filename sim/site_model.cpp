@@ -138,9 +138,13 @@ struct DeviceModel {
   double share = 0;    // fraction of the source quantity this device measures
   double const_w = 0;  // Source::kConstant
   double e0_j = 0;     // energy counter at the epoch
+  // simulate.energy_reset_after: the counter restarts from 0 at this tau (a reboot).
+  std::optional<double> reset_tau;
+  double energy_at_reset_j = 0;  // energy drawn from the epoch to the reset
   Electrical el;
   double inlet_c = 22, humidity = 0.45, setpoint_c = 19, delta_c = 11, fan = 0.65,
          ambient_c = 15, level = 0.85;
+  double u_occupied = 0, u_total = 42;  // rack sensors reporting U-space
   Wave temp_wobble, hum_wobble, fan_wobble;
   std::vector<PointRole> roles;  // per profile point
 };
@@ -175,6 +179,19 @@ void damp_near_rating(double load, double& diurnal, double& noise) {
         noise = std::max(0.0, 1 - floor);
       }
     }
+  }
+}
+
+// The range of an integer energy counter in its point's unit (2^bits x scale), nullopt for floats
+// and 64-bit counters, which do not wrap in practice.
+std::optional<double> counter_range(const modbus::PointSpec& spec) {
+  using modbus::DataType;
+  switch (spec.type) {
+    case DataType::kInt16:
+    case DataType::kUInt16: return 65536.0 * std::abs(spec.scale);
+    case DataType::kInt32:
+    case DataType::kUInt32: return 4294967296.0 * std::abs(spec.scale);
+    default: return std::nullopt;
   }
 }
 
@@ -227,6 +244,8 @@ const char* to_string(Quantity q) {
     case Quantity::kOn: return "on";
     case Quantity::kAlarm: return "alarm";
     case Quantity::kLevel: return "level";
+    case Quantity::kRackUnitsOccupied: return "rack_units_occupied";
+    case Quantity::kRackUnitsTotal: return "rack_units_total";
     case Quantity::kConstant: return "constant";
   }
   return "?";
@@ -271,6 +290,8 @@ PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
     return set(Quantity::kConstant);
   }
   if (is_energy_unit(u)) return set(Quantity::kEnergy);
+  if (kind == DeviceKind::kRackSensor && has("u_occupied")) return set(Quantity::kRackUnitsOccupied);
+  if (kind == DeviceKind::kRackSensor && has("u_total")) return set(Quantity::kRackUnitsTotal);
   if (u == "W" || u == "kW") {
     if (has("reactive")) return set(Quantity::kReactivePower);
     if (has("apparent")) return set(Quantity::kApparentPower);
@@ -322,6 +343,18 @@ struct SiteModel::Impl {
   }
 
   void build(const Config& cfg, double epoch, std::vector<std::string>& warnings);
+  // Energy-counter hints (wrap, reset), once every device is built.
+  void place_counters(std::vector<std::string>& warnings);
+
+  // Power and energy since the epoch of every cabinet and site at tau.
+  struct Flows {
+    std::vector<double> cab_p, cab_e, it_p, it_e;
+  };
+  Flows flows(double tau) const;
+  // A device's power (W) and the energy it has measured since the epoch (J).
+  std::pair<double, double> device_flow(const DeviceModel& dm, double tau, const Flows& f) const;
+  // What its energy counter shows (J), before wrapping to the register's range.
+  double counter_j(const DeviceModel& dm, double tau, double since_epoch_j) const;
   Electrical electrical(const Device& d, bool three_phase, bool meter) const;
   double point_base_value(const DeviceModel& dm, const PointRole& role,
                           const modbus::PointSpec& spec, double tau, double power_w,
@@ -409,11 +442,20 @@ void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::st
 
     // How many PDUs share each (cabinet, feed), and how many meters have each role.
     std::map<std::pair<std::string, std::string>, int> pdus_on_feed;
+    // IT meters of one PUE category share the IT load; other roles count per role.
+    auto meter_group = [&site](MeterRole role) {
+      const int c = it_category(role, site.pue_category);
+      return c > 0 ? MeterRole::kItTotal : role;
+    };
     std::map<MeterRole, int> meters_by_role;
+    std::map<int, int> it_meters_by_category;
     double cooling_weight_sum = 0;
     for (const Device& d : site.devices) {
       if (d.kind == DeviceKind::kPdu) ++pdus_on_feed[{d.cabinet, d.feed}];
-      if (d.kind == DeviceKind::kMeter) ++meters_by_role[d.role];
+      if (d.kind == DeviceKind::kMeter) {
+        ++meters_by_role[meter_group(d.role)];
+        if (const int c = it_category(d.role, site.pue_category)) ++it_meters_by_category[c];
+      }
       if (d.kind == DeviceKind::kCooling) cooling_weight_sum += r(0.9, 1.1, {"cw", d.id});
     }
     sd.has_facility_meter = meters_by_role[MeterRole::kFacilityTotal] > 0;
@@ -471,8 +513,13 @@ void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::st
           break;
         }
         case DeviceKind::kMeter: {
-          const double n = std::max(1, meters_by_role[d.role]);
-          switch (d.role) {
+          const int category = it_category(d.role, site.pue_category);
+          const double n = std::max(1, category > 0 ? it_meters_by_category[category]
+                                                    : meters_by_role[d.role]);
+          switch (meter_group(d.role)) {
+            case MeterRole::kItUpsOutput:
+            case MeterRole::kItPduOutput:
+            case MeterRole::kItEquipmentInput:
             case MeterRole::kItTotal:
               dm.source = Source::kIt;
               dm.e0_j = site_it_e0 / n;
@@ -518,6 +565,18 @@ void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::st
               cab && cab->sim.inlet_c ? *cab->sim.inlet_c : r(21, 25, {"inlet", d.id}));
           dm.humidity = r(0.40, 0.55, {"rh", d.id});
           dm.el = electrical(d, false, false);
+          // U-space: servers fill a cabinet roughly with its load; free cabinets are empty.
+          if (cab) {
+            const double load = cab->rated_w > 0
+                                    ? cabinets[static_cast<std::size_t>(dm.cabinet)].curve.mean_w /
+                                          cab->rated_w
+                                    : 0.0;
+            dm.u_total = cab->rack_units;
+            dm.u_occupied = load <= 0 ? 0.0
+                                      : std::min<double>(cab->rack_units - 2,
+                                                         std::round(cab->rack_units *
+                                                                    (0.2 + 0.65 * std::min(load, 1.0))));
+          }
           break;
         }
       }
@@ -582,6 +641,8 @@ double SiteModel::Impl::point_base_value(const DeviceModel& dm, const PointRole&
     case Quantity::kOn: return 1.0;
     case Quantity::kAlarm: return 0.0;
     case Quantity::kLevel: return dm.level;
+    case Quantity::kRackUnitsOccupied: return dm.u_occupied;
+    case Quantity::kRackUnitsTotal: return dm.u_total;
     case Quantity::kConstant: {
       const std::string& u = spec.unit;
       if (u == "V") return 230.0;
@@ -595,10 +656,97 @@ double SiteModel::Impl::point_base_value(const DeviceModel& dm, const PointRole&
   return 0.0;
 }
 
+SiteModel::Impl::Flows SiteModel::Impl::flows(double tau) const {
+  Flows f;
+  f.cab_p.resize(cabinets.size());
+  f.cab_e.resize(cabinets.size());
+  for (std::size_t i = 0; i < cabinets.size(); ++i) {
+    f.cab_p[i] = cabinets[i].curve.power(tau);
+    f.cab_e[i] = cabinets[i].curve.energy(tau);
+  }
+  // IT power of a site is what its PDUs measure; every meter derives from it.
+  f.it_p.assign(sites.size(), 0.0);
+  f.it_e.assign(sites.size(), 0.0);
+  for (std::size_t s = 0; s < sites.size(); ++s) {
+    for (std::size_t di : sites[s].pdus) {
+      const DeviceModel& dm = devices[di];
+      if (dm.cabinet < 0) continue;
+      f.it_p[s] += dm.share * f.cab_p[static_cast<std::size_t>(dm.cabinet)];
+      f.it_e[s] += dm.share * f.cab_e[static_cast<std::size_t>(dm.cabinet)];
+    }
+  }
+  return f;
+}
+
+std::pair<double, double> SiteModel::Impl::device_flow(const DeviceModel& dm, double tau,
+                                                       const Flows& f) const {
+  const SiteData& sd = sites[dm.site];
+  double factor = 0;  // multiplier of the site's IT power / energy
+  switch (dm.source) {
+    case Source::kIt: factor = 1.0; break;
+    case Source::kFacility: factor = sd.pue; break;
+    case Source::kCooling: factor = (sd.pue - 1) * kCoolingShareOfOverhead; break;
+    default: break;
+  }
+  const std::size_t cab = dm.cabinet >= 0 ? static_cast<std::size_t>(dm.cabinet) : 0;
+  switch (dm.source) {
+    case Source::kCabinet:
+      if (dm.cabinet < 0) return {0.0, 0.0};
+      return {dm.share * f.cab_p[cab], dm.share * f.cab_e[cab]};
+    case Source::kIt:
+    case Source::kFacility:
+    case Source::kCooling:
+      return {dm.share * factor * f.it_p[dm.site], dm.share * factor * f.it_e[dm.site]};
+    case Source::kConstant: return {dm.const_w, dm.const_w * tau};
+    case Source::kNone: break;
+  }
+  return {0.0, 0.0};
+}
+
+double SiteModel::Impl::counter_j(const DeviceModel& dm, double tau, double since_epoch_j) const {
+  if (dm.reset_tau && tau >= *dm.reset_tau) {
+    return since_epoch_j - dm.energy_at_reset_j;  // restarted from 0 at the reset
+  }
+  return dm.e0_j + since_epoch_j;
+}
+
+void SiteModel::Impl::place_counters(std::vector<std::string>& warnings) {
+  for (DeviceModel& dm : devices) {
+    const SimHints& hint = dm.device->sim;
+    if (!hint.energy_wrap_after_s && !hint.energy_reset_after_s) continue;
+    const modbus::PointSpec* spec = nullptr;
+    for (std::size_t i = 0; i < dm.roles.size() && !spec; ++i) {
+      if (dm.roles[i].quantity == Quantity::kEnergy) spec = &dm.device->profile->points[i].spec;
+    }
+    if (!spec) {
+      warnings.push_back("device " + dm.device->id +
+                         ": simulate energy_* ignored, its profile has no energy counter");
+      continue;
+    }
+    if (hint.energy_wrap_after_s) {
+      const auto range = counter_range(*spec);
+      if (!range) {
+        warnings.push_back("device " + dm.device->id + ": simulate energy_wrap_after ignored, " +
+                           spec->name + " is not a 16- or 32-bit integer counter");
+      } else {
+        const double t = *hint.energy_wrap_after_s;
+        const double used = device_flow(dm, t, flows(t)).second;
+        dm.e0_j = std::max(0.0, *range * unit_factor(spec->unit) - used);
+      }
+    }
+    if (hint.energy_reset_after_s) {
+      const double t = *hint.energy_reset_after_s;
+      dm.reset_tau = t;
+      dm.energy_at_reset_j = device_flow(dm, t, flows(t)).second;
+    }
+  }
+}
+
 SiteModel::SiteModel(std::shared_ptr<const Config> config, std::uint64_t seed, double epoch)
     : config_(std::move(config)), epoch_(epoch), impl_(std::make_unique<Impl>()) {
   impl_->seed = seed;
   impl_->build(*config_, epoch_, warnings_);
+  impl_->place_counters(warnings_);
 }
 
 SiteModel::~SiteModel() = default;
@@ -609,12 +757,12 @@ Truth SiteModel::at(double t) const {
   Truth truth;
   truth.ts = t;
 
-  std::vector<double> cab_p(m.cabinets.size()), cab_e(m.cabinets.size());
+  const Impl::Flows fl = m.flows(tau);
+  const auto& cab_p = fl.cab_p;
+  const auto& it_p = fl.it_p;
   truth.cabinets.reserve(m.cabinets.size());
   for (std::size_t i = 0; i < m.cabinets.size(); ++i) {
     const CabinetModel& cm = m.cabinets[i];
-    cab_p[i] = cm.curve.power(tau);
-    cab_e[i] = cm.curve.energy(tau);
     CabinetTruth ct;
     ct.site = cm.site;
     ct.cabinet = cm.cabinet;
@@ -626,15 +774,7 @@ Truth SiteModel::at(double t) const {
     truth.cabinets.push_back(std::move(ct));
   }
 
-  // IT power of a site is what its PDUs measure; every meter derives from it.
-  std::vector<double> it_p(m.sites.size(), 0.0), it_e(m.sites.size(), 0.0);
   for (std::size_t s = 0; s < m.sites.size(); ++s) {
-    for (std::size_t di : m.sites[s].pdus) {
-      const DeviceModel& dm = m.devices[di];
-      if (dm.cabinet < 0) continue;
-      it_p[s] += dm.share * cab_p[static_cast<std::size_t>(dm.cabinet)];
-      it_e[s] += dm.share * cab_e[static_cast<std::size_t>(dm.cabinet)];
-    }
     const SiteData& sd = m.sites[s];
     SiteTruth st;
     st.site = sd.site;
@@ -651,36 +791,10 @@ Truth SiteModel::at(double t) const {
 
   truth.devices.reserve(m.devices.size());
   for (const DeviceModel& dm : m.devices) {
-    const SiteData& sd = m.sites[dm.site];
-    double factor = 0;  // multiplier of the site's IT power / energy
-    switch (dm.source) {
-      case Source::kIt: factor = 1.0; break;
-      case Source::kFacility: factor = sd.pue; break;
-      case Source::kCooling: factor = (sd.pue - 1) * kCoolingShareOfOverhead; break;
-      default: break;
-    }
-    double power = 0, energy = dm.e0_j, load_ratio = 0;
+    const auto [power, since_epoch] = m.device_flow(dm, tau, fl);
+    const double energy = m.counter_j(dm, tau, since_epoch);
+    double load_ratio = 0;
     const std::size_t cab = dm.cabinet >= 0 ? static_cast<std::size_t>(dm.cabinet) : 0;
-    switch (dm.source) {
-      case Source::kCabinet:
-        if (dm.cabinet >= 0) {
-          power = dm.share * cab_p[cab];
-          energy += dm.share * cab_e[cab];
-        }
-        break;
-      case Source::kIt:
-      case Source::kFacility:
-      case Source::kCooling:
-        power = dm.share * factor * it_p[dm.site];
-        energy += dm.share * factor * it_e[dm.site];
-        break;
-      case Source::kConstant:
-        power = dm.const_w;
-        energy += dm.const_w * tau;
-        break;
-      case Source::kNone:
-        break;
-    }
     if (dm.cabinet >= 0 && m.cabinets[cab].cabinet->rated_w > 0) {
       load_ratio = cab_p[cab] / m.cabinets[cab].cabinet->rated_w;
     }
@@ -693,7 +807,12 @@ Truth SiteModel::at(double t) const {
         const auto& spec = points[i].spec;
         const double base =
             m.point_base_value(dm, dm.roles[i], spec, tau, power, energy, load_ratio);
-        dt.points.emplace_back(spec.name, base / unit_factor(spec.unit));
+        double v = base / unit_factor(spec.unit);
+        if (dm.roles[i].quantity == Quantity::kEnergy) {
+          // A counter wraps like the register it lives in.
+          if (auto range = counter_range(spec)) v = std::fmod(v, *range);
+        }
+        dt.points.emplace_back(spec.name, v);
       }
     }
     truth.devices.push_back(std::move(dt));

@@ -18,6 +18,15 @@
 //     its rating: a cabinet meant to be overloaded (load > 1) stays overloaded all day, and one
 //     meant to be just under stays under. Alert tests then don't depend on the time of day.
 //
+// Meters: every IT role (it_at_ups_output, it_at_pdu_output, it_at_equipment_input, it_total)
+// reads the site's PDU sum (no distribution losses are simulated), split evenly among the meters
+// of one PUE category; facility_total reads IT x simulate.pue; cooling 75 % of the overhead.
+//
+// Energy counters are the exact integral of their power, start at a hashed value at the epoch,
+// and wrap like the register they are served in (2^16 or 2^32 x scale for integer types).
+// simulate.energy_wrap_after / energy_reset_after (device hints) place the counter so that it
+// wraps, or restart it from 0 like a rebooted PDU, at that simulated time after the epoch.
+//
 // Thread-safety: immutable after construction; at() is const and reentrant.
 #pragma once
 
@@ -56,6 +65,8 @@ enum class Quantity {
   kOn,     // running / active / status flags: 1
   kAlarm,  // alarm / fault flags: 0
   kLevel,  // a tank or fill level
+  kRackUnitsOccupied,  // rack sensor: occupied U-space (u_occupied)
+  kRackUnitsTotal,     // rack sensor: U-space of the cabinet (u_total)
   kConstant,  // nothing recognised: serves a fixed plausible value for its unit
 };
 

@@ -1,0 +1,392 @@
+// FacilityModel: the stateless snapshot completed with what needs memory across cycles:
+// alert states with hysteresis and hold time, energy counters and PUE windows, cabinet peaks.
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <sstream>
+#include <unordered_map>
+
+#include "daemon/model_alerts.h"
+#include "daemon/model_energy.h"
+#include "daemon/model_internal.h"
+
+namespace facility {
+
+using model_detail::AlertBook;
+using model_detail::CounterTracker;
+using model_detail::EnergySeries;
+using model_detail::HoldAlarm;
+using model_detail::LevelAlarm;
+
+namespace {
+
+using Millis = std::chrono::milliseconds;
+
+// Rolling maximum over a window, in 96 buckets: memory per cabinet is bounded whatever the
+// window and the model interval.
+class PeakTracker {
+ public:
+  void add(TimePoint t, double v, Millis window) {
+    const auto width = std::max<Millis>(window / 96, Millis(1000));
+    const auto start = TimePoint(std::chrono::floor<Millis>(t.time_since_epoch()) / width * width);
+    if (!buckets_.empty() && buckets_.back().first == start) {
+      buckets_.back().second = std::max(buckets_.back().second, v);
+    } else {
+      buckets_.emplace_back(start, v);
+    }
+    while (!buckets_.empty() && buckets_.front().first + width + window <= t) buckets_.pop_front();
+  }
+  std::optional<double> max() const {
+    std::optional<double> m;
+    for (const auto& [t, v] : buckets_) m = std::max(m.value_or(v), v);
+    return m;
+  }
+
+ private:
+  std::deque<std::pair<TimePoint, double>> buckets_;
+};
+
+// Range and step of a device's energy counter in joules, from its profile point.
+std::pair<std::optional<double>, double> counter_range(const ProfilePoint& p) {
+  const double unit = std::abs(to_base_unit(1.0, p.spec.unit));
+  const double step = std::abs(p.spec.scale) * unit;
+  using modbus::DataType;
+  switch (p.spec.type) {
+    case DataType::kInt16:
+    case DataType::kUInt16: return {65536.0 * step, step};
+    case DataType::kInt32:
+    case DataType::kUInt32: return {4294967296.0 * step, step};
+    case DataType::kFloat32:
+    case DataType::kFloat64: return {std::nullopt, 0.0};
+    default: return {std::nullopt, step};  // 64-bit counters do not wrap in practice
+  }
+}
+
+std::string percent(double ratio) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(1);
+  os << ratio * 100 << " %";
+  return os.str();
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(digits);
+  os << v;
+  return os.str();
+}
+
+}  // namespace
+
+struct FacilityModel::State {
+  struct CabinetState {
+    LevelAlarm overload;
+    HoldAlarm failover;
+    LevelAlarm inlet;
+    PeakTracker peak;
+  };
+  struct SiteState {
+    std::vector<CabinetState> cabinets;  // in Site::cabinets order
+    std::vector<LevelAlarm> rooms;       // cooling redundancy, in Site::rooms order
+    std::vector<EnergySeries> energy;
+  };
+  std::vector<SiteState> sites;
+  AlertBook alerts;
+  std::optional<TimePoint> started;
+};
+
+FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
+    : config_(std::move(config)), state_(std::make_unique<State>()) {
+  const Config& cfg = *config_;
+  for (const Site& site : cfg.sites) {
+    State::SiteState ss;
+    ss.cabinets.resize(site.cabinets.size());
+    ss.rooms.resize(site.rooms.size());
+    const auto windows = site.facility.pue_windows;
+    const Millis longest = windows.empty() ? Millis(std::chrono::minutes(15)) : windows.back();
+
+    auto member = [&cfg](const Device& d) {
+      EnergySeries::Member m;
+      m.device = d.id;
+      m.stale_after = d.interval * cfg.daemon.stale_after_intervals;
+      if (d.profile) {
+        if (const ProfilePoint* p = d.profile->find("energy")) {
+          auto [modulus, step] = counter_range(*p);
+          m.tracker.emplace(modulus, step);
+        }
+      }
+      return m;
+    };
+    auto meters_with = [&site](auto pred) {
+      std::vector<const Device*> out;
+      for (const auto& d : site.devices) {
+        if (d.kind == DeviceKind::kMeter && pred(d)) out.push_back(&d);
+      }
+      return out;
+    };
+    auto add_series = [&](std::string role, const std::vector<const Device*>& devs) {
+      if (devs.empty()) return;
+      std::vector<EnergySeries::Member> ms;
+      for (const Device* d : devs) ms.push_back(member(*d));
+      ss.energy.emplace_back(std::move(role), std::move(ms), longest);
+    };
+    add_series("facility_total", meters_with([](const Device& d) { return d.role == MeterRole::kFacilityTotal; }));
+    const auto by_cat = model_detail::it_meters_by_category(site);
+    for (int c = 1; c <= 3; ++c) add_series(model_detail::it_role_name(c), by_cat[std::size_t(c - 1)]);
+    const bool it_meters = std::any_of(by_cat.begin(), by_cat.end(), [](const auto& v) { return !v.empty(); });
+    add_series("cooling", meters_with([](const Device& d) { return d.role == MeterRole::kCooling; }));
+    add_series("other", meters_with([](const Device& d) { return d.role == MeterRole::kOther; }));
+    if (!it_meters) {
+      // IT energy from the PDUs, only if every feed of every cabinet has one.
+      std::vector<const Device*> pdus;
+      std::size_t feeds = 0;
+      for (const auto& c : site.cabinets) feeds += c.feeds.size();
+      for (const auto& d : site.devices) {
+        if (d.kind == DeviceKind::kPdu) pdus.push_back(&d);
+      }
+      if (!pdus.empty() && pdus.size() == feeds) add_series("pdu_sum", pdus);
+    }
+    state_->sites.push_back(std::move(ss));
+  }
+}
+
+FacilityModel::~FacilityModel() = default;
+
+namespace {
+
+int category_of_role(const std::string& role) {
+  if (role == "it_at_ups_output") return 1;
+  if (role == "it_at_pdu_output" || role == "pdu_sum") return 2;
+  if (role == "it_at_equipment_input") return 3;
+  return 0;
+}
+
+void update_energy(std::vector<EnergySeries>& series, const SiteSnapshot& ss,
+                   const std::unordered_map<std::string, ReadingStore::Entry>& readings,
+                   TimePoint now) {
+  std::unordered_map<std::string, std::optional<double>> feed_power;
+  for (const auto& cs : ss.cabinets) {
+    for (const auto& f : cs.feeds) {
+      if (!f.device.empty()) feed_power[f.device] = f.power_w;
+    }
+  }
+  for (auto& s : series) {
+    for (auto& m : s.members()) {
+      if (!m.tracker) continue;
+      auto it = readings.find(m.device);
+      if (it == readings.end() || !it->second.reading) continue;
+      const DeviceReading& r = *it->second.reading;
+      if (r.polled_at <= m.last_seen) continue;
+      m.last_seen = r.polled_at;
+      auto e = r.points.find("energy");
+      if (e == r.points.end() || !e->second.value) continue;
+      std::optional<double> power;
+      if (auto p = r.points.find("active_power"); p != r.points.end() && p->second.value) {
+        power = to_base_unit(*p->second.value, p->second.unit);
+      } else if (auto fp = feed_power.find(m.device); fp != feed_power.end()) {
+        power = fp->second;
+      }
+      m.tracker->add(r.polled_at, to_base_unit(*e->second.value, e->second.unit), power);
+    }
+    s.advance(now);
+  }
+}
+
+void energy_results(const Site& site, const std::vector<EnergySeries>& series, SiteSnapshot& ss) {
+  const FacilitySettings& fs = site.facility;
+  const EnergySeries* fac = nullptr;
+  const EnergySeries* cool = nullptr;
+  for (const auto& s : series) {
+    if (s.role() == "facility_total") fac = &s;
+    if (s.role() == "cooling") cool = &s;
+    EnergySnapshot es;
+    es.role = s.role();
+    es.devices = static_cast<int>(s.members().size());
+    es.total_j = s.total_j();
+    es.history_s = s.history_s();
+    for (const auto& w : fs.pue_windows) {
+      const auto win = s.window(w);
+      es.window_coverage.emplace_back(window_label(w),
+                                      win ? std::optional(win->coverage) : std::nullopt);
+    }
+    ss.energy.push_back(std::move(es));
+  }
+  // Covered energy of a window: exact at full coverage, extrapolated above the bound (< 1).
+  auto covered = [&fs](const std::optional<EnergySeries::Window>& w) -> std::optional<double> {
+    if (!w || w->coverage <= 0 || w->coverage < fs.pue_min_coverage) return std::nullopt;
+    return w->energy_j / w->coverage;
+  };
+  for (const auto& it : series) {
+    const int category = category_of_role(it.role());
+    if (category == 0) continue;
+    for (const auto& w : fs.pue_windows) {
+      PueValue pv;
+      pv.category = category;
+      pv.window = window_label(w);
+      const auto itw = it.window(w);
+      std::optional<EnergySeries::Window> facw, coolw;
+      if (fac) facw = fac->window(w);
+      if (cool) coolw = cool->window(w);
+      if (itw) pv.it_coverage = itw->coverage;
+      if (facw) pv.facility_coverage = facw->coverage;
+      if (coolw) pv.cooling_coverage = coolw->coverage;
+      const auto e_it = covered(itw);
+      if (e_it && *e_it > 0) {
+        if (auto e_f = covered(facw)) pv.pue = *e_f / *e_it;
+        if (auto e_c = covered(coolw)) pv.partial_cooling = (*e_it + *e_c) / *e_it;
+      }
+      ss.pue_values.push_back(pv);
+    }
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
+    const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now) {
+  auto snap = model_detail::build_snapshot(config_, readings, now);
+  State& st = *state_;
+  if (!st.started) st.started = now;
+  snap->model_uptime_s = std::chrono::duration<double>(now - *st.started).count();
+
+  std::unordered_map<std::string, DeviceSnapshot*> device_snaps;
+  for (auto& d : snap->devices) device_snaps[d.device->id] = &d;
+
+  for (std::size_t si = 0; si < snap->sites.size(); ++si) {
+    SiteSnapshot& ss = snap->sites[si];
+    const Site& site = *ss.site;
+    const FacilitySettings& fs = site.facility;
+    State::SiteState& sst = st.sites[si];
+    auto report = [&](AlertBook::Report r) {
+      r.site = site.id;
+      st.alerts.report(r, now, fs.alert_retention);
+    };
+
+    for (std::size_t ci = 0; ci < ss.cabinets.size(); ++ci) {
+      CabinetSnapshot& cs = ss.cabinets[ci];
+      const Cabinet& cab = *cs.cabinet;
+      State::CabinetState& cst = sst.cabinets[ci];
+
+      // Overload, with hysteresis and hold time.
+      const auto& ov = cab.overload;
+      const auto& u = cs.utilization;
+      auto cond = [&u](double raise_at, double clear_below) {
+        if (!u) return LevelAlarm::Conditions{};
+        return LevelAlarm::Conditions{*u >= raise_at, *u < clear_below};
+      };
+      cst.overload.update(cond(ov.warning, ov.warning - ov.hysteresis),
+                          cond(ov.critical, ov.critical - ov.hysteresis), now, ov.hold);
+      cs.overload = cst.overload.level();
+      report({"", "cabinet_overload", cab.id, cs.overload, u,
+              cs.overload == OverloadState::kCritical ? ov.critical : ov.warning, "ratio",
+              "cabinet " + cab.id + " at " + (u ? percent(*u) : std::string("unknown")) +
+                  " of its rated " + fixed(cab.rated_w, 0) + " W (warning from " +
+                  percent(ov.warning) + ", critical from " + percent(ov.critical) + ")"});
+
+      // Failover risk: the margin is the smallest headroom relative to its capacity.
+      if (cab.feeds.size() >= 2) {
+        std::optional<double> margin;
+        const double derated = cab.feed_capacity_w * cab.derating;
+        for (const auto& f : cs.feeds) {
+          if (f.failover_headroom_w && derated > 0) {
+            margin = std::min(margin.value_or(1e9), *f.failover_headroom_w / derated);
+          }
+          for (const auto& ph : f.phases) {
+            if (ph.failover_headroom_w && derated > 0) {
+              margin = std::min(margin.value_or(1e9), *ph.failover_headroom_w / (derated / 3.0));
+            }
+          }
+        }
+        std::optional<bool> raise, clear;
+        if (margin) {
+          raise = *margin < 0;
+          clear = *margin >= fs.failover.hysteresis;
+        }
+        cst.failover.update(raise, clear, now, fs.failover.hold);
+        cs.failover_risk = cst.failover.active();
+        report({"", "cabinet_failover_risk", cab.id,
+                cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk,
+                cs.failover_headroom_w, 0.0, "W",
+                "cabinet " + cab.id + ": if one feed fails, the other carries " +
+                    (cs.power_w ? fixed(*cs.power_w, 0) + " W" : std::string("an unknown load")) +
+                    " against a derated capacity of " + fixed(derated, 0) + " W (" +
+                    percent(cab.derating) + " of " + fixed(cab.feed_capacity_w, 0) + " W)"});
+      }
+
+      // Inlet temperature against the ASHRAE ranges.
+      const auto& in = fs.inlet;
+      LevelAlarm::Conditions w{}, c{};
+      if (cs.inlet_c && cs.inlet_min_c) {
+        const double hi = *cs.inlet_c, lo = *cs.inlet_min_c, h = in.hysteresis_c;
+        w = {hi > in.recommended_high_c || lo < in.recommended_low_c,
+             hi <= in.recommended_high_c - h && lo >= in.recommended_low_c + h};
+        c = {hi > in.allowable_high_c || lo < in.allowable_low_c,
+             hi <= in.allowable_high_c - h && lo >= in.allowable_low_c + h};
+      }
+      cst.inlet.update(w, c, now, in.hold);
+      cs.inlet_state = cst.inlet.level();
+      {
+        const bool low = cs.inlet_min_c && cs.inlet_c &&
+                         *cs.inlet_min_c < in.recommended_low_c && *cs.inlet_c <= in.recommended_high_c;
+        const bool crit = cs.inlet_state == OverloadState::kCritical;
+        const double threshold = low ? (crit ? in.allowable_low_c : in.recommended_low_c)
+                                     : (crit ? in.allowable_high_c : in.recommended_high_c);
+        report({"", "inlet_temperature", cab.id, cs.inlet_state, low ? cs.inlet_min_c : cs.inlet_c,
+                threshold, "celsius",
+                "cabinet " + cab.id + " inlet " +
+                    (cs.inlet_c ? fixed(low ? *cs.inlet_min_c : *cs.inlet_c, 1) + " degC"
+                                : std::string("unknown")) +
+                    " (ASHRAE " + in.ashrae_class + ": recommended " +
+                    fixed(in.recommended_low_c, 0) + "-" + fixed(in.recommended_high_c, 0) +
+                    " degC, allowable " + fixed(in.allowable_low_c, 0) + "-" +
+                    fixed(in.allowable_high_c, 0) + " degC)"});
+      }
+
+      // Peak power over the peak window, for stranded power.
+      if (cs.power_w) cst.peak.add(now, *cs.power_w, fs.peak_window);
+      cs.peak_w = cst.peak.max();
+    }
+    model_detail::compute_stranded(ss);
+
+    // Cooling redundancy per room.
+    for (std::size_t ri = 0; ri < ss.rooms.size(); ++ri) {
+      RoomSnapshot& rs = ss.rooms[ri];
+      const CoolingCapacity& cc = rs.cooling;
+      LevelAlarm::Conditions w{}, c{};
+      const double margin = fs.failover.hysteresis * cc.n_plus_1_w.value_or(0.0);
+      if (cc.headroom_n_plus_1_w) w = {*cc.headroom_n_plus_1_w < 0, *cc.headroom_n_plus_1_w >= margin};
+      if (cc.headroom_w) c = {*cc.headroom_w < 0, *cc.headroom_w >= margin};
+      sst.rooms[ri].update(w, c, now, fs.failover.hold);
+      rs.cooling_state = sst.rooms[ri].level();
+      const bool crit = rs.cooling_state == OverloadState::kCritical;
+      report({"", "cooling_redundancy", rs.room->id, rs.cooling_state,
+              crit ? cc.headroom_w : cc.headroom_n_plus_1_w, 0.0, "W",
+              "room " + rs.room->id + ": " + std::to_string(cc.units_running) + " of " +
+                  std::to_string(cc.units) + " cooling units running; " +
+                  (crit ? "running capacity" : "capacity without the largest unit (N+1)") +
+                  " minus IT heat load = " +
+                  ((crit ? cc.headroom_w : cc.headroom_n_plus_1_w)
+                       ? fixed(*(crit ? cc.headroom_w : cc.headroom_n_plus_1_w), 0) + " W"
+                       : std::string("unknown"))});
+    }
+
+    update_energy(sst.energy, ss, readings, now);
+    energy_results(site, sst.energy, ss);
+    for (const auto& s : sst.energy) {
+      for (const auto& m : s.members()) {
+        auto it = device_snaps.find(m.device);
+        if (it == device_snaps.end() || !m.tracker) continue;
+        it->second->counter_tracked = true;
+        it->second->counter_wraps = m.tracker->wraps;
+        it->second->counter_resets = m.tracker->resets;
+        it->second->counter_rejected = m.tracker->rejected;
+      }
+    }
+  }
+  st.alerts.collect(now, snap->alerts);
+  return snap;
+}
+
+}  // namespace facility
