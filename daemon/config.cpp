@@ -102,7 +102,7 @@ std::vector<const Device*> Config::all_devices() const {
 }
 
 std::optional<Millis> parse_duration(const std::string& s) {
-  static const std::regex re(R"(^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)\s*$)");
+  static const std::regex re(R"(^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*$)");
   std::smatch m;
   if (!std::regex_match(s, m, re)) return std::nullopt;
   const double n = std::stod(m[1].str());
@@ -111,6 +111,7 @@ std::optional<Millis> parse_duration(const std::string& s) {
   if (u == "s") ms = n * 1000;
   if (u == "m") ms = n * 60'000;
   if (u == "h") ms = n * 3'600'000;
+  if (u == "d") ms = n * 86'400'000;
   if (ms < 1 || ms > 86'400'000.0 * 366) return std::nullopt;
   return Millis(static_cast<std::int64_t>(std::llround(ms)));
 }

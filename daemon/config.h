@@ -205,7 +205,7 @@ Config load_config(const std::string& path);
 // Loads one profile file (used by load_config and by `facilityd probe --profile`).
 std::shared_ptr<const Profile> load_profile(const std::string& path);
 
-// Parses "15s", "500ms", "2m", "1h". nullopt on error.
+// Parses "15s", "500ms", "2m", "1h", "30d". nullopt on error.
 std::optional<Millis> parse_duration(const std::string& s);
 
 }  // namespace facility

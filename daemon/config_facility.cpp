@@ -148,7 +148,7 @@ void parse_windows(Diagnostics& d, MapReader& r, std::vector<Millis>& out) {
   for (const auto& [s, at] : r.str_list("pue_windows")) {
     auto w = parse_duration(s);
     if (!w) {
-      d.error(at, r.what() + ": pue_windows entry \"" + s + "\" must be a duration like 15m, 1h");
+      d.error(at, r.what() + ": pue_windows entry \"" + s + "\" must be a duration like 15m, 1h, 30d");
       continue;
     }
     const auto ms = w->count();

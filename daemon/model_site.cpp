@@ -253,13 +253,20 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
     if (!meters.empty()) it_terms.push_back({c, sum_points(meters, "active_power", v)});
   }
   if (it_terms.empty()) {
+    // Coverage counts feeds, so one silent PDU of a pair is 50 % of that cabinet, not 0 or 100.
     ItTerm t{2, {}};
-    t.sum.count = o.total;
+    int fresh = 0;
     for (const auto& cs : ss.cabinets) {
-      if (cs.power_w) t.sum.partial += *cs.power_w;
+      for (const auto& f : cs.feeds) {
+        ++t.sum.count;
+        if (f.power_w) {
+          t.sum.partial += *f.power_w;
+          ++fresh;
+        }
+      }
     }
-    t.sum.coverage = o.total > 0 ? double(o.measured) / o.total : 0.0;
-    if (o.total > 0 && o.measured == o.total) t.sum.value = t.sum.partial;
+    t.sum.coverage = t.sum.count > 0 ? double(fresh) / t.sum.count : 0.0;
+    if (t.sum.count > 0 && fresh == t.sum.count) t.sum.value = t.sum.partial;
     ss.it_power_source = "pdu_sum";
     it_terms.push_back(t);
   } else {

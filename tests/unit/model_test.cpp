@@ -163,10 +163,10 @@ TEST_F(ModelTest, ItFromPduSumWhenNoItMeter) {
   EXPECT_DOUBLE_EQ(s.it_coverage, 1.0);
   // PUE = 10140 / 7600.
   EXPECT_NEAR(*s.pue, 10140.0 / 7600.0, 1e-12);
-  // One stale PDU: coverage 2 of 3 cabinets, no IT power, no PUE.
+  // One stale PDU: coverage 5 of 6 PDUs (feeds), no IT power, no PUE.
   put("c2a", {{"active_power", {2000, "W"}}}, 60s);
   auto snap2 = compute_snapshot(c, store_.snapshot(), now_);
-  EXPECT_NEAR(snap2->sites[0].it_coverage, 2.0 / 3.0, 1e-12);
+  EXPECT_NEAR(snap2->sites[0].it_coverage, 5.0 / 6.0, 1e-12);
   EXPECT_FALSE(snap2->sites[0].it_power_w.has_value());
   EXPECT_FALSE(snap2->sites[0].pue.has_value());
 }

@@ -1,0 +1,147 @@
+// Energy counters across wraps and resets, and the grid that turns them into windows, with
+// small hand-computed numbers: a counter of range 100 J and a step of 1 J.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include "daemon/model_energy.h"
+#include "model_rig.h"
+
+namespace facility::model_detail {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::at_s;
+
+struct Reading {
+  double t, raw;
+  std::optional<double> power_w;
+};
+
+struct TrackerCase {
+  const char* name;
+  std::optional<double> modulus_j;
+  std::vector<Reading> readings;
+  double energy_j, lost_s;
+  int wraps, resets, rejected;
+};
+
+class TrackerTable : public ::testing::TestWithParam<TrackerCase> {};
+
+TEST_P(TrackerTable, EnergyLostAndEvents) {
+  const TrackerCase& c = GetParam();
+  CounterTracker tr(c.modulus_j, 1.0);
+  for (const auto& r : c.readings) tr.add(at_s(r.t), r.raw, r.power_w);
+  const auto v = tr.at(tr.last_time());
+  ASSERT_TRUE(v);
+  EXPECT_DOUBLE_EQ(v->energy_j, c.energy_j);
+  EXPECT_DOUBLE_EQ(v->lost_s, c.lost_s);
+  EXPECT_EQ(tr.wraps, std::uint64_t(c.wraps));
+  EXPECT_EQ(tr.resets, std::uint64_t(c.resets));
+  EXPECT_EQ(tr.rejected, std::uint64_t(c.rejected));
+}
+
+// With 1 W over 10 s an increase is plausible up to 2 x 1 W x 10 s + 2 x 1 J + 1 J = 23 J.
+INSTANTIATE_TEST_SUITE_P(
+    Cases, TrackerTable,
+    ::testing::Values(
+        // 10 -> 20 -> 30: 20 J.
+        TrackerCase{"steady", 100.0, {{0, 10, 1}, {10, 20, 1}, {20, 30, 1}}, 20, 0, 0, 0, 0},
+        // 90 -> 5 on a 100 J counter: 100 - 90 + 5 = 15 J <= 23: a wrap.
+        TrackerCase{"wrap", 100.0, {{0, 90, 1}, {10, 5, 1}}, 15, 0, 1, 0, 0},
+        // No power reading: a wrap if 100 - 95 + 3 = 8 J <= 10 % of the range.
+        TrackerCase{"wrap_without_power", 100.0, {{0, 95, {}}, {10, 3, {}}}, 8, 0, 1, 0, 0},
+        // 80 -> 4: as a wrap 100 - 80 + 4 = 24 J > 23: not plausible, so a reset. The 4 J
+        // since the reset count; the 10 s interval is lost.
+        TrackerCase{"reset", 100.0, {{0, 80, 1}, {10, 4, 1}}, 4, 10, 0, 1, 0},
+        // A counter that does not wrap (a float): any decrease is a reset.
+        TrackerCase{"reset_no_range", std::nullopt, {{0, 500, 1}, {10, 2, 1}}, 2, 10, 0, 1, 0},
+        // Reset to 60 J: more than 23 J since the reset is impossible: rejected, nothing added.
+        TrackerCase{"reset_implausible", std::nullopt, {{0, 80, 1}, {10, 60, 1}}, 0, 10, 0, 1, 1},
+        // 10 -> 1000 in 10 s at 1 W: a glitch, rejected; the interval is lost.
+        TrackerCase{"jump", 100.0, {{0, 10, 1}, {10, 1000, 1}}, 0, 10, 0, 0, 1},
+        // A reading older than the last one is ignored.
+        TrackerCase{"out_of_order", 100.0, {{0, 10, 1}, {10, 20, 1}, {5, 15, 1}}, 10, 0, 0, 0, 0}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CounterTracker, InterpolatesBetweenReadings) {
+  CounterTracker tr(std::nullopt, 1.0);
+  tr.add(at_s(0), 100, 1);
+  tr.add(at_s(10), 110, 1);
+  // Halfway: 5 J of the 10.
+  EXPECT_DOUBLE_EQ(tr.at(at_s(5))->energy_j, 5);
+  EXPECT_FALSE(tr.at(at_s(11)));
+  EXPECT_FALSE(tr.at(at_s(-1)));
+}
+
+EnergySeries::Member member(const char* id, bool counter = true) {
+  EnergySeries::Member m;
+  m.device = id;
+  m.stale_after = 30s;
+  if (counter) m.tracker.emplace(std::nullopt, 0.0);
+  return m;
+}
+
+TEST(EnergySeries, WaitsForEveryDeviceThenInterpolatesOnTheGrid) {
+  // a is polled at 0, 10, 20...; b at 5, 15, 25... Both draw 100 W.
+  EnergySeries s("x", {member("a"), member("b")}, 15min);
+  for (int t = 0; t <= 65; t += 5) {
+    auto& m = s.members()[t % 10 == 0 ? 0 : 1];
+    m.tracker->add(at_s(t), 100.0 * t, 100);
+    s.advance(at_s(t));
+  }
+  // At t = 65 the grid has 0 (b had no reading yet: missing, but the first point), 10 .. 60.
+  ASSERT_EQ(s.latest(), at_s(60));
+  // 60 s window [0, 60]: b was missing at 0, so only 50 s of it are known: b's energy from 10
+  // to 60 (b's 5..65 readings interpolate exactly at 10 and 60) = 5,000 J; a 6,000 J.
+  // Lost: b at its first point after the start: 10 s of 2 x 60 device-seconds.
+  const auto w = s.window(60s);
+  ASSERT_TRUE(w);
+  EXPECT_DOUBLE_EQ(w->energy_j, 6000 + 5000);
+  EXPECT_DOUBLE_EQ(w->coverage, 1.0 - 10.0 / 120);
+  // 50 s window [10, 60]: both known throughout: 2 x 100 W x 50 s.
+  const auto w50 = s.window(50s);
+  ASSERT_TRUE(w50);
+  EXPECT_DOUBLE_EQ(w50->energy_j, 10000);
+  EXPECT_DOUBLE_EQ(w50->coverage, 1.0);
+  EXPECT_FALSE(s.window(70s)) << "history reaches back 60 s only";
+  EXPECT_DOUBLE_EQ(*s.total_j(), 11000);
+}
+
+TEST(EnergySeries, AStaleDeviceIsMissingNotZero) {
+  // b stops at t = 20; from t = 51 (last reading + 30 s) grid points go on without it.
+  EnergySeries s("x", {member("a"), member("b"), member("c", false)}, 15min);
+  for (int t = 0; t <= 120; t += 10) {
+    s.members()[0].tracker->add(at_s(t), 10.0 * t, 10);
+    if (t <= 20) s.members()[1].tracker->add(at_s(t), 10.0 * t, 10);
+    s.advance(at_s(t));
+  }
+  ASSERT_EQ(s.latest(), at_s(120));
+  EXPECT_FALSE(s.total_j()) << "b and c are missing at the latest point";
+  // 100 s window [20, 120]: a 1,000 J; b known only at 20 (missing at 30..120: 10 x 10 s lost);
+  // c (no counter) missing at all 10 points: 100 s. Coverage 1 - 200 / 300.
+  const auto w = s.window(100s);
+  ASSERT_TRUE(w);
+  EXPECT_DOUBLE_EQ(w->energy_j, 1000);
+  EXPECT_NEAR(w->coverage, 1.0 - 200.0 / 300, 1e-12);
+}
+
+TEST(EnergySeries, LongWindowsComeFromTheCoarseHistory) {
+  // One device at 1 kW for 26 h, readings every 60 s: the 25 h fine history no longer reaches
+  // back 26 h, but a 26 h window (5 min points) does once 26 h have passed.
+  EnergySeries s("x", {member("a")}, 26h);
+  for (int t = 0; t <= 26 * 3600; t += 60) {
+    s.members()[0].tracker->add(at_s(t), 1000.0 * t, 1000);
+    s.advance(at_s(t));
+  }
+  const auto w = s.window(26h);
+  ASSERT_TRUE(w);
+  EXPECT_NEAR(w->energy_j, 1000.0 * 26 * 3600, 1e-6);
+  EXPECT_DOUBLE_EQ(w->coverage, 1.0);
+  EXPECT_DOUBLE_EQ(s.history_s(), 26 * 3600);
+}
+
+}  // namespace
+}  // namespace facility::model_detail
