@@ -8,66 +8,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "daemon/metrics_util.h"
 #include "facilityd_version.h"
 
 namespace facility {
 namespace {
 
-using prometheus::ClientMetric;
-using prometheus::MetricFamily;
-using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
-
-// Families are filled through references handed out by family(); a deque keeps those
-// references valid while more families are added.
-class Families {
- public:
-  MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
-    out_.push_back(MetricFamily{name, help, type, {}});
-    return out_.back();
-  }
-  std::vector<MetricFamily> take() {
-    // Families without samples are dropped so that exposition only shows what is known.
-    std::vector<MetricFamily> res;
-    for (auto& f : out_) {
-      if (!f.metric.empty()) res.push_back(std::move(f));
-    }
-    return res;
-  }
-
- private:
-  std::deque<MetricFamily> out_;
-};
-
-void gauge(MetricFamily& f, Labels labels, double v) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = v;
-  f.metric.push_back(std::move(m));
-}
-void gauge(MetricFamily& f, Labels labels, const std::optional<double>& v) {
-  if (v) gauge(f, std::move(labels), *v);
-}
-void counter(MetricFamily& f, Labels labels, double v) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.counter.value = v;
-  f.metric.push_back(std::move(m));
-}
-
-Labels cabinet_labels(const Cabinet& c) {
-  return {{"site", c.site}, {"room", c.room}, {"row", c.row}, {"cabinet", c.id}};
-}
+using namespace metrics_detail;
 
 double unix_seconds(TimePoint t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
-}
-
-std::string power_class(double rated_w) {
-  std::ostringstream os;
-  os.precision(3);
-  os << rated_w / 1000.0 << "kW";
-  return os.str();
 }
 
 // process_* metrics as the Prometheus client libraries define them, from /proc.
@@ -132,137 +82,7 @@ std::vector<MetricFamily> render_metrics(const ExpositionSources& src) {
         {}, src.config_loaded_at);
 
   if (snap) {
-    auto& c_power = fam.family("facility_cabinet_power_watts",
-                               "Cabinet active power, sum of all feeds, in watts. Absent unless "
-                               "every feed's PDU reported fresh data.",
-                               MetricType::Gauge);
-    auto& c_feed = fam.family("facility_cabinet_feed_power_watts",
-                              "Active power of one cabinet feed (A/B), in watts, from its PDU.",
-                              MetricType::Gauge);
-    auto& c_rated = fam.family("facility_cabinet_rated_power_watts",
-                               "Cabinet rated (contracted) power in watts, from rated_kw or the "
-                               "breaker (V x A, or sqrt(3) x V x A for three phases).",
-                               MetricType::Gauge);
-    auto& c_util = fam.family("facility_cabinet_utilization_ratio",
-                              "Cabinet power divided by its rated power (0..1, may exceed 1 when "
-                              "overloaded).",
-                              MetricType::Gauge);
-    auto& c_info = fam.family("facility_cabinet_info",
-                              "Cabinet inventory attributes as labels; value is always 1.",
-                              MetricType::Gauge);
-    auto& c_inlet = fam.family("facility_rack_inlet_temperature_celsius",
-                               "Rack inlet air temperature in degrees Celsius, per sensor.",
-                               MetricType::Gauge);
-    auto& c_outlet = fam.family("facility_rack_outlet_temperature_celsius",
-                                "Rack outlet (exhaust) air temperature in degrees Celsius, per sensor.",
-                                MetricType::Gauge);
-    auto& c_hum = fam.family("facility_rack_humidity_ratio",
-                             "Rack relative humidity as a ratio (0..1), per sensor.",
-                             MetricType::Gauge);
-    auto& cool_sup = fam.family("facility_cooling_supply_temperature_celsius",
-                                "Cooling unit supply air temperature in degrees Celsius.",
-                                MetricType::Gauge);
-    auto& cool_ret = fam.family("facility_cooling_return_temperature_celsius",
-                                "Cooling unit return air temperature in degrees Celsius.",
-                                MetricType::Gauge);
-    auto& cool_pow = fam.family("facility_cooling_power_watts",
-                                "Cooling unit electrical power in watts.", MetricType::Gauge);
-    auto& cool_fan = fam.family("facility_cooling_fan_speed_ratio",
-                                "Cooling unit fan speed as a ratio of maximum (0..1).",
-                                MetricType::Gauge);
-    auto& cool_run = fam.family("facility_cooling_running",
-                                "1 if the cooling unit reports running, 0 if stopped.",
-                                MetricType::Gauge);
-    auto& s_it = fam.family("facility_site_it_power_watts",
-                            "Site IT power in watts: the it_total meter(s), or the sum of all "
-                            "cabinets when there is none (label source). Absent unless fully "
-                            "covered.",
-                            MetricType::Gauge);
-    auto& s_fac = fam.family("facility_site_facility_power_watts",
-                             "Site total facility power in watts from the facility_total meter(s).",
-                             MetricType::Gauge);
-    auto& s_cool = fam.family("facility_site_cooling_power_watts",
-                              "Site cooling power in watts from the cooling meter(s).",
-                              MetricType::Gauge);
-    auto& s_pue = fam.family("facility_site_pue_ratio",
-                             "Power usage effectiveness: facility power / IT power (ISO/IEC "
-                             "30134-2; category = where IT power is measured: 1 UPS output, 2 PDU "
-                             "output, 3 IT equipment input). Absent unless both terms are fully "
-                             "covered.",
-                             MetricType::Gauge);
-    auto& s_rated = fam.family("facility_site_rated_power_watts",
-                               "Sum of rated power of all cabinets of the site, in watts.",
-                               MetricType::Gauge);
-    auto& s_cab = fam.family("facility_site_cabinets",
-                             "Cabinets of the site by state: total (delivered in the inventory), "
-                             "planned (build-out plan), powered (drawing more than the powered "
-                             "threshold), measured (power known), sold, internal, free.",
-                             MetricType::Gauge);
-    auto& s_occ = fam.family("facility_site_occupancy_ratio",
-                             "Cabinets powered or sold divided by cabinets total (0..1).",
-                             MetricType::Gauge);
-    auto& s_cov = fam.family("facility_site_coverage_ratio",
-                             "Fraction (0..1) of the sources of a site aggregate that reported "
-                             "fresh data.",
-                             MetricType::Gauge);
-
-    for (const auto& ss : snap->sites) {
-      const Site& site = *ss.site;
-      const std::string& sid = site.id;
-      for (const auto& cs : ss.cabinets) {
-        const Cabinet& c = *cs.cabinet;
-        auto l = cabinet_labels(c);
-        gauge(c_power, l, cs.power_w);
-        gauge(c_rated, l, c.rated_w);
-        gauge(c_util, l, cs.utilization);
-        for (const auto& f : cs.feeds) {
-          auto lf = l;
-          lf.push_back({"feed", f.feed});
-          gauge(c_feed, lf, f.power_w);
-        }
-        auto li = l;
-        li.push_back({"power_class", power_class(c.rated_w)});
-        li.push_back({"ownership", to_string(site.ownership)});
-        li.push_back({"status", to_string(c.status)});
-        gauge(c_info, li, 1.0);
-      }
-      for (const auto& rs : ss.rack_sensors) {
-        const Cabinet* c = site.find_cabinet(rs.cabinet);
-        if (!c) continue;
-        auto l = cabinet_labels(*c);
-        l.push_back({"sensor", rs.device->id});
-        gauge(c_inlet, l, rs.inlet_c);
-        gauge(c_outlet, l, rs.outlet_c);
-        gauge(c_hum, l, rs.humidity_ratio);
-      }
-      for (const auto& cs : ss.cooling) {
-        Labels l{{"site", sid}, {"room", cs.device->room}, {"unit", cs.device->id}};
-        gauge(cool_sup, l, cs.supply_c);
-        gauge(cool_ret, l, cs.return_c);
-        gauge(cool_pow, l, cs.power_w);
-        gauge(cool_fan, l, cs.fan_ratio);
-        if (cs.running) gauge(cool_run, l, *cs.running ? 1.0 : 0.0);
-      }
-      gauge(s_it, {{"site", sid}, {"source", ss.it_power_source}}, ss.it_power_w);
-      gauge(s_fac, {{"site", sid}}, ss.facility_power_w);
-      gauge(s_cool, {{"site", sid}}, ss.cooling_power_w);
-      gauge(s_pue,
-            {{"site", sid}, {"category", std::to_string(site.pue_category)}, {"window", "instant"}},
-            ss.pue);
-      gauge(s_rated, {{"site", sid}}, ss.rated_w);
-      const std::pair<const char*, int> states[] = {
-          {"total", ss.cabinets_total},       {"planned", site.planned_cabinets},
-          {"powered", ss.cabinets_powered},   {"measured", ss.cabinets_measured},
-          {"sold", ss.cabinets_sold},         {"internal", ss.cabinets_internal},
-          {"free", ss.cabinets_free}};
-      for (const auto& [state, n] : states) gauge(s_cab, {{"site", sid}, {"state", state}}, n);
-      gauge(s_occ, {{"site", sid}, {"basis", "powered"}}, ss.occupancy_powered);
-      gauge(s_occ, {{"site", sid}, {"basis", "sold"}}, ss.occupancy_sold);
-      gauge(s_cov, {{"site", sid}, {"quantity", "it_power"}}, ss.it_coverage);
-      if (ss.facility_coverage > 0 || ss.facility_power_w) {
-        gauge(s_cov, {{"site", sid}, {"quantity", "facility_power"}}, ss.facility_coverage);
-      }
-    }
+    render_facility(fam, *snap);
 
     auto& d_up = fam.family("facility_device_up",
                             "1 if the device's last poll succeeded and its data is fresh, else 0.",
