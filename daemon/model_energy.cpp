@@ -126,10 +126,19 @@ void EnergySeries::advance(TimePoint now) {
 void EnergySeries::finalize(TimePoint t) {
   const bool first = fine_.empty();
   const double step = std::chrono::duration<double>(kStep).count();
+  std::vector<std::optional<CounterTracker::At>> at(members_.size());
+  bool any = false;
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    if (members_[i].tracker) at[i] = members_[i].tracker->at(t);
+    any = any || at[i].has_value();
+  }
+  // The history starts at the first point where some device has data: before it, nothing is
+  // known, and nothing is lost either.
+  if (first && !any) return;
   bool complete = true;
   for (std::size_t i = 0; i < members_.size(); ++i) {
     Member& m = members_[i];
-    const auto a = m.tracker ? m.tracker->at(t) : std::nullopt;
+    const auto& a = at[i];
     if (!a) {
       complete = false;
       if (!first) lost_s_ += step;

@@ -33,6 +33,7 @@ FIRST_PORT = 15020
 MAX_UNIT_ID = 247
 
 PROFILE_PDU_1PH = "generic-pdu-1ph"
+PROFILE_PDU_1PH_CURRENT = "generic-pdu-1ph-current"  # voltage and current only
 PROFILE_PDU_3PH = "generic-pdu-3ph"
 PROFILE_METER = "generic-energy-meter"
 PROFILE_CRAH = "generic-crah"
@@ -60,6 +61,34 @@ HOT_SPOTS_C = {  # exactly one inlet above the ASHRAE recommended 27 degC
 }
 
 BREAKER_20A = {"amps": 20, "volts": 220, "phases": 1}  # 20 A x 220 V = 4.4 kW
+
+# Cabinet classes: the rating (and, for GPU cabinets, the overload thresholds) shared by a
+# room's cabinets. A class's 8.8 kW contract is already a continuous rating, so no derating.
+CABINET_CLASSES = [
+    ({"id": "std-20a", "breaker": BREAKER_20A}, "4.4 kW: 20 A x 220 V, derated 80 % on failover"),
+    ({"id": "std-4.4kw", "rated_kw": 4.4}, "4.4 kW contract, no breaker data"),
+    ({"id": "gpu-8.8kw", "rated_kw": 8.8, "derating": 1.0,
+      "overload": {"warning": 0.92, "critical": 0.98}},
+     "8.8 kW GPU cabinets, run hot on purpose: later thresholds"),
+]
+
+# One PDU that reports only voltage and current: its feed's power is estimated (synthetic).
+CURRENT_ONLY_PDUS = {("hl1", "2FA-A04-03", "B")}
+
+# Simulated energy-counter events (synthetic): hl1's UPS-output meter passes the top of its
+# 32-bit register 5 simulated minutes after the simulator starts; one leased-room PDU reboots
+# (its counter restarts from 0) after 400 s.
+ENERGY_WRAPS = {"hl1-meter-ups": "300s"}
+ENERGY_RESETS = {"bj-lease-BJ1-A01-05-pdu-a": "400s"}
+
+# Cooling sized per room so that N+1 (all units but the largest) carries the room's mean IT
+# heat times this margin (synthetic). The GPU hall is the tight one.
+COOLING_MARGIN = {"2F-A": 1.3, "2F-G": 1.18, "1F-A": 1.3}
+
+# Huailai's ramp plan (上电机柜: 570 -> 1,200 -> 1,650 of 1,700 powered in years 2, 3 and 4),
+# scaled to the 48 cabinets of the demo sample: 570 x 48 / 1700 = 16.1, 1200 x 48 / 1700 = 33.9,
+# 1650 x 48 / 1700 = 46.6. The dates (years 2-4 starting each July) are synthetic.
+HL1_PLAN = [("2024-07-01", 16), ("2025-07-01", 34), ("2026-07-01", 47)]
 
 # ---- The inventory --------------------------------------------------------------------------
 #
@@ -106,13 +135,15 @@ SITES = [
         "name": "Huailai phase 1, building 2 (Zhangjiakou, Hebei)",
         "ownership": "self_built",
         "planned_cabinets": 1700,
-        "pue_category": 1,
+        "pue_category": None,  # every IT meter says its category in its role
+        "plan": HL1_PLAN,
+        "facility": None,
         "simulate": {"pue": 1.30},
         "rooms": [
             {
                 "id": "2F-A", "name": "2F-A general hall (4.4 kW, 20 A)", "code": "2FA",
                 "rows": [("A01", 10), ("A02", 10), ("A03", 10), ("A04", 10)],
-                "rating": {"breaker": BREAKER_20A},
+                "rating": {"class": "std-20a"},
                 "pdu_profile": PROFILE_PDU_1PH,
                 "status": hl1_general_status,
                 "load_range": LOAD_RANGE,
@@ -121,34 +152,41 @@ SITES = [
             {
                 "id": "2F-G", "name": "2F-G GPU hall (8.8 kW)", "code": "2FG",
                 "rows": [("G01", 8)],
-                "rating": {"rated_kw": 8.8},
+                "rating": {"class": "gpu-8.8kw"},
                 "pdu_profile": PROFILE_PDU_3PH,
                 "status": hl1_gpu_status,
                 "load_range": GPU_LOAD_RANGE,
                 "cooling": [("inrow", 3)],
             },
         ],
-        "meters": True,
+        "meters": [("main", "facility_total", "utility main incomer"),
+                   ("ups", "it_at_ups_output", "UPS output (IT, PUE category 1)"),
+                   ("pdu-out", "it_at_pdu_output", "floor PDU outputs (IT, PUE category 2)"),
+                   ("cooling", "cooling", "cooling distribution board")],
     },
     {
         "id": "wc1",
         "name": "Wenchang phase 1 (Hainan)",
         "ownership": "self_built",
         "planned_cabinets": 2000,
-        "pue_category": 1,
+        "pue_category": 1,  # of its it_total meter (the pre-category role, kept for compatibility)
+        "plan": None,
+        "facility": {"capacity_reserve": 0.15},  # synthetic: a larger reserve for a young site
         "simulate": {"pue": 1.38},
         "rooms": [
             {
                 "id": "1F-A", "name": "1F-A general hall (4.4 kW)", "code": "1FA",
                 "rows": [("A01", 8), ("A02", 8), ("A03", 8), ("A04", 8)],
-                "rating": {"rated_kw": 4.4},
+                "rating": {"class": "std-4.4kw"},
                 "pdu_profile": PROFILE_PDU_1PH,
                 "status": wc1_status,
                 "load_range": LOAD_RANGE,
                 "cooling": [("crah", 3)],
             },
         ],
-        "meters": True,
+        "meters": [("main", "facility_total", "utility main incomer"),
+                   ("ups", "it_total", "UPS output (IT at pue_category 1)"),
+                   ("cooling", "cooling", "cooling distribution board")],
     },
     {
         "id": "bj-lease",
@@ -156,12 +194,14 @@ SITES = [
         "ownership": "leased",
         "planned_cabinets": None,  # leased: the inventory is the whole contract
         "pue_category": None,
+        "plan": None,
+        "facility": None,
         "simulate": None,
         "rooms": [
             {
                 "id": "BJ1", "name": "Beijing leased room", "code": "BJ1",
                 "rows": [("A01", 12), ("A02", 12)],
-                "rating": {"rated_kw": 4.4},
+                "rating": {"class": "std-4.4kw"},
                 "pdu_profile": PROFILE_PDU_1PH,
                 "status": bj_status_beijing,
                 "load_range": LOAD_RANGE,
@@ -170,7 +210,7 @@ SITES = [
             {
                 "id": "LF1", "name": "Langfang leased room", "code": "LF1",
                 "rows": [("B01", 8), ("B02", 8)],
-                "rating": {"rated_kw": 4.4},
+                "rating": {"class": "std-4.4kw"},
                 "pdu_profile": PROFILE_PDU_1PH,
                 "status": bj_status_langfang,
                 "load_range": LOAD_RANGE,
@@ -186,7 +226,7 @@ HEADER = """\
 # Change the script and run it again: scripts/gen-demo-config.py
 #
 # facilityd demo inventory: 3 sites and 120 cabinets (240 PDUs, 120 rack sensors,
-# 10 cooling units, 6 meters). The Modbus devices are served by facility-sim, which
+# 10 cooling units, 7 meters). The Modbus devices are served by facility-sim, which
 # reads this same file. The daemon ignores every `simulate:` key.
 #
 # REAL figures, from the public filings summarised in the site reference notes:
@@ -198,6 +238,8 @@ HEADER = """\
 #     and sold : internal = 2 : 1 (year 4: 1,100 external : 550 internal).
 #   * bj-lease: 39 of 40 leased cabinets resold (97.5 %; sell-through 2023Q1 was 97.49 %).
 #     The landlord owns the cooling and the meters, so nothing of theirs is polled.
+#   * hl1's build-out plan follows Huailai's ramp of powered cabinets (570 -> 1,200 -> 1,650
+#     of 1,700 in years 2-4), scaled to the 48-cabinet sample: 16 -> 34 -> 47.
 #
 # SYNTHETIC (assumptions made for the demo; no source gives them):
 #   * The inventory is a small sample: 48 of hl1's 1,700 cabinets, 32 for wc1 (about
@@ -205,9 +247,20 @@ HEADER = """\
 #     The room names, room splits and row layouts are made up.
 #   * Wenchang's 4.4 kW density, the 3-phase PDUs in the GPU hall, and 2 PDUs (feeds A/B)
 #     per cabinet.
-#   * Cooling: 4 CRAH units in hl1 2F-A, 3 in-row units in hl1 2F-G, 3 CRAH units in wc1.
-#     The meters are a utility main, a UPS output and a cooling board per self-built site.
+#   * Cooling: 4 CRAH units in hl1 2F-A, 3 in-row units in hl1 2F-G, 3 CRAH units in wc1,
+#     each room's units sized so that N+1 carries 1.3 x its mean IT heat (1.18 x in the GPU
+#     hall). The meters are a utility main, a UPS output (hl1: it_at_ups_output; wc1: the
+#     older it_total role) and a cooling board per self-built site, plus a floor-PDU output
+#     meter in hl1 (it_at_pdu_output: PUE category 2 next to category 1).
+#   * The dates of hl1's plan (each year starting in July), the 80 % continuous-load
+#     derating, the GPU class's later overload thresholds (92 % / 98 %), the 10 % capacity
+#     reserve (15 % in wc1) and the PDU nominal voltage and power factor (220 V, 0.95).
+#   * Device quirks: hl1 2FA-A04-03's B-feed PDU reports voltage and current only, so its
+#     power is estimated; hl1's UPS meter's 32-bit energy counter wraps 5 simulated minutes
+#     after the simulator starts; bj-lease BJ1-A01-05's A-feed PDU reboots after 400 s and
+#     its energy counter restarts from 0. Rack sensors report U-space (rack units).
 #   * Every register map (config/profiles/generic-*.yaml). None comes from a vendor manual.
+#     Nor does the 42U cabinet height and the U-space the simulator serves.
 #   * simulate.pue (hl1 1.30, wc1 1.38 for the tropical climate). No source gives any PUE,
 #     so show PUE only as a simulated value.
 #   * Loads: from a hash of a fixed seed, 0.45-0.75 of rated for sold/internal cabinets
@@ -308,6 +361,22 @@ def inlet_c(site_id, cab_id):
     return round(pick(INLET_RANGE_C[0], INLET_RANGE_C[1], "inlet", site_id, cab_id), 1)
 
 
+def room_rated_w(room):
+    """Rated power of one cabinet of the room, from its class."""
+    cls = next(c for c, _ in CABINET_CLASSES if c["id"] == room["rating"]["class"])
+    if "breaker" in cls:
+        b = cls["breaker"]
+        return b["amps"] * b["volts"] * (3 ** 0.5 if b.get("phases", 1) == 3 else 1)
+    return cls["rated_kw"] * 1000
+
+
+def cooling_kw(heat_w, units, margin):
+    """Capacity of each of `units` equal units so that units - 1 carry heat x margin, rounded
+    up to 5 kW."""
+    need_kw = heat_w * margin / (units - 1) / 1000
+    return int(-(-need_kw // 5) * 5)
+
+
 def build_site(site, gateways, out, stats):
     sid = site["id"]
     out.append(f"  - id: {scalar(sid)}")
@@ -318,12 +387,19 @@ def build_site(site, gateways, out, stats):
     if site["pue_category"] is not None:
         out.append(f"    pue_category: {site['pue_category']}"
                    "        # the it_total meter measures UPS output")
+    if site["facility"]:
+        out.append(f"    facility: {flow(site['facility'])}")
+    if site["plan"]:
+        out.append("    build_out_plan:                # powered cabinets planned from each date")
+        for date, powered in site["plan"]:
+            out.append(f"      - {{date: {date}, powered: {powered}}}")
     if site["simulate"]:
         out.append(f"    simulate: {flow(site['simulate'])}")
 
     # Rooms, rows, cabinets; collect per-row device lists as we go.
     out.append("    rooms:")
     row_devices = []  # (room, row id, [cabinet ids])
+    heat_w = {}  # room id -> mean IT heat, W (sum of rated x simulated load)
     for room in site["rooms"]:
         out.append(f"      - id: {scalar(room['id'])}")
         out.append(f"        name: {scalar(room['name'])}")
@@ -349,6 +425,7 @@ def build_site(site, gateways, out, stats):
                     note = "  # synthetic: near its rating"
                 out.append(f"              - {flow(cab)}{note}")
                 cab_ids.append(cab_id)
+                heat_w[room["id"]] = heat_w.get(room["id"], 0.0) + room_rated_w(room) * load
                 stats["cabinets"] += 1
                 stats["status_" + status] += 1
                 stats[f"{sid}_cabinets"] += 1
@@ -359,24 +436,29 @@ def build_site(site, gateways, out, stats):
     out.append("    devices:")
     if site["meters"] or any(room["cooling"] for room in site["rooms"]):
         ep = gateways.new(f"{sid} meters and cooling")
-        out.append(f"      # Gateway {ep}: meters (units 1-3) and cooling units (11 and up).")
-        if site["meters"]:
-            for unit, (suffix, role, what) in enumerate(
-                    [("main", "facility_total", "utility main incomer"),
-                     ("ups", "it_total", "UPS output (IT load, PUE category 1)"),
-                     ("cooling", "cooling", "cooling distribution board")], start=1):
-                dev = {"id": f"{sid}-meter-{suffix}", "kind": "meter", "profile": PROFILE_METER,
-                       "endpoint": ep, "unit": unit, "interval": METER_INTERVAL, "role": role}
-                out.append(f"      - {flow(dev)}  # {what}")
-                gateways.count(ep, unit)
-                stats["meter"] += 1
+        n_meters = len(site["meters"] or [])
+        out.append(f"      # Gateway {ep}: meters (units 1-{n_meters}) and cooling units"
+                   " (11 and up).")
+        for unit, (suffix, role, what) in enumerate(site["meters"] or [], start=1):
+            dev = {"id": f"{sid}-meter-{suffix}", "kind": "meter", "profile": PROFILE_METER,
+                   "endpoint": ep, "unit": unit, "interval": METER_INTERVAL, "role": role}
+            note = ""
+            if dev["id"] in ENERGY_WRAPS:
+                dev["simulate"] = {"energy_wrap_after": ENERGY_WRAPS[dev["id"]]}
+                note = "; synthetic: its energy counter wraps"
+            out.append(f"      - {flow(dev)}  # {what}{note}")
+            gateways.count(ep, unit)
+            stats["meter"] += 1
         unit = 11
         for room in site["rooms"]:
+            units = sum(count for _, count in room["cooling"])
             for kind_name, count in room["cooling"]:
                 for k in range(1, count + 1):
                     dev = {"id": f"{sid}-{room['code']}-{kind_name}-{k}", "kind": "cooling",
                            "profile": PROFILE_CRAH, "endpoint": ep, "unit": unit,
-                           "room": room["id"]}
+                           "room": room["id"],
+                           "capacity_kw": cooling_kw(heat_w[room["id"]], units,
+                                                     COOLING_MARGIN[room["id"]])}
                     out.append(f"      - {flow(dev)}")
                     gateways.count(ep, unit)
                     unit += 1
@@ -393,10 +475,16 @@ def build_site(site, gateways, out, stats):
             base = 3 * (pos - 1)
             prefix = f"{sid}-{cab_id}"
             for offset, feed in ((1, "A"), (2, "B")):
+                current_only = (sid, cab_id, feed) in CURRENT_ONLY_PDUS
                 dev = {"id": f"{prefix}-pdu-{feed.lower()}", "kind": "pdu",
-                       "profile": room["pdu_profile"], "endpoint": ep, "unit": base + offset,
-                       "cabinet": cab_id, "feed": feed}
-                out.append(f"      - {flow(dev)}")
+                       "profile": PROFILE_PDU_1PH_CURRENT if current_only else room["pdu_profile"],
+                       "endpoint": ep, "unit": base + offset, "cabinet": cab_id, "feed": feed}
+                note = "  # synthetic: reports current only" if current_only else ""
+                stats["pdu_current_only"] += current_only
+                if dev["id"] in ENERGY_RESETS:
+                    dev["simulate"] = {"energy_reset_after": ENERGY_RESETS[dev["id"]]}
+                    note = "  # synthetic: reboots, its energy counter restarts from 0"
+                out.append(f"      - {flow(dev)}{note}")
                 gateways.count(ep, base + offset)
                 stats["pdu"] += 1
             temp = inlet_c(sid, cab_id)
@@ -424,6 +512,8 @@ def generate():
     assert len(OVERLOADS) == 1 and all(v > 1.0 for v in OVERLOADS.values())
     assert 3 <= len(HIGH_LOADS) <= 5 and all(0.80 < v < 1.0 for v in HIGH_LOADS.values())
     assert LOAD_RANGE[1] <= 0.80 and GPU_LOAD_RANGE[1] < 1.0
+    assert all(b >= a for (_, a), (_, b) in zip(HL1_PLAN, HL1_PLAN[1:]))
+    assert stats["pdu_current_only"] == len(CURRENT_ONLY_PDUS) == 1
 
     head = [HEADER.rstrip("\n"), "#"]
     head.append(f"# Totals: {stats['cabinets']} cabinets ({stats['status_sold']} sold, "
@@ -453,6 +543,22 @@ def generate():
         "  timeout: 1s",
         "  rated_kw: 4.4",
         "  feeds: [A, B]",
+        "",
+        "facility:                       # the facility model (docs/config.md, facility)",
+        "  derating: 0.8                 # a feed carries 80 % of its breaker continuously",
+        "  nominal_voltage_v: 220        # for PDUs that report current only",
+        "  nominal_power_factor: 0.95",
+        "  overload: {warning: 0.80, critical: 0.95, hysteresis: 0.05, hold: 60s}",
+        "  failover: {hysteresis: 0.02, hold: 60s}",
+        "  inlet: {class: A1, hysteresis_c: 0.5, hold: 60s}   # ASHRAE recommended 18-27 degC",
+        "  pue_min_coverage: 1.0         # PUE only when both terms are fully measured",
+        "  pue_windows: [15m, 1h, 24h, 30d]",
+        "  capacity_reserve: 0.1",
+        "  cabinet_equivalent_kw: 4.4",
+        "  peak_window: 24h",
+        "",
+        "cabinet_classes:",
+    ] + [f"  - {flow(c)}  # {note}" for c, note in CABINET_CLASSES] + [
         "",
         "profiles_dir: ../profiles       # relative to this file: config/profiles",
         "",

@@ -110,6 +110,24 @@ TEST(EnergySeries, WaitsForEveryDeviceThenInterpolatesOnTheGrid) {
   EXPECT_DOUBLE_EQ(*s.total_j(), 11000);
 }
 
+TEST(EnergySeries, HistoryStartsWithTheFirstData) {
+  // The model starts at t = 0, the device first answers at t = 3 (100 W), then every 10 s.
+  EnergySeries s("x", {member("a")}, 15min);
+  s.advance(at_s(0));
+  for (int t = 3; t <= 63; t += 10) {
+    s.members()[0].tracker->add(at_s(t), 100.0 * t, 100);
+    s.advance(at_s(t));
+  }
+  // Grid point 0 has no data at all: not part of the history, and nothing counted lost for
+  // it. The history runs from 10 to 60: 50 s, 100 W x 50 s = 5,000 J, fully covered.
+  EXPECT_EQ(s.latest(), at_s(60));
+  EXPECT_DOUBLE_EQ(s.history_s(), 50);
+  EXPECT_DOUBLE_EQ(*s.total_j(), 5000);
+  ASSERT_TRUE(s.window(50s));
+  EXPECT_DOUBLE_EQ(s.window(50s)->coverage, 1.0);
+  EXPECT_FALSE(s.window(60s));
+}
+
 TEST(EnergySeries, AStaleDeviceIsMissingNotZero) {
   // b stops at t = 20; from t = 51 (last reading + 30 s) grid points go on without it.
   EnergySeries s("x", {member("a"), member("b"), member("c", false)}, 15min);

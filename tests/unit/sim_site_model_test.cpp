@@ -419,6 +419,73 @@ TEST_F(SiteModelTest, RackSensorsFollowInletHintAndLoad) {
   }
 }
 
+// Energy-counter hints: the UPS meter (uint32, 0.1 kWh: range 429,496,729.6 kWh) wraps 300 s
+// after the epoch; c-normal's A-feed PDU (uint32, 0.01 kWh) reboots at 100 s.
+TEST(SiteModel, EnergyCountersWrapAndResetWhereHinted) {
+  auto cfg = std::make_shared<Config>(*make_config());
+  for (auto& d : cfg->sites[0].devices) {
+    if (d.id == "m-ups") d.sim.energy_wrap_after_s = 300;
+    if (d.id == "c-normal-pdu-A") d.sim.energy_reset_after_s = 100;
+  }
+  const SiteModel model(cfg, 7, kPeak);
+  EXPECT_TRUE(model.warnings().empty());
+  const View before{model.at(kPeak + 299)}, after{model.at(kPeak + 301)};
+  const double range = 4294967296.0 * 0.1;
+  const double it_kw = before.point("m-ups", "active_power");
+  // One second before the wrap: about 1 s of IT energy below the range.
+  EXPECT_NEAR(range - before.point("m-ups", "energy"), it_kw / 3600, it_kw / 3600 * 0.05);
+  // One second after: about 1 s of IT energy above zero, and never above the range.
+  EXPECT_NEAR(after.point("m-ups", "energy"), it_kw / 3600, it_kw / 3600 * 0.05);
+  // Across the wrap: range - before + after = 2 s of IT energy.
+  EXPECT_NEAR(range - before.point("m-ups", "energy") + after.point("m-ups", "energy"),
+              2 * it_kw / 3600, 2 * it_kw / 3600 * 0.05);
+  // The reboot: before it the counter holds its thousands of kWh, 10 s after it the 10 s drawn
+  // since.
+  const View pre{model.at(kPeak + 99)}, post{model.at(kPeak + 110)};
+  const double pdu_w = post.pdu_power("c-normal-pdu-A");
+  EXPECT_GT(pre.point("c-normal-pdu-A", "energy"), 1000);
+  EXPECT_NEAR(post.point("c-normal-pdu-A", "energy"), pdu_w * 10 / 3.6e6, pdu_w * 10 / 3.6e6 * 0.02);
+  // Without hints, nothing wraps or resets: the B feed keeps counting up.
+  EXPECT_GT(post.point("c-normal-pdu-B", "energy"), pre.point("c-normal-pdu-B", "energy"));
+}
+
+TEST(SiteModel, ItMetersOfEachCategoryReadTheWholeItLoad) {
+  auto cfg = std::make_shared<Config>(*make_config());
+  Device pdu_out = cfg->sites[0].devices.back();
+  for (const auto& d : cfg->sites[0].devices) {
+    if (d.id == "m-ups") pdu_out = d;
+  }
+  pdu_out.id = "m-pdu-out";
+  pdu_out.unit = 200;
+  pdu_out.role = MeterRole::kItPduOutput;
+  cfg->sites[0].devices.push_back(pdu_out);
+  for (auto& d : cfg->sites[0].devices) {
+    if (d.id == "m-ups") d.role = MeterRole::kItUpsOutput;
+  }
+  const View v{SiteModel(cfg, 7, kPeak).at(kPeak)};
+  // Category 1 and category 2 meters each read the full IT load (no losses simulated); the
+  // facility meter stays at PUE x IT.
+  EXPECT_NEAR(v.point("m-ups", "active_power") * 1000, v.t.sites[0].it_power_w, 1e-6);
+  EXPECT_NEAR(v.point("m-pdu-out", "active_power") * 1000, v.t.sites[0].it_power_w, 1e-6);
+  EXPECT_NEAR(v.point("m-main", "active_power") / v.point("m-ups", "active_power"), 1.4, 1e-12);
+}
+
+TEST(SiteModel, RackSensorsReportUSpaceFromTheLoad) {
+  auto cfg = std::make_shared<Config>(*make_config());
+  auto sensor = std::make_shared<Profile>(*Profiles().sensor);
+  sensor->points.push_back(point("u_occupied", RegisterKind::kInput, 3, DataType::kUInt16, "none"));
+  sensor->points.push_back(point("u_total", RegisterKind::kInput, 4, DataType::kUInt16, "none"));
+  for (auto& d : cfg->sites[0].devices) {
+    if (d.kind == DeviceKind::kRackSensor) d.profile = sensor;
+  }
+  const View v{SiteModel(cfg, 7, kPeak).at(kPeak)};
+  // c-normal, load 0.6 of a 42 U cabinet: round(42 x (0.2 + 0.65 x 0.6)) = round(24.78) = 25.
+  EXPECT_DOUBLE_EQ(v.point("env-normal", "u_occupied"), 25);
+  EXPECT_DOUBLE_EQ(v.point("env-normal", "u_total"), 42);
+  // c-over, load 1.04 (capped at 1): round(42 x 0.85) = round(35.7) = 36.
+  EXPECT_DOUBLE_EQ(v.point("env-over", "u_occupied"), 36);
+}
+
 TEST(SiteModel, DeterministicPerSeed) {
   auto cfg = make_config();
   const Truth a = SiteModel(cfg, 7, kPeak).at(kPeak + 60);
