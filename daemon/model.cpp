@@ -103,14 +103,17 @@ const DeviceReading* FreshView::reading(const std::string& id) const {
   return it == index_.end() ? nullptr : devices_[it->second].reading.get();
 }
 
-std::optional<double> FreshView::get(const std::string& id, const std::string& point) const {
-  const DeviceReading* r = reading(id);
-  if (!r) return std::nullopt;
-  auto p = r->points.find(point);
-  if (p == r->points.end() || !p->second.value || !std::isfinite(*p->second.value)) {
+std::optional<double> point_value(const DeviceReading& r, const std::string& point) {
+  auto p = r.points.find(point);
+  if (p == r.points.end() || !p->second.value || !std::isfinite(*p->second.value)) {
     return std::nullopt;
   }
   return to_base_unit(*p->second.value, p->second.unit);
+}
+
+std::optional<double> FreshView::get(const std::string& id, const std::string& point) const {
+  const DeviceReading* r = reading(id);
+  return r ? point_value(*r, point) : std::nullopt;
 }
 
 SourceSum sum_points(const std::vector<const Device*>& devices, const std::string& point,

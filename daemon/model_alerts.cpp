@@ -30,7 +30,8 @@ OverloadState LevelAlarm::level() const {
   return OverloadState::kOk;
 }
 
-void AlertBook::report(const Report& r, TimePoint now, std::chrono::milliseconds retention) {
+void AlertBook::report(const Report& r, const std::function<std::string()>& message,
+                       TimePoint now, std::chrono::milliseconds retention) {
   const auto key = std::make_tuple(r.site, r.kind, r.subject);
   auto it = alerts_.find(key);
   const bool raise = r.level != OverloadState::kOk;
@@ -52,12 +53,12 @@ void AlertBook::report(const Report& r, TimePoint now, std::chrono::milliseconds
     a.threshold = r.threshold;
     a.unit = r.unit;
     a.since = now;
-    a.message = r.message;
+    a.message = message();
   } else if (!raise && a.raised) {
     a.raised = false;  // severity stays: the last raised one
     a.value = r.value;
     a.since = now;
-    a.message = "cleared: " + r.message;
+    a.message = "cleared: " + message();
   }
 }
 

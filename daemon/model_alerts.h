@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,11 +58,12 @@ class AlertBook {
     OverloadState level = OverloadState::kOk;
     std::optional<double> value, threshold;
     std::string unit;
-    std::string message;  // describes the condition; "cleared: " is prefixed on clearing
   };
   // The condition's current (hysteretic) level. A change of level is a transition: raised,
-  // escalated / de-escalated (severity changes, `since` restarts) or cleared.
-  void report(const Report& r, TimePoint now, std::chrono::milliseconds retention);
+  // escalated / de-escalated (severity changes, `since` restarts) or cleared. `message`
+  // describes the condition; it is called only on a transition ("cleared: " is prefixed).
+  void report(const Report& r, const std::function<std::string()>& message, TimePoint now,
+              std::chrono::milliseconds retention);
   // Forgets cleared alerts older than their retention and appends the others to `out`.
   void collect(TimePoint now, std::vector<AlertState>& out);
 

@@ -55,7 +55,8 @@ FeedPower compute_feed(const std::string& feed, const Device* pdu, const FreshVi
   const DeviceReading* r = v.reading(pdu->id);
   fp.fresh = r != nullptr;
   if (!r) return fp;
-  auto get = [&](const std::string& p) { return v.get(pdu->id, p); };
+  // The reading is looked up once; its points directly (this runs for every PDU every cycle).
+  auto get = [r](const std::string& p) { return point_value(*r, p); };
   const double pf = estimate_pf(get("power_factor"), pdu->nominal_power_factor);
 
   bool any_phase = false;
@@ -210,14 +211,16 @@ CabinetSnapshot compute_cabinet(const Cabinet& cab, const std::vector<const Devi
   if (cs.utilization) cs.overload = overload_level(*cs.utilization, cab.overload);
 
   for (const Device* s : sensors) {
-    if (auto t = v.get(s->id, "inlet_temperature")) {
+    const DeviceReading* r = v.reading(s->id);
+    if (!r) continue;
+    if (auto t = point_value(*r, "inlet_temperature")) {
       cs.inlet_c = std::max(cs.inlet_c.value_or(*t), *t);
       cs.inlet_min_c = std::min(cs.inlet_min_c.value_or(*t), *t);
     }
-    if (auto h = v.get(s->id, "humidity")) cs.humidity_ratio = *h;
-    if (auto u = v.get(s->id, "u_occupied")) {
+    if (auto h = point_value(*r, "humidity")) cs.humidity_ratio = *h;
+    if (auto u = point_value(*r, "u_occupied")) {
       cs.u_occupied = std::max(cs.u_occupied.value_or(0.0), *u);
-      cs.u_total = v.get(s->id, "u_total").value_or(double(cab.rack_units));
+      cs.u_total = point_value(*r, "u_total").value_or(double(cab.rack_units));
     }
   }
   if (cs.inlet_c) cs.inlet_state = inlet_level(*cs.inlet_c, *cs.inlet_min_c, inlet);

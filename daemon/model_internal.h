@@ -30,6 +30,9 @@ class FreshView {
   std::unordered_map<std::string, std::size_t> index_;
 };
 
+// One point of a reading in base units; nullopt if absent, "not available" or not finite.
+std::optional<double> point_value(const DeviceReading& r, const std::string& point);
+
 // Sum of one point over a set of devices; coverage is the fraction that answered fresh.
 struct SourceSum {
   std::optional<double> value;  // only when every source answered

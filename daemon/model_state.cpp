@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <sstream>
 #include <unordered_map>
 
@@ -259,9 +260,9 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
     const Site& site = *ss.site;
     const FacilitySettings& fs = site.facility;
     State::SiteState& sst = st.sites[si];
-    auto report = [&](AlertBook::Report r) {
+    auto report = [&](AlertBook::Report r, const std::function<std::string()>& message) {
       r.site = site.id;
-      st.alerts.report(r, now, fs.alert_retention);
+      st.alerts.report(r, message, now, fs.alert_retention);
     };
 
     for (std::size_t ci = 0; ci < ss.cabinets.size(); ++ci) {
@@ -280,10 +281,12 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
                           cond(ov.critical, ov.critical - ov.hysteresis), now, ov.hold);
       cs.overload = cst.overload.level();
       report({"", "cabinet_overload", cab.id, cs.overload, u,
-              cs.overload == OverloadState::kCritical ? ov.critical : ov.warning, "ratio",
-              "cabinet " + cab.id + " at " + (u ? percent(*u) : std::string("unknown")) +
-                  " of its rated " + fixed(cab.rated_w, 0) + " W (warning from " +
-                  percent(ov.warning) + ", critical from " + percent(ov.critical) + ")"});
+              cs.overload == OverloadState::kCritical ? ov.critical : ov.warning, "ratio"},
+             [&] {
+               return "cabinet " + cab.id + " at " + (u ? percent(*u) : std::string("unknown")) +
+                      " of its rated " + fixed(cab.rated_w, 0) + " W (warning from " +
+                      percent(ov.warning) + ", critical from " + percent(ov.critical) + ")";
+             });
 
       // Failover risk: the margin is the smallest headroom relative to its capacity.
       if (cab.feeds.size() >= 2) {
@@ -308,11 +311,14 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
         cs.failover_risk = cst.failover.active();
         report({"", "cabinet_failover_risk", cab.id,
                 cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk,
-                cs.failover_headroom_w, 0.0, "W",
-                "cabinet " + cab.id + ": if one feed fails, the other carries " +
-                    (cs.power_w ? fixed(*cs.power_w, 0) + " W" : std::string("an unknown load")) +
-                    " against a derated capacity of " + fixed(derated, 0) + " W (" +
-                    percent(cab.derating) + " of " + fixed(cab.feed_capacity_w, 0) + " W)"});
+                cs.failover_headroom_w, 0.0, "W"},
+               [&] {
+                 return "cabinet " + cab.id + ": if one feed fails, the other carries " +
+                        (cs.power_w ? fixed(*cs.power_w, 0) + " W"
+                                    : std::string("an unknown load")) +
+                        " against a derated capacity of " + fixed(derated, 0) + " W (" +
+                        percent(cab.derating) + " of " + fixed(cab.feed_capacity_w, 0) + " W)";
+               });
       }
 
       // Inlet temperature against the ASHRAE ranges.
@@ -334,14 +340,16 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
         const double threshold = low ? (crit ? in.allowable_low_c : in.recommended_low_c)
                                      : (crit ? in.allowable_high_c : in.recommended_high_c);
         report({"", "inlet_temperature", cab.id, cs.inlet_state, low ? cs.inlet_min_c : cs.inlet_c,
-                threshold, "celsius",
-                "cabinet " + cab.id + " inlet " +
-                    (cs.inlet_c ? fixed(low ? *cs.inlet_min_c : *cs.inlet_c, 1) + " degC"
-                                : std::string("unknown")) +
-                    " (ASHRAE " + in.ashrae_class + ": recommended " +
-                    fixed(in.recommended_low_c, 0) + "-" + fixed(in.recommended_high_c, 0) +
-                    " degC, allowable " + fixed(in.allowable_low_c, 0) + "-" +
-                    fixed(in.allowable_high_c, 0) + " degC)"});
+                threshold, "celsius"},
+               [&] {
+                 return "cabinet " + cab.id + " inlet " +
+                        (cs.inlet_c ? fixed(low ? *cs.inlet_min_c : *cs.inlet_c, 1) + " degC"
+                                    : std::string("unknown")) +
+                        " (ASHRAE " + in.ashrae_class + ": recommended " +
+                        fixed(in.recommended_low_c, 0) + "-" + fixed(in.recommended_high_c, 0) +
+                        " degC, allowable " + fixed(in.allowable_low_c, 0) + "-" +
+                        fixed(in.allowable_high_c, 0) + " degC)";
+               });
       }
 
       // Peak power over the peak window, for stranded power.
@@ -361,15 +369,14 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
       sst.rooms[ri].update(w, c, now, fs.failover.hold);
       rs.cooling_state = sst.rooms[ri].level();
       const bool crit = rs.cooling_state == OverloadState::kCritical;
-      report({"", "cooling_redundancy", rs.room->id, rs.cooling_state,
-              crit ? cc.headroom_w : cc.headroom_n_plus_1_w, 0.0, "W",
-              "room " + rs.room->id + ": " + std::to_string(cc.units_running) + " of " +
-                  std::to_string(cc.units) + " cooling units running; " +
-                  (crit ? "running capacity" : "capacity without the largest unit (N+1)") +
-                  " minus IT heat load = " +
-                  ((crit ? cc.headroom_w : cc.headroom_n_plus_1_w)
-                       ? fixed(*(crit ? cc.headroom_w : cc.headroom_n_plus_1_w), 0) + " W"
-                       : std::string("unknown"))});
+      const std::optional<double> headroom = crit ? cc.headroom_w : cc.headroom_n_plus_1_w;
+      report({"", "cooling_redundancy", rs.room->id, rs.cooling_state, headroom, 0.0, "W"}, [&] {
+        return "room " + rs.room->id + ": " + std::to_string(cc.units_running) + " of " +
+               std::to_string(cc.units) + " cooling units running; " +
+               (crit ? "running capacity" : "capacity without the largest unit (N+1)") +
+               " minus IT heat load = " +
+               (headroom ? fixed(*headroom, 0) + " W" : std::string("unknown"));
+      });
     }
 
     update_energy(sst.energy, ss, readings, now);
