@@ -46,16 +46,17 @@ std::string make_config(int cabinets, const std::string& profiles) {
   int unit = 0;
   auto ep = [&unit] {
     ++unit;
-    return "\"tcp://127.0.0.1:" + std::to_string(20000 + unit / 240) + "\", unit: " +
-           std::to_string(unit % 240 + 1);
+    return "\"tcp://127.0.0.1:" + std::to_string(20000 + unit / 240) +
+           "\", unit: " + std::to_string(unit % 240 + 1);
   };
   for (int c = 0; c < cabinets; ++c) {
     for (const char* f : {"A", "B"}) {
       y << "      - {id: c" << c << f << ", kind: pdu, profile: generic-pdu-1ph, endpoint: " << ep()
         << ", cabinet: c" << c << ", feed: " << f << "}\n";
     }
-    y << "      - {id: c" << c << "e, kind: rack_sensor, profile: generic-rack-sensor, endpoint: "
-      << ep() << ", cabinet: c" << c << "}\n";
+    y << "      - {id: c" << c
+      << "e, kind: rack_sensor, profile: generic-rack-sensor, endpoint: " << ep() << ", cabinet: c"
+      << c << "}\n";
   }
   for (int u = 0; u < std::max(2, cabinets / 25); ++u) {
     y << "      - {id: cool" << u << ", kind: cooling, profile: generic-crah, endpoint: " << ep()
@@ -141,10 +142,11 @@ void run(int cabinets, const std::string& profiles) {
     }
   }
   const double n = seconds + 1;
-  std::printf("%6d cabinets %6zu devices: stateless %7.2f ms  stateful %7.2f ms (x%.2f)  "
-              "render %7.2f ms for %zu series\n",
-              cabinets, cfg->all_devices().size(), stateless_ms / n, stateful_ms / n,
-              stateful_ms / stateless_ms, render_ms / (seconds / 15 + 1), series);
+  std::printf(
+      "%6d cabinets %6zu devices: stateless %7.2f ms  stateful %7.2f ms (x%.2f)  "
+      "render %7.2f ms for %zu series\n",
+      cabinets, cfg->all_devices().size(), stateless_ms / n, stateful_ms / n,
+      stateful_ms / stateless_ms, render_ms / (seconds / 15 + 1), series);
 }
 
 }  // namespace

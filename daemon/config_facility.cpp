@@ -19,7 +19,8 @@ OverloadSettings OverloadOverride::apply(OverloadSettings base) const {
   return base;
 }
 
-std::optional<int> plan_at(const std::vector<PlanStep>& plan, std::chrono::system_clock::time_point t) {
+std::optional<int> plan_at(const std::vector<PlanStep>& plan,
+                           std::chrono::system_clock::time_point t) {
   if (plan.empty()) return std::nullopt;
   int v = 0;
   for (const auto& s : plan) {
@@ -31,11 +32,16 @@ std::optional<int> plan_at(const std::vector<PlanStep>& plan, std::chrono::syste
 
 int it_category(MeterRole r, int site_category) {
   switch (r) {
-    case MeterRole::kItUpsOutput: return 1;
-    case MeterRole::kItPduOutput: return 2;
-    case MeterRole::kItEquipmentInput: return 3;
-    case MeterRole::kItTotal: return site_category;
-    default: return 0;
+    case MeterRole::kItUpsOutput:
+      return 1;
+    case MeterRole::kItPduOutput:
+      return 2;
+    case MeterRole::kItEquipmentInput:
+      return 3;
+    case MeterRole::kItTotal:
+      return site_category;
+    default:
+      return 0;
   }
 }
 
@@ -111,7 +117,8 @@ std::optional<std::pair<double, double>> range(Diagnostics& d, MapReader& r, con
   return std::make_pair(v[0], v[1]);
 }
 
-void parse_inlet(Diagnostics& d, const YAML::Node& node, const std::string& what, InletSettings& in) {
+void parse_inlet(Diagnostics& d, const YAML::Node& node, const std::string& what,
+                 InletSettings& in) {
   MapReader r(d, node, what + " inlet",
               {"class", "recommended_c", "allowable_c", "hysteresis_c", "hold"});
   if (!r.ok()) return;
@@ -119,8 +126,8 @@ void parse_inlet(Diagnostics& d, const YAML::Node& node, const std::string& what
     const auto* cls = std::find_if(std::begin(kAshrae), std::end(kAshrae),
                                    [&](const AshraeClass& a) { return *c == a.name; });
     if (cls == std::end(kAshrae)) {
-      d.error(r.get("class"), r.what() + ": unknown ASHRAE class \"" + *c +
-                                  "\" (expected A1, A2, A3, A4, H1)");
+      d.error(r.get("class"),
+              r.what() + ": unknown ASHRAE class \"" + *c + "\" (expected A1, A2, A3, A4, H1)");
     } else {
       in.ashrae_class = cls->name;
       in.allowable_low_c = cls->allowable_low;
@@ -130,13 +137,15 @@ void parse_inlet(Diagnostics& d, const YAML::Node& node, const std::string& what
       in.recommended_high_c = in.ashrae_class == "H1" ? 22 : 27;
     }
   }
-  if (auto v = range(d, r, "recommended_c")) std::tie(in.recommended_low_c, in.recommended_high_c) = *v;
+  if (auto v = range(d, r, "recommended_c"))
+    std::tie(in.recommended_low_c, in.recommended_high_c) = *v;
   if (auto v = range(d, r, "allowable_c")) std::tie(in.allowable_low_c, in.allowable_high_c) = *v;
   if (auto v = ratio_in(d, r, "hysteresis_c", 0, 5, false)) in.hysteresis_c = *v;
   if (auto v = r.duration("hold")) in.hold = *v;
   if (in.allowable_low_c > in.recommended_low_c || in.allowable_high_c < in.recommended_high_c) {
     d.error(node, r.what() + ": the allowable range (" + format_number(in.allowable_low_c) + ".." +
-                      format_number(in.allowable_high_c) + " degC) must contain the recommended range (" +
+                      format_number(in.allowable_high_c) +
+                      " degC) must contain the recommended range (" +
                       format_number(in.recommended_low_c) + ".." +
                       format_number(in.recommended_high_c) + " degC)");
   }
@@ -148,7 +157,8 @@ void parse_windows(Diagnostics& d, MapReader& r, std::vector<Millis>& out) {
   for (const auto& [s, at] : r.str_list("pue_windows")) {
     auto w = parse_duration(s);
     if (!w) {
-      d.error(at, r.what() + ": pue_windows entry \"" + s + "\" must be a duration like 15m, 1h, 30d");
+      d.error(at,
+              r.what() + ": pue_windows entry \"" + s + "\" must be a duration like 15m, 1h, 30d");
       continue;
     }
     const auto ms = w->count();
@@ -191,7 +201,8 @@ FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
   if (auto v = ratio_in(d, r, "nominal_voltage_v", 0, 1000, true)) s.nominal_voltage_v = *v;
   if (auto v = ratio_in(d, r, "nominal_power_factor", 0, 1, true)) s.nominal_power_factor = *v;
   if (r.has("overload")) {
-    MapReader o(d, r.get("overload"), what + " overload", {"warning", "critical", "hysteresis", "hold"});
+    MapReader o(d, r.get("overload"), what + " overload",
+                {"warning", "critical", "hysteresis", "hold"});
     if (o.ok()) {
       OverloadOverride ov;
       parse_overload_keys(d, o, ov);
@@ -210,7 +221,8 @@ FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
   if (auto v = ratio_in(d, r, "pue_min_coverage", 0, 1, true)) s.pue_min_coverage = *v;
   parse_windows(d, r, s.pue_windows);
   if (auto v = ratio_in(d, r, "capacity_reserve", 0, 0.9, false)) s.capacity_reserve = *v;
-  if (auto v = ratio_in(d, r, "cabinet_equivalent_kw", 0, 1000, true)) s.cabinet_equivalent_w = *v * 1000;
+  if (auto v = ratio_in(d, r, "cabinet_equivalent_kw", 0, 1000, true))
+    s.cabinet_equivalent_w = *v * 1000;
   if (auto v = r.duration("peak_window")) s.peak_window = *v;
   if (auto v = r.duration("alert_retention")) s.alert_retention = *v;
   return s;
@@ -297,7 +309,8 @@ std::vector<PlanStep> parse_build_out_plan(Diagnostics& d, const YAML::Node& nod
                                         std::chrono::day(unsigned(std::stoi(m[3].str())))};
     }
     if (!ymd.ok()) {
-      d.error(r.get("date"), r.what() + ": date \"" + *date + "\" must be a calendar date YYYY-MM-DD");
+      d.error(r.get("date"),
+              r.what() + ": date \"" + *date + "\" must be a calendar date YYYY-MM-DD");
       continue;
     }
     step.date = std::chrono::sys_days(ymd);
@@ -357,7 +370,8 @@ void parse_device_facility(Diagnostics& d, MapReader& dr, const Site& site, Devi
   dev.nominal_power_factor = site.facility.nominal_power_factor;
   const bool pdu = dev.kind == DeviceKind::kPdu;
   for (const char* k : {"nominal_voltage_v", "nominal_power_factor"}) {
-    if (dr.has(k) && !pdu) d.error(dr.key_node(k), dr.what() + ": \"" + k + "\" applies only to pdu");
+    if (dr.has(k) && !pdu)
+      d.error(dr.key_node(k), dr.what() + ": \"" + k + "\" applies only to pdu");
   }
   if (auto v = ratio_in(d, dr, "nominal_voltage_v", 0, 1000, true)) dev.nominal_voltage_v = *v;
   if (auto v = ratio_in(d, dr, "nominal_power_factor", 0, 1, true)) dev.nominal_power_factor = *v;
@@ -371,7 +385,8 @@ void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev) {
   if (!dev.profile) return;
   const Profile& p = *dev.profile;
   auto has_all = [&](std::initializer_list<const char*> names) {
-    return std::all_of(names.begin(), names.end(), [&](const char* n) { return p.find(n) != nullptr; });
+    return std::all_of(names.begin(), names.end(),
+                       [&](const char* n) { return p.find(n) != nullptr; });
   };
   std::string missing;
   switch (dev.kind) {
@@ -389,7 +404,8 @@ void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev) {
     case DeviceKind::kRackSensor:
       if (!has_all({"inlet_temperature"})) missing = "\"inlet_temperature\"";
       break;
-    case DeviceKind::kCooling: break;
+    case DeviceKind::kCooling:
+      break;
   }
   if (!missing.empty()) {
     d.error(dr.get("profile"), dr.what() + ": profile \"" + dev.profile_name + "\" has no point " +
@@ -400,10 +416,10 @@ void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev) {
 void check_site_facility(Diagnostics& d, MapReader& sr, const Site& site) {
   for (const auto& step : site.build_out_plan) {
     if (step.powered > site.planned_cabinets) {
-      d.error(sr.get("build_out_plan"),
-              sr.what() + ": build_out_plan " + step.date_text + " plans " +
-                  std::to_string(step.powered) + " powered cabinets, more than planned_cabinets (" +
-                  std::to_string(site.planned_cabinets) + ")");
+      d.error(sr.get("build_out_plan"), sr.what() + ": build_out_plan " + step.date_text +
+                                            " plans " + std::to_string(step.powered) +
+                                            " powered cabinets, more than planned_cabinets (" +
+                                            std::to_string(site.planned_cabinets) + ")");
     }
   }
 }

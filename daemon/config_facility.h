@@ -67,9 +67,9 @@ struct FacilitySettings {
   double pue_min_coverage = 1.0;
   // Energy-based PUE windows; each a multiple of 10 s, windows above 25 h a multiple of 5 min,
   // at most 31 days.
-  std::vector<std::chrono::milliseconds> pue_windows{
-      std::chrono::minutes(15), std::chrono::hours(1), std::chrono::hours(24),
-      std::chrono::hours(24 * 30)};
+  std::vector<std::chrono::milliseconds> pue_windows{std::chrono::minutes(15),
+                                                     std::chrono::hours(1), std::chrono::hours(24),
+                                                     std::chrono::hours(24 * 30)};
   // Capacity kept in reserve, as a fraction of rated power (headroom "to reserve").
   double capacity_reserve = 0.10;
   // Capacity is also reported in cabinets of this size (4.4 kW = one 20 A x 220 V cabinet).
@@ -100,6 +100,7 @@ struct PlanStep {
 };
 
 // Planned powered cabinets at `t` (0 before the first step). nullopt for an empty plan.
-std::optional<int> plan_at(const std::vector<PlanStep>& plan, std::chrono::system_clock::time_point t);
+std::optional<int> plan_at(const std::vector<PlanStep>& plan,
+                           std::chrono::system_clock::time_point t);
 
 }  // namespace facility

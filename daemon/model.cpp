@@ -17,18 +17,21 @@ struct UnitInfo {
   double factor;  // multiply to get the base unit
 };
 constexpr UnitInfo kUnits[] = {
-    {"W", 1.0},         {"kW", 1e3},     {"Wh", 3600.0},  {"kWh", 3.6e6}, {"MWh", 3.6e9},
-    {"A", 1.0},         {"V", 1.0},      {"Hz", 1.0},     {"celsius", 1.0},
-    {"percent", 0.01},  {"ratio", 1.0},  {"rpm", 1.0},    {"none", 1.0},
+    {"W", 1.0},     {"kW", 1e3},  {"Wh", 3600.0}, {"kWh", 3.6e6},   {"MWh", 3.6e9},
+    {"A", 1.0},     {"V", 1.0},   {"Hz", 1.0},    {"celsius", 1.0}, {"percent", 0.01},
+    {"ratio", 1.0}, {"rpm", 1.0}, {"none", 1.0},
 };
 
 }  // namespace
 
 const char* to_string(OverloadState s) {
   switch (s) {
-    case OverloadState::kWarning: return "warning";
-    case OverloadState::kCritical: return "critical";
-    case OverloadState::kOk: break;
+    case OverloadState::kWarning:
+      return "warning";
+    case OverloadState::kCritical:
+      return "critical";
+    case OverloadState::kOk:
+      break;
   }
   return "ok";
 }
@@ -81,8 +84,8 @@ FreshView::FreshView(const Config& cfg,
       ds.last_success = e.health.last_success;
       ds.last_error = e.health.last_error;
       const auto bound = d->interval * cfg.daemon.stale_after_intervals;
-      const bool fresh = e.reading && e.health.last_success != TimePoint{} &&
-                         now - e.health.last_success <= bound;
+      const bool fresh =
+          e.reading && e.health.last_success != TimePoint{} && now - e.health.last_success <= bound;
       if (fresh) {
         ds.quality = Quality::kGood;
         ds.reading = e.reading;

@@ -108,7 +108,7 @@ struct CabinetSnapshot {
   double feed_coverage = 0;    // feeds whose power is known / feeds
   bool powered_known = false;  // `powered` is decided (else a stale feed may hide the load)
   bool failover_risk = false;  // the cabinet_failover_risk state (FacilityModel: with hold time)
-  std::optional<double> inlet_min_c{};  // coldest inlet of its rack sensors
+  std::optional<double> inlet_min_c{};             // coldest inlet of its rack sensors
   OverloadState inlet_state = OverloadState::kOk;  // vs the ASHRAE ranges (see AlertState)
   std::optional<double> u_occupied{}, u_total{};   // rack units, where rack sensors report them
   std::optional<double> peak_w{};  // highest power over the peak window (FacilityModel), else now
@@ -135,9 +135,9 @@ struct Occupancy {
   int measured = 0;       // cabinets whose power is known
   int powered_known = 0;  // cabinets whose powered state is known
   double u_occupied = 0, u_total = 0;
-  int u_reporting = 0;  // cabinets whose U-space is reported
-  std::optional<double> ratio_powered() const;  // powered / total, when every state is known
-  std::optional<double> ratio_sold() const;     // sold / total
+  int u_reporting = 0;                             // cabinets whose U-space is reported
+  std::optional<double> ratio_powered() const;     // powered / total, when every state is known
+  std::optional<double> ratio_sold() const;        // sold / total
   std::optional<double> ratio_rack_units() const;  // u_occupied / u_total, when all report
 };
 
@@ -157,10 +157,10 @@ struct CapacitySnapshot {
 struct CoolingCapacity {
   int units = 0, units_running = 0, units_known = 0;
   double installed_w = 0;
-  std::optional<double> running_w;     // capacity of the running units (all states known)
-  std::optional<double> n_plus_1_w;    // running - the largest running unit
-  std::optional<double> heat_load_w;   // IT power of the room's cabinets (all measured)
-  std::optional<double> headroom_w;    // running - heat load
+  std::optional<double> running_w;            // capacity of the running units (all states known)
+  std::optional<double> n_plus_1_w;           // running - the largest running unit
+  std::optional<double> heat_load_w;          // IT power of the room's cabinets (all measured)
+  std::optional<double> headroom_w;           // running - heat load
   std::optional<double> headroom_n_plus_1_w;  // N+1 capacity - heat load
 };
 
@@ -174,9 +174,9 @@ struct RoomSnapshot {
 
 // PUE of one category over one window ("instant" = from power).
 struct PueValue {
-  int category = 1;    // ISO/IEC 30134-2: 1 UPS output, 2 PDU output, 3 IT equipment input
-  std::string window;  // "instant", "15m", "1h", "24h", "30d" (as configured)
-  std::optional<double> pue;          // facility / IT; nullopt when withheld
+  int category = 1;           // ISO/IEC 30134-2: 1 UPS output, 2 PDU output, 3 IT equipment input
+  std::string window;         // "instant", "15m", "1h", "24h", "30d" (as configured)
+  std::optional<double> pue;  // facility / IT; nullopt when withheld
   std::optional<double> partial_cooling;  // (IT + cooling) / IT, where a cooling meter exists
   std::optional<double> it_coverage, facility_coverage, cooling_coverage;  // nullopt: no history
 };
@@ -219,7 +219,7 @@ struct SiteSnapshot {
   double rated_w = 0;  // sum of rated power of all cabinets
   int cabinets_total = 0, cabinets_powered = 0, cabinets_sold = 0, cabinets_internal = 0,
       cabinets_free = 0;
-  int cabinets_measured = 0;  // cabinets whose power is known (fresh)
+  int cabinets_measured = 0;                // cabinets whose power is known (fresh)
   std::optional<double> occupancy_powered;  // powered / total
   std::optional<double> occupancy_sold;     // sold / total
   std::vector<CabinetSnapshot> cabinets;

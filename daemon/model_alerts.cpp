@@ -30,8 +30,8 @@ OverloadState LevelAlarm::level() const {
   return OverloadState::kOk;
 }
 
-void AlertBook::report(const Report& r, const std::function<std::string()>& message,
-                       TimePoint now, std::chrono::milliseconds retention) {
+void AlertBook::report(const Report& r, const std::function<std::string()>& message, TimePoint now,
+                       std::chrono::milliseconds retention) {
   const auto key = std::make_tuple(r.site, r.kind, r.subject);
   auto it = alerts_.find(key);
   const bool raise = r.level != OverloadState::kOk;

@@ -42,7 +42,8 @@ class LevelAlarm {
   struct Conditions {
     std::optional<bool> raise, clear;
   };
-  bool update(Conditions warning, Conditions critical, TimePoint now, std::chrono::milliseconds hold);
+  bool update(Conditions warning, Conditions critical, TimePoint now,
+              std::chrono::milliseconds hold);
   OverloadState level() const;
 
  private:

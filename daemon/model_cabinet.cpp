@@ -15,7 +15,8 @@ constexpr const char* kPhaseNames[] = {"L1", "L2", "L3"};
 // Power factor for an estimate: the PDU's own reading when it is plausible, else the nominal.
 // A leading power factor reads negative on some PDUs, hence the magnitude.
 double estimate_pf(std::optional<double> measured, double nominal) {
-  if (measured && std::abs(*measured) > 0.0 && std::abs(*measured) <= 1.0) return std::abs(*measured);
+  if (measured && std::abs(*measured) > 0.0 && std::abs(*measured) <= 1.0)
+    return std::abs(*measured);
   return nominal;
 }
 
@@ -118,15 +119,17 @@ void compute_failover(const Cabinet& cab, CabinetSnapshot& cs) {
   for (int i = 0; phases_known && i < 3; ++i) {
     double sum = 0;
     for (const auto& f : cs.feeds) {
-      if (!f.phases[std::size_t(i)].power_w) phases_known = false;
-      else sum += *f.phases[std::size_t(i)].power_w;
+      if (!f.phases[std::size_t(i)].power_w)
+        phases_known = false;
+      else
+        sum += *f.phases[std::size_t(i)].power_w;
     }
     phase_load[i] = sum;
   }
   for (auto& f : cs.feeds) {
     f.failover_headroom_w = derated - *cs.power_w;
-    cs.failover_headroom_w = std::min(cs.failover_headroom_w.value_or(*f.failover_headroom_w),
-                                      *f.failover_headroom_w);
+    cs.failover_headroom_w =
+        std::min(cs.failover_headroom_w.value_or(*f.failover_headroom_w), *f.failover_headroom_w);
     if (!phases_known) continue;
     for (int i = 0; i < 3; ++i) {
       auto& ph = f.phases[std::size_t(i)];

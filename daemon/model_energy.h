@@ -92,7 +92,8 @@ class EnergySeries {
   };
 
   // longest_window: the longest window to keep history for.
-  EnergySeries(std::string role, std::vector<Member> members, std::chrono::milliseconds longest_window);
+  EnergySeries(std::string role, std::vector<Member> members,
+               std::chrono::milliseconds longest_window);
 
   const std::string& role() const { return role_; }
   std::vector<Member>& members() { return members_; }

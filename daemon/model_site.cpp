@@ -15,9 +15,15 @@ void count(Occupancy& o, const CabinetSnapshot& cs) {
   if (cs.powered_known) ++o.powered_known;
   if (cs.power_w) ++o.measured;
   switch (cs.cabinet->status) {
-    case CabinetStatus::kSold: ++o.sold; break;
-    case CabinetStatus::kInternal: ++o.internal; break;
-    case CabinetStatus::kFree: ++o.free; break;
+    case CabinetStatus::kSold:
+      ++o.sold;
+      break;
+    case CabinetStatus::kInternal:
+      ++o.internal;
+      break;
+    case CabinetStatus::kFree:
+      ++o.free;
+      break;
   }
   if (cs.u_occupied && cs.u_total) {
     o.u_occupied += *cs.u_occupied;
@@ -32,8 +38,10 @@ CapacitySnapshot capacity_of(const std::vector<const CabinetSnapshot*>& cabs, do
   bool all = true;
   for (const auto* cs : cabs) {
     c.rated_w += cs->cabinet->rated_w;
-    if (cs->power_w) measured += *cs->power_w;
-    else all = false;
+    if (cs->power_w)
+      measured += *cs->power_w;
+    else
+      all = false;
   }
   c.reserve_w = c.rated_w * reserve;
   if (all && !cabs.empty()) {
@@ -63,8 +71,10 @@ CoolingCapacity cooling_of(const std::vector<const CoolingSnapshot*>& units,
   for (const auto* u : units) {
     ++c.units;
     const auto cap = u->device->capacity_w;
-    if (cap) c.installed_w += *cap;
-    else all_rated = false;
+    if (cap)
+      c.installed_w += *cap;
+    else
+      all_rated = false;
     if (u->running) {
       ++c.units_known;
       if (*u->running) {
@@ -89,9 +99,12 @@ CoolingCapacity cooling_of(const std::vector<const CoolingSnapshot*>& units,
 
 const char* it_role_name(int category) {
   switch (category) {
-    case 1: return "it_at_ups_output";
-    case 2: return "it_at_pdu_output";
-    case 3: return "it_at_equipment_input";
+    case 1:
+      return "it_at_ups_output";
+    case 2:
+      return "it_at_pdu_output";
+    case 3:
+      return "it_at_equipment_input";
   }
   return "it_total";
 }
@@ -130,7 +143,9 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
   int sensors = 0, sensors_fresh = 0, u_capable = 0;
   for (const auto& d : site.devices) {
     switch (d.kind) {
-      case DeviceKind::kPdu: pdus_by_cab[d.cabinet].push_back(&d); break;
+      case DeviceKind::kPdu:
+        pdus_by_cab[d.cabinet].push_back(&d);
+        break;
       case DeviceKind::kRackSensor: {
         sensors_by_cab[d.cabinet].push_back(&d);
         RackSensorSnapshot rs;
@@ -139,7 +154,8 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
         rs.inlet_c = v.get(d.id, "inlet_temperature");
         rs.outlet_c = v.get(d.id, "outlet_temperature");
         rs.humidity_ratio = v.get(d.id, "humidity");
-        if (rs.inlet_c && rs.humidity_ratio) rs.dew_point_c = dew_point_c(*rs.inlet_c, *rs.humidity_ratio);
+        if (rs.inlet_c && rs.humidity_ratio)
+          rs.dew_point_c = dew_point_c(*rs.inlet_c, *rs.humidity_ratio);
         ss.rack_sensors.push_back(rs);
         ++sensors;
         if (rs.inlet_c) ++sensors_fresh;
@@ -216,8 +232,10 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
     bool all_running_known = ss.cooling_capacity.units > 0;
     for (const auto& r : ss.rooms) {
       if (r.cooling.units == 0) continue;
-      if (!r.cooling.running_w) all_running_known = false;
-      else running += *r.cooling.running_w;
+      if (!r.cooling.running_w)
+        all_running_known = false;
+      else
+        running += *r.cooling.running_w;
     }
     if (all_running_known) ss.cooling_capacity.running_w = running;
   }

@@ -54,12 +54,16 @@ std::pair<std::optional<double>, double> counter_range(const ProfilePoint& p) {
   using modbus::DataType;
   switch (p.spec.type) {
     case DataType::kInt16:
-    case DataType::kUInt16: return {65536.0 * step, step};
+    case DataType::kUInt16:
+      return {65536.0 * step, step};
     case DataType::kInt32:
-    case DataType::kUInt32: return {4294967296.0 * step, step};
+    case DataType::kUInt32:
+      return {4294967296.0 * step, step};
     case DataType::kFloat32:
-    case DataType::kFloat64: return {std::nullopt, 0.0};
-    default: return {std::nullopt, step};  // 64-bit counters do not wrap in practice
+    case DataType::kFloat64:
+      return {std::nullopt, 0.0};
+    default:
+      return {std::nullopt, step};  // 64-bit counters do not wrap in practice
   }
 }
 
@@ -133,11 +137,15 @@ FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
       for (const Device* d : devs) ms.push_back(member(*d));
       ss.energy.emplace_back(std::move(role), std::move(ms), longest);
     };
-    add_series("facility_total", meters_with([](const Device& d) { return d.role == MeterRole::kFacilityTotal; }));
+    add_series("facility_total",
+               meters_with([](const Device& d) { return d.role == MeterRole::kFacilityTotal; }));
     const auto by_cat = model_detail::it_meters_by_category(site);
-    for (int c = 1; c <= 3; ++c) add_series(model_detail::it_role_name(c), by_cat[std::size_t(c - 1)]);
-    const bool it_meters = std::any_of(by_cat.begin(), by_cat.end(), [](const auto& v) { return !v.empty(); });
-    add_series("cooling", meters_with([](const Device& d) { return d.role == MeterRole::kCooling; }));
+    for (int c = 1; c <= 3; ++c)
+      add_series(model_detail::it_role_name(c), by_cat[std::size_t(c - 1)]);
+    const bool it_meters =
+        std::any_of(by_cat.begin(), by_cat.end(), [](const auto& v) { return !v.empty(); });
+    add_series("cooling",
+               meters_with([](const Device& d) { return d.role == MeterRole::kCooling; }));
     add_series("other", meters_with([](const Device& d) { return d.role == MeterRole::kOther; }));
     if (!it_meters) {
       // IT energy from the PDUs, only if every feed of every cabinet has one.
@@ -309,16 +317,16 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
         }
         cst.failover.update(raise, clear, now, fs.failover.hold);
         cs.failover_risk = cst.failover.active();
-        report({"", "cabinet_failover_risk", cab.id,
-                cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk,
-                cs.failover_headroom_w, 0.0, "W"},
-               [&] {
-                 return "cabinet " + cab.id + ": if one feed fails, the other carries " +
-                        (cs.power_w ? fixed(*cs.power_w, 0) + " W"
-                                    : std::string("an unknown load")) +
-                        " against a derated capacity of " + fixed(derated, 0) + " W (" +
-                        percent(cab.derating) + " of " + fixed(cab.feed_capacity_w, 0) + " W)";
-               });
+        report(
+            {"", "cabinet_failover_risk", cab.id,
+             cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk,
+             cs.failover_headroom_w, 0.0, "W"},
+            [&] {
+              return "cabinet " + cab.id + ": if one feed fails, the other carries " +
+                     (cs.power_w ? fixed(*cs.power_w, 0) + " W" : std::string("an unknown load")) +
+                     " against a derated capacity of " + fixed(derated, 0) + " W (" +
+                     percent(cab.derating) + " of " + fixed(cab.feed_capacity_w, 0) + " W)";
+            });
       }
 
       // Inlet temperature against the ASHRAE ranges.
@@ -334,8 +342,8 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
       cst.inlet.update(w, c, now, in.hold);
       cs.inlet_state = cst.inlet.level();
       {
-        const bool low = cs.inlet_min_c && cs.inlet_c &&
-                         *cs.inlet_min_c < in.recommended_low_c && *cs.inlet_c <= in.recommended_high_c;
+        const bool low = cs.inlet_min_c && cs.inlet_c && *cs.inlet_min_c < in.recommended_low_c &&
+                         *cs.inlet_c <= in.recommended_high_c;
         const bool crit = cs.inlet_state == OverloadState::kCritical;
         const double threshold = low ? (crit ? in.allowable_low_c : in.recommended_low_c)
                                      : (crit ? in.allowable_high_c : in.recommended_high_c);
@@ -364,7 +372,8 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
       const CoolingCapacity& cc = rs.cooling;
       LevelAlarm::Conditions w{}, c{};
       const double margin = fs.failover.hysteresis * cc.n_plus_1_w.value_or(0.0);
-      if (cc.headroom_n_plus_1_w) w = {*cc.headroom_n_plus_1_w < 0, *cc.headroom_n_plus_1_w >= margin};
+      if (cc.headroom_n_plus_1_w)
+        w = {*cc.headroom_n_plus_1_w < 0, *cc.headroom_n_plus_1_w >= margin};
       if (cc.headroom_w) c = {*cc.headroom_w < 0, *cc.headroom_w >= margin};
       sst.rooms[ri].update(w, c, now, fs.failover.hold);
       rs.cooling_state = sst.rooms[ri].level();

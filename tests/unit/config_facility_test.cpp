@@ -196,17 +196,17 @@ INSTANTIATE_TEST_SUITE_P(
                 "more than planned_cabinets (10)"},
         BadCase{"capacity_on_pdu", mutate("feed: A}", "feed: A, capacity_kw: 3}"), 26,
                 "\"capacity_kw\" applies only to cooling"},
-        BadCase{"nominal_on_meter", mutate("role: it_total,", "role: it_total, nominal_voltage_v: 230,"),
-                29, "applies only to pdu"},
+        BadCase{"nominal_on_meter",
+                mutate("role: it_total,", "role: it_total, nominal_voltage_v: 230,"), 29,
+                "applies only to pdu"},
         BadCase{"bad_role", mutate("role: it_at_pdu_output", "role: it_at_pdu"), 28,
                 "unknown role \"it_at_pdu\""},
-        BadCase{"pdu_without_power", mutate("profile: cur,", "profile: nopower,"), 27,
-                "has no point \"active_power\" (or active_power_l1..l3, current, or current_l1..l3)"}),
+        BadCase{
+            "pdu_without_power", mutate("profile: cur,", "profile: nopower,"), 27,
+            "has no point \"active_power\" (or active_power_l1..l3, current, or current_l1..l3)"}),
     [](const ::testing::TestParamInfo<BadCase>& i) { return std::string(i.param.name); });
 
-TEST(ConfigFacility, CurrentOnlyPduIsAccepted) {
-  EXPECT_TRUE(errors_of(kGood).empty());
-}
+TEST(ConfigFacility, CurrentOnlyPduIsAccepted) { EXPECT_TRUE(errors_of(kGood).empty()); }
 
 }  // namespace
 }  // namespace facility

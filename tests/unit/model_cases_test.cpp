@@ -159,13 +159,17 @@ INSTANTIATE_TEST_SUITE_P(
         // Only current: 10 A x 220 V (nominal) x 0.95 (nominal) = 2,090 W.
         CurrentCase{"nominal_v_and_pf", "k1a", {{"current", {10, "A"}}}, 2090},
         // Current, voltage and a leading power factor: 10 A x 230 V x |-0.98| = 2,254 W.
-        CurrentCase{"measured_v_and_pf", "k1a",
-                    {{"current", {10, "A"}}, {"voltage", {230, "V"}}, {"power_factor", {-0.98, "ratio"}}},
-                    2254},
+        CurrentCase{
+            "measured_v_and_pf",
+            "k1a",
+            {{"current", {10, "A"}}, {"voltage", {230, "V"}}, {"power_factor", {-0.98, "ratio"}}},
+            2254},
         // A power factor of 0 is not plausible: nominal 0.95 instead: 10 x 230 x 0.95 = 2,185.
-        CurrentCase{"implausible_pf", "k1a",
-                    {{"current", {10, "A"}}, {"voltage", {230, "V"}}, {"power_factor", {0, "ratio"}}},
-                    2185},
+        CurrentCase{
+            "implausible_pf",
+            "k1a",
+            {{"current", {10, "A"}}, {"voltage", {230, "V"}}, {"power_factor", {0, "ratio"}}},
+            2185},
         // The device's own nominal values: 8 A x 230 V x 1.0 = 1,840 W.
         CurrentCase{"device_nominal", "k2a", {{"current", {8, "A"}}}, 1840}),
     [](const auto& info) { return std::string(info.param.name); });
@@ -499,7 +503,8 @@ std::shared_ptr<const FacilitySnapshot> run_reset(Rig& rig) {
     // PDU A reboots at t = 295 s: its counter restarts from 0 and counts 2 kW from there.
     const double a_kwh = t < 295 ? 5000 + 2 * t / 3600 : 2 * (t - 295) / 3600;
     rig.put("ca", {{"active_power", {2000, "W"}}, {"energy", {a_kwh, "kWh"}}}, at_s(t));
-    rig.put("cb", {{"active_power", {2000, "W"}}, {"energy", {7000 + 2 * t / 3600, "kWh"}}}, at_s(t));
+    rig.put("cb", {{"active_power", {2000, "W"}}, {"energy", {7000 + 2 * t / 3600, "kWh"}}},
+            at_s(t));
     rig.put("main", kw(5, 900 + 5 * t / 3600), at_s(t));
     snap = rig.update(at_s(t));
   }

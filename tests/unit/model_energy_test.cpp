@@ -1,12 +1,13 @@
 // Energy counters across wraps and resets, and the grid that turns them into windows, with
 // small hand-computed numbers: a counter of range 100 J and a step of 1 J.
+#include "daemon/model_energy.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <optional>
 #include <vector>
 
-#include "daemon/model_energy.h"
 #include "model_rig.h"
 
 namespace facility::model_detail {
