@@ -5,7 +5,8 @@
 //
 // Two layers:
 //   * compute_snapshot(config, readings, now): everything derivable from one set of readings,
-//     a pure function. Overload and inlet states are the instantaneous levels there.
+//     a pure function. Overload, failover and inlet states are the instantaneous levels there,
+//     and alerts are empty.
 //   * FacilityModel: the same plus what needs memory across cycles: overload / failover / inlet
 //     alerts with hysteresis and hold time, energy counters tracked across wraps and resets,
 //     rolling energy windows for PUE, and cabinet peaks for stranded power. Time is injected

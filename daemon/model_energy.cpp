@@ -104,6 +104,7 @@ EnergySeries::EnergySeries(std::string role, std::vector<Member> members,
 
 void EnergySeries::advance(TimePoint now) {
   if (!pending_) {
+    started_ = now;
     const auto s = std::chrono::ceil<std::chrono::seconds>(now.time_since_epoch()).count();
     const auto step = kStep.count();
     pending_ = TimePoint(std::chrono::seconds(((s + step - 1) / step) * step));
@@ -113,9 +114,9 @@ void EnergySeries::advance(TimePoint now) {
     for (const Member& m : members_) {
       if (!m.tracker) continue;  // no counter: missing at every point
       if (!m.tracker->empty() && m.tracker->last_time() >= t) continue;
-      // No reading at or after t yet: wait for one, unless the device is stale (or has never
-      // answered within its staleness bound).
-      const TimePoint last = m.tracker->empty() ? t : m.tracker->last_time();
+      // No reading at or after t yet: wait for one, unless the device is stale (or has not
+      // answered at all within its staleness bound of the start).
+      const TimePoint last = m.tracker->empty() ? started_ : m.tracker->last_time();
       if (now - last <= m.stale_after) return;
     }
     finalize(t);

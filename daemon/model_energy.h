@@ -131,6 +131,7 @@ class EnergySeries {
   std::vector<Member> members_;
   std::vector<std::optional<LastGrid>> last_grid_;
   std::optional<TimePoint> pending_;
+  TimePoint started_{};  // the first advance()
   double energy_j_ = 0, lost_s_ = 0;
   bool complete_ = false;  // every device had data at the latest point
   std::deque<Point> fine_, coarse_;

@@ -147,6 +147,23 @@ TEST(EnergySeries, AStaleDeviceIsMissingNotZero) {
   EXPECT_NEAR(w->coverage, 1.0 - 200.0 / 300, 1e-12);
 }
 
+TEST(EnergySeries, ADeviceThatNeverAnswersDelaysOnlyTheStart) {
+  // b never answers. The grid waits for it for its staleness bound (30 s) after the start,
+  // then goes on without it, keeping up with a.
+  EnergySeries s("x", {member("a"), member("b")}, 15min);
+  for (int t = 0; t <= 120; t += 10) {
+    s.members()[0].tracker->add(at_s(t), 10.0 * t, 10);
+    s.advance(at_s(t));
+    if (t == 30) {
+      EXPECT_FALSE(s.latest()) << "still waiting for b at 30 s";
+    }
+  }
+  EXPECT_EQ(s.latest(), at_s(120));
+  // 100 s window [20, 120]: a's 1,000 J; b missing at 10 points: coverage 1 - 100 / 200.
+  EXPECT_DOUBLE_EQ(s.window(100s)->energy_j, 1000);
+  EXPECT_DOUBLE_EQ(s.window(100s)->coverage, 0.5);
+}
+
 TEST(EnergySeries, LongWindowsComeFromTheCoarseHistory) {
   // One device at 1 kW for 26 h, readings every 60 s: the 25 h fine history no longer reaches
   // back 26 h, but a 26 h window (5 min points) does once 26 h have passed.
