@@ -124,6 +124,9 @@ def main():
     args = h.parse_args()
     build, src = args.build_dir, args.source_dir
     c = h.Checks()
+    r = subprocess.run([sys.executable, os.path.join(src, "scripts/gen-demo-config.py"), "--check"],
+                       capture_output=True, text=True)
+    c.check(r.returncode == 0, f"config/demo/facilityd.yaml is what the generator writes {r.stderr.strip()}")
     with h.workspace("facility-model") as (wd, procs):
         cfg_path, ports, cfg = prepare(src, wd)
         truth_path = os.path.join(wd, "truth.json")
