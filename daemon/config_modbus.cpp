@@ -9,10 +9,7 @@ std::string Endpoint::key() const {
   return scheme + "://" + host + ":" + std::to_string(port);
 }
 
-namespace config_detail {
-
-Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string& what,
-                        const std::string& s) {
+std::optional<Endpoint> parse_endpoint_uri(const std::string& s, std::string* error) {
   Endpoint e;
   static const std::regex net(R"(^(tcp|rtu-over-tcp)://([A-Za-z0-9.\-]+):([0-9]{1,5})$)");
   static const std::regex serial(R"(^rtu://(/[A-Za-z0-9_./\-]+)$)");
@@ -22,7 +19,10 @@ Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string&
     e.transport = e.scheme == "tcp" ? Transport::kTcp : Transport::kRtuOverTcp;
     e.host = m[2].str();
     e.port = std::stoi(m[3].str());
-    if (e.port < 1 || e.port > 65535) d.error(at, what + ": endpoint port must be 1..65535");
+    if (e.port < 1 || e.port > 65535) {
+      if (error) *error = "endpoint port must be 1..65535";
+      return std::nullopt;
+    }
     return e;
   }
   if (std::regex_match(s, m, serial)) {
@@ -31,10 +31,24 @@ Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string&
     e.device = m[1].str();
     return e;
   }
-  d.error(at, what + ": endpoint \"" + s +
-                  "\" must look like tcp://HOST:PORT, rtu-over-tcp://HOST:PORT or "
-                  "rtu:///dev/ttyUSB0");
-  return e;
+  if (error) {
+    *error = "endpoint \"" + s +
+             "\" must look like tcp://HOST:PORT, rtu-over-tcp://HOST:PORT or rtu:///dev/ttyUSB0";
+  }
+  return std::nullopt;
+}
+
+namespace config_detail {
+
+Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string& what,
+                        const std::string& s) {
+  std::string error;
+  auto e = parse_endpoint_uri(s, &error);
+  if (!e) {
+    d.error(at, what + ": " + error);
+    return Endpoint{};
+  }
+  return *e;
 }
 
 void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,

@@ -26,6 +26,10 @@ struct Endpoint {
   std::string key() const;
 };
 
+// Parses "tcp://HOST:PORT", "rtu-over-tcp://HOST:PORT" or "rtu:///dev/PATH"; nullopt with *error
+// set when the string is none of these.
+std::optional<Endpoint> parse_endpoint_uri(const std::string& s, std::string* error);
+
 // Settings of one endpoint (top-level `endpoints` list); endpoints not listed get the defaults.
 struct EndpointSettings {
   std::chrono::milliseconds connect_timeout{2000};

@@ -59,6 +59,7 @@ void DevicePoll::begin(SteadyTime now, SteadyTime scheduled) {
   if (replan_needed_) replan();
   queue_.assign(plan_.begin(), plan_.end());
   values_.assign(spec_.points.size(), Decoded{});
+  if (spec_.capture_raw) raw_.assign(spec_.points.size(), {});
   attempts_left_ = spec_.retries;
   busy_left_ = spec_.busy_retries;
   requests_ = 0;
@@ -114,8 +115,10 @@ DevicePoll::Outcome DevicePoll::on_reply(std::span<const std::uint8_t> pdu) {
     const RequestEvent ev = event(RequestResult::kOk);
     for (std::size_t pi : req.points) {
       const PointSpec& p = spec_.points[pi];
-      values_[pi] = codecs_[pi].decode(std::span<const std::uint16_t>(
-          scratch_.data() + (p.address - req.address), static_cast<std::size_t>(p.width())));
+      const std::span<const std::uint16_t> words(scratch_.data() + (p.address - req.address),
+                                                 static_cast<std::size_t>(p.width()));
+      values_[pi] = codecs_[pi].decode(words);
+      if (spec_.capture_raw) raw_[pi].assign(words.begin(), words.end());
     }
     consecutive_failures_ = 0;
     queue_.pop_front();
@@ -255,6 +258,7 @@ PollResult DevicePoll::take_result(SteadyTime now) {
       const PointSpec& p = spec_.points[i];
       Decoded& d = values_[i];
       r.values.push_back({p.name, d.value, std::move(d.text), p.unit, unreadable_[i]});
+      if (spec_.capture_raw) r.values.back().raw = std::move(raw_[i]);
     }
   }
   error_.clear();

@@ -48,6 +48,10 @@ struct DeviceSpec {
   std::chrono::milliseconds backoff_max{60000};  // longest pause of a failing device
   PlanOptions plan;  // max_registers, max_gap, forbidden ranges
   std::vector<PointSpec> points;
+  // Keep each point's raw words in PolledValue::raw (for `facilityd probe`; costs a copy).
+  bool capture_raw = false;
+  // First poll this long after start instead of at the hash-spread offset (probe: 0).
+  std::optional<std::chrono::milliseconds> first_poll_offset;
 };
 
 // Outcome class of one request, as counted in facility_modbus_requests_total{result}.
@@ -67,6 +71,7 @@ struct PolledValue {
   std::string text;             // enumeration name / string content
   std::string unit;
   bool unreadable = false;  // the device rejects this point's address (configuration problem)
+  std::vector<std::uint16_t> raw = {};  // words as received, when DeviceSpec::capture_raw
 };
 
 struct PollResult {
@@ -148,6 +153,7 @@ class DevicePoll {
   bool in_cycle_ = false;
   std::deque<ReadRequest> queue_;  // front = in flight / next
   std::vector<Decoded> values_;
+  std::vector<std::vector<std::uint16_t>> raw_;
   std::vector<std::uint16_t> scratch_;
   int attempts_left_ = 0;
   int busy_left_ = 0;

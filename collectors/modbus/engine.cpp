@@ -506,7 +506,8 @@ struct PollEngine::Impl {
   void run() {
     const SteadyTime t0 = SteadyClock::now();
     for (std::size_t i = 0; i < devs.size(); ++i) {
-      devs[i].next_slot = t0 + start_offset(devs[i].poll.spec().id, devs[i].poll.spec().interval);
+      const auto& sp = devs[i].poll.spec();
+      devs[i].next_slot = t0 + sp.first_poll_offset.value_or(start_offset(sp.id, sp.interval));
       timers.push({devs[i].next_slot, i, 0});
     }
     std::vector<epoll_event> events(256);

@@ -188,7 +188,10 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
 
 void SerialLinePoller::run() {
   const SteadyTime t0 = SteadyClock::now();
-  for (auto& d : devs_) d.next_slot = t0 + start_offset(d.poll.spec().id, d.poll.spec().interval);
+  for (auto& d : devs_) {
+    const auto& sp = d.poll.spec();
+    d.next_slot = t0 + sp.first_poll_offset.value_or(start_offset(sp.id, sp.interval));
+  }
   while (!devs_.empty()) {
     auto it = std::min_element(devs_.begin(), devs_.end(), [](const Dev& a, const Dev& b) {
       return a.next_slot < b.next_slot;
