@@ -1,6 +1,7 @@
 #include "daemon/probe.h"
 
 #include <array>
+#include <charconv>
 #include <condition_variable>
 #include <filesystem>
 #include <iomanip>
@@ -78,10 +79,12 @@ std::string format_value(const modbus::PolledValue& v, const modbus::PointSpec& 
   if (v.unreadable) return "UNREADABLE";
   if (p.type == modbus::DataType::kString) return v.text.empty() ? "(n/a)" : "\"" + v.text + "\"";
   if (!v.value) return "(n/a)";
-  std::ostringstream os;
-  os << std::setprecision(10) << *v.value;
-  if (!v.text.empty()) os << " (" << v.text << ")";
-  return os.str();
+  // Shortest text that reads back as the same double: exact, and short for round numbers.
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, *v.value);
+  std::string s(buf, res.ptr);
+  if (!v.text.empty()) s += " (" + v.text + ")";
+  return s;
 }
 
 std::shared_ptr<const Profile> find_profile(const ProbeOptions& opt, std::ostream& err) {
