@@ -363,7 +363,8 @@ void ModbusServer::on_readable(int fd) {
   std::array<std::uint8_t, 4096> buf;
   bool peer_closed = false;
   while (true) {
-    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    // A serial line is not a socket: read(), not recv().
+    const ssize_t n = c.serial ? ::read(fd, buf.data(), buf.size()) : ::recv(fd, buf.data(), buf.size(), 0);
     if (n > 0) {
       c.in.insert(c.in.end(), buf.data(), buf.data() + n);
       // Parse as we go so a flood of pipelined requests can't grow the buffer without bound.
@@ -598,8 +599,11 @@ bool ModbusServer::flush(Connection& c) {
   bool blocked = false;
   while (!c.out.empty() && c.out.front().due <= now) {
     auto& front = c.out.front();
-    const ssize_t n = ::send(c.fd.get(), front.bytes.data() + c.out_sent,
-                             front.bytes.size() - c.out_sent, MSG_NOSIGNAL);
+    const ssize_t n =
+        c.serial ? ::write(c.fd.get(), front.bytes.data() + c.out_sent,
+                           front.bytes.size() - c.out_sent)
+                 : ::send(c.fd.get(), front.bytes.data() + c.out_sent,
+                          front.bytes.size() - c.out_sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
