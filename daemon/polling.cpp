@@ -28,8 +28,9 @@ modbus::DeviceSpec make_device_spec(const Device& d) {
   return spec;
 }
 
-PollingService::PollingService(const Config& config, ReadingStore& store, CollectorStats& stats)
-    : store_(store), stats_(stats) {
+PollingService::PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
+                               ResultHook hook)
+    : store_(store), stats_(stats), hook_(std::move(hook)) {
   std::vector<std::string> device_ids;
   std::vector<std::string> endpoint_keys;
   std::map<std::string, std::size_t> ep_index;
@@ -111,6 +112,7 @@ void PollingService::stop() {
 }
 
 void PollingService::on_result(modbus::PollResult&& r) {
+  if (hook_) hook_(r);
   stats_.on_poll(r.device_index, std::chrono::duration<double>(r.duration).count(), r.ok);
   if (!r.ok) {
     spdlog::debug("poll {} failed: {}", r.device_id, r.error);

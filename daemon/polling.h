@@ -6,6 +6,7 @@
 // methods run on poller threads and only touch thread-safe state (ReadingStore, CollectorStats).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -22,8 +23,12 @@ modbus::DeviceSpec make_device_spec(const Device& d);
 
 class PollingService : private modbus::PollObserver {
  public:
+  // Called on a poller thread with every result before it is stored (benchmarks, tests).
+  using ResultHook = std::function<void(const modbus::PollResult&)>;
+
   // `config`, `store` and `stats` must outlive the service. Configures `stats` for the devices.
-  PollingService(const Config& config, ReadingStore& store, CollectorStats& stats);
+  PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
+                 ResultHook hook = nullptr);
   ~PollingService() override;
   PollingService(const PollingService&) = delete;
   PollingService& operator=(const PollingService&) = delete;
@@ -41,6 +46,7 @@ class PollingService : private modbus::PollObserver {
 
   ReadingStore& store_;
   CollectorStats& stats_;
+  ResultHook hook_;
   std::size_t endpoint_count_ = 0;
   std::unique_ptr<modbus::PollEngine> engine_;
   std::vector<std::unique_ptr<modbus::SerialLinePoller>> serial_;

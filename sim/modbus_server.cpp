@@ -191,6 +191,7 @@ std::uint16_t ModbusServer::listen(const std::string& host, std::uint16_t port, 
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
     throw errno_error("epoll_ctl " + where);
   }
+  listener_index_[fd.get()] = listeners_.size();
   listeners_.push_back(Listener{std::move(fd), bound, rtu});
   return bound;
 }
@@ -285,15 +286,11 @@ void ModbusServer::loop() {
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == wake_.get()) continue;  // stopping_ is checked by the loop condition
-      bool handled = false;
-      for (const Listener& l : listeners_) {
-        if (l.fd.get() == fd) {
-          accept_all(l);
-          handled = true;
-          break;
-        }
+      // A map, not a scan: a simulated site may listen on thousands of ports.
+      if (auto li = listener_index_.find(fd); li != listener_index_.end()) {
+        accept_all(listeners_[li->second]);
+        continue;
       }
-      if (handled) continue;
       auto it = conns_.find(fd);
       if (it == conns_.end()) continue;  // closed earlier in this batch
       if (events[i].events & EPOLLOUT) {

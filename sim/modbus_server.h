@@ -164,6 +164,7 @@ class ModbusServer {
   UniqueFd wake_;     // eventfd: stop() wakes the loop through it
   UniqueFd reserve_;  // spare fd, released to shed a connection when out of descriptors
   std::vector<Listener> listeners_;
+  std::unordered_map<int, std::size_t> listener_index_;  // listening fd -> listeners_ index
   std::vector<int> serial_fds_;  // owned by conns_ once started
   std::thread thread_;
   std::atomic<bool> stopping_{false};
