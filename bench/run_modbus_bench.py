@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--sizes", default="100,1000,6000")
     ap.add_argument("--intervals", default="1,10")
     ap.add_argument("--legacy-max", type=int, default=1000)
-    ap.add_argument("--base-port", type=int, default=20000)
+    ap.add_argument("--base-port", type=int, default=21000)
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -78,9 +78,16 @@ def main():
             cfg = os.path.join(wd, f"site-{n}-{interval}s.yaml")
             write_config(cfg, n, interval, args.base_port)
             simp = subprocess.Popen([sim, "--config", cfg], stdout=subprocess.PIPE, text=True)
+            ready = False
             for line in simp.stdout:
                 if "ready" in line:
+                    ready = True
                     break
+            if not ready:
+                print(f"facility-sim did not start for {n} devices (ports {args.base_port}.."
+                      f"{args.base_port + n - 1} in use?)", file=sys.stderr)
+                simp.wait()
+                continue
             warmup, measure = (5, 20) if interval == 1 else (2 * interval, 4 * interval)
             designs = ["new"] + (["legacy"] if n <= args.legacy_max else [])
             for design in designs:
