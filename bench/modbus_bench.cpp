@@ -41,6 +41,20 @@ double cpu_seconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// Resident memory now (VmRSS), in MiB: the steady state, unlike the peak, which includes
+// parsing the configuration.
+double rss_now_mb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "VmRSS: %lf kB", &kb) == 1) break;
+  }
+  std::fclose(f);
+  return kb / 1024.0;
+}
+
 double peak_rss_mb() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);
@@ -223,6 +237,7 @@ int main(int argc, char** argv) {
            {"lateness_p99_ms", percentile(tally.lateness_ms, 0.99)},
            {"lateness_max_ms", percentile(tally.lateness_ms, 1.0)},
            {"peak_rss_mb", peak_rss_mb()},
+           {"rss_mb", rss_now_mb()},
            {"cpu_total_s", cpu1 - cpu0_total}};
     nlohmann::json errs = nlohmann::json::object();
     for (const auto& [e, n] : tally.errors) errs[e] = n;

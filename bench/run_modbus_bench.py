@@ -58,6 +58,61 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vm_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_daemon(facilityd, cfg, devices, interval, warmup, measure):
+    """The whole daemon (collector, model, /metrics) as one process: CPU from /proc, freshness
+    from its own /metrics."""
+    import urllib.request
+    port = free_port()
+    p = subprocess.Popen([facilityd, "run", "--config", cfg, "--listen", f"127.0.0.1:{port}",
+                          "--no-mqtt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(warmup)
+
+        def scrape():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                text = r.read().decode()
+            ok = up = 0
+            for line in text.splitlines():
+                if line.startswith("facility_modbus_requests_total{") and 'result="ok"' in line:
+                    ok += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("facility_device_up{"):
+                    up += float(line.rsplit(" ", 1)[1]) == 1
+            return ok, up
+
+        ok0, _ = scrape()
+        c0, t0 = proc_cpu(p.pid), time.time()
+        time.sleep(measure)
+        c1, t1 = proc_cpu(p.pid), time.time()
+        ok1, up = scrape()
+        req = ok1 - ok0
+        return {"design": "daemon", "devices": devices, "interval_s": interval, "threads": "all",
+                "window_s": t1 - t0, "requests": req, "cpu_s": c1 - c0,
+                "cpu_core_fraction": (c1 - c0) / (t1 - t0),
+                "cpu_ms_per_1000_requests": (c1 - c0) * 1e6 / req if req else 0,
+                "requests_per_cycle": req / ((t1 - t0) / interval) if req else 0,
+                "polls_on_time_pct": float("nan"), "fresh_pct": 100.0 * up / devices,
+                "overruns": "", "peak_rss_mb": vm_kb(p.pid, "VmHWM") / 1024,
+                "rss_mb": vm_kb(p.pid, "VmRSS") / 1024}
+    finally:
+        p.terminate()
+        p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", default=os.path.join(SRC, "build"))
@@ -66,11 +121,14 @@ def main():
     ap.add_argument("--legacy-max", type=int, default=1000)
     ap.add_argument("--base-port", type=int, default=21000)
     ap.add_argument("--json", default="")
+    ap.add_argument("--daemon", action="store_true",
+                    help="also measure the whole facilityd process (collector + model + /metrics)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sim = os.path.join(args.build_dir, "facility-sim")
     bench = os.path.join(args.build_dir, "facility-bench-modbus")
+    facilityd = os.path.join(args.build_dir, "facilityd")
     results = []
     wd = tempfile.mkdtemp(prefix="facilityd-bench-")
     for n in [int(x) for x in args.sizes.split(",")]:
@@ -103,21 +161,29 @@ def main():
                 res["sim_cpu_core_fraction"] = (proc_cpu(simp.pid) - sim_cpu0) / (time.time() - t0)
                 results.append(res)
                 print(json.dumps(res), file=sys.stderr)
+            if args.daemon:
+                res = run_daemon(facilityd, cfg, n, interval, max(warmup, 8), measure)
+                res["planned_reads_per_cycle"] = results[-1]["planned_reads_per_cycle"] if results else 0
+                res["lower_bound_reads_per_cycle"] = results[-1]["lower_bound_reads_per_cycle"] if results else 0
+                results.append(res)
+                print(json.dumps(res), file=sys.stderr)
             simp.terminate()
             simp.wait()
     print(f"\nMachine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; "
           f"load average before the run {os.getloadavg()[0]:.2f}\n")
     print("| devices | interval | design | threads | CPU ms / 1000 req | CPU (cores) | req/cycle | "
-          "planned | lower bound | polls on time | fresh | overruns | lateness p50/p99 ms | peak RSS MB |")
+          "planned | lower bound | polls on time | fresh | overruns | lateness p50/p99 ms | RSS / peak MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         late = (f"{r['lateness_p50_ms']:.1f} / {r['lateness_p99_ms']:.1f}"
                 if r["design"] == "new" else "n/a")
+        on_time = "n/a" if r["polls_on_time_pct"] != r["polls_on_time_pct"] else f"{r['polls_on_time_pct']:.1f} %"
         print(f"| {r['devices']} | {r['interval_s']:g} s | {r['design']} | {r['threads']} | "
               f"{r['cpu_ms_per_1000_requests']:.1f} | {r['cpu_core_fraction']:.3f} | "
               f"{r['requests_per_cycle']:.0f} | {r['planned_reads_per_cycle']} | "
-              f"{r['lower_bound_reads_per_cycle']} | {r['polls_on_time_pct']:.1f} % | "
-              f"{r['fresh_pct']:.1f} % | {r['overruns']} | {late} | {r['peak_rss_mb']:.0f} |")
+              f"{r['lower_bound_reads_per_cycle']} | {on_time} | "
+              f"{r['fresh_pct']:.1f} % | {r['overruns']} | {late} | "
+              f"{r.get('rss_mb', 0):.0f} / {r['peak_rss_mb']:.0f} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -1,6 +1,7 @@
 #include "collectors/modbus/device_poll.h"
 
 #include <algorithm>
+#include <array>
 
 #include "collectors/modbus/frame.h"
 
@@ -25,7 +26,6 @@ DevicePoll::DevicePoll(DeviceSpec spec, std::size_t index)
   unreadable_why_.assign(spec_.points.size(), {});
   learned_cap_ = std::clamp(spec_.plan.max_registers, 1, 125);
   replan();
-  scratch_.resize(2000);
 }
 
 std::size_t DevicePoll::unreadable_points() const {
@@ -109,13 +109,15 @@ std::string where(const DeviceSpec& s, const ReadRequest& r) {
 
 DevicePoll::Outcome DevicePoll::on_reply(std::span<const std::uint8_t> pdu) {
   const ReadRequest req = queue_.front();
-  const ParsedReply pr = parse_read_reply(pdu, req.kind, req.count, scratch_.data());
+  // One buffer per thread, not per device: thousands of devices share a few pollers.
+  thread_local std::array<std::uint16_t, 2000> scratch;
+  const ParsedReply pr = parse_read_reply(pdu, req.kind, req.count, scratch.data());
   if (pr.kind == ReplyKind::kMalformed) return on_malformed(pr.error);
   if (pr.kind == ReplyKind::kData) {
     const RequestEvent ev = event(RequestResult::kOk);
     for (std::size_t pi : req.points) {
       const PointSpec& p = spec_.points[pi];
-      const std::span<const std::uint16_t> words(scratch_.data() + (p.address - req.address),
+      const std::span<const std::uint16_t> words(scratch.data() + (p.address - req.address),
                                                  static_cast<std::size_t>(p.width()));
       values_[pi] = codecs_[pi].decode(words);
       if (spec_.capture_raw) raw_[pi].assign(words.begin(), words.end());

@@ -154,7 +154,6 @@ class DevicePoll {
   std::deque<ReadRequest> queue_;  // front = in flight / next
   std::vector<Decoded> values_;
   std::vector<std::vector<std::uint16_t>> raw_;
-  std::vector<std::uint16_t> scratch_;
   int attempts_left_ = 0;
   int busy_left_ = 0;
   int requests_ = 0;

@@ -2,6 +2,8 @@
 // profile keys for strings, enumerations, never_read and max_gap.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "daemon/config.h"
 #include "daemon/polling.h"
 #include "test_util.h"
@@ -162,6 +164,37 @@ TEST(ConfigModbus, ProfileMistakes) {
     EXPECT_TRUE(l.has_error(4, c.message)) << c.point << "\n" << l.all();
     EXPECT_NE(l.errors.at(0).loc.file.find("profiles/meter.yaml"), std::string::npos);
   }
+}
+
+}  // namespace
+}  // namespace facility
+
+namespace facility {
+namespace {
+
+// Every shipped profile loads, plans within its own per-read cap, and says where its map comes
+// from; the real ones name a document.
+TEST(ShippedProfiles, LoadPlanAndNameTheirSource) {
+  int real = 0;
+  for (const auto& e : std::filesystem::directory_iterator(
+           std::filesystem::path(FACILITYD_SOURCE_DIR) / "config" / "profiles")) {
+    if (e.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(e.path().string());
+    std::shared_ptr<const Profile> p;
+    ASSERT_NO_THROW(p = load_profile(e.path().string()));
+    ASSERT_FALSE(p->source.empty());
+    if (p->source != "synthetic") {
+      ++real;
+      EXPECT_NE(p->source.find("Manual"), std::string::npos) << "name the document: " << p->source;
+    }
+    Device d;
+    d.profile = p;
+    const modbus::DeviceSpec spec = make_device_spec(d);
+    const modbus::Plan plan = modbus::make_plan(spec.points, spec.plan);
+    EXPECT_TRUE(plan.unreadable.empty());
+    for (const auto& r : plan.reads) EXPECT_LE(r.count, p->max_registers_per_read);
+  }
+  EXPECT_GE(real, 3);
 }
 
 }  // namespace
