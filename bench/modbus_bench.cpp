@@ -109,12 +109,13 @@ int main(int argc, char** argv) {
   const auto interval = devices.front()->interval;
 
   // What the planner promises: reads per cycle and a lower bound.
-  std::size_t planned = 0, bound = 0;
+  std::size_t planned = 0, bound = 0, points = 0;
   std::map<std::string, int> endpoints;
   for (const auto* d : devices) {
     const auto spec = facility::make_device_spec(*d);
     planned += facility::modbus::make_plan(spec.points, spec.plan).reads.size();
     bound += static_cast<std::size_t>(facility::modbus::plan_lower_bound(spec.points, spec.plan));
+    points += spec.points.size();
     ++endpoints[d->endpoint.key()];
   }
 
@@ -227,6 +228,7 @@ int main(int argc, char** argv) {
                                                        static_cast<double>(devices.size())
                                                  : 0.0},
            {"planned_reads_per_cycle", planned},
+           {"points_per_cycle", points},
            {"lower_bound_reads_per_cycle", bound},
            {"polls_on_time_pct", std::min(100.0, 100.0 * static_cast<double>(tally.polls_ok) / slots)},
            {"overruns", overruns},

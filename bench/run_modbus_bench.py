@@ -165,22 +165,23 @@ def main():
                 res = run_daemon(facilityd, cfg, n, interval, max(warmup, 8), measure)
                 res["planned_reads_per_cycle"] = results[-1]["planned_reads_per_cycle"] if results else 0
                 res["lower_bound_reads_per_cycle"] = results[-1]["lower_bound_reads_per_cycle"] if results else 0
+                res["points_per_cycle"] = results[-1].get("points_per_cycle", 0) if results else 0
                 results.append(res)
                 print(json.dumps(res), file=sys.stderr)
             simp.terminate()
             simp.wait()
     print(f"\nMachine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; "
           f"load average before the run {os.getloadavg()[0]:.2f}\n")
-    print("| devices | interval | design | threads | CPU ms / 1000 req | CPU (cores) | req/cycle | "
-          "planned | lower bound | polls on time | fresh | overruns | lateness p50/p99 ms | RSS / peak MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| devices | interval | design | threads | CPU ms / 1000 req | CPU (cores) | values/cycle | "
+          "req/cycle | planned | lower bound | polls on time | fresh | overruns | lateness p50/p99 ms | RSS / peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         late = (f"{r['lateness_p50_ms']:.1f} / {r['lateness_p99_ms']:.1f}"
                 if r["design"] == "new" else "n/a")
         on_time = "n/a" if r["polls_on_time_pct"] != r["polls_on_time_pct"] else f"{r['polls_on_time_pct']:.1f} %"
         print(f"| {r['devices']} | {r['interval_s']:g} s | {r['design']} | {r['threads']} | "
               f"{r['cpu_ms_per_1000_requests']:.1f} | {r['cpu_core_fraction']:.3f} | "
-              f"{r['requests_per_cycle']:.0f} | {r['planned_reads_per_cycle']} | "
+              f"{r.get('points_per_cycle', 0)} | {r['requests_per_cycle']:.0f} | {r['planned_reads_per_cycle']} | "
               f"{r['lower_bound_reads_per_cycle']} | {on_time} | "
               f"{r['fresh_pct']:.1f} % | {r['overruns']} | {late} | "
               f"{r.get('rss_mb', 0):.0f} / {r['peak_rss_mb']:.0f} |")

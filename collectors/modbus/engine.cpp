@@ -255,14 +255,20 @@ struct PollEngine::Impl {
     fail_ready(ep, now);
   }
 
+  // Makes the oldest due device the active one and begins its cycle.
+  Dev& begin_next(Ep& ep, SteadyTime now) {
+    const std::size_t di = ep.ready.front();
+    ep.ready.pop_front();
+    Dev& d = devs[di];
+    d.queued = false;
+    d.poll.begin(now, d.slot);
+    ep.active = static_cast<long>(di);
+    return d;
+  }
+
   void fail_ready(Ep& ep, SteadyTime now) {
     while (!ep.ready.empty()) {
-      const std::size_t di = ep.ready.front();
-      ep.ready.pop_front();
-      Dev& d = devs[di];
-      d.queued = false;
-      d.poll.begin(now, d.slot);
-      ep.active = static_cast<long>(di);
+      Dev& d = begin_next(ep, now);
       obs.on_request(d.poll.fail(ep.last_error).event);
       finish(ep, d, now);
     }
@@ -296,12 +302,7 @@ struct PollEngine::Impl {
           return;
         }
         if (!ep.ready.empty()) {
-          const std::size_t di = ep.ready.front();
-          ep.ready.pop_front();
-          Dev& d = devs[di];
-          d.queued = false;
-          d.poll.begin(now, d.slot);
-          ep.active = static_cast<long>(di);
+          Dev& d = begin_next(ep, now);
           if (d.poll.first().step != DevicePoll::Step::kSend) {
             finish(ep, d, now);  // nothing readable to read
             proceed(ep, now);
