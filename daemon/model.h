@@ -34,10 +34,10 @@ struct FeedPower {
   std::optional<double> power_w;  // nullopt if the feed's PDU is missing or stale
   std::string device;            // the PDU measuring it ("" if none configured)
   bool estimated = false;        // power_w is current x nominal voltage x power factor
-  std::vector<PhasePower> phases;  // per phase, for PDUs that report phases
+  std::vector<PhasePower> phases = {};  // per phase, for PDUs that report phases
   // If the other feed(s) fail, this feed carries the whole cabinet: derated capacity of this
   // feed - cabinet total, W. nullopt for single-feed cabinets or when the total is unknown.
-  std::optional<double> failover_headroom_w;
+  std::optional<double> failover_headroom_w = {};
 };
 
 // Overload state of a cabinet (facility_cabinet_overload_state): 0 ok, 1 warning, 2 critical.
