@@ -80,6 +80,12 @@ def main():
                             "--serial", f"rtu://{tty_a}={tty_b}"])
         h.wait_port(g1)
         h.wait_port(g2)
+        # Commissioning before the daemon holds the serial line: probe a meter on it.
+        r = subprocess.run([facilityd, "probe", "--device", "meter-it_total", "--config", cfg],
+                           capture_output=True, text=True, timeout=60)
+        c.check(r.returncode == 0 and "active_power" in r.stdout and "holding 4" in r.stdout,
+                f"probe reads a meter on the serial line (rc {r.returncode}: "
+                f"{(r.stdout + r.stderr).strip()[:400]})")
         port = h.free_port()
         procs.start("facilityd", [facilityd, "run", "--config", cfg, "--listen", f"127.0.0.1:{port}"])
         url = f"http://127.0.0.1:{port}/metrics"

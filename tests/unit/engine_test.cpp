@@ -287,6 +287,58 @@ TEST(PollEngine, MoreThan1024Connections) {
   expect_read_only(server);
 }
 
+// Pauses are lower bounds, so a loaded machine cannot make this test fail: requests on one
+// endpoint are never closer together than pause_between_requests, and the first one never
+// comes sooner than pause_after_connect after the connection opened.
+class Timing : public Recorder {
+ public:
+  void on_request(const RequestEvent& e) override {
+    Recorder::on_request(e);
+    std::lock_guard l(mu);
+    replies.push_back(std::chrono::steady_clock::now());
+  }
+  void on_connection(std::size_t i, bool up) override {
+    Recorder::on_connection(i, up);
+    std::lock_guard l(mu);
+    if (up) connected.push_back(std::chrono::steady_clock::now());
+  }
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> replies, connected;
+};
+
+TEST(PollEngine, PausesAfterConnectAndBetweenRequests) {
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  for (int u = 1; u <= 3; ++u) server.set_unit(port, static_cast<std::uint8_t>(u), counting_image(4));
+  server.start();
+  std::vector<EngineEndpoint> eps{endpoint(0, port)};
+  eps[0].spec.pause_after_connect = 150ms;
+  eps[0].spec.pause_between_requests = 80ms;
+  for (int u = 1; u <= 3; ++u) {
+    DeviceSpec d = device("p" + std::to_string(u), u, 4, 200ms);
+    d.first_poll_offset = 0ms;  // all three due at once: the pauses must space them
+    eps[0].devices.emplace_back(u - 1, d);
+  }
+  Timing rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  ASSERT_TRUE(rec.wait([](const auto& d) {
+    if (d.size() < 3) return false;
+    for (const auto& [i, dev] : d) if (dev.ok < 3) return false;
+    return true;
+  }));
+  engine.stop();
+  std::lock_guard l(rec.mu);
+  ASSERT_EQ(rec.connected.size(), 1u);
+  ASSERT_GE(rec.replies.size(), 9u);
+  // The first reply comes after the pause (plus a round trip) from the connection.
+  EXPECT_GE(rec.replies[0] - rec.connected[0], 150ms);
+  for (std::size_t i = 1; i < rec.replies.size(); ++i) {
+    EXPECT_GE(rec.replies[i] - rec.replies[i - 1], 80ms) << "request " << i;
+  }
+  expect_read_only(server);
+}
+
 TEST(PollEngine, UnreachableEndpointFailsFastAndBacksOff) {
   // A port nobody listens on: connect is refused at once; polls fail with "connection".
   std::uint16_t port;
