@@ -575,9 +575,9 @@ Config load_config(const std::string& path) {
       dev.timeout = dr.duration("timeout").value_or(defs.timeout);
       dev.modbus.retries = defs.retries;
       parse_device_modbus(d, dr, dev.modbus);
-      if (dev.endpoint.transport == Transport::kRtu && dr.has("unit") && dev.unit == 0) {
-        d.error(dr.get("unit"), dw + ": unit 0 is the broadcast address on a serial line; "
-                                     "use 1..247");
+      if (dev.endpoint.transport != Transport::kTcp && dr.has("unit") && dev.unit == 0) {
+        d.error(dr.get("unit"), dw + ": unit 0 is the broadcast address on a serial line "
+                                     "(rtu:// and rtu-over-tcp://); use 1..247");
       }
       if (dev.timeout >= dev.interval) {
         d.error(dr.has("timeout") ? dr.get("timeout") : dn,
