@@ -189,7 +189,7 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
   for (const auto& pn : points) {
     MapReader pr(d, pn, "point",
                  {"name", "function", "address", "type", "order", "bit", "length", "scale",
-                  "offset", "unit", "not_available", "enum", "description"});
+                  "offset", "unit", "not_available", "enum", "interval", "description"});
     if (!pr.ok()) continue;
     ProfilePoint pp;
     auto& s = pp.spec;
@@ -302,6 +302,7 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
       }
     }
     pp.description = pr.str("description").value_or("");
+    pp.interval = pr.duration("interval");
     for (const auto& nr : p->never_read) {
       if (nr.kind == s.kind && nr.first < s.address + s.width() && nr.last >= s.address) {
         d.error(pr.get("address"), label + ": overlaps a never_read range (" +

@@ -53,6 +53,9 @@ class ConfigException : public std::exception {
 struct ProfilePoint {
   modbus::PointSpec spec;
   std::string description;
+  // Read this point less often than its device (energy counters, nameplate strings): rounded
+  // to a whole number of the device's intervals. nullopt = every poll.
+  std::optional<Millis> interval;
 };
 
 struct Profile {

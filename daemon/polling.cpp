@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace facility {
@@ -19,7 +21,17 @@ modbus::DeviceSpec make_device_spec(const Device& d) {
     spec.plan.max_registers = d.profile->max_registers_per_read;
     spec.plan.max_gap = d.profile->max_gap;
     spec.plan.forbidden = d.profile->never_read;
-    for (const auto& p : d.profile->points) spec.points.push_back(p.spec);
+    for (const auto& p : d.profile->points) {
+      spec.points.push_back(p.spec);
+      // A slower point group: every N-th poll of the device, N >= 1.
+      const long n = p.interval ? std::lround(static_cast<double>(p.interval->count()) /
+                                              static_cast<double>(d.interval.count()))
+                                : 1;
+      spec.every.push_back(static_cast<int>(std::clamp<long>(n, 1, 1'000'000)));
+    }
+    if (std::all_of(spec.every.begin(), spec.every.end(), [](int n) { return n == 1; })) {
+      spec.every.clear();
+    }
   }
   if (d.modbus.max_registers_per_read) spec.plan.max_registers = *d.modbus.max_registers_per_read;
   if (d.modbus.max_gap) spec.plan.max_gap = *d.modbus.max_gap;

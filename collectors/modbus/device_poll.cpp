@@ -35,14 +35,27 @@ std::size_t DevicePoll::unreadable_points() const {
 void DevicePoll::replan() {
   PlanOptions o = spec_.plan;
   o.max_registers = learned_cap_;
-  Plan p = make_plan(spec_.points, o, &unreadable_);
-  for (std::size_t i : p.unreadable) {
-    if (!unreadable_[i]) {
-      unreadable_[i] = true;
-      unreadable_why_[i] = "address in a forbidden range";
-    }
+  // One plan per point group (points read every N cycles); the common case is one group.
+  std::vector<int> groups;
+  for (std::size_t i = 0; i < spec_.points.size(); ++i) {
+    if (std::find(groups.begin(), groups.end(), every(i)) == groups.end()) groups.push_back(every(i));
   }
-  plan_ = std::move(p.reads);
+  std::sort(groups.begin(), groups.end());
+  groups_.clear();
+  plan_.clear();
+  for (int g : groups) {
+    std::vector<bool> exclude = unreadable_;
+    for (std::size_t i = 0; i < exclude.size(); ++i) exclude[i] = exclude[i] || every(i) != g;
+    Plan p = make_plan(spec_.points, o, &exclude);
+    for (std::size_t i : p.unreadable) {
+      if (!unreadable_[i]) {
+        unreadable_[i] = true;
+        unreadable_why_[i] = "address in a forbidden range";
+      }
+    }
+    plan_.insert(plan_.end(), p.reads.begin(), p.reads.end());
+    groups_.emplace_back(g, std::move(p.reads));
+  }
   replan_needed_ = false;
 }
 
@@ -57,8 +70,13 @@ RequestEvent DevicePoll::event(RequestResult r, int exc) const {
 
 void DevicePoll::begin(SteadyTime now, SteadyTime scheduled) {
   if (replan_needed_) replan();
-  queue_.assign(plan_.begin(), plan_.end());
+  ++cycle_;
+  queue_.clear();
+  for (const auto& [n, reads] : groups_) {
+    if ((cycle_ - 1) % static_cast<std::uint64_t>(n) == 0) queue_.insert(queue_.end(), reads.begin(), reads.end());
+  }
   values_.assign(spec_.points.size(), Decoded{});
+  read_now_.assign(spec_.points.size(), false);
   if (spec_.capture_raw) raw_.assign(spec_.points.size(), {});
   attempts_left_ = spec_.retries;
   busy_left_ = spec_.busy_retries;
@@ -120,6 +138,7 @@ DevicePoll::Outcome DevicePoll::on_reply(std::span<const std::uint8_t> pdu) {
       const std::span<const std::uint16_t> words(scratch.data() + (p.address - req.address),
                                                  static_cast<std::size_t>(p.width()));
       values_[pi] = codecs_[pi].decode(words);
+      read_now_[pi] = true;
       if (spec_.capture_raw) raw_[pi].assign(words.begin(), words.end());
     }
     consecutive_failures_ = 0;
@@ -255,9 +274,23 @@ PollResult DevicePoll::take_result(SteadyTime now) {
   r.lateness = started_ - scheduled_;
   r.requests = requests_;
   if (ok_) {
+    if (last_.size() != spec_.points.size()) {
+      last_.assign(spec_.points.size(), Decoded{});
+      last_cycle_.assign(spec_.points.size(), 0);
+    }
     r.values.reserve(spec_.points.size());
     for (std::size_t i = 0; i < spec_.points.size(); ++i) {
       const PointSpec& p = spec_.points[i];
+      if (read_now_[i]) {
+        last_[i] = values_[i];
+        last_cycle_[i] = cycle_;
+      } else if (every(i) > 1) {
+        // A slower group not due this cycle: its last value, while it is within its own
+        // interval; never older.
+        const bool recent = last_cycle_[i] != 0 &&
+                            cycle_ - last_cycle_[i] < static_cast<std::uint64_t>(every(i));
+        values_[i] = recent ? last_[i] : Decoded{std::nullopt, {}, false};
+      }
       Decoded& d = values_[i];
       r.values.push_back({p.name, d.value, std::move(d.text), p.unit, unreadable_[i]});
       if (spec_.capture_raw) r.values.back().raw = std::move(raw_[i]);

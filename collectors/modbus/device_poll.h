@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <span>
@@ -48,6 +49,11 @@ struct DeviceSpec {
   std::chrono::milliseconds backoff_max{60000};  // longest pause of a failing device
   PlanOptions plan;  // max_registers, max_gap, forbidden ranges
   std::vector<PointSpec> points;
+  // Per point: read it every N-th cycle (point groups with a longer interval, e.g. energy
+  // counters or nameplate strings). Empty, or 1, means every cycle. Between its reads a slow
+  // point carries the value of its last successful read -- for at most N cycles, so it is
+  // never older than its own interval.
+  std::vector<int> every;
   // Keep each point's raw words in PolledValue::raw (for `facilityd probe`; costs a copy).
   bool capture_raw = false;
   // First poll this long after start instead of at the hash-spread offset (probe: 0).
@@ -93,6 +99,7 @@ class DevicePoll {
 
   const DeviceSpec& spec() const { return spec_; }
   std::size_t index() const { return index_; }
+  // Every read of a cycle in which all point groups are due.
   const std::vector<ReadRequest>& plan() const { return plan_; }
   std::size_t unreadable_points() const;
 
@@ -143,7 +150,16 @@ class DevicePoll {
   DeviceSpec spec_;
   std::size_t index_;
   std::vector<PointCodec> codecs_;
+  int every(std::size_t point) const {
+    return spec_.every.size() > point ? std::max(1, spec_.every[point]) : 1;
+  }
+
   std::vector<ReadRequest> plan_;
+  std::vector<std::pair<int, std::vector<ReadRequest>>> groups_;  // (every N cycles, reads)
+  std::uint64_t cycle_ = 0;
+  std::vector<Decoded> last_;                // last successful value of each point
+  std::vector<std::uint64_t> last_cycle_;    // the cycle it was read in; 0 = never
+  std::vector<bool> read_now_;               // read in the current cycle
   std::vector<bool> unreadable_;
   std::vector<std::string> unreadable_why_;
   int learned_cap_ = 125;

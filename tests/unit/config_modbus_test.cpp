@@ -202,3 +202,23 @@ TEST(ShippedProfiles, LoadPlanAndNameTheirSource) {
 
 }  // namespace
 }  // namespace facility
+
+namespace facility {
+namespace {
+
+TEST(ConfigModbus, PointIntervalBecomesAWholeNumberOfDevicePolls) {
+  const std::string profile = R"(name: meter
+points:
+  - {name: active_power, function: input, address: 0, type: uint16, unit: W}
+  - {name: energy, function: input, address: 50, type: uint32, unit: kWh, interval: 60s}
+  - {name: serial_number, function: input, address: 90, type: string, length: 4, unit: none, interval: 25s}
+)";
+  Loaded l(config("      - {id: m1, kind: meter, role: other, profile: meter, endpoint: \"tcp://h:1\"}\n"),
+           profile);
+  ASSERT_TRUE(l.cfg) << l.all();
+  const modbus::DeviceSpec s = make_device_spec(*l.cfg->all_devices()[0]);  // interval 10s
+  EXPECT_EQ(s.every, (std::vector<int>{1, 6, 3}));  // 25 s / 10 s rounds to 3
+}
+
+}  // namespace
+}  // namespace facility

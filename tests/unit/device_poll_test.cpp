@@ -230,3 +230,54 @@ TEST(DevicePoll, GatewayExceptionsFailTheCycleButKeepTheConnection) {
 
 }  // namespace
 }  // namespace facility::modbus
+
+namespace facility::modbus {
+namespace {
+
+TEST(DevicePoll, SlowerPointGroupsAreReadEveryNthCycleAndCarriedWithinTheirInterval) {
+  DeviceSpec s = spec_of({reg("power", 0), reg("energy", 100, DataType::kUInt32)});
+  s.every = {1, 3};  // energy every third poll
+  DevicePoll p(s, 0);
+  std::uint16_t energy_base = 7;
+  auto dev = [&](const ReadRequest& q) {
+    Bytes b = answer(q, {});
+    if (q.address == 100) b[5] = static_cast<std::uint8_t>(energy_base);  // low byte of 2nd word
+    return b;
+  };
+  std::vector<std::size_t> sent;
+  std::vector<std::optional<double>> energy;
+  for (int c = 0; c < 7; ++c) {
+    if (c == 3) energy_base = 9;  // the counter moves between the 1st and the 2nd slow read
+    const CycleRun r = cycle(p, dev);
+    ASSERT_TRUE(r.result.ok);
+    EXPECT_EQ(r.result.values[0].value, 0);  // the fast point every time
+    sent.push_back(r.sent.size());
+    energy.push_back(r.result.values[1].value);
+  }
+  EXPECT_EQ(sent, (std::vector<std::size_t>{2, 1, 1, 2, 1, 1, 2}));
+  const double first = (100 << 16) | 7, second = (100 << 16) | 9;
+  EXPECT_EQ(energy, (std::vector<std::optional<double>>{first, first, first, second, second,
+                                                       second, second}));
+}
+
+TEST(DevicePoll, ASlowPointIsNotCarriedAfterAFailedRead) {
+  DeviceSpec s = spec_of({reg("power", 0), reg("energy", 100)});
+  s.every = {1, 2};
+  DevicePoll p(s, 0);
+  bool fail_energy = false;
+  auto dev = [&](const ReadRequest& q) {
+    return q.address == 100 && fail_energy ? exception(q.kind, 4) : answer(q, {});
+  };
+  EXPECT_EQ(cycle(p, dev).result.values[1].value, 100);  // cycle 1: read
+  EXPECT_EQ(cycle(p, dev).result.values[1].value, 100);  // cycle 2: carried
+  fail_energy = true;
+  EXPECT_FALSE(cycle(p, dev).result.ok);                  // cycle 3: the read fails
+  fail_energy = false;
+  // Cycle 4: energy is not due and its last value is two cycles old: absent, not frozen.
+  const CycleRun r = cycle(p, dev);
+  ASSERT_TRUE(r.result.ok);
+  EXPECT_FALSE(r.result.values[1].value.has_value());
+}
+
+}  // namespace
+}  // namespace facility::modbus
