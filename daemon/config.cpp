@@ -93,6 +93,11 @@ const Site* Config::find_site(const std::string& sid) const {
   return nullptr;
 }
 
+EndpointSettings Config::endpoint_settings(const Endpoint& e) const {
+  auto it = endpoints.find(e.key());
+  return it == endpoints.end() ? EndpointSettings{} : it->second;
+}
+
 std::vector<const Device*> Config::all_devices() const {
   std::vector<const Device*> out;
   for (const auto& s : sites) {
@@ -120,7 +125,10 @@ namespace {
 
 using config_detail::Diagnostics;
 using config_detail::MapReader;
+using config_detail::parse_address_ranges;
+using config_detail::parse_device_modbus;
 using config_detail::parse_endpoint;
+using config_detail::parse_endpoint_settings;
 using config_detail::parse_mqtt_settings;
 
 const std::regex& id_regex() {
@@ -163,7 +171,8 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
   auto p = std::make_shared<Profile>();
   p->loc = SourceLoc{path, 1, 1};
   MapReader r(d, root, "profile",
-              {"name", "description", "source", "max_registers_per_read", "points"});
+              {"name", "description", "source", "max_registers_per_read", "max_gap", "never_read",
+               "points"});
   if (!r.ok()) return nullptr;
   const std::string stem = fs::path(path).stem().string();
   if (auto n = r.str("name", true)) {
@@ -176,13 +185,15 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
   p->description = r.str("description").value_or("");
   p->source = r.str("source").value_or("");
   if (auto m = r.integer("max_registers_per_read", 1, 125)) p->max_registers_per_read = int(*m);
+  if (auto m = r.integer("max_gap", 0, 125)) p->max_gap = int(*m);
+  p->never_read = parse_address_ranges(d, r, "never_read");
   std::unordered_set<std::string> names;
   auto points = r.seq("points", true);
   if (points.empty() && r.has("points")) d.error(r.get("points"), "profile: no points defined");
   for (const auto& pn : points) {
     MapReader pr(d, pn, "point",
-                 {"name", "function", "address", "type", "order", "bit", "scale", "offset", "unit",
-                  "not_available", "description"});
+                 {"name", "function", "address", "type", "order", "bit", "length", "scale",
+                  "offset", "unit", "not_available", "enum", "interval", "description"});
     if (!pr.ok()) continue;
     ProfilePoint pp;
     auto& s = pp.spec;
@@ -210,7 +221,7 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
       } else {
         d.error(pr.get("type"), label + ": unknown type \"" + *t +
                                     "\" (expected bool, int16, uint16, int32, uint32, int64, "
-                                    "uint64, float32, float64)");
+                                    "uint64, float32, float64, string)");
       }
     } else if (modbus::is_bit_kind(s.kind)) {
       s.type = modbus::DataType::kBool;
@@ -236,6 +247,45 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
     } else if (s.type == modbus::DataType::kBool && !modbus::is_bit_kind(s.kind)) {
       s.bit = -1;  // whole register != 0
     }
+    if (auto l = pr.integer("length", 1, 123)) {
+      s.length = int(*l);
+      if (s.type != modbus::DataType::kString) {
+        d.error(pr.get("length"), label + ": \"length\" applies only to type string");
+      }
+    } else if (s.type == modbus::DataType::kString && !pr.has("length")) {
+      d.error(pn, label + ": a string needs \"length\" (registers, two characters each)");
+      s.length = 1;
+    }
+    if (s.type == modbus::DataType::kString && modbus::is_bit_kind(s.kind)) s.length = 1;
+    if (pr.has("enum")) {
+      const YAML::Node en = pr.get("enum");
+      if (!en.IsMap() || en.size() == 0) {
+        d.error(en, label + ": \"enum\" must map raw codes to names, e.g. {0: stopped, 1: running}");
+      } else if (s.type == modbus::DataType::kString || s.type == modbus::DataType::kFloat32 ||
+                 s.type == modbus::DataType::kFloat64) {
+        d.error(pr.key_node("enum"), label + ": \"enum\" needs an integer or bool type");
+      } else {
+        std::set<std::int64_t> codes;
+        for (auto it = en.begin(); it != en.end(); ++it) {
+          auto code = pr.parse_int(it->first, it->first.Scalar(), "enum code", INT64_MIN, INT64_MAX);
+          const std::string name = it->second.IsScalar() ? it->second.Scalar() : "";
+          if (!std::regex_match(name, std::regex(R"(^[a-z][a-z0-9_]*$)"))) {
+            d.error(it->second, label + ": enum name \"" + name + "\" must be lower_snake_case");
+            continue;
+          }
+          if (!code) continue;
+          if (!codes.insert(*code).second) {
+            d.error(it->first, label + ": enum code " + it->first.Scalar() + " listed twice");
+            continue;
+          }
+          s.enum_names.emplace_back(*code, name);
+        }
+      }
+      if (pr.has("scale") || pr.has("offset")) {
+        d.error(pr.key_node(pr.has("scale") ? "scale" : "offset"),
+                label + ": an enumeration keeps its raw code; scale and offset do not apply");
+      }
+    }
     if (static_cast<int>(s.address) + s.width() > 65536) {
       d.error(pr.get("address"), label + ": value runs past address 65535");
     }
@@ -256,6 +306,15 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
       }
     }
     pp.description = pr.str("description").value_or("");
+    pp.interval = pr.duration("interval");
+    for (const auto& nr : p->never_read) {
+      if (nr.kind == s.kind && nr.first < s.address + s.width() && nr.last >= s.address) {
+        d.error(pr.get("address"), label + ": overlaps a never_read range (" +
+                                       std::to_string(nr.first) + ".." + std::to_string(nr.last) +
+                                       ")");
+        break;
+      }
+    }
     p->points.push_back(std::move(pp));
   }
   return p;
@@ -283,6 +342,7 @@ SimHints parse_sim(Diagnostics& d, MapReader& parent, std::initializer_list<cons
 struct Defaults {
   Millis interval{15000};
   Millis timeout{1000};
+  int retries = 1;
   double rated_w = 4400;
   std::vector<std::string> feeds{"A", "B"};
 };
@@ -308,7 +368,7 @@ Config load_config(const std::string& path) {
   }
   MapReader top(d, root, "config",
                 {"daemon", "mqtt", "defaults", "profiles_dir", "facility", "cabinet_classes",
-                 "sites"});
+                 "endpoints", "sites"});
   if (!top.ok()) throw ConfigException(std::move(d.errors()));
 
   if (top.has("daemon")) {
@@ -337,11 +397,15 @@ Config load_config(const std::string& path) {
   if (top.has("cabinet_classes")) {
     cfg.cabinet_classes = config_detail::parse_cabinet_classes(d, top.get("cabinet_classes"));
   }
+  std::map<std::string, SourceLoc> endpoint_locs;
+  if (top.has("endpoints")) parse_endpoint_settings(d, top.get("endpoints"), cfg.endpoints, endpoint_locs);
 
   Defaults defs;
   if (top.has("defaults")) {
-    MapReader r(d, top.get("defaults"), "defaults", {"interval", "timeout", "rated_kw", "feeds"});
+    MapReader r(d, top.get("defaults"), "defaults",
+                {"interval", "timeout", "retries", "rated_kw", "feeds"});
     if (auto v = r.duration("interval")) defs.interval = *v;
+    if (auto v = r.integer("retries", 0, 10)) defs.retries = int(*v);
     if (auto v = r.duration("timeout")) defs.timeout = *v;
     if (auto v = r.num("rated_kw")) {
       if (*v <= 0) d.error(r.get("rated_kw"), "defaults: rated_kw must be > 0");
@@ -505,9 +569,10 @@ Config load_config(const std::string& path) {
 
     for (const auto& dn : sr.seq("devices")) {
       MapReader dr(d, dn, sw + " device",
-                   {"id", "kind", "profile", "endpoint", "unit", "interval", "timeout", "cabinet",
-                    "feed", "role", "room", "nominal_voltage_v", "nominal_power_factor",
-                    "capacity_kw", "simulate"});
+                   {"id", "kind", "profile", "endpoint", "unit", "interval", "timeout", "retries",
+                    "busy_retries", "busy_retry_delay", "max_registers_per_read", "max_gap",
+                    "never_read", "cabinet", "feed", "role", "room", "nominal_voltage_v",
+                    "nominal_power_factor", "capacity_kw", "simulate"});
       if (!dr.ok()) continue;
       Device dev;
       if (!check_id(d, dr, sw + " device", dev.id)) continue;
@@ -538,6 +603,12 @@ Config load_config(const std::string& path) {
       }
       dev.interval = dr.duration("interval").value_or(defs.interval);
       dev.timeout = dr.duration("timeout").value_or(defs.timeout);
+      dev.modbus.retries = defs.retries;
+      parse_device_modbus(d, dr, dev.modbus);
+      if (dev.endpoint.transport != Transport::kTcp && dr.has("unit") && dev.unit == 0) {
+        d.error(dr.get("unit"), dw + ": unit 0 is the broadcast address on a serial line "
+                                     "(rtu:// and rtu-over-tcp://); use 1..247");
+      }
       if (dev.timeout >= dev.interval) {
         d.error(dr.has("timeout") ? dr.get("timeout") : dn,
                 dw + ": timeout (" + std::to_string(dev.timeout.count()) +
@@ -630,6 +701,15 @@ Config load_config(const std::string& path) {
     }
     config_detail::check_site_facility(d, sr, site);
     cfg.sites.push_back(std::move(site));
+  }
+
+  // An endpoints entry that no device uses is most likely a typo in one of the two.
+  for (const auto& [key, loc] : endpoint_locs) {
+    bool used = false;
+    for (const auto& site : cfg.sites) {
+      for (const auto& dev : site.devices) used = used || dev.endpoint.key() == key;
+    }
+    if (!used) d.error(loc, "endpoint \"" + key + "\": no device uses this endpoint");
   }
 
   if (!d.errors().empty()) {

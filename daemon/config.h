@@ -54,6 +54,9 @@ class ConfigException : public std::exception {
 struct ProfilePoint {
   modbus::PointSpec spec;
   std::string description;
+  // Read this point less often than its device (energy counters, nameplate strings): rounded
+  // to a whole number of the device's intervals. nullopt = every poll.
+  std::optional<Millis> interval;
 };
 
 struct Profile {
@@ -61,6 +64,8 @@ struct Profile {
   std::string description;
   std::string source;  // where the register map comes from (document, version) or "synthetic"
   int max_registers_per_read = 125;
+  int max_gap = 16;  // largest hole of unmapped registers/bits one read may bridge
+  std::vector<modbus::AddressRange> never_read;  // addresses the device must never be asked for
   std::vector<ProfilePoint> points;
   SourceLoc loc;
   const ProfilePoint* find(const std::string& point_name) const;
@@ -151,6 +156,7 @@ struct Device {
   int unit = 1;  // Modbus unit id 0..247
   Millis interval{15000};
   Millis timeout{1000};
+  DeviceModbusSettings modbus;  // retries and device quirks (config_modbus.h)
   std::string cabinet;  // pdu, rack_sensor
   std::string feed;     // pdu
   std::string room;     // cooling (required), others optional
@@ -192,6 +198,9 @@ struct Config {
   std::map<std::string, std::shared_ptr<const Profile>> profiles;
   FacilitySettings facility;  // top level; each Site holds its resolved copy
   std::vector<CabinetClass> cabinet_classes;
+  // Settings of endpoints listed under `endpoints`, by Endpoint::key(); others use defaults.
+  std::map<std::string, EndpointSettings> endpoints;
+  EndpointSettings endpoint_settings(const Endpoint& e) const;
   std::vector<Site> sites;
 
   const Site* find_site(const std::string& id) const;

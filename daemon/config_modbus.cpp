@@ -4,24 +4,142 @@
 
 namespace facility {
 
-std::string Endpoint::key() const { return scheme + "://" + host + ":" + std::to_string(port); }
+std::string Endpoint::key() const {
+  if (transport == Transport::kRtu) return "rtu://" + device;
+  return scheme + "://" + host + ":" + std::to_string(port);
+}
+
+std::optional<Endpoint> parse_endpoint_uri(const std::string& s, std::string* error) {
+  Endpoint e;
+  static const std::regex net(R"(^(tcp|rtu-over-tcp)://([A-Za-z0-9.\-]+):([0-9]{1,5})$)");
+  static const std::regex serial(R"(^rtu://(/[A-Za-z0-9_./\-]+)$)");
+  std::smatch m;
+  if (std::regex_match(s, m, net)) {
+    e.scheme = m[1].str();
+    e.transport = e.scheme == "tcp" ? Transport::kTcp : Transport::kRtuOverTcp;
+    e.host = m[2].str();
+    e.port = std::stoi(m[3].str());
+    if (e.port < 1 || e.port > 65535) {
+      if (error) *error = "endpoint port must be 1..65535";
+      return std::nullopt;
+    }
+    return e;
+  }
+  if (std::regex_match(s, m, serial)) {
+    e.scheme = "rtu";
+    e.transport = Transport::kRtu;
+    e.device = m[1].str();
+    return e;
+  }
+  if (error) {
+    *error = "endpoint \"" + s +
+             "\" must look like tcp://HOST:PORT, rtu-over-tcp://HOST:PORT or rtu:///dev/ttyUSB0";
+  }
+  return std::nullopt;
+}
 
 namespace config_detail {
 
 Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string& what,
                         const std::string& s) {
-  Endpoint e;
-  static const std::regex re(R"(^(tcp)://([A-Za-z0-9.\-]+):([0-9]{1,5})$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) {
-    d.error(at, what + ": endpoint \"" + s + "\" must look like tcp://HOST:PORT");
-    return e;
+  std::string error;
+  auto e = parse_endpoint_uri(s, &error);
+  if (!e) {
+    d.error(at, what + ": " + error);
+    return Endpoint{};
   }
-  e.scheme = m[1].str();
-  e.host = m[2].str();
-  e.port = std::stoi(m[3].str());
-  if (e.port < 1 || e.port > 65535) d.error(at, what + ": endpoint port must be 1..65535");
-  return e;
+  return *e;
+}
+
+void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,
+                             std::map<std::string, EndpointSettings>& out,
+                             std::map<std::string, SourceLoc>& where) {
+  if (!node.IsSequence()) {
+    d.error(node, "endpoints: must be a list of mappings with an \"endpoint\" key");
+    return;
+  }
+  for (const auto& en : node) {
+    MapReader r(d, en, "endpoints entry",
+                {"endpoint", "connect_timeout", "pause_after_connect", "pause_between_requests",
+                 "backoff_initial", "backoff_max", "baud", "parity", "data_bits", "stop_bits"});
+    if (!r.ok()) continue;
+    auto uri = r.str("endpoint", true);
+    if (!uri) continue;
+    const Endpoint ep = parse_endpoint(d, r.get("endpoint"), "endpoints entry", *uri);
+    if (ep.scheme.empty()) continue;
+    const std::string key = ep.key();
+    r.set_what("endpoint \"" + key + "\"");
+    if (out.count(key)) {
+      d.error(r.get("endpoint"), "endpoint \"" + key + "\": listed twice in endpoints");
+      continue;
+    }
+    EndpointSettings s;
+    if (auto v = r.duration("connect_timeout")) s.connect_timeout = *v;
+    if (auto v = r.duration("pause_after_connect")) s.pause_after_connect = *v;
+    if (auto v = r.duration("pause_between_requests")) s.pause_between_requests = *v;
+    if (auto v = r.duration("backoff_initial")) s.backoff_initial = *v;
+    if (auto v = r.duration("backoff_max")) s.backoff_max = *v;
+    if (s.backoff_max < s.backoff_initial) {
+      d.error(r.has("backoff_max") ? r.get("backoff_max") : YAML::Node(en),
+              r.what() + ": backoff_max must not be shorter than backoff_initial");
+    }
+    const bool serial = ep.transport == Transport::kRtu;
+    for (const char* k : {"baud", "parity", "data_bits", "stop_bits"}) {
+      if (r.has(k) && !serial) {
+        d.error(r.key_node(k), r.what() + ": \"" + k + "\" applies only to rtu:// serial lines");
+      }
+    }
+    if (auto v = r.integer("baud", 50, 4'000'000)) s.baud = int(*v);
+    if (auto p = r.choice<char>("parity", {{"none", 'N'}, {"even", 'E'}, {"odd", 'O'}})) {
+      s.parity = *p;
+    }
+    if (auto v = r.integer("data_bits", 5, 8)) s.data_bits = int(*v);
+    if (auto v = r.integer("stop_bits", 1, 2)) s.stop_bits = int(*v);
+    out[key] = s;
+    where[key] = d.loc(en);
+  }
+}
+
+std::vector<modbus::AddressRange> parse_address_ranges(Diagnostics& d, MapReader& parent,
+                                                       const std::string& key) {
+  std::vector<modbus::AddressRange> out;
+  for (const auto& n : parent.seq(key)) {
+    MapReader r(d, n, parent.what() + " " + key + " entry", {"function", "from", "to"});
+    if (!r.ok()) continue;
+    modbus::AddressRange ar;
+    if (auto f = r.str("function", true)) {
+      if (auto k = modbus::parse_register_kind(*f)) {
+        ar.kind = *k;
+      } else {
+        d.error(r.get("function"), r.what() + ": unknown function \"" + *f +
+                                       "\" (expected coil, discrete_input, holding, input)");
+        continue;
+      }
+    } else {
+      continue;
+    }
+    auto from = r.integer("from", 0, 65535, true);
+    if (!from) continue;
+    auto to = r.integer("to", 0, 65535);
+    ar.first = static_cast<std::uint16_t>(*from);
+    ar.last = static_cast<std::uint16_t>(to.value_or(*from));
+    if (ar.last < ar.first) {
+      d.error(r.get("to"), r.what() + ": \"to\" must not be below \"from\"");
+      continue;
+    }
+    out.push_back(ar);
+  }
+  return out;
+}
+
+void parse_device_modbus(Diagnostics& d, MapReader& r, DeviceModbusSettings& out) {
+  if (auto v = r.integer("retries", 0, 10)) out.retries = int(*v);
+  if (auto v = r.integer("busy_retries", 0, 10)) out.busy_retries = int(*v);
+  if (auto v = r.duration("busy_retry_delay")) out.busy_retry_delay = *v;
+  if (auto v = r.integer("max_registers_per_read", 1, 125)) out.max_registers_per_read = int(*v);
+  if (auto v = r.integer("max_gap", 0, 125)) out.max_gap = int(*v);
+  auto extra = parse_address_ranges(d, r, "never_read");
+  out.never_read.insert(out.never_read.end(), extra.begin(), extra.end());
 }
 
 }  // namespace config_detail

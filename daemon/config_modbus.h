@@ -1,16 +1,57 @@
-// Modbus transport settings of the configuration: endpoints (and, later, per-device quirks).
-// Parsed by daemon/config_modbus.cpp; see docs/config.md.
+// Modbus transport settings of the configuration: endpoints (Modbus TCP, RTU over a raw TCP
+// socket, RTU on a serial line), per-endpoint settings (the top-level `endpoints` list) and
+// per-device quirks. Parsed by daemon/config_modbus.cpp; see docs/config.md.
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "collectors/modbus/planner.h"
 
 namespace facility {
 
+enum class Transport { kTcp, kRtuOverTcp, kRtu };
+
 struct Endpoint {
-  std::string scheme;  // "tcp"
-  std::string host;
+  std::string scheme;  // "tcp", "rtu-over-tcp", "rtu"
+  std::string host;    // tcp, rtu-over-tcp
   int port = 502;
-  std::string key() const;  // "tcp://host:port", identifies one connection / serial line
+  Transport transport = Transport::kTcp;
+  std::string device = {};  // rtu: serial device path, e.g. /dev/ttyUSB0
+  // "tcp://host:port", "rtu-over-tcp://host:port" or "rtu:///dev/ttyUSB0": identifies one
+  // connection / serial line.
+  std::string key() const;
+};
+
+// Parses "tcp://HOST:PORT", "rtu-over-tcp://HOST:PORT" or "rtu:///dev/PATH"; nullopt with *error
+// set when the string is none of these.
+std::optional<Endpoint> parse_endpoint_uri(const std::string& s, std::string* error);
+
+// Settings of one endpoint (top-level `endpoints` list); endpoints not listed get the defaults.
+struct EndpointSettings {
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds pause_after_connect{0};
+  std::chrono::milliseconds pause_between_requests{0};
+  std::chrono::milliseconds backoff_initial{1000};
+  std::chrono::milliseconds backoff_max{60000};
+  // Serial lines only.
+  int baud = 9600;
+  char parity = 'N';  // N, E, O
+  int data_bits = 8;
+  int stop_bits = 1;
+};
+
+// Per-device Modbus settings beyond endpoint/unit/interval/timeout.
+struct DeviceModbusSettings {
+  int retries = 1;       // further attempts after a timeout or a lost connection
+  int busy_retries = 3;  // further attempts after exception 5/6
+  std::chrono::milliseconds busy_retry_delay{250};
+  std::optional<int> max_registers_per_read;  // overrides the profile's
+  std::optional<int> max_gap;                 // overrides the profile's
+  std::vector<modbus::AddressRange> never_read;  // in addition to the profile's
 };
 
 }  // namespace facility

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -231,6 +232,16 @@ class MapReader {
 Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string& what,
                         const std::string& s);
 void parse_mqtt_settings(Diagnostics& d, const YAML::Node& node, MqttSettings& out);
+// Top-level `endpoints` list; `where` gets each entry's position.
+void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,
+                             std::map<std::string, EndpointSettings>& out,
+                             std::map<std::string, SourceLoc>& where);
+// A list of {function, from, to} mappings under `key` of `parent` (profile or device never_read).
+std::vector<modbus::AddressRange> parse_address_ranges(Diagnostics& d, MapReader& parent,
+                                                       const std::string& key);
+// Device keys retries, busy_retries, busy_retry_delay, max_registers_per_read, max_gap,
+// never_read.
+void parse_device_modbus(Diagnostics& d, MapReader& r, DeviceModbusSettings& out);
 
 // Facility-model sections (config_facility.cpp).
 std::string format_number(double v);

@@ -6,6 +6,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "daemon/metrics_util.h"
@@ -98,30 +99,58 @@ std::vector<MetricFamily> render_metrics(const ExpositionSources& src) {
   }
 
   if (src.collector) {
+    const CollectorStats& st = *src.collector;
     auto& req = fam.family("facility_modbus_requests_total",
                            "Modbus requests sent, by device, function code and result (ok, "
                            "timeout, exception_N, malformed, connection).",
                            MetricType::Counter);
-    for (const auto& [key, n] : src.collector->requests()) {
-      const auto& [dev, fc, result] = key;
-      counter(req, {{"device", dev}, {"function", std::to_string(fc)}, {"result", result}},
+    st.for_each_request([&req](const std::string& dev, int fc, std::string_view result,
+                               std::uint64_t n) {
+      counter(req, {{"device", dev}, {"function", std::to_string(fc)}, {"result", std::string(result)}},
               static_cast<double>(n));
-    }
+    });
     auto& dur = fam.family("facility_device_poll_duration_seconds",
                            "Duration of one complete poll cycle of a device, in seconds.",
                            MetricType::Histogram);
-    for (const auto& [dev, h] : src.collector->poll_durations()) {
-      ClientMetric m;
-      m.label = {{"device", dev}};
-      m.histogram.sample_count = h.count;
-      m.histogram.sample_sum = h.sum;
-      std::uint64_t cum = 0;
-      for (std::size_t i = 0; i < CollectorStats::kDurationBuckets.size(); ++i) {
-        cum += h.buckets[i];
-        m.histogram.bucket.push_back({cum, CollectorStats::kDurationBuckets[i]});
+    auto& over = fam.family("facility_modbus_poll_overruns_total",
+                            "Scheduled polls of a device skipped because its previous poll had "
+                            "not finished (the endpoint is too slow for the interval).",
+                            MetricType::Counter);
+    auto& unread = fam.family("facility_modbus_unreadable_points",
+                              "Points of a device that the device rejects (illegal function or "
+                              "data address): a configuration problem; their values are absent.",
+                              MetricType::Gauge);
+    for (std::size_t i = 0; i < st.device_ids().size(); ++i) {
+      const std::string& dev = st.device_ids()[i];
+      const CollectorStats::Histogram h = st.poll_duration(i);
+      if (h.count > 0) {
+        ClientMetric m;
+        m.label = {{"device", dev}};
+        m.histogram.sample_count = h.count;
+        m.histogram.sample_sum = h.sum;
+        std::uint64_t cum = 0;
+        for (std::size_t b = 0; b < CollectorStats::kDurationBuckets.size(); ++b) {
+          cum += h.buckets[b];
+          m.histogram.bucket.push_back({cum, CollectorStats::kDurationBuckets[b]});
+        }
+        m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+        dur.metric.push_back(std::move(m));
       }
-      m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
-      dur.metric.push_back(std::move(m));
+      counter(over, {{"device", dev}}, static_cast<double>(st.overruns(i)));
+      gauge(unread, {{"device", dev}}, static_cast<double>(st.unreadable_points(i)));
+    }
+    auto& ep_up = fam.family("facility_modbus_endpoint_up",
+                             "1 while the connection to a Modbus endpoint (TCP device, gateway "
+                             "or serial line) is open, else 0.",
+                             MetricType::Gauge);
+    auto& ep_conn = fam.family("facility_modbus_endpoint_connects_total",
+                               "Connections opened to a Modbus endpoint (a fast-growing count "
+                               "means the endpoint keeps dropping them).",
+                               MetricType::Counter);
+    for (std::size_t i = 0; i < st.endpoint_keys().size(); ++i) {
+      gauge(ep_up, {{"endpoint", st.endpoint_keys()[i]}}, st.endpoint_up(i) ? 1.0 : 0.0);
+      counter(ep_conn, {{"endpoint", st.endpoint_keys()[i]}},
+              static_cast<double>(st.endpoint_connects(i)));
     }
   }
 

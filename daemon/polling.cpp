@@ -2,56 +2,160 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 namespace facility {
 
-PollingService::PollingService(const Config& config, ReadingStore& store, CollectorStats& stats)
-    : store_(store), stats_(stats) {
-  // Group devices by endpoint: one poller (one connection, one thread) per endpoint.
-  std::map<std::string, std::pair<modbus::EndpointOptions, std::vector<modbus::DeviceSpec>>> eps;
-  for (const Device* d : config.all_devices()) {
-    auto& [eo, specs] = eps[d->endpoint.key()];
-    eo.host = d->endpoint.host;
-    eo.port = d->endpoint.port;
-    modbus::DeviceSpec spec;
-    spec.id = d->id;
-    spec.unit = d->unit;
-    spec.interval = d->interval;
-    spec.timeout = d->timeout;
-    spec.max_registers_per_read = d->profile->max_registers_per_read;
-    for (const auto& p : d->profile->points) spec.points.push_back(p.spec);
-    specs.push_back(std::move(spec));
+modbus::DeviceSpec make_device_spec(const Device& d) {
+  modbus::DeviceSpec spec;
+  spec.id = d.id;
+  spec.unit = d.unit;
+  spec.interval = d.interval;
+  spec.timeout = d.timeout;
+  spec.retries = d.modbus.retries;
+  spec.busy_retries = d.modbus.busy_retries;
+  spec.busy_retry_delay = d.modbus.busy_retry_delay;
+  if (d.profile) {
+    spec.plan.max_registers = d.profile->max_registers_per_read;
+    spec.plan.max_gap = d.profile->max_gap;
+    spec.plan.forbidden = d.profile->never_read;
+    for (const auto& p : d.profile->points) {
+      spec.points.push_back(p.spec);
+      // A slower point group: every N-th poll of the device, N >= 1.
+      const long n = p.interval ? std::lround(static_cast<double>(p.interval->count()) /
+                                              static_cast<double>(d.interval.count()))
+                                : 1;
+      spec.every.push_back(static_cast<int>(std::clamp<long>(n, 1, 1'000'000)));
+    }
+    if (std::all_of(spec.every.begin(), spec.every.end(), [](int n) { return n == 1; })) {
+      spec.every.clear();
+    }
   }
-  for (auto& [key, v] : eps) {
-    auto& [eo, specs] = v;
-    pollers_.push_back(std::make_unique<modbus::EndpointPoller>(
-        eo, std::move(specs),
-        [this](const modbus::PollResult& r) {
-          stats_.on_poll(r.device_id, std::chrono::duration<double>(r.duration).count());
-          if (r.ok) {
-            DeviceReading dr;
-            dr.device_id = r.device_id;
-            dr.polled_at = r.completed_at;
-            for (const auto& pv : r.values) dr.points[pv.name] = PointValue{pv.value, pv.unit};
-            store_.put_success(std::move(dr));
-          } else {
-            store_.put_failure(r.device_id, r.completed_at, r.error);
-            spdlog::debug("poll {} failed: {}", r.device_id, r.error);
-          }
-        },
-        [this](const modbus::RequestEvent& e) { stats_.on_request(e); }));
+  if (d.modbus.max_registers_per_read) spec.plan.max_registers = *d.modbus.max_registers_per_read;
+  if (d.modbus.max_gap) spec.plan.max_gap = *d.modbus.max_gap;
+  spec.plan.forbidden.insert(spec.plan.forbidden.end(), d.modbus.never_read.begin(),
+                             d.modbus.never_read.end());
+  return spec;
+}
+
+PollingService::PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
+                               ResultHook hook)
+    : store_(store), stats_(stats), hook_(std::move(hook)) {
+  std::vector<std::string> device_ids;
+  std::vector<std::string> endpoint_keys;
+  std::map<std::string, std::size_t> ep_index;
+  std::vector<modbus::EngineEndpoint> tcp;
+  struct Serial {
+    std::size_t index;
+    modbus::SerialSpec spec;
+    std::vector<std::pair<std::size_t, modbus::DeviceSpec>> devices;
+  };
+  std::vector<Serial> serial;
+  for (const Device* d : config.all_devices()) {
+    const std::size_t di = device_ids.size();
+    device_ids.push_back(d->id);
+    const std::string key = d->endpoint.key();
+    auto [it, fresh] = ep_index.emplace(key, endpoint_keys.size());
+    const EndpointSettings es = config.endpoint_settings(d->endpoint);
+    if (fresh) {
+      endpoint_keys.push_back(key);
+      if (d->endpoint.transport == Transport::kRtu) {
+        modbus::SerialSpec s;
+        s.key = key;
+        s.device = d->endpoint.device;
+        s.baud = es.baud;
+        s.parity = es.parity;
+        s.data_bits = es.data_bits;
+        s.stop_bits = es.stop_bits;
+        s.pause_after_connect = es.pause_after_connect;
+        s.pause_between_requests = es.pause_between_requests;
+        s.backoff_initial = es.backoff_initial;
+        s.backoff_max = es.backoff_max;
+        serial.push_back({it->second, std::move(s), {}});
+      } else {
+        modbus::EngineEndpoint e;
+        e.index = it->second;
+        e.spec.key = key;
+        e.spec.framing = d->endpoint.transport == Transport::kRtuOverTcp ? modbus::Framing::kRtu
+                                                                         : modbus::Framing::kTcp;
+        e.spec.host = d->endpoint.host;
+        e.spec.port = d->endpoint.port;
+        e.spec.connect_timeout = es.connect_timeout;
+        e.spec.pause_after_connect = es.pause_after_connect;
+        e.spec.pause_between_requests = es.pause_between_requests;
+        e.spec.backoff_initial = es.backoff_initial;
+        e.spec.backoff_max = es.backoff_max;
+        tcp.push_back(std::move(e));
+      }
+    }
+    modbus::DeviceSpec spec = make_device_spec(*d);
+    spec.backoff_max = es.backoff_max;
+    if (d->endpoint.transport == Transport::kRtu) {
+      for (auto& s : serial) {
+        if (s.index == it->second) s.devices.emplace_back(di, std::move(spec));
+      }
+    } else {
+      for (auto& e : tcp) {
+        if (e.index == it->second) e.devices.emplace_back(di, std::move(spec));
+      }
+    }
+  }
+  endpoint_count_ = endpoint_keys.size();
+  stats_.configure(std::move(device_ids), std::move(endpoint_keys));
+  if (!tcp.empty()) engine_ = std::make_unique<modbus::PollEngine>(std::move(tcp), observer());
+  for (auto& s : serial) {
+    serial_.push_back(std::make_unique<modbus::SerialLinePoller>(s.index, std::move(s.spec),
+                                                                 std::move(s.devices), observer()));
   }
 }
 
 PollingService::~PollingService() { stop(); }
 
 void PollingService::start() {
-  for (auto& p : pollers_) p->start();
+  if (engine_) engine_->start();
+  for (auto& s : serial_) s->start();
 }
 
 void PollingService::stop() {
-  for (auto& p : pollers_) p->stop();
+  if (engine_) engine_->stop();
+  for (auto& s : serial_) s->stop();
+}
+
+void PollingService::on_result(modbus::PollResult&& r) {
+  if (hook_) hook_(r);
+  stats_.on_poll(r.device_index, std::chrono::duration<double>(r.duration).count(), r.ok);
+  if (!r.ok) {
+    spdlog::debug("poll {} failed: {}", r.device_id, r.error);
+    store_.put_failure(r.device_id, r.completed_at, std::move(r.error));
+    return;
+  }
+  DeviceReading dr;
+  dr.device_id = std::move(r.device_id);
+  dr.polled_at = r.completed_at;
+  std::size_t unreadable = 0;
+  for (auto& pv : r.values) {
+    if (pv.unreadable) {
+      ++unreadable;
+      dr.complete = false;
+      continue;
+    }
+    dr.points.emplace(std::move(pv.name), PointValue{pv.value, std::move(pv.unit), std::move(pv.text)});
+  }
+  if (unreadable != stats_.unreadable_points(r.device_index)) {
+    spdlog::warn("device {}: {} point(s) unreadable (the device rejects their addresses); "
+                 "see facility_modbus_requests_total and `facilityd probe`",
+                 dr.device_id, unreadable);
+    stats_.set_unreadable_points(r.device_index, unreadable);
+  }
+  store_.put_success(std::move(dr));
+}
+
+void PollingService::on_request(const modbus::RequestEvent& e) { stats_.on_request(e); }
+void PollingService::on_overrun(std::size_t device_index) { stats_.on_overrun(device_index); }
+void PollingService::on_connection(std::size_t endpoint_index, bool up) {
+  stats_.on_connection(endpoint_index, up);
 }
 
 }  // namespace facility

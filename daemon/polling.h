@@ -1,35 +1,55 @@
-// PollingService: turns the configured devices into running collectors (one poller per Modbus
-// endpoint) that feed the ReadingStore and the CollectorStats.
+// PollingService: turns the configured devices into running collectors that feed the
+// ReadingStore and the CollectorStats: one event-driven PollEngine thread for every Modbus TCP
+// and RTU-over-TCP endpoint, and one SerialLinePoller thread per RTU serial line.
 //
-// Thread-safety: start()/stop() from the owning thread. Non-copyable, non-movable.
+// Thread-safety: start()/stop() from the owning thread. Non-copyable, non-movable. The observer
+// methods run on poller threads and only touch thread-safe state (ReadingStore, CollectorStats).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
-#include "collectors/modbus/endpoint_poller.h"
+#include "collectors/modbus/engine.h"
+#include "collectors/modbus/serial_poller.h"
 #include "daemon/collector_stats.h"
 #include "daemon/config.h"
 #include "daemon/readings.h"
 
 namespace facility {
 
-class PollingService {
+// The collector's view of one configured device (plan options merged from profile and device).
+modbus::DeviceSpec make_device_spec(const Device& d);
+
+class PollingService : private modbus::PollObserver {
  public:
-  // `config`, `store` and `stats` must outlive the service.
-  PollingService(const Config& config, ReadingStore& store, CollectorStats& stats);
-  ~PollingService();
+  // Called on a poller thread with every result before it is stored (benchmarks, tests).
+  using ResultHook = std::function<void(const modbus::PollResult&)>;
+
+  // `config`, `store` and `stats` must outlive the service. Configures `stats` for the devices.
+  PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
+                 ResultHook hook = nullptr);
+  ~PollingService() override;
   PollingService(const PollingService&) = delete;
   PollingService& operator=(const PollingService&) = delete;
 
   void start();
   void stop();  // idempotent
-  std::size_t endpoint_count() const { return pollers_.size(); }
+  std::size_t endpoint_count() const { return endpoint_count_; }
 
  private:
+  modbus::PollObserver& observer() { return *this; }
+  void on_result(modbus::PollResult&& r) override;
+  void on_request(const modbus::RequestEvent& e) override;
+  void on_overrun(std::size_t device_index) override;
+  void on_connection(std::size_t endpoint_index, bool up) override;
+
   ReadingStore& store_;
   CollectorStats& stats_;
-  std::vector<std::unique_ptr<modbus::EndpointPoller>> pollers_;
+  ResultHook hook_;
+  std::size_t endpoint_count_ = 0;
+  std::unique_ptr<modbus::PollEngine> engine_;
+  std::vector<std::unique_ptr<modbus::SerialLinePoller>> serial_;
 };
 
 }  // namespace facility

@@ -24,6 +24,9 @@ const char* to_string(Quality q);
 struct PointValue {
   std::optional<double> value;  // in the profile's unit; nullopt = device said "not available"
   std::string unit;
+  // Enumeration points: the name of the code in `value`; string points: the string (their
+  // value is nullopt). Empty for plain numbers.
+  std::string text = {};
 };
 
 struct DeviceReading {

@@ -24,10 +24,11 @@ namespace {
 
 using facility::sim::Fault;
 
-constexpr const char* kDescription = R"(facility-sim - a Modbus TCP simulator of a whole facilityd site.
+constexpr const char* kDescription = R"(facility-sim - a Modbus simulator of a whole facilityd site.
 
-Reads a facilityd config and serves every Modbus TCP device in it (PDUs, energy meters,
-cooling units, rack sensors) on 127.0.0.1, each at its configured endpoint and unit id,
+Reads a facilityd config and serves every Modbus device in it (PDUs, energy meters,
+cooling units, rack sensors) on 127.0.0.1, each at its configured endpoint and unit id
+(Modbus TCP, RTU over TCP, or RTU on a serial device given with --serial),
 with the register map of its profile. Values are believable and consistent: cabinet load
 follows simulate.load (or a hash), a daily cycle peaking at 14:00 UTC+8 and slow noise;
 feeds A/B split it; site meters follow PUE (simulate.pue, default 1.30); energy counters
@@ -168,8 +169,11 @@ void print_banner(const facility::Config& cfg, const facility::sim::Simulator& s
   for (const auto& ep : sim.endpoints()) {
     std::set<int> units;
     for (const auto* d : ep.devices) units.insert(d->unit);
-    std::printf("  %-24s %3zu devices, units %s\n",
-                ("tcp://" + ep.host + ":" + std::to_string(ep.bound_port)).c_str(),
+    const std::string where =
+        ep.bound_port == 0 ? ep.key + " on " + ep.host
+                           : ep.key.substr(0, ep.key.find("://") + 3) + ep.host + ":" +
+                                 std::to_string(ep.bound_port);
+    std::printf("  %-24s %3zu devices, units %s\n", where.c_str(),
                 ep.devices.size(), unit_ranges(units).c_str());
   }
   for (const auto& w : sim.warnings()) std::printf("  warning: %s\n", w.c_str());
@@ -207,6 +211,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   double speed = 1.0;
   std::vector<std::string> fault_args;
+  std::vector<std::string> serial_args;
   std::string interval_arg = "1s", run_for_arg;
   app.add_option("--config", config_path, "facilityd config whose devices to serve")
       ->required()
@@ -223,6 +228,11 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--fault", fault_args, "inject a fault: DEVICE_ID=SPEC (see below)")
       ->type_name("DEVICE_ID=SPEC");
+  app.add_option("--serial", serial_args,
+                 "serve the RTU serial endpoint KEY of the config on the device PATH, e.g. "
+                 "--serial rtu:///tmp/ttyA=/tmp/ttyB with `socat pty,link=/tmp/ttyA "
+                 "pty,link=/tmp/ttyB` (repeatable)")
+      ->type_name("KEY=PATH");
   app.add_option("--fault-file", fault_file,
                  "re-read faults from FILE whenever it changes (one DEVICE_ID=SPEC per line)");
   app.add_option("--update-interval", interval_arg, "how often registers are recomputed")
@@ -281,6 +291,14 @@ int main(int argc, char** argv) {
     opt.speed = speed;
     opt.faults = {};  // applied through FaultFile below, so the file can add to them
     for (const auto& [id, f] : faults) opt.faults[id] = Fault{};  // validates the ids
+    for (const auto& a : serial_args) {
+      const auto eq = a.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == a.size()) {
+        std::fprintf(stderr, "facility-sim: bad --serial \"%s\" (expected KEY=PATH)\n", a.c_str());
+        return 2;
+      }
+      opt.serial[a.substr(0, eq)] = a.substr(eq + 1);
+    }
     sim = std::make_unique<facility::sim::Simulator>(cfg, opt, start);
   } catch (const facility::sim::BindError& e) {
     std::fprintf(stderr, "facility-sim: %s\n", e.what());

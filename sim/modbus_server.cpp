@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <termios.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,6 +19,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "collectors/modbus/frame.h"
 #include "daemon/config.h"
 
 namespace facility::sim {
@@ -29,13 +31,11 @@ constexpr std::uint16_t kMaxLength = 254;  // unit id + 253-byte PDU
 constexpr int kMaxBitsPerRead = 2000;
 constexpr int kMaxRegistersPerRead = 125;
 
-enum ExceptionCode : std::uint8_t {
-  kIllegalFunction = 0x01,
-  kIllegalDataAddress = 0x02,
-  kIllegalDataValue = 0x03,
-  kServerDeviceBusy = 0x06,
-  kGatewayTargetFailed = 0x0B,
-};
+using modbus::kIllegalDataAddress;
+using modbus::kIllegalDataValue;
+using modbus::kIllegalFunction;
+using modbus::kServerDeviceBusy;
+constexpr std::uint8_t kGatewayTargetFailed = modbus::kGatewayTargetNoResponse;
 
 std::uint16_t get16(const std::uint8_t* p) {
   return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
@@ -128,7 +128,9 @@ std::optional<std::string> parse_fault(std::string_view spec, Fault& out) {
 
 struct ModbusServer::Connection {
   UniqueFd fd;
-  std::uint16_t port = 0;
+  std::uint32_t port = 0;  // unit key: the listener's port, or the serial line's key
+  bool rtu = false;        // RTU framing (over TCP or on a serial line) instead of MBAP
+  bool serial = false;
   std::vector<std::uint8_t> in;  // bytes received but not yet parsed into a whole frame
   struct Pending {
     Clock::time_point due;
@@ -158,7 +160,7 @@ ModbusServer::ModbusServer()
 
 ModbusServer::~ModbusServer() { stop(); }
 
-std::uint16_t ModbusServer::listen(const std::string& host, std::uint16_t port) {
+std::uint16_t ModbusServer::listen(const std::string& host, std::uint16_t port, bool rtu) {
   if (thread_.joinable()) throw std::logic_error("ModbusServer::listen() after start()");
   const std::string where = host + ":" + std::to_string(port);
   sockaddr_in addr{};
@@ -189,16 +191,44 @@ std::uint16_t ModbusServer::listen(const std::string& host, std::uint16_t port) 
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
     throw errno_error("epoll_ctl " + where);
   }
-  listeners_.push_back(Listener{std::move(fd), bound});
+  listener_index_[fd.get()] = listeners_.size();
+  listeners_.push_back(Listener{std::move(fd), bound, rtu});
   return bound;
 }
 
-void ModbusServer::set_unit(std::uint16_t port, std::uint8_t unit, UnitImage image) {
+std::uint32_t ModbusServer::serve_serial(const std::string& path) {
+  if (thread_.joinable()) throw std::logic_error("ModbusServer::serve_serial() after start()");
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) throw errno_error("open serial " + path);
+  termios tio{};
+  if (::tcgetattr(fd.get(), &tio) == 0) {
+    ::cfmakeraw(&tio);
+    ::tcsetattr(fd.get(), TCSANOW, &tio);
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd.get();
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+    throw errno_error("epoll_ctl " + path);
+  }
+  const auto key = static_cast<std::uint32_t>(65536 + serial_fds_.size());
+  auto c = std::make_unique<Connection>();
+  c->port = key;
+  c->rtu = true;
+  c->serial = true;
+  const int raw = fd.get();
+  c->fd = std::move(fd);
+  conns_[raw] = std::move(c);
+  serial_fds_.push_back(raw);
+  return key;
+}
+
+void ModbusServer::set_unit(std::uint32_t port, std::uint8_t unit, UnitImage image) {
   std::lock_guard lock(mu_);
   units_[{port, unit}] = std::move(image);
 }
 
-void ModbusServer::set_fault(std::uint16_t port, std::uint8_t unit, Fault fault) {
+void ModbusServer::set_fault(std::uint32_t port, std::uint8_t unit, Fault fault) {
   std::lock_guard lock(mu_);
   if (fault.empty()) {
     faults_.erase({port, unit});
@@ -229,7 +259,7 @@ std::map<int, std::uint64_t> ModbusServer::function_code_counts() const {
   return stats_.function_codes;
 }
 
-std::map<int, std::uint64_t> ModbusServer::function_code_counts(std::uint16_t port,
+std::map<int, std::uint64_t> ModbusServer::function_code_counts(std::uint32_t port,
                                                                 std::uint8_t unit) const {
   std::lock_guard lock(mu_);
   auto it = unit_fc_counts_.find({port, unit});
@@ -256,15 +286,11 @@ void ModbusServer::loop() {
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == wake_.get()) continue;  // stopping_ is checked by the loop condition
-      bool handled = false;
-      for (const Listener& l : listeners_) {
-        if (l.fd.get() == fd) {
-          accept_all(l);
-          handled = true;
-          break;
-        }
+      // A map, not a scan: a simulated site may listen on thousands of ports.
+      if (auto li = listener_index_.find(fd); li != listener_index_.end()) {
+        accept_all(listeners_[li->second]);
+        continue;
       }
-      if (handled) continue;
       auto it = conns_.find(fd);
       if (it == conns_.end()) continue;  // closed earlier in this batch
       if (events[i].events & EPOLLOUT) {
@@ -317,6 +343,7 @@ void ModbusServer::accept_all(const Listener& l) {
     }
     auto c = std::make_unique<Connection>();
     c->port = l.port;
+    c->rtu = l.rtu;
     const int key = fd.get();
     c->fd = std::move(fd);
     conns_[key] = std::move(c);
@@ -333,7 +360,8 @@ void ModbusServer::on_readable(int fd) {
   std::array<std::uint8_t, 4096> buf;
   bool peer_closed = false;
   while (true) {
-    const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    // A serial line is not a socket: read(), not recv().
+    const ssize_t n = c.serial ? ::read(fd, buf.data(), buf.size()) : ::recv(fd, buf.data(), buf.size(), 0);
     if (n > 0) {
       c.in.insert(c.in.end(), buf.data(), buf.data() + n);
       // Parse as we go so a flood of pipelined requests can't grow the buffer without bound.
@@ -357,6 +385,17 @@ void ModbusServer::on_readable(int fd) {
 }
 
 bool ModbusServer::process_input(Connection& c) {
+  return c.rtu ? process_rtu(c) : process_tcp(c);
+}
+
+void ModbusServer::queue_reply(Connection& c, std::vector<std::uint8_t> bytes,
+                               std::chrono::milliseconds delay) {
+  const auto due = Clock::now() + delay;
+  c.out.push_back({due, std::move(bytes)});
+  if (delay.count() > 0) timers_.emplace(due, c.fd.get());
+}
+
+bool ModbusServer::process_tcp(Connection& c) {
   std::size_t pos = 0;
   bool keep = true;
   while (c.in.size() - pos >= 4) {
@@ -376,23 +415,93 @@ bool ModbusServer::process_input(Connection& c) {
     }
     const std::size_t frame_size = 6 + length;
     if (avail < frame_size) break;
-    std::vector<std::uint8_t> reply;
+    std::vector<std::uint8_t> body;
     std::chrono::milliseconds delay{0};
-    const Action a = handle_request(c, p, frame_size, reply, delay);
+    const Action a = handle_pdu(c, p[6], p + kMbapSize, frame_size - kMbapSize, body, delay);
+    const std::uint16_t tid = get16(p);
+    const std::uint8_t uid = p[6];
     pos += frame_size;
     if (a == Action::kClose) {
       close_connection(c.fd.get());
       return false;
     }
     if (a == Action::kReply) {
-      const auto due = Clock::now() + delay;
-      c.out.push_back({due, std::move(reply)});
-      if (delay.count() > 0) timers_.emplace(due, c.fd.get());
+      std::vector<std::uint8_t> reply;
+      reply.reserve(kMbapSize + body.size());
+      put16(reply, tid);
+      put16(reply, 0);
+      put16(reply, static_cast<std::uint16_t>(1 + body.size()));
+      reply.push_back(uid);
+      reply.insert(reply.end(), body.begin(), body.end());
+      queue_reply(c, std::move(reply), delay);
     }
   }
   if (!keep) {
-    std::lock_guard lock(mu_);
-    ++stats_.protocol_errors;
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.protocol_errors;
+    }
+    close_connection(c.fd.get());
+    return false;
+  }
+  c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(pos));
+  return true;
+}
+
+// RTU has no length field: a request's length follows from its function code. On a serial line
+// a bad frame is skipped byte by byte until a valid one starts (as a bus listener resyncs); over
+// TCP the connection is closed, as for bad MBAP framing.
+bool ModbusServer::process_rtu(Connection& c) {
+  std::size_t pos = 0;
+  bool keep = true;
+  while (c.in.size() - pos >= 2) {
+    const std::uint8_t* p = c.in.data() + pos;
+    const std::size_t avail = c.in.size() - pos;
+    const std::uint8_t fc = p[1];
+    std::size_t need = 0;
+    if (fc >= 1 && fc <= 6) {
+      need = 8;
+    } else if (fc == 15 || fc == 16) {
+      if (avail < 7) break;
+      need = 9 + std::size_t{p[6]};
+    }
+    bool bad = need == 0;
+    if (!bad) {
+      if (avail < need) break;
+      const std::uint16_t crc = modbus::crc16(std::span(p, need - 2));
+      bad = crc != static_cast<std::uint16_t>(p[need - 2] | (p[need - 1] << 8));
+    }
+    if (bad) {
+      {
+        std::lock_guard lock(mu_);
+        ++stats_.protocol_errors;
+      }
+      if (!c.serial) {
+        keep = false;
+        break;
+      }
+      ++pos;  // resync
+      continue;
+    }
+    std::vector<std::uint8_t> body;
+    std::chrono::milliseconds delay{0};
+    const std::uint8_t uid = p[0];
+    const Action a = handle_pdu(c, uid, p + 1, need - 3, body, delay);
+    pos += need;
+    if (a == Action::kClose) {
+      if (c.serial) continue;  // a serial line cannot be "closed": treat as silence
+      close_connection(c.fd.get());
+      return false;
+    }
+    if (a == Action::kReply) {
+      std::vector<std::uint8_t> reply;
+      reply.push_back(uid);
+      reply.insert(reply.end(), body.begin(), body.end());
+      const std::uint16_t crc = modbus::crc16(reply);
+      reply.push_back(static_cast<std::uint8_t>(crc & 0xFF));
+      reply.push_back(static_cast<std::uint8_t>(crc >> 8));
+      queue_reply(c, std::move(reply), delay);
+    }
   }
   if (!keep) {
     close_connection(c.fd.get());
@@ -402,17 +511,11 @@ bool ModbusServer::process_input(Connection& c) {
   return true;
 }
 
-ModbusServer::Action ModbusServer::handle_request(const Connection& c, const std::uint8_t* frame,
-                                                  std::size_t size,
-                                                  std::vector<std::uint8_t>& reply,
-                                                  std::chrono::milliseconds& delay) {
-  const std::uint16_t tid = get16(frame);
-  const std::uint8_t uid = frame[6];
-  const std::uint8_t* pdu = frame + kMbapSize;
-  const std::size_t pdu_len = size - kMbapSize;  // >= 1: MBAP length >= 2
+ModbusServer::Action ModbusServer::handle_pdu(const Connection& c, std::uint8_t uid,
+                                              const std::uint8_t* pdu, std::size_t pdu_len,
+                                              std::vector<std::uint8_t>& body,
+                                              std::chrono::milliseconds& delay) {
   const std::uint8_t fc = pdu[0];
-
-  std::vector<std::uint8_t> body;  // reply PDU
   auto exception = [&body, fc](std::uint8_t code) {
     body = {static_cast<std::uint8_t>(fc | 0x80), code};
   };
@@ -432,6 +535,9 @@ ModbusServer::Action ModbusServer::handle_request(const Connection& c, const std
     if (fault) delay = fault->delay;
 
     const auto u = units_.find(key);
+    if (u == units_.end() && c.serial) {
+      return Action::kNoReply;  // nobody on the bus has this address
+    }
     if (u == units_.end()) {
       // What a gateway answers when nothing behind it has this unit id.
       exception(kGatewayTargetFailed);
@@ -482,13 +588,6 @@ ModbusServer::Action ModbusServer::handle_request(const Connection& c, const std
     }
   }
 
-  reply.clear();
-  reply.reserve(kMbapSize + body.size());
-  put16(reply, tid);
-  put16(reply, 0);
-  put16(reply, static_cast<std::uint16_t>(1 + body.size()));
-  reply.push_back(uid);
-  reply.insert(reply.end(), body.begin(), body.end());
   return Action::kReply;
 }
 
@@ -497,8 +596,11 @@ bool ModbusServer::flush(Connection& c) {
   bool blocked = false;
   while (!c.out.empty() && c.out.front().due <= now) {
     auto& front = c.out.front();
-    const ssize_t n = ::send(c.fd.get(), front.bytes.data() + c.out_sent,
-                             front.bytes.size() - c.out_sent, MSG_NOSIGNAL);
+    const ssize_t n =
+        c.serial ? ::write(c.fd.get(), front.bytes.data() + c.out_sent,
+                           front.bytes.size() - c.out_sent)
+                 : ::send(c.fd.get(), front.bytes.data() + c.out_sent,
+                          front.bytes.size() - c.out_sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -5,6 +5,10 @@
 // (to prove facilityd only ever reads), and to serve many ports and thousands of connections
 // from one thread, which libmodbus' select()-based server cannot do above fd 1024.
 //
+// Framing: Modbus TCP (MBAP) by default; a listener can instead speak RTU framing (unit id +
+// PDU + CRC-16) over TCP, like a cheap serial-to-Ethernet gateway, and serve_serial() serves RTU
+// on a serial device (e.g. one end of a socat pty pair), like the devices on an RS-485 line.
+//
 // What it serves: function codes 1-4 (read coils, discrete inputs, holding and input registers)
 // from a UnitImage per (port, unit id). Anything else gets exception 1 (illegal function).
 // Framing is strict: a protocol id other than 0 or an MBAP length outside 2..254 closes the
@@ -105,12 +109,18 @@ class ModbusServer {
 
   // Binds host:port and returns the bound port (pass 0 for an ephemeral one). Must be called
   // before start(). Throws std::system_error with "host:port" in the message on failure.
-  std::uint16_t listen(const std::string& host, std::uint16_t port);
+  // rtu: speak RTU framing over the TCP connections instead of MBAP.
+  std::uint16_t listen(const std::string& host, std::uint16_t port, bool rtu = false);
+  // Serves RTU on a serial device (raw mode); returns the key to use for its units in
+  // set_unit()/set_fault() (above any TCP port). Must be called before start(). On a serial
+  // line, a request for a unit nobody serves gets no answer, as on a real bus.
+  std::uint32_t serve_serial(const std::string& path);
 
   // Adds or replaces what (port, unit) serves. Replacing is atomic with respect to requests.
-  void set_unit(std::uint16_t port, std::uint8_t unit, UnitImage image);
+  // `port` is a bound TCP port or a serve_serial() key.
+  void set_unit(std::uint32_t port, std::uint8_t unit, UnitImage image);
   // Sets the fault of (port, unit); an empty Fault clears it.
-  void set_fault(std::uint16_t port, std::uint8_t unit, Fault fault);
+  void set_fault(std::uint32_t port, std::uint8_t unit, Fault fault);
 
   void start();  // starts the I/O thread
   void stop();   // idempotent; returns after the I/O thread has exited
@@ -118,7 +128,7 @@ class ModbusServer {
   ServerStats stats() const;
   // Requests received by function code: over all units, and for one (port, unit).
   std::map<int, std::uint64_t> function_code_counts() const;
-  std::map<int, std::uint64_t> function_code_counts(std::uint16_t port,
+  std::map<int, std::uint64_t> function_code_counts(std::uint32_t port,
                                                     std::uint8_t unit) const;
   std::size_t open_connections() const { return open_connections_.load(); }
 
@@ -127,8 +137,9 @@ class ModbusServer {
   struct Listener {
     UniqueFd fd;
     std::uint16_t port = 0;
+    bool rtu = false;
   };
-  using UnitKey = std::pair<std::uint16_t, std::uint8_t>;  // (port, unit id)
+  using UnitKey = std::pair<std::uint32_t, std::uint8_t>;  // (port or serial key, unit id)
   using Clock = std::chrono::steady_clock;
 
   void loop();
@@ -137,8 +148,13 @@ class ModbusServer {
   // Parses and answers every complete frame in the connection's input; false if it was closed.
   bool process_input(Connection& c);
   enum class Action { kReply, kNoReply, kClose };
-  Action handle_request(const Connection& c, const std::uint8_t* frame, std::size_t size,
-                        std::vector<std::uint8_t>& reply, std::chrono::milliseconds& delay);
+  // Answers one request PDU for `uid`: the reply PDU in `reply`.
+  Action handle_pdu(const Connection& c, std::uint8_t uid, const std::uint8_t* pdu,
+                    std::size_t pdu_len, std::vector<std::uint8_t>& reply,
+                    std::chrono::milliseconds& delay);
+  bool process_tcp(Connection& c);
+  bool process_rtu(Connection& c);
+  void queue_reply(Connection& c, std::vector<std::uint8_t> bytes, std::chrono::milliseconds delay);
   // Sends every due reply; false if the connection was closed.
   bool flush(Connection& c);
   void close_connection(int fd);
@@ -148,6 +164,8 @@ class ModbusServer {
   UniqueFd wake_;     // eventfd: stop() wakes the loop through it
   UniqueFd reserve_;  // spare fd, released to shed a connection when out of descriptors
   std::vector<Listener> listeners_;
+  std::unordered_map<int, std::size_t> listener_index_;  // listening fd -> listeners_ index
+  std::vector<int> serial_fds_;  // owned by conns_ once started
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_connections_{0};

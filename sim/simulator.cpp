@@ -70,9 +70,25 @@ Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions opti
   for (std::size_t i = 0; i < all.size(); ++i) {
     const Device& d = *all[i];
     const std::string key = d.endpoint.key();
-    if (d.endpoint.scheme != "tcp") {
-      warnings_.push_back("device " + d.id + ": " + key +
-                          " is not Modbus TCP; facility-sim does not serve it");
+    if (d.endpoint.transport == Transport::kRtu) {
+      if (!options.serial.count(key)) {
+        warnings_.push_back("device " + d.id + ": serial line " + key +
+                            " is not served (map it with --serial " + key + "=PATH)");
+        continue;
+      }
+      if (!d.profile) {
+        errors.push_back("device " + d.id + ": no profile loaded");
+        continue;
+      }
+      if (auto [it, fresh] = unit_owner.emplace(std::pair{key, d.unit}, d.id); !fresh) {
+        errors.push_back("device " + d.id + ": " + key + " unit " + std::to_string(d.unit) +
+                         " is already used by device " + it->second);
+        continue;
+      }
+      auto [it, fresh] = endpoint_index.emplace(key, endpoints_.size());
+      if (fresh) endpoints_.push_back(EndpointInfo{key, options.serial.at(key), 0, 0, {}});
+      endpoints_[it->second].devices.push_back(&d);
+      device_endpoint[i] = it->second;
       continue;
     }
     if (!is_loopback(d.endpoint.host)) {
@@ -110,7 +126,7 @@ Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions opti
       continue;
     }
     auto [it, fresh] = endpoint_index.emplace(key, endpoints_.size());
-    if (fresh) endpoints_.push_back(EndpointInfo{key, host, port, {}});
+    if (fresh) endpoints_.push_back(EndpointInfo{key, host, port, 0, {}});
     endpoints_[it->second].devices.push_back(&d);
     device_endpoint[i] = it->second;
   }
@@ -124,7 +140,13 @@ Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions opti
 
   for (EndpointInfo& ep : endpoints_) {
     try {
-      ep.bound_port = server_.listen(ep.host, options.ephemeral_ports ? 0 : ep.bound_port);
+      if (ep.key.rfind("rtu://", 0) == 0) {
+        ep.unit_key = server_.serve_serial(ep.host);
+        continue;
+      }
+      const bool rtu = ep.key.rfind("rtu-over-tcp://", 0) == 0;
+      ep.bound_port = server_.listen(ep.host, options.ephemeral_ports ? 0 : ep.bound_port, rtu);
+      ep.unit_key = ep.bound_port;
     } catch (const std::system_error& e) {
       throw BindError(std::string("cannot serve ") + ep.key + ": " + e.what() +
                            (e.code() == std::errc::address_in_use
@@ -138,7 +160,7 @@ Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions opti
     const Device& d = *all[i];
     Served s;
     s.device_index = i;
-    s.port = endpoints_[device_endpoint[i]].bound_port;
+    s.port = endpoints_[device_endpoint[i]].unit_key;
     s.unit = static_cast<std::uint8_t>(d.unit);
     for (const ProfilePoint& p : d.profile->points) s.codecs.emplace_back(p.spec);
     s.blank = blank_image(*d.profile);
@@ -178,7 +200,9 @@ Truth Simulator::update(double wall_now) {
       const modbus::PointCodec& codec = s.codecs[j];
       const modbus::PointSpec& spec = codec.spec();
       double& value = dt.points[j].second;
-      const std::vector<std::uint16_t> words = codec.encode_registers(value);
+      const std::vector<std::uint16_t> words =
+          spec.type == modbus::DataType::kString ? codec.encode_text(dt.device->id)
+                                                 : codec.encode_registers(value);
       RegisterTable& table = img.table(spec.kind);
       const std::size_t off = spec.address - table.start;
       std::optional<double> decoded;

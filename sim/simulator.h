@@ -6,7 +6,10 @@
 // the register type. facility-sim's main() is a thin shell over this class; tests embed it.
 //
 // Only loopback endpoints (127.0.0.0/8, "localhost") are served: a simulator must never answer
-// in place of a real device. Non-TCP endpoints (serial lines) are skipped with a warning.
+// in place of a real device. Modbus TCP and RTU-over-TCP endpoints are served on their ports;
+// an RTU serial endpoint (rtu:///dev/X) is served only when SimulatorOptions::serial maps it to
+// a device path of the simulator's own (e.g. the other end of a socat pty pair), and is skipped
+// with a warning otherwise.
 //
 // Simulated time: sim = wall_start + speed × (wall - wall_start); energy counters start at the
 // model's epoch = wall_start.
@@ -50,6 +53,8 @@ struct SimulatorOptions {
   // ports back with bound_port().
   bool ephemeral_ports = false;
   std::map<std::string, Fault> faults;  // by device id
+  // Serial endpoint key ("rtu:///dev/ttyUSB0") -> the path the simulator serves it on.
+  std::map<std::string, std::string> serial;
 };
 
 class Simulator {
@@ -77,7 +82,8 @@ class Simulator {
   struct EndpointInfo {
     std::string key;  // "tcp://127.0.0.1:15020" as configured
     std::string host;
-    std::uint16_t bound_port = 0;
+    std::uint16_t bound_port = 0;  // 0 for a serial line
+    std::uint32_t unit_key = 0;    // the ModbusServer key of its units (port or serial key)
     std::vector<const Device*> devices;
   };
   const std::vector<EndpointInfo>& endpoints() const { return endpoints_; }
@@ -91,7 +97,7 @@ class Simulator {
  private:
   struct Served {
     std::size_t device_index = 0;  // into Truth::devices / Config::all_devices()
-    std::uint16_t port = 0;        // bound port
+    std::uint32_t port = 0;        // bound port or serial key
     std::uint8_t unit = 0;
     std::vector<modbus::PointCodec> codecs;  // per profile point, resolved once
     UnitImage blank;                         // mapped ranges, all zero

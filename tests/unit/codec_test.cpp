@@ -135,3 +135,150 @@ TEST(Codec, ParseNames) {
 
 }  // namespace
 }  // namespace facility::modbus
+
+namespace facility::modbus {
+namespace {
+
+// Wire words of a big-endian byte string in the given order, built independently of the
+// library: byte i of the value goes to wire position perm(i).
+std::vector<std::uint16_t> wire(const std::vector<std::uint8_t>& be, WordOrder o) {
+  const std::size_t n = be.size();
+  std::vector<std::uint8_t> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t word = i / 2, byte = i % 2, words = n / 2;
+    std::size_t w = word, b = byte;
+    if (o == WordOrder::kCDAB || o == WordOrder::kDCBA) w = words - 1 - word;
+    if (o == WordOrder::kBADC || o == WordOrder::kDCBA) b = 1 - byte;
+    out[w * 2 + b] = be[i];
+  }
+  std::vector<std::uint16_t> words(n / 2);
+  for (std::size_t i = 0; i < n / 2; ++i) words[i] = static_cast<std::uint16_t>(out[2 * i] << 8 | out[2 * i + 1]);
+  return words;
+}
+
+std::vector<std::uint8_t> be_bytes(std::uint64_t bits, int nbytes) {
+  std::vector<std::uint8_t> b(static_cast<std::size_t>(nbytes));
+  for (int i = nbytes - 1; i >= 0; --i) {
+    b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(bits & 0xFF);
+    bits >>= 8;
+  }
+  return b;
+}
+
+struct TypeCase {
+  DataType type;
+  std::uint64_t bits;      // raw bit pattern of a sample value
+  double value;            // what it decodes to
+  std::int64_t sentinel;   // a "not available" pattern as a profile writes it
+  std::uint64_t sentinel_bits;
+};
+
+// Every type x every word order x a sentinel: decode exactly, and the sentinel is missing.
+TEST(CodecMatrix, EveryTypeOrderAndSentinel) {
+  const TypeCase cases[] = {
+      {DataType::kInt16, 0xFF85, -123, -32768, 0x8000},
+      {DataType::kUInt16, 0xBEEF, 48879, 0xFFFF, 0xFFFF},
+      {DataType::kInt32, 0xFFFE7960, -100000, INT32_MIN, 0x80000000},
+      {DataType::kUInt32, 0x89ABCDEF, 2309737967.0, 0xFFFFFFFF, 0xFFFFFFFF},
+      {DataType::kInt64, 0xFFFFFFFFFFFFFFFEull, -2, INT64_MIN, 0x8000000000000000ull},
+      {DataType::kUInt64, 0x0000123456789ABCull, 20015998343868.0, -1, ~0ull},
+      {DataType::kFloat32, 0x43668000, 230.5, 0xFF7FFFFF, 0xFF7FFFFF},
+      {DataType::kFloat64, 0x405ED00000000000ull, 123.25, 0x7FEFFFFFFFFFFFFF, 0x7FEFFFFFFFFFFFFFull},
+  };
+  const WordOrder orders[] = {WordOrder::kABCD, WordOrder::kCDAB, WordOrder::kBADC,
+                              WordOrder::kDCBA};
+  for (const auto& c : cases) {
+    for (WordOrder o : orders) {
+      SCOPED_TRACE(std::string(to_string(c.type)) + " " + std::string(to_string(o)));
+      PointSpec s;
+      s.kind = RegisterKind::kInput;
+      s.type = c.type;
+      s.order = o;
+      s.scale = 2;
+      s.offset = 1;
+      s.not_available = {c.sentinel};
+      const PointCodec codec(s);
+      const int nbytes = 2 * width_of(c.type);
+      const Decoded d = codec.decode(wire(be_bytes(c.bits, nbytes), o));
+      ASSERT_TRUE(d.available);
+      ASSERT_TRUE(d.value.has_value());
+      EXPECT_DOUBLE_EQ(*d.value, c.value * 2 + 1);
+      const Decoded na = codec.decode(wire(be_bytes(c.sentinel_bits, nbytes), o));
+      EXPECT_FALSE(na.available);
+      EXPECT_FALSE(na.value.has_value());
+      // The encoder is the decoder's inverse in every order.
+      EXPECT_EQ(codec.encode_registers(c.value * 2 + 1), wire(be_bytes(c.bits, nbytes), o));
+    }
+  }
+}
+
+TEST(CodecMatrix, FloatNaNAndInfinityAreNotAvailableInEveryOrder) {
+  for (WordOrder o : {WordOrder::kABCD, WordOrder::kCDAB, WordOrder::kBADC, WordOrder::kDCBA}) {
+    PointSpec s;
+    s.type = DataType::kFloat32;
+    s.order = o;
+    EXPECT_FALSE(PointCodec(s).decode(wire(be_bytes(0x7FC00000, 4), o)).available);
+    EXPECT_FALSE(PointCodec(s).decode(wire(be_bytes(0x7F800000, 4), o)).available);
+    s.type = DataType::kFloat64;
+    EXPECT_FALSE(PointCodec(s).decode(wire(be_bytes(0x7FF8000000000000ull, 8), o)).available);
+  }
+}
+
+TEST(Codec, AsciiStringsInEveryOrder) {
+  PointSpec s;
+  s.type = DataType::kString;
+  s.length = 4;  // 8 characters
+  const std::string text("SDM630\0\0", 8);
+  std::vector<std::uint8_t> be(text.begin(), text.end());
+  for (WordOrder o : {WordOrder::kABCD, WordOrder::kCDAB, WordOrder::kBADC, WordOrder::kDCBA}) {
+    s.order = o;
+    const PointCodec c(s);
+    const Decoded d = c.decode(wire(be, o));
+    EXPECT_EQ(d.text, "SDM630") << to_string(o);
+    EXPECT_FALSE(d.value.has_value());
+    EXPECT_EQ(c.encode_text("SDM630"), wire(be, o));
+  }
+  s.order = WordOrder::kABCD;
+  // Space padding is trimmed; all-NUL / erased flash means no reading; control bytes are masked.
+  EXPECT_EQ(PointCodec(s).decode(std::vector<std::uint16_t>{0x4142, 0x2020, 0x2020, 0x2020}).text,
+            "AB");
+  EXPECT_FALSE(PointCodec(s).decode(std::vector<std::uint16_t>{0, 0, 0, 0}).available);
+  EXPECT_FALSE(
+      PointCodec(s).decode(std::vector<std::uint16_t>{0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF}).available);
+  EXPECT_EQ(PointCodec(s).decode(std::vector<std::uint16_t>{0x4107, 0x4200, 0, 0}).text, "A?B");
+}
+
+TEST(Codec, EnumerationsKeepTheCodeAndCarryTheName) {
+  PointSpec s;
+  s.type = DataType::kUInt16;
+  s.enum_names = {{0, "stopped"}, {1, "running"}, {3, "alarm"}};
+  s.not_available = {0xFFFF};
+  const PointCodec c(s);
+  Decoded d = c.decode(std::vector<std::uint16_t>{1});
+  EXPECT_EQ(d.value, 1.0);
+  EXPECT_EQ(d.text, "running");
+  d = c.decode(std::vector<std::uint16_t>{7});
+  EXPECT_EQ(d.value, 7.0);
+  EXPECT_EQ(d.text, "unknown(7)");
+  EXPECT_FALSE(c.decode(std::vector<std::uint16_t>{0xFFFF}).available);
+  // A signed enumeration and a bit of a register.
+  PointSpec b;
+  b.type = DataType::kBool;
+  b.bit = 15;
+  b.enum_names = {{0, "closed"}, {1, "open"}};
+  EXPECT_EQ(PointCodec(b).decode(std::vector<std::uint16_t>{0x8000}).text, "open");
+  EXPECT_EQ(PointCodec(b).decode(std::vector<std::uint16_t>{0x7FFF}).text, "closed");
+}
+
+TEST(Codec, CoilsDecodeOneBitPerWord) {
+  PointSpec s;
+  s.kind = RegisterKind::kCoil;
+  s.type = DataType::kBool;
+  s.not_available = {};
+  const PointCodec c(s);
+  EXPECT_EQ(c.decode(std::vector<std::uint16_t>{1}).value, 1.0);
+  EXPECT_EQ(c.decode(std::vector<std::uint16_t>{0}).value, 0.0);
+}
+
+}  // namespace
+}  // namespace facility::modbus

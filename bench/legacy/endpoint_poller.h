@@ -1,3 +1,7 @@
+// THE PREVIOUS DESIGN, kept for benchmarks only (bench/modbus_bench.cpp compares it with
+// collectors/modbus/engine.h in the same run). Unchanged from git history except for the
+// namespace (facility::legacy), so that both designs link into one binary.
+//
 // Polling of the devices behind one Modbus TCP endpoint (a device, or a gateway in front of a
 // serial bus) with libmodbus.
 //
@@ -29,7 +33,13 @@
 #include "collectors/modbus/codec.h"
 #include "collectors/modbus/planner.h"
 
-namespace facility::modbus {
+namespace facility::legacy {
+
+using modbus::PlanOptions;
+using modbus::PointCodec;
+using modbus::PointSpec;
+using modbus::ReadRequest;
+using modbus::RegisterKind;
 
 struct DeviceSpec {
   std::string id;
@@ -122,4 +132,4 @@ class EndpointPoller {
   std::atomic<std::uint64_t> overruns_{0};
 };
 
-}  // namespace facility::modbus
+}  // namespace facility::legacy

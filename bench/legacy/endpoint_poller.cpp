@@ -1,4 +1,4 @@
-#include "collectors/modbus/endpoint_poller.h"
+#include "bench/legacy/endpoint_poller.h"
 
 #include <modbus.h>
 #include <spdlog/spdlog.h>
@@ -9,7 +9,10 @@
 #include <cstring>
 #include <functional>
 
-namespace facility::modbus {
+namespace facility::legacy {
+
+using modbus::is_bit_kind;
+using modbus::plan_reads;
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -272,4 +275,4 @@ void EndpointPoller::run() {
   disconnect();
 }
 
-}  // namespace facility::modbus
+}  // namespace facility::legacy

@@ -1,0 +1,569 @@
+#include "collectors/modbus/engine.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <queue>
+#include <stdexcept>
+
+#include "collectors/unique_fd.h"
+
+namespace facility::modbus {
+namespace {
+
+using std::chrono::milliseconds;
+
+// errno texts without strerror() (not thread-safe in every libc configuration).
+std::string errno_text(int e) {
+  switch (e) {
+    case ECONNREFUSED: return "connection refused";
+    case ECONNRESET: return "connection reset by the device";
+    case ETIMEDOUT: return "timed out";
+    case EHOSTUNREACH: return "host unreachable";
+    case ENETUNREACH: return "network unreachable";
+    case EPIPE: return "connection closed (broken pipe)";
+    case EMFILE: return "too many open files (raise LimitNOFILE)";
+    case ENFILE: return "system file table full";
+    case EADDRNOTAVAIL: return "no local port available";
+    default: return "errno " + std::to_string(e);
+  }
+}
+
+enum class State : std::uint8_t {
+  kDisconnected,
+  kConnecting,
+  kPausing,   // connected; waiting before the next send (after connect, between requests, busy)
+  kReady,     // connected, nothing in flight
+  kAwaiting,  // a request is in flight
+  kBackoff,   // connecting failed; waiting until next_connect
+};
+
+struct Timer {
+  SteadyTime at;
+  std::size_t id;  // device index (< devices.size()) or devices.size() + endpoint index
+  std::uint64_t gen;
+  bool operator>(const Timer& o) const { return at > o.at; }
+};
+
+}  // namespace
+
+std::chrono::milliseconds start_offset(const std::string& id, std::chrono::milliseconds interval) {
+  // FNV-1a: stable across runs and platforms, unlike std::hash.
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
+  h ^= h >> 29;
+  return milliseconds(static_cast<long>(h % static_cast<std::uint64_t>(std::max<long>(1, interval.count()))));
+}
+
+struct PollEngine::Impl {
+  struct Dev {
+    DevicePoll poll;
+    std::size_t ep;
+    SteadyTime slot{};           // the slot the queued / running poll belongs to
+    SteadyTime next_slot{};      // next scheduled time
+    SteadyTime backoff_until{};  // failing device: no poll before this
+    bool queued = false;
+  };
+  struct Ep {
+    std::size_t index;
+    EndpointSpec spec;
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    std::string resolve_error;
+    UniqueFd fd;
+    State state = State::kDisconnected;
+    std::uint64_t gen = 0;  // invalidates the endpoint's pending timer
+    std::deque<std::size_t> ready;  // devices due, oldest first
+    long active = -1;               // device in cycle
+    bool resend = false;            // active device waits for a (re)connection to resend
+    std::vector<std::uint8_t> tx;
+    std::size_t tx_off = 0;
+    std::vector<std::uint8_t> rx;
+    std::uint16_t tid = 0;
+    SteadyTime last_io{};
+    milliseconds backoff{0};
+    std::string last_error;
+    bool want_out = false;
+  };
+
+  PollObserver& obs;
+  std::vector<Dev> devs;
+  std::vector<Ep> eps;
+  UniqueFd epoll;
+  UniqueFd wake;
+  std::atomic<bool> stopping{false};
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
+
+  Impl(std::vector<EngineEndpoint> endpoints, PollObserver& o) : obs(o) {
+    epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+    wake.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!epoll || !wake) throw std::runtime_error("poll engine: epoll/eventfd failed");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = UINT64_MAX;
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev);
+    for (auto& e : endpoints) {
+      Ep ep;
+      ep.index = e.index;
+      ep.spec = std::move(e.spec);
+      resolve(ep);
+      const std::size_t ei = eps.size();
+      eps.push_back(std::move(ep));
+      for (auto& [idx, spec] : e.devices) {
+        devs.push_back(Dev{DevicePoll(std::move(spec), idx), ei});
+      }
+    }
+  }
+
+  void resolve(Ep& ep) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(ep.spec.port);
+    const int rc = ::getaddrinfo(ep.spec.host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0 || !res) {
+      ep.resolve_error = "cannot resolve " + ep.spec.host + ": " + ::gai_strerror(rc);
+      return;
+    }
+    std::memcpy(&ep.addr, res->ai_addr, res->ai_addrlen);
+    ep.addr_len = res->ai_addrlen;
+    ::freeaddrinfo(res);
+  }
+
+  // ---- timers ----------------------------------------------------------------------------
+  void set_ep_timer(Ep& ep, SteadyTime at) {
+    ++ep.gen;
+    timers.push({at, devs.size() + static_cast<std::size_t>(&ep - eps.data()), ep.gen});
+  }
+  void cancel_ep_timer(Ep& ep) { ++ep.gen; }
+
+  // ---- scheduling ------------------------------------------------------------------------
+  void on_device_due(std::size_t di, SteadyTime now) {
+    Dev& d = devs[di];
+    const SteadyTime slot = d.next_slot;
+    const auto interval = d.poll.spec().interval;
+    if (d.queued || d.poll.in_cycle()) {
+      obs.on_overrun(d.poll.index());
+    } else if (now >= d.backoff_until) {
+      d.queued = true;
+      d.slot = slot;
+      eps[d.ep].ready.push_back(di);
+    }
+    // Next slot on the device's own grid; slots already past are skipped, not made up.
+    d.next_slot = slot + interval;
+    if (d.next_slot <= now) {
+      const auto behind = (now - d.next_slot) / interval + 1;
+      for (long i = 0; i < behind; ++i) obs.on_overrun(d.poll.index());
+      d.next_slot += interval * behind;
+    }
+    timers.push({d.next_slot, di, 0});
+    proceed(eps[d.ep], now);
+  }
+
+  // ---- connection ------------------------------------------------------------------------
+  void close_conn(Ep& ep, bool report) {
+    if (ep.fd) {
+      ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, ep.fd.get(), nullptr);
+      ep.fd.reset();
+      if (report) obs.on_connection(ep.index, false);
+    }
+    ep.rx.clear();
+    ep.tx.clear();
+    ep.tx_off = 0;
+    ep.want_out = false;
+    cancel_ep_timer(ep);
+    ep.state = State::kDisconnected;
+  }
+
+  void start_connect(Ep& ep, SteadyTime now) {
+    if (!ep.resolve_error.empty()) {
+      connect_failed(ep, ep.resolve_error, now);
+      return;
+    }
+    UniqueFd fd(::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) {
+      connect_failed(ep, "socket: " + errno_text(errno), now);
+      return;
+    }
+    const int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const int rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len);
+    if (rc != 0 && errno != EINPROGRESS) {
+      connect_failed(ep, errno_text(errno), now);
+      return;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = static_cast<std::uint64_t>(&ep - eps.data());
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+      connect_failed(ep, "epoll_ctl: " + errno_text(errno), now);
+      return;
+    }
+    ep.fd = std::move(fd);
+    ep.want_out = true;
+    ep.state = State::kConnecting;
+    set_ep_timer(ep, now + ep.spec.connect_timeout);
+  }
+
+  void connected(Ep& ep, SteadyTime now) {
+    ep.backoff = milliseconds(0);
+    ep.last_error.clear();
+    set_interest(ep, false);
+    obs.on_connection(ep.index, true);
+    ep.last_io = now;
+    if (ep.spec.pause_after_connect.count() > 0) {
+      ep.state = State::kPausing;
+      set_ep_timer(ep, now + ep.spec.pause_after_connect);
+    } else {
+      ep.state = State::kReady;
+      cancel_ep_timer(ep);
+      proceed(ep, now);
+    }
+  }
+
+  void connect_failed(Ep& ep, const std::string& why, SteadyTime now) {
+    const bool was_open = static_cast<bool>(ep.fd);
+    close_conn(ep, false);
+    if (was_open) obs.on_connection(ep.index, false);
+    ep.backoff = ep.backoff.count() == 0 ? ep.spec.backoff_initial
+                                         : std::min(ep.backoff * 2, ep.spec.backoff_max);
+    ep.last_error = "connect to " + ep.spec.key + " failed: " + why + "; retry in " +
+                    std::to_string(ep.backoff.count()) + " ms";
+    ep.state = State::kBackoff;
+    set_ep_timer(ep, now + ep.backoff);
+    if (ep.active >= 0) {
+      // The device was waiting for this connection to resend: its cycle ends here.
+      Dev& d = devs[static_cast<std::size_t>(ep.active)];
+      ep.resend = false;
+      obs.on_request(d.poll.fail(ep.last_error).event);
+      finish(ep, d, now);
+    }
+    fail_ready(ep, now);
+  }
+
+  // Makes the oldest due device the active one and begins its cycle.
+  Dev& begin_next(Ep& ep, SteadyTime now) {
+    const std::size_t di = ep.ready.front();
+    ep.ready.pop_front();
+    Dev& d = devs[di];
+    d.queued = false;
+    d.poll.begin(now, d.slot);
+    ep.active = static_cast<long>(di);
+    return d;
+  }
+
+  void fail_ready(Ep& ep, SteadyTime now) {
+    while (!ep.ready.empty()) {
+      Dev& d = begin_next(ep, now);
+      obs.on_request(d.poll.fail(ep.last_error).event);
+      finish(ep, d, now);
+    }
+  }
+
+  void set_interest(Ep& ep, bool out) {
+    if (ep.want_out == out || !ep.fd) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0u);
+    ev.data.u64 = static_cast<std::uint64_t>(&ep - eps.data());
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_MOD, ep.fd.get(), &ev);
+    ep.want_out = out;
+  }
+
+  // ---- the request cycle -----------------------------------------------------------------
+  // Moves an endpoint forward from whatever state it is in.
+  void proceed(Ep& ep, SteadyTime now) {
+    switch (ep.state) {
+      case State::kDisconnected:
+        if (ep.active >= 0 || !ep.ready.empty()) start_connect(ep, now);
+        return;
+      case State::kBackoff:
+        fail_ready(ep, now);
+        return;
+      case State::kReady:
+        if (ep.active >= 0) {
+          if (ep.resend) {
+            ep.resend = false;
+            send(ep, now);
+          }
+          return;
+        }
+        if (!ep.ready.empty()) {
+          Dev& d = begin_next(ep, now);
+          if (d.poll.first().step != DevicePoll::Step::kSend) {
+            finish(ep, d, now);  // nothing readable to read
+            proceed(ep, now);
+            return;
+          }
+          send(ep, now);
+        }
+        return;
+      case State::kConnecting:
+      case State::kPausing:
+      case State::kAwaiting:
+        return;
+    }
+  }
+
+  void send(Ep& ep, SteadyTime now) {
+    Dev& d = devs[static_cast<std::size_t>(ep.active)];
+    if (ep.spec.pause_between_requests.count() > 0 && now < ep.last_io + ep.spec.pause_between_requests) {
+      ep.state = State::kPausing;
+      ep.resend = true;
+      set_ep_timer(ep, ep.last_io + ep.spec.pause_between_requests);
+      return;
+    }
+    const ReadRequest& r = d.poll.request();
+    ep.tx.clear();
+    ep.tx_off = 0;
+    ep.rx.clear();
+    ++ep.tid;
+    encode_read_request(ep.spec.framing, ep.tid, static_cast<std::uint8_t>(d.poll.spec().unit),
+                        r.kind, r.address, r.count, ep.tx);
+    d.poll.on_sent();
+    ep.state = State::kAwaiting;
+    set_ep_timer(ep, now + d.poll.spec().timeout);
+    flush(ep, now);
+  }
+
+  void flush(Ep& ep, SteadyTime now) {
+    while (ep.tx_off < ep.tx.size()) {
+      const ssize_t n = ::send(ep.fd.get(), ep.tx.data() + ep.tx_off, ep.tx.size() - ep.tx_off,
+                               MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          set_interest(ep, true);
+          return;
+        }
+        lost(ep, "send: " + errno_text(errno), now);
+        return;
+      }
+      ep.tx_off += static_cast<std::size_t>(n);
+    }
+    set_interest(ep, false);
+  }
+
+  // The connection broke (reset, closed by the peer) with a request in flight or queued.
+  void lost(Ep& ep, const std::string& why, SteadyTime now) {
+    close_conn(ep, true);
+    if (ep.active >= 0) {
+      Dev& d = devs[static_cast<std::size_t>(ep.active)];
+      handle(ep, d, d.poll.on_connection_lost(why), now);
+    } else {
+      proceed(ep, now);
+    }
+  }
+
+  void handle(Ep& ep, Dev& d, DevicePoll::Outcome o, SteadyTime now) {
+    obs.on_request(o.event);
+    switch (o.step) {
+      case DevicePoll::Step::kSend:
+        ep.state = State::kReady;
+        cancel_ep_timer(ep);
+        send(ep, now);
+        return;
+      case DevicePoll::Step::kSendAfter:
+        ep.state = State::kPausing;
+        ep.resend = true;
+        set_ep_timer(ep, now + o.delay);
+        return;
+      case DevicePoll::Step::kReconnectSend:
+        close_conn(ep, ep.fd ? true : false);
+        ep.resend = true;
+        start_connect(ep, now);
+        return;
+      case DevicePoll::Step::kDone:
+      case DevicePoll::Step::kDoneReconnect: {
+        if (o.step == DevicePoll::Step::kDoneReconnect) close_conn(ep, true);
+        finish(ep, d, now);
+        if (ep.state == State::kAwaiting) {
+          ep.state = State::kReady;
+          cancel_ep_timer(ep);
+        }
+        proceed(ep, now);
+        return;
+      }
+    }
+  }
+
+  // Ends the active device's cycle and reports it.
+  void finish(Ep& ep, Dev& d, SteadyTime now) {
+    ep.active = -1;
+    ep.resend = false;
+    PollResult r = d.poll.take_result(now);
+    d.backoff_until = d.poll.next_poll(now, now);
+    obs.on_result(std::move(r));
+  }
+
+  void on_readable(Ep& ep, SteadyTime now) {
+    std::array<std::uint8_t, 1024> buf;
+    while (true) {
+      const ssize_t n = ::recv(ep.fd.get(), buf.data(), buf.size(), 0);
+      if (n > 0) {
+        ep.rx.insert(ep.rx.end(), buf.data(), buf.data() + n);
+        if (ep.rx.size() > kMaxAduSize * 2) break;
+        continue;
+      }
+      if (n == 0) {
+        lost(ep, "connection closed by the device", now);
+        return;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      lost(ep, errno_text(errno), now);
+      return;
+    }
+    if (ep.rx.empty()) return;
+    if (ep.state != State::kAwaiting || ep.active < 0) {
+      // Bytes nobody asked for: the stream cannot be trusted any more.
+      spdlog::debug("{}: {} unexpected bytes; reconnecting", ep.spec.key, ep.rx.size());
+      close_conn(ep, true);
+      proceed(ep, now);
+      return;
+    }
+    Dev& d = devs[static_cast<std::size_t>(ep.active)];
+    const ReadRequest& r = d.poll.request();
+    ReplyFrame f;
+    const FrameStatus st = find_reply(ep.spec.framing, ep.rx, ep.tid,
+                                      static_cast<std::uint8_t>(d.poll.spec().unit), r.kind, f);
+    if (st == FrameStatus::kIncomplete) return;
+    ep.last_io = now;
+    if (st == FrameStatus::kMalformed) {
+      handle(ep, d, d.poll.on_malformed(f.error), now);
+      return;
+    }
+    if (ep.rx.size() != f.size) {
+      handle(ep, d, d.poll.on_malformed(std::to_string(ep.rx.size() - f.size) +
+                                        " bytes after the reply"),
+             now);
+      return;
+    }
+    ep.state = State::kReady;
+    cancel_ep_timer(ep);
+    const std::vector<std::uint8_t> frame = std::move(ep.rx);
+    ep.rx.clear();
+    handle(ep, d, d.poll.on_reply(std::span(frame.data() + f.pdu_offset, f.pdu_size)), now);
+  }
+
+  void on_event(Ep& ep, std::uint32_t events, SteadyTime now) {
+    if (!ep.fd) return;
+    if (ep.state == State::kConnecting) {
+      if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(ep.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+        connect_failed(ep, errno_text(err ? err : ECONNREFUSED), now);
+      } else {
+        connected(ep, now);
+      }
+      return;
+    }
+    if (events & EPOLLOUT) flush(ep, now);
+    if (!ep.fd) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(ep, now);
+  }
+
+  void on_ep_timer(Ep& ep, SteadyTime now) {
+    switch (ep.state) {
+      case State::kConnecting:
+        connect_failed(ep, "no answer within " + std::to_string(ep.spec.connect_timeout.count()) +
+                               " ms",
+                       now);
+        return;
+      case State::kAwaiting: {
+        Dev& d = devs[static_cast<std::size_t>(ep.active)];
+        handle(ep, d, d.poll.on_timeout(), now);
+        return;
+      }
+      case State::kPausing:
+        ep.state = State::kReady;
+        proceed(ep, now);
+        return;
+      case State::kBackoff:
+        ep.state = State::kDisconnected;
+        proceed(ep, now);
+        return;
+      case State::kDisconnected:
+      case State::kReady:
+        return;
+    }
+  }
+
+  void run() {
+    const SteadyTime t0 = SteadyClock::now();
+    for (std::size_t i = 0; i < devs.size(); ++i) {
+      const auto& sp = devs[i].poll.spec();
+      devs[i].next_slot = t0 + sp.first_poll_offset.value_or(start_offset(sp.id, sp.interval));
+      timers.push({devs[i].next_slot, i, 0});
+    }
+    std::vector<epoll_event> events(256);
+    while (!stopping.load(std::memory_order_relaxed)) {
+      int timeout_ms = -1;
+      if (!timers.empty()) {
+        const auto wait = timers.top().at - SteadyClock::now();
+        timeout_ms = static_cast<int>(
+            std::clamp<long long>(std::chrono::ceil<milliseconds>(wait).count(), 0, 60'000));
+      }
+      const int n = ::epoll_wait(epoll.get(), events.data(), static_cast<int>(events.size()),
+                                 timeout_ms);
+      if (n < 0 && errno != EINTR) {
+        spdlog::error("poll engine: epoll_wait failed: {}", errno_text(errno));
+        break;
+      }
+      SteadyTime now = SteadyClock::now();
+      for (int i = 0; i < n; ++i) {
+        if (events[i].data.u64 == UINT64_MAX) continue;
+        on_event(eps[events[i].data.u64], events[i].events, now);
+      }
+      now = SteadyClock::now();
+      while (!timers.empty() && timers.top().at <= now) {
+        const Timer t = timers.top();
+        timers.pop();
+        if (t.id < devs.size()) {
+          on_device_due(t.id, now);
+        } else {
+          Ep& ep = eps[t.id - devs.size()];
+          if (t.gen == ep.gen) on_ep_timer(ep, now);
+        }
+      }
+    }
+    for (auto& ep : eps) close_conn(ep, false);
+  }
+};
+
+PollEngine::PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer)
+    : impl_(std::make_unique<Impl>(std::move(endpoints), observer)) {}
+
+PollEngine::~PollEngine() { stop(); }
+
+void PollEngine::start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { impl_->run(); });
+}
+
+void PollEngine::stop() {
+  impl_->stopping = true;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(impl_->wake.get(), &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+}
+
+std::size_t PollEngine::endpoint_count() const { return impl_->eps.size(); }
+std::size_t PollEngine::device_count() const { return impl_->devs.size(); }
+
+}  // namespace facility::modbus

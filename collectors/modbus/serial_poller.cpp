@@ -1,0 +1,218 @@
+#include "collectors/modbus/serial_poller.h"
+
+#include <fcntl.h>
+#include <modbus.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "collectors/modbus/engine.h"
+#include "collectors/modbus/frame.h"
+
+namespace facility::modbus {
+namespace {
+
+modbus_t* as_ctx(void* p) { return static_cast<modbus_t*>(p); }
+
+void set_timeout(modbus_t* ctx, std::chrono::milliseconds t) {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t).count();
+  modbus_set_response_timeout(ctx, static_cast<uint32_t>(us / 1'000'000),
+                              static_cast<uint32_t>(us % 1'000'000));
+}
+
+}  // namespace
+
+SerialLinePoller::SerialLinePoller(std::size_t endpoint_index, SerialSpec spec,
+                                   std::vector<std::pair<std::size_t, DeviceSpec>> devices,
+                                   PollObserver& observer)
+    : endpoint_index_(endpoint_index), spec_(std::move(spec)), obs_(observer) {
+  for (auto& [idx, ds] : devices) devs_.push_back(Dev{DevicePoll(std::move(ds), idx)});
+}
+
+SerialLinePoller::~SerialLinePoller() {
+  stop();
+  close_line();
+}
+
+void SerialLinePoller::start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+}
+
+void SerialLinePoller::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool SerialLinePoller::wait_until(SteadyTime t) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_until(lock, t, [this] { return stopping_; });
+}
+
+void SerialLinePoller::close_line() {
+  if (ctx_) {
+    modbus_close(as_ctx(ctx_));
+    modbus_free(as_ctx(ctx_));
+    ctx_ = nullptr;
+    obs_.on_connection(endpoint_index_, false);
+  }
+}
+
+bool SerialLinePoller::open_line(std::string& error) {
+  if (ctx_) return true;
+  const auto now = SteadyClock::now();
+  if (now < next_open_) {
+    error = open_error_;
+    return false;
+  }
+  auto fail = [&](const std::string& why) {
+    backoff_ = backoff_.count() == 0 ? spec_.backoff_initial
+                                     : std::min(backoff_ * 2, spec_.backoff_max);
+    next_open_ = now + backoff_;
+    open_error_ = "open " + spec_.key + " failed: " + why + "; retry in " +
+                  std::to_string(backoff_.count()) + " ms";
+    error = open_error_;
+    return false;
+  };
+  modbus_t* ctx = modbus_new_rtu(spec_.device.c_str(), spec_.baud, spec_.parity, spec_.data_bits,
+                                 spec_.stop_bits);
+  if (!ctx) return fail("invalid serial settings");
+  // We own recovery: libmodbus' link recovery can loop forever.
+  modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE);
+  if (modbus_connect(ctx) == -1) {
+    const int e = errno;
+    modbus_free(ctx);
+    return fail(e == ENOENT ? "no such device" : e == EACCES ? "permission denied (dialout group?)"
+                : e == EBUSY ? "device busy" : "errno " + std::to_string(e));
+  }
+  int fd = modbus_get_socket(ctx);
+  if (fd >= FD_SETSIZE) {
+    // libmodbus 3.1.6 select()s on this fd: move it below FD_SETSIZE or give up.
+    const int low = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (low < 0 || low >= FD_SETSIZE) {
+      if (low >= 0) ::close(low);
+      modbus_close(ctx);
+      modbus_free(ctx);
+      return fail("no file descriptor below " + std::to_string(FD_SETSIZE) +
+                  " free for libmodbus' select()");
+    }
+    ::close(fd);
+    modbus_set_socket(ctx, low);
+  }
+  ctx_ = ctx;
+  backoff_ = std::chrono::milliseconds(0);
+  obs_.on_connection(endpoint_index_, true);
+  last_io_ = now;
+  if (spec_.pause_after_connect.count() > 0) wait_until(now + spec_.pause_after_connect);
+  return true;
+}
+
+void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
+  DevicePoll& p = d.poll;
+  p.begin(SteadyClock::now(), slot);
+  DevicePoll::Outcome o = p.first();
+  std::string error;
+  if (!open_line(error)) {
+    o = p.fail(error);
+    obs_.on_request(o.event);
+  }
+  std::uint8_t rsp[MODBUS_RTU_MAX_ADU_LENGTH];
+  while (o.step != DevicePoll::Step::kDone && o.step != DevicePoll::Step::kDoneReconnect) {
+    if (o.step == DevicePoll::Step::kSendAfter && !wait_until(SteadyClock::now() + o.delay)) {
+      o = p.fail("stopping");
+      break;
+    }
+    if (o.step == DevicePoll::Step::kReconnectSend) {
+      close_line();
+      next_open_ = {};
+      if (!open_line(error)) {
+        o = p.fail(error);
+        obs_.on_request(o.event);
+        break;
+      }
+    }
+    if (spec_.pause_between_requests.count() > 0) {
+      wait_until(last_io_ + spec_.pause_between_requests);
+    }
+    modbus_t* ctx = as_ctx(ctx_);
+    const ReadRequest& r = p.request();
+    const std::uint8_t unit = static_cast<std::uint8_t>(p.spec().unit);
+    const std::uint8_t req[6] = {unit,
+                                 static_cast<std::uint8_t>(r.kind),
+                                 static_cast<std::uint8_t>(r.address >> 8),
+                                 static_cast<std::uint8_t>(r.address & 0xFF),
+                                 static_cast<std::uint8_t>(r.count >> 8),
+                                 static_cast<std::uint8_t>(r.count & 0xFF)};
+    modbus_set_slave(ctx, unit);
+    set_timeout(ctx, p.spec().timeout);
+    p.on_sent();
+    if (modbus_send_raw_request(ctx, req, sizeof req) == -1) {
+      o = p.on_connection_lost("write to " + spec_.key + " failed (errno " +
+                               std::to_string(errno) + ")");
+    } else {
+      const int rc = modbus_receive_confirmation(ctx, rsp);
+      last_io_ = SteadyClock::now();
+      if (rc == -1) {
+        const int e = errno;
+        if (e == ETIMEDOUT) {
+          o = p.on_timeout();
+        } else if (e == EMBBADCRC || e == EMBBADDATA || e == EMBMDATA || e == EMBBADSLAVE) {
+          o = p.on_malformed(e == EMBBADCRC ? "bad CRC" : "invalid frame");
+        } else {
+          o = p.on_connection_lost("read from " + spec_.key + " failed (errno " +
+                                   std::to_string(e) + ")");
+        }
+      } else if (rc < 4 || rsp[0] != unit) {
+        o = p.on_malformed(rc < 4 ? "short frame" : "reply from unit " + std::to_string(rsp[0]));
+      } else {
+        // ADU = unit + PDU + CRC (libmodbus has checked the CRC); our parser checks the rest.
+        o = p.on_reply(std::span<const std::uint8_t>(rsp + 1, static_cast<std::size_t>(rc - 3)));
+      }
+    }
+    obs_.on_request(o.event);
+    if (o.step == DevicePoll::Step::kDoneReconnect) {
+      modbus_flush(as_ctx(ctx_));
+      close_line();
+    }
+  }
+  const auto now = SteadyClock::now();
+  PollResult res = p.take_result(now);
+  d.backoff_until = p.next_poll(now, now);
+  obs_.on_result(std::move(res));
+}
+
+void SerialLinePoller::run() {
+  const SteadyTime t0 = SteadyClock::now();
+  for (auto& d : devs_) {
+    const auto& sp = d.poll.spec();
+    d.next_slot = t0 + sp.first_poll_offset.value_or(start_offset(sp.id, sp.interval));
+  }
+  while (!devs_.empty()) {
+    auto it = std::min_element(devs_.begin(), devs_.end(), [](const Dev& a, const Dev& b) {
+      return a.next_slot < b.next_slot;
+    });
+    if (!wait_until(it->next_slot)) break;
+    const SteadyTime slot = it->next_slot;
+    const auto interval = it->poll.spec().interval;
+    if (SteadyClock::now() >= it->backoff_until) poll_device(*it, slot);
+    it->next_slot = slot + interval;
+    const auto now = SteadyClock::now();
+    if (it->next_slot <= now) {
+      const auto behind = (now - it->next_slot) / interval + 1;
+      for (long i = 0; i < behind && i < 1000; ++i) obs_.on_overrun(it->poll.index());
+      it->next_slot += interval * behind;
+    }
+  }
+  if (devs_.empty()) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return stopping_; });
+  }
+  close_line();
+}
+
+}  // namespace facility::modbus

@@ -1,0 +1,80 @@
+// SerialLinePoller: the devices on one RS-485 serial line, polled with libmodbus' RTU backend.
+//
+// Serial lines are few (one thread each is cheap), and libmodbus' RTU code handles what a
+// serial line needs (termios, RS-485 inter-frame timing). Requests are sent raw and replies
+// are validated by our own frame.h, and the same DevicePoll drives the cycle, so error classes
+// and counters are the ones of the TCP engine.
+//
+// libmodbus 3.1.6 waits with select(): a serial port whose fd lands at or above FD_SETSIZE
+// (possible when thousands of TCP sockets are open) is moved below it with F_DUPFD, or refused.
+//
+// Thread-safety: start()/stop() from one owner thread; the observer is called on this poller's
+// own thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collectors/modbus/device_poll.h"
+#include "collectors/modbus/poll_observer.h"
+
+namespace facility::modbus {
+
+struct SerialSpec {
+  std::string key;     // "rtu:///dev/ttyUSB0", for messages
+  std::string device;  // "/dev/ttyUSB0"
+  int baud = 9600;
+  char parity = 'N';  // 'N', 'E', 'O'
+  int data_bits = 8;
+  int stop_bits = 1;
+  std::chrono::milliseconds pause_after_connect{0};
+  std::chrono::milliseconds pause_between_requests{0};
+  std::chrono::milliseconds backoff_initial{1000};
+  std::chrono::milliseconds backoff_max{60000};
+};
+
+class SerialLinePoller {
+ public:
+  SerialLinePoller(std::size_t endpoint_index, SerialSpec spec,
+                   std::vector<std::pair<std::size_t, DeviceSpec>> devices, PollObserver& observer);
+  ~SerialLinePoller();
+  SerialLinePoller(const SerialLinePoller&) = delete;
+  SerialLinePoller& operator=(const SerialLinePoller&) = delete;
+
+  void start();
+  void stop();  // idempotent
+
+ private:
+  struct Dev {
+    DevicePoll poll;
+    SteadyTime next_slot{};
+    SteadyTime backoff_until{};
+  };
+  void run();
+  bool open_line(std::string& error);
+  void close_line();
+  void poll_device(Dev& d, SteadyTime slot);
+  bool wait_until(SteadyTime t);  // false when stopping
+
+  std::size_t endpoint_index_;
+  SerialSpec spec_;
+  std::vector<Dev> devs_;
+  PollObserver& obs_;
+  void* ctx_ = nullptr;  // modbus_t*, only used by the poller thread
+  SteadyTime next_open_{};
+  std::chrono::milliseconds backoff_{0};
+  std::string open_error_;
+  SteadyTime last_io_{};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace facility::modbus

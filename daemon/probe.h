@@ -1,0 +1,33 @@
+// `facilityd probe`: read one device once and print every point decoded -- value, unit, raw
+// registers -- as a table. What a field engineer runs when a new PDU is wired.
+//
+// Thread-safety: run_probe() is a whole command; it starts and stops its own poller.
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace facility {
+
+struct ProbeOptions {
+  // Either a device of a configuration...
+  std::string config_path;
+  std::string device_id;
+  // ... or an endpoint, unit and profile given directly.
+  std::string endpoint;      // tcp://HOST:PORT, rtu-over-tcp://HOST:PORT, rtu:///dev/ttyUSB0
+  int unit = 1;
+  std::string profile;       // a name in profiles_dir, or a path to a .yaml file
+  std::string profiles_dir;  // default: /etc/facilityd/profiles, else ./config/profiles
+  std::optional<int> baud;
+  std::optional<char> parity;
+  std::optional<int> stop_bits;
+  std::chrono::milliseconds timeout{1000};
+};
+
+// Prints the table to `out` and problems to `err`. Returns 0 when the device answered every
+// read, 1 when the poll failed, 2 for bad options or configuration.
+int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err);
+
+}  // namespace facility

@@ -1,0 +1,365 @@
+// PollEngine against the simulator's ModbusServer on loopback: decoding, RTU over TCP, fault
+// isolation (silent, busy, illegal address inside a batch, closing devices) while healthy
+// devices keep their schedule, more than 1,024 connections, and only function codes 1-4 sent.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "collectors/modbus/engine.h"
+#include "sim/modbus_server.h"
+
+namespace facility::modbus {
+namespace {
+
+using namespace std::chrono_literals;
+using sim::Fault;
+using sim::ModbusServer;
+using sim::UnitImage;
+
+class Recorder : public PollObserver {
+ public:
+  struct Device {
+    int ok = 0, failed = 0;
+    std::uint64_t overruns = 0;
+    std::map<std::string, int> results;  // request result label -> count
+    PollResult last_ok;
+    std::string last_error;
+  };
+  void on_result(PollResult&& r) override {
+    std::lock_guard l(mu_);
+    Device& d = devs_[r.device_index];
+    if (r.ok) {
+      ++d.ok;
+      d.last_ok = std::move(r);
+    } else {
+      ++d.failed;
+      d.last_error = r.error;
+    }
+    cv_.notify_all();
+  }
+  void on_request(const RequestEvent& e) override {
+    std::lock_guard l(mu_);
+    std::string label = to_string(e.result);
+    if (e.result == RequestResult::kException) label += "_" + std::to_string(e.exception_code);
+    ++devs_[e.device_index].results[label];
+  }
+  void on_overrun(std::size_t i) override {
+    std::lock_guard l(mu_);
+    ++devs_[i].overruns;
+  }
+  void on_connection(std::size_t, bool up) override { connections_ += up ? 1 : 0; }
+
+  // Waits until pred(devices) holds; false after the deadline.
+  bool wait(const std::function<bool(const std::map<std::size_t, Device>&)>& pred,
+            std::chrono::seconds deadline = 30s) {
+    std::unique_lock l(mu_);
+    return cv_.wait_for(l, deadline, [&] { return pred(devs_); });
+  }
+  std::map<std::size_t, Device> snapshot() {
+    std::lock_guard l(mu_);
+    return devs_;
+  }
+  std::atomic<int> connections_{0};
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::size_t, Device> devs_;
+};
+
+UnitImage counting_image(int n) {
+  UnitImage img;
+  auto& t = img.table(RegisterKind::kHolding);
+  t.start = 0;
+  for (int i = 0; i < n; ++i) t.values.push_back(static_cast<std::uint16_t>(1000 + i));
+  return img;
+}
+
+DeviceSpec device(const std::string& id, int unit, int npoints,
+                  std::chrono::milliseconds interval = 500ms) {
+  DeviceSpec s;
+  s.id = id;
+  s.unit = unit;
+  s.interval = interval;
+  s.timeout = 150ms;
+  s.retries = 0;
+  s.busy_retries = 1;
+  s.busy_retry_delay = 20ms;
+  s.backoff_max = 2000ms;
+  for (int i = 0; i < npoints; ++i) {
+    PointSpec p;
+    p.name = "r" + std::to_string(i);
+    p.kind = RegisterKind::kHolding;
+    p.address = static_cast<std::uint16_t>(i);
+    p.type = DataType::kUInt16;
+    s.points.push_back(p);
+  }
+  return s;
+}
+
+EngineEndpoint endpoint(std::size_t index, std::uint16_t port, bool rtu = false) {
+  EngineEndpoint e;
+  e.index = index;
+  e.spec.key = "tcp://127.0.0.1:" + std::to_string(port);
+  e.spec.framing = rtu ? Framing::kRtu : Framing::kTcp;
+  e.spec.host = "127.0.0.1";
+  e.spec.port = port;
+  e.spec.backoff_initial = 100ms;
+  e.spec.backoff_max = 1000ms;
+  return e;
+}
+
+void expect_read_only(const ModbusServer& s) {
+  for (const auto& [fc, n] : s.function_code_counts()) {
+    EXPECT_TRUE(fc >= 1 && fc <= 4) << "function code " << fc << " sent " << n << " times";
+  }
+}
+
+TEST(PollEngine, PollsAndDecodesOverTcpAndRtuOverTcp) {
+  ModbusServer server;
+  const auto tcp = server.listen("127.0.0.1", 0);
+  const auto rtu = server.listen("127.0.0.1", 0, /*rtu=*/true);
+  for (int u = 1; u <= 3; ++u) {
+    server.set_unit(tcp, static_cast<std::uint8_t>(u), counting_image(10));
+    server.set_unit(rtu, static_cast<std::uint8_t>(u), counting_image(10));
+  }
+  server.start();
+  std::vector<EngineEndpoint> eps{endpoint(0, tcp), endpoint(1, rtu, true)};
+  for (int u = 1; u <= 3; ++u) {
+    eps[0].devices.emplace_back(u - 1, device("tcp" + std::to_string(u), u, 10, 200ms));
+    eps[1].devices.emplace_back(2 + u, device("rtu" + std::to_string(u), u, 10, 200ms));
+  }
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  ASSERT_TRUE(rec.wait([](const auto& d) {
+    if (d.size() < 6) return false;
+    for (const auto& [i, dev] : d) if (dev.ok < 3) return false;
+    return true;
+  }));
+  engine.stop();
+  for (const auto& [i, dev] : rec.snapshot()) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(dev.failed, 0) << dev.last_error;
+    ASSERT_EQ(dev.last_ok.values.size(), 10u);
+    for (int r = 0; r < 10; ++r) EXPECT_EQ(dev.last_ok.values[static_cast<std::size_t>(r)].value, 1000 + r);
+    EXPECT_EQ(dev.last_ok.requests, 1);  // ten registers, one read
+  }
+  // One connection per endpoint, kept across polls.
+  EXPECT_EQ(rec.connections_.load(), 2);
+  expect_read_only(server);
+}
+
+TEST(PollEngine, FaultyDevicesCostOnlyTheirOwnSlot) {
+  ModbusServer server;
+  const auto healthy = server.listen("127.0.0.1", 0);
+  const auto silent = server.listen("127.0.0.1", 0);
+  const auto gateway = server.listen("127.0.0.1", 0);  // one silent unit, one healthy unit
+  const auto busy = server.listen("127.0.0.1", 0);
+  const auto illegal = server.listen("127.0.0.1", 0);
+  const auto closing = server.listen("127.0.0.1", 0);
+  for (auto port : {healthy, silent, gateway, busy, illegal, closing}) {
+    for (int u = 1; u <= 3; ++u) server.set_unit(port, static_cast<std::uint8_t>(u), counting_image(8));
+  }
+  Fault f;
+  f.silent = true;
+  server.set_fault(silent, 1, f);
+  server.set_fault(gateway, 1, f);
+  Fault b;
+  b.busy = true;
+  server.set_fault(busy, 1, b);
+  Fault il;
+  il.illegal_addresses = {5};
+  server.set_fault(illegal, 1, il);
+  Fault cl;
+  cl.close = true;
+  server.set_fault(closing, 1, cl);
+  server.start();
+
+  // Device indexes: 0-2 healthy endpoint, 3 silent, 4 gateway-silent, 5 gateway-healthy,
+  // 6 busy, 7 illegal-in-batch, 8 closing.
+  std::vector<EngineEndpoint> eps{endpoint(0, healthy), endpoint(1, silent), endpoint(2, gateway),
+                                  endpoint(3, busy),    endpoint(4, illegal), endpoint(5, closing)};
+  for (int u = 1; u <= 3; ++u) eps[0].devices.emplace_back(u - 1, device("h" + std::to_string(u), u, 8));
+  eps[1].devices.emplace_back(3, device("silent", 1, 8));
+  eps[2].devices.emplace_back(4, device("gw-silent", 1, 8));
+  eps[2].devices.emplace_back(5, device("gw-healthy", 2, 8));
+  eps[3].devices.emplace_back(6, device("busy", 1, 8));
+  eps[4].devices.emplace_back(7, device("illegal", 1, 8));
+  eps[5].devices.emplace_back(8, device("closing", 1, 8));
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  // Run until each healthy device has completed 8 polls (4 s at 500 ms).
+  ASSERT_TRUE(rec.wait([](const auto& d) {
+    for (std::size_t i : {0u, 1u, 2u}) {
+      auto it = d.find(i);
+      if (it == d.end() || it->second.ok < 8) return false;
+    }
+    return true;
+  }));
+  engine.stop();
+  auto d = rec.snapshot();
+  for (std::size_t i : {0u, 1u, 2u}) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(d[i].failed, 0);
+    EXPECT_EQ(d[i].overruns, 0u);  // every slot polled: the faulty endpoints cost them nothing
+  }
+  // Silent: timeouts, failed polls, and backoff (fewer attempts than slots).
+  EXPECT_EQ(d[3].ok, 0);
+  EXPECT_GE(d[3].results["timeout"], 2);
+  EXPECT_LT(d[3].results["timeout"], 8);
+  EXPECT_NE(d[3].last_error.find("timeout"), std::string::npos);
+  // The healthy unit behind the same gateway as a silent one still gets through.
+  EXPECT_GE(d[5].ok, 3);
+  EXPECT_EQ(d[5].failed, 0);
+  EXPECT_EQ(d[4].ok, 0);
+  // Busy: exception 6 counted, retried, polls fail.
+  EXPECT_EQ(d[6].ok, 0);
+  EXPECT_GE(d[6].results["exception_6"], 4);
+  // Illegal address inside the batch: the other points arrive; the bad one is unreadable.
+  ASSERT_GE(d[7].ok, 3);
+  EXPECT_EQ(d[7].failed, 0);
+  for (int r = 0; r < 8; ++r) {
+    const auto& v = d[7].last_ok.values[static_cast<std::size_t>(r)];
+    if (r == 5) {
+      EXPECT_TRUE(v.unreadable);
+    } else {
+      EXPECT_EQ(v.value, 1000 + r);
+    }
+  }
+  // ... and only the first cycle needed the split: later cycles send no exception.
+  EXPECT_LE(d[7].results["exception_2"], 4);
+  // Closing: the connection loss is counted, never a value.
+  EXPECT_EQ(d[8].ok, 0);
+  EXPECT_GE(d[8].results["connection"], 1);
+  expect_read_only(server);
+}
+
+TEST(PollEngine, MoreThan1024Connections) {
+  // 1,100 endpoints with one device each: 1,100 client sockets plus as many on the server side
+  // and its listeners, so client fds are far above FD_SETSIZE (1024).
+  constexpr int kEndpoints = 1100;
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  const rlim_t want = 4 * kEndpoints + 200;
+  if (rl.rlim_cur < want) {
+    rl.rlim_cur = std::min(want, rl.rlim_max);
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  ASSERT_GE(rl.rlim_cur, want) << "cannot raise RLIMIT_NOFILE to " << want;
+  ModbusServer server;
+  std::vector<EngineEndpoint> eps;
+  for (int i = 0; i < kEndpoints; ++i) {
+    const auto port = server.listen("127.0.0.1", 0);
+    server.set_unit(port, 1, counting_image(4));
+    EngineEndpoint e = endpoint(static_cast<std::size_t>(i), port);
+    e.devices.emplace_back(i, device("d" + std::to_string(i), 1, 4, 1000ms));
+    eps.push_back(std::move(e));
+  }
+  server.start();
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  const bool all = rec.wait(
+      [](const auto& d) {
+        if (static_cast<int>(d.size()) < kEndpoints) return false;
+        for (const auto& [i, dev] : d) if (dev.ok < 2) return false;
+        return true;
+      },
+      60s);
+  engine.stop();
+  ASSERT_TRUE(all);
+  int failed = 0;
+  for (const auto& [i, dev] : rec.snapshot()) {
+    failed += dev.failed;
+    EXPECT_EQ(dev.last_ok.values.at(3).value, 1003);
+  }
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(rec.connections_.load(), kEndpoints);
+  EXPECT_GE(server.stats().connections, static_cast<std::uint64_t>(kEndpoints));
+  expect_read_only(server);
+}
+
+// Pauses are lower bounds, so a loaded machine cannot make this test fail: requests on one
+// endpoint are never closer together than pause_between_requests, and the first one never
+// comes sooner than pause_after_connect after the connection opened.
+class Timing : public Recorder {
+ public:
+  void on_request(const RequestEvent& e) override {
+    Recorder::on_request(e);
+    std::lock_guard l(mu);
+    replies.push_back(std::chrono::steady_clock::now());
+  }
+  void on_connection(std::size_t i, bool up) override {
+    Recorder::on_connection(i, up);
+    std::lock_guard l(mu);
+    if (up) connected.push_back(std::chrono::steady_clock::now());
+  }
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> replies, connected;
+};
+
+TEST(PollEngine, PausesAfterConnectAndBetweenRequests) {
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  for (int u = 1; u <= 3; ++u) server.set_unit(port, static_cast<std::uint8_t>(u), counting_image(4));
+  server.start();
+  std::vector<EngineEndpoint> eps{endpoint(0, port)};
+  eps[0].spec.pause_after_connect = 150ms;
+  eps[0].spec.pause_between_requests = 80ms;
+  for (int u = 1; u <= 3; ++u) {
+    DeviceSpec d = device("p" + std::to_string(u), u, 4, 200ms);
+    d.first_poll_offset = 0ms;  // all three due at once: the pauses must space them
+    eps[0].devices.emplace_back(u - 1, d);
+  }
+  Timing rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  ASSERT_TRUE(rec.wait([](const auto& d) {
+    if (d.size() < 3) return false;
+    for (const auto& [i, dev] : d) if (dev.ok < 3) return false;
+    return true;
+  }));
+  engine.stop();
+  std::lock_guard l(rec.mu);
+  ASSERT_EQ(rec.connected.size(), 1u);
+  ASSERT_GE(rec.replies.size(), 9u);
+  // The first reply comes after the pause (plus a round trip) from the connection.
+  EXPECT_GE(rec.replies[0] - rec.connected[0], 150ms);
+  for (std::size_t i = 1; i < rec.replies.size(); ++i) {
+    EXPECT_GE(rec.replies[i] - rec.replies[i - 1], 80ms) << "request " << i;
+  }
+  expect_read_only(server);
+}
+
+TEST(PollEngine, UnreachableEndpointFailsFastAndBacksOff) {
+  // A port nobody listens on: connect is refused at once; polls fail with "connection".
+  std::uint16_t port;
+  {
+    ModbusServer probe;
+    port = probe.listen("127.0.0.1", 0);
+  }
+  std::vector<EngineEndpoint> eps{endpoint(0, port)};
+  eps[0].devices.emplace_back(0, device("gone", 1, 2, 100ms));
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  ASSERT_TRUE(rec.wait([](const auto& d) { return d.count(0) && d.at(0).failed >= 3; }));
+  std::this_thread::sleep_for(1s);
+  engine.stop();
+  auto d = rec.snapshot();
+  EXPECT_EQ(d[0].ok, 0);
+  EXPECT_NE(d[0].last_error.find("refused"), std::string::npos) << d[0].last_error;
+  // Backoff: ~15 slots of 100 ms passed, far fewer polls were attempted.
+  EXPECT_LT(d[0].failed, 12);
+}
+
+}  // namespace
+}  // namespace facility::modbus
