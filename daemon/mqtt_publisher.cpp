@@ -4,8 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 #include <atomic>
+#include <set>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 
 #include "daemon/mqtt_journal.h"
@@ -43,6 +46,79 @@ bool permanent_reason(int reason) {
   return reason >= 0x80 && reason < 0xFF && reason != 0x97 && reason != 0x89;
 }
 
+// Paho reports a failed TLS connection only as rc -1 ("TCP/TLS connect failure"). The reason -
+// untrusted certificate, host name mismatch, client certificate refused - appears only in its
+// trace. While some TLS connection is down, that trace is on and the newest reason is kept for
+// the connect-failure log line. Paho's trace is process-wide, so with several sites the reason
+// is the newest of any of them (they share one broker and one TLS setup); it is off whenever
+// every TLS connection is up, so it costs nothing on the publishing path.
+//
+// The host name check needs the MINIMUM level: Paho first tries X509_check_host, which fails
+// for an IP address even when the certificate names it, and only then X509_check_ip_asc, whose
+// result it logs at that level.
+class TlsDiagnosis {
+ public:
+  static TlsDiagnosis& instance() {
+    static TlsDiagnosis d;
+    return d;
+  }
+  void set_down(const void* link, bool down) {
+    std::lock_guard lock(mu_);
+    if (down)
+      down_.insert(link);
+    else
+      down_.erase(link);
+    const bool on = !down_.empty();
+    if (on == on_) return;
+    on_ = on;
+    MQTTAsync_setTraceCallback(on ? &TlsDiagnosis::trace : nullptr);
+    MQTTAsync_setTraceLevel(on ? MQTTASYNC_TRACE_MINIMUM : MQTTASYNC_TRACE_FATAL);
+  }
+  std::string take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(last_, std::string());
+  }
+
+ private:
+  static void trace(enum MQTTASYNC_TRACE_LEVELS, char* message) {
+    const std::string_view m(message);
+    const auto after = [&](std::string_view key) -> std::optional<std::string> {
+      const auto p = m.find(key);
+      if (p == std::string_view::npos) return std::nullopt;
+      return std::string(m.substr(p + key.size()));
+    };
+    TlsDiagnosis& d = instance();
+    std::string why;
+    if (auto host = after("X509_check_host for hostname ")) {
+      std::lock_guard lock(d.mu_);
+      d.host_ = host->substr(0, host->find(' '));
+      return;
+    } else if (auto rc = after("rc from X509_check_ip_asc is "); rc && *rc != "1") {
+      std::lock_guard lock(d.mu_);
+      d.last_ = "the broker's certificate is not issued for host " + d.host_;
+      return;
+    } else if (auto ours = after("SSL alert write:fatal:")) {
+      why = "facilityd refused the broker's certificate (" + *ours +
+            "): is it signed by the CA in mqtt.tls.ca_file?";
+    } else if (auto theirs = after("SSL alert read:fatal:")) {
+      why = "the broker refused the TLS handshake (" + *theirs +
+            "): does it require a client certificate (mqtt.tls.cert_file)?";
+    } else if (auto v = after("SSL certificate verification: "); v && *v != "X509_V_OK") {
+      why = "certificate verification failed: " + *v;
+    } else {
+      return;
+    }
+    std::lock_guard lock(d.mu_);
+    d.last_ = std::move(why);
+  }
+
+  std::mutex mu_;
+  std::set<const void*> down_;
+  bool on_ = false;
+  std::string host_;  // of the last X509_check_host failure: the IP check decides
+  std::string last_;
+};
+
 // What the operator needs to read in the log when a connection attempt fails.
 std::string describe_connect_failure(int rc, int reason, bool tls) {
   switch (reason) {  // MQTT 5 CONNACK reason codes
@@ -61,14 +137,19 @@ std::string describe_connect_failure(int rc, int reason, bool tls) {
     case 2: return "refused: client identifier rejected (mqtt.client_id)";
     case 3: return "refused: server unavailable";
     case 4: return "refused: bad user name or password (mqtt.auth)";
-    case 5: return "refused: not authorized (mqtt.auth, broker ACL)";
+    // mosquitto answers a wrong password with 5, not 4.
+    case 5: return "refused: not authorized (wrong user name or password, or not allowed; mqtt.auth)";
     default: break;
   }
-  if (reason >= 0x80 && reason < 0xFF) return "refused with MQTT reason code " + std::to_string(reason);
-  return tls ? "connection or TLS handshake failed: broker unreachable, its certificate not "
-               "trusted by mqtt.tls.ca_file or not issued for this host name, or our client "
-               "certificate refused (rc " + std::to_string(rc) + ")"
-             : "connection failed: broker unreachable (rc " + std::to_string(rc) + ")";
+  if (reason >= 0x80 && reason < 0xFF)
+    return "refused with MQTT reason code " + std::to_string(reason);
+  if (tls) {
+    const std::string why = TlsDiagnosis::instance().take();
+    if (!why.empty()) return "TLS handshake failed: " + why;
+    return "connection or TLS handshake failed: broker unreachable, or TLS refused (rc " +
+           std::to_string(rc) + ")";
+  }
+  return "connection failed: broker unreachable (rc " + std::to_string(rc) + ")";
 }
 
 }  // namespace
@@ -111,21 +192,30 @@ struct MqttPublisher::SiteLink {
     SiteLink& link_;
   };
 
-  // Paho retries a failed connect on its own (automatic reconnect also covers the very first
-  // attempt); this makes the first failure of a series, and every change of cause, visible.
+  // Outcome of each connection attempt. We reconnect ourselves rather than with Paho's
+  // automatic reconnect, whose failed attempts reach no callback: a broker that comes back
+  // with, say, a changed password would then never be explained in the log. Logged: the first
+  // failure of a series and every change of cause (each attempt at debug level).
   class ConnectListener : public mqtt::iaction_listener {
    public:
     explicit ConnectListener(SiteLink& l) : link_(l) {}
-    void on_success(const mqtt::token&) override {}
+    void on_success(const mqtt::token&) override { link_.connecting.store(false); }
     void on_failure(const mqtt::token& tok) override {
       const std::string why =
           describe_connect_failure(tok.get_return_code(), static_cast<int>(tok.get_reason_code()),
                                    link_.tls);
-      std::lock_guard lock(link_.log_mu);
-      if (why == link_.last_failure) return;
-      link_.last_failure = why;
-      spdlog::error("mqtt: site {}: cannot connect to {} as {}: {}; retrying", link_.site,
-                    link_.broker, link_.client_id, why);
+      {
+        std::lock_guard lock(link_.log_mu);
+        spdlog::debug("mqtt: site {}: connect attempt failed: {}", link_.site, why);
+        if (why != link_.last_failure) {
+          link_.last_failure = why;
+          spdlog::error("mqtt: site {}: cannot connect to {} as {}: {}; retrying", link_.site,
+                        link_.broker, link_.client_id, why);
+        }
+      }
+      link_.retry_later();
+      link_.connecting.store(false);
+      link_.pub.wake();
     }
 
    private:
@@ -133,6 +223,26 @@ struct MqttPublisher::SiteLink {
   };
 
   explicit SiteLink(MqttPublisher& p) : pub(p) {}
+
+  // Next attempt after a failure or a lost connection: the backoff doubles from
+  // reconnect_min_interval up to reconnect_max_interval, with +-20 % jitter so that many
+  // daemons do not come back to one broker in lockstep. Reset by a successful connection.
+  void retry_later() {
+    std::lock_guard lock(retry_mu);
+    const auto& s = pub.settings_;
+    backoff = backoff.count() == 0 ? s.reconnect_min : std::min(backoff * 2, s.reconnect_max);
+    const double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng);
+    next_attempt = Steady::now() + std::chrono::milliseconds(static_cast<std::int64_t>(
+                                       static_cast<double>(backoff.count()) * jitter));
+  }
+  bool attempt_due() {
+    std::lock_guard lock(retry_mu);
+    return Steady::now() >= next_attempt;
+  }
+  void reset_backoff() {
+    std::lock_guard lock(retry_mu);
+    backoff = std::chrono::milliseconds(0);
+  }
 
   // "online" / "offline": retained, QoS 1 like the will, whatever the data QoS; not through the
   // outbox (it belongs to this connection, not to the data).
@@ -161,6 +271,13 @@ struct MqttPublisher::SiteLink {
   std::string last_failure;  // the last connect failure logged ("" after a success)
   std::atomic<std::uint64_t> connects{0}, status_published{0};
   Steady::time_point backoff_until{};  // worker only: after a transient publish error
+
+  mqtt::connect_options connect_opts;   // built once by start()
+  std::atomic<bool> connecting{false};  // an attempt is under way
+  std::mutex retry_mu;
+  Steady::time_point next_attempt{};
+  std::chrono::milliseconds backoff{0};
+  std::minstd_rand rng;
 
   DeliveryListener delivery{*this};
   StatusListener status_listener{*this};
@@ -276,7 +393,7 @@ void MqttPublisher::start() {
     // Clean sessions: what was in flight on a lost connection is re-sent from our outbox.
     opts.set_keep_alive_interval(secs(settings_.keepalive));
     opts.set_connect_timeout(secs(options_.connect_timeout));
-    opts.set_automatic_reconnect(secs(settings_.reconnect_min), secs(settings_.reconnect_max));
+    // No Paho automatic reconnect: see ConnectListener.
     opts.set_max_inflight(static_cast<int>(options_.max_in_flight) + 16);
     // One will per connection, which is why there is one connection per site.
     opts.set_will(mqtt::will_options(link->status_topic, std::string("offline"), 1, true));
@@ -293,16 +410,34 @@ void MqttPublisher::start() {
       // No error_handler: setting it crashes or leaks in this Paho (#325, #439).
       opts.set_ssl(ssl);
     }
+    if (link->tls) TlsDiagnosis::instance().set_down(link.get(), true);
     if (settings_.auth.username) opts.set_user_name(*settings_.auth.username);
     if (settings_.auth.password) opts.set_password(*settings_.auth.password);
+    link->connect_opts = opts;
+    link->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(link->client_id) ^
+                                              static_cast<std::size_t>(
+                                                  Steady::now().time_since_epoch().count())));
     try {
-      link->client->connect(opts, nullptr, link->connect_listener);
+      link->connecting.store(true);
+      link->client->connect(link->connect_opts, nullptr, link->connect_listener);
     } catch (const mqtt::exception& e) {
       // Network problems never land here (they are reported asynchronously and retried); this is
       // Paho refusing the request itself, which retrying will not fix.
       throw std::runtime_error("mqtt: site " + link->site + ": connect request rejected: " +
                                e.what());
     }
+  }
+}
+
+void MqttPublisher::maybe_connect(SiteLink& link) {
+  if (link.connected.load() || link.connecting.load() || !link.attempt_due()) return;
+  link.connecting.store(true);
+  try {
+    link.client->connect(link.connect_opts, nullptr, link.connect_listener);
+  } catch (const mqtt::exception& e) {
+    link.connecting.store(false);
+    spdlog::warn("mqtt: site {}: connect request failed: {}", link.site, e.what());
+    link.retry_later();
   }
 }
 
@@ -335,7 +470,10 @@ void MqttPublisher::on_connected(SiteLink& link) {
     // disconnected): queue it again before the worker may send on this one.
     outbox_.requeue_site(link.site);
     link.connected.store(true);
+    link.connecting.store(false);
+    link.reset_backoff();
     link.connects.fetch_add(1);
+    if (link.tls) TlsDiagnosis::instance().set_down(&link, false);
     {
       std::lock_guard lock(link.log_mu);
       link.last_failure.clear();
@@ -358,9 +496,11 @@ void MqttPublisher::on_connected(SiteLink& link) {
 
 void MqttPublisher::on_connection_lost(SiteLink& link, const std::string& cause) {
   if (!link.connected.exchange(false)) return;
+  if (link.tls) TlsDiagnosis::instance().set_down(&link, true);
   // Not acknowledged = not delivered, as far as we can know: send it again after the reconnect.
   // (Paho C 1.3.12 loses QoS 1 messages sent into a silently dead connection, #384.)
   const std::size_t n = outbox_.requeue_site(link.site);
+  link.retry_later();
   spdlog::warn("mqtt: site {}: connection to {} lost{}{}; reconnecting ({} unacknowledged "
                "messages will be sent again)",
                link.site, link.broker, cause.empty() ? "" : ": ", cause, n);
@@ -514,7 +654,10 @@ void MqttPublisher::run() {
         if (state_due) advance(next_state, settings_.publish_interval);
         if (refresh_due) advance(next_refresh, settings_.refresh_interval);
       }
-      for (auto& link : links_) pump(*link);
+      for (auto& link : links_) {
+        maybe_connect(*link);
+        pump(*link);
+      }
       sync_journal();
       const bool over = outbox_.over_bound();
       if (over && !over_bound_logged)
@@ -627,7 +770,10 @@ void MqttPublisher::stop() {
 
   // 5. Destroy the clients (this ends Paho's retries and threads for them). Their late
   //    callbacks can no longer reach the outbox.
-  for (auto& link : links_) link->client.reset();
+  for (auto& link : links_) {
+    link->client.reset();
+    if (link->tls) TlsDiagnosis::instance().set_down(link.get(), false);
+  }
 
   // 6. What is still queued: kept on disk for the next start, or counted as dropped.
   sync_journal();

@@ -100,9 +100,9 @@ class MqttPublisher {
   MqttPublisher& operator=(MqttPublisher&&) = delete;
 
   // Starts the worker thread and one asynchronous connect per site; returns without waiting for
-  // the broker. Paho retries with backoff (reconnect_min_interval doubling up to
-  // reconnect_max_interval) forever, including when the broker is down at start-up. Throws
-  // std::runtime_error only if Paho rejects the connect request itself.
+  // the broker. Failed or lost connections are retried with backoff (reconnect_min_interval
+  // doubling up to reconnect_max_interval, +-20 % jitter) forever, including when the broker is
+  // down at start-up. Throws std::runtime_error only if Paho rejects the connect request itself.
   // A second call is a no-op; calling it after stop() throws std::logic_error.
   void start();
 
@@ -129,6 +129,7 @@ class MqttPublisher {
                 const std::set<std::string>& force_sites);
   void enqueue(std::vector<RenderedMessage>& rendered, bool force, bool exact);
   void pump(SiteLink& link);
+  void maybe_connect(SiteLink& link);  // worker: a new attempt when one is due
   void sync_journal();
   void on_connected(SiteLink& link);
   void on_connection_lost(SiteLink& link, const std::string& cause);
