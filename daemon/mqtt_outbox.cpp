@@ -1,6 +1,7 @@
 #include "daemon/mqtt_outbox.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace facility {
 
@@ -169,7 +170,7 @@ void MqttOutbox::back_to_queue(std::uint64_t send_id) {
   make_ready(tq);
 }
 
-void MqttOutbox::acked(std::uint64_t send_id) { finish(send_id, false); }
+std::size_t MqttOutbox::acked(std::uint64_t send_id) { return finish(send_id, false); }
 
 void MqttOutbox::failed(std::uint64_t send_id, bool permanent) {
   if (permanent) {
@@ -180,14 +181,17 @@ void MqttOutbox::failed(std::uint64_t send_id, bool permanent) {
   back_to_queue(send_id);
 }
 
-void MqttOutbox::finish(std::uint64_t send_id, bool dropped) {
+std::size_t MqttOutbox::finish(std::uint64_t send_id, bool dropped) {
   std::lock_guard lock(mu_);
   const auto f = in_flight_.find(send_id);
-  if (f == in_flight_.end()) return;  // superseded attempt: see acked()
+  if (f == in_flight_.end()) return SIZE_MAX;  // superseded attempt: see acked()
   const std::uint64_t seq = f->second;
+  const auto it = entries_.find(seq);
+  const std::size_t site = it->second.topic->site;
   // Back to "queued head" first, then removed like any queued message.
   back_to_queue(send_id);
   remove(entries_.find(seq), dropped, MqttDropReason::kRejected);
+  return sites_[site].in_flight;
 }
 
 std::size_t MqttOutbox::requeue_site(const std::string& site) {

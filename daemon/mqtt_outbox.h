@@ -106,7 +106,9 @@ class MqttOutbox {
   // Outcome of one attempt. An unknown or superseded send_id (a late callback after a
   // reconnect already re-queued the message) is ignored: the message will be sent again, which
   // QoS 1 allows, and counted once.
-  void acked(std::uint64_t send_id);
+  // acked() returns how many messages of the message's site are still in flight (or
+  // SIZE_MAX for an unknown send_id), so that the caller can refill the window in batches.
+  std::size_t acked(std::uint64_t send_id);
   void failed(std::uint64_t send_id, bool permanent);
 
   // The site's connection is gone: everything in flight on it goes back to the queue, at its
@@ -147,7 +149,8 @@ class MqttOutbox {
   void make_ready(TopicQueue& tq);
   bool fits(std::size_t bytes) const;
   void back_to_queue(std::uint64_t send_id);
-  void finish(std::uint64_t send_id, bool dropped);  // takes mu_: delivered, or rejected
+  // Takes mu_: delivered, or rejected. Returns the site's in-flight count after it.
+  std::size_t finish(std::uint64_t send_id, bool dropped);
 
   const Limits limits_;
   mutable std::mutex mu_;

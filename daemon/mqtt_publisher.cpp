@@ -162,8 +162,11 @@ struct MqttPublisher::SiteLink {
    public:
     explicit DeliveryListener(SiteLink& l) : link_(l) {}
     void on_success(const mqtt::token& tok) override {
-      link_.pub.outbox_.acked(reinterpret_cast<std::uintptr_t>(tok.get_user_context()));
-      link_.pub.wake();
+      const std::size_t left =
+          link_.pub.outbox_.acked(reinterpret_cast<std::uintptr_t>(tok.get_user_context()));
+      // Refill the window in batches: wake the worker when half of it is free (and when it is
+      // empty, for small windows and the last messages), not on every acknowledgement.
+      if (left == link_.pub.options_.max_in_flight / 2 || left == 0) link_.pub.wake();
     }
     void on_failure(const mqtt::token& tok) override {
       const int rc = tok.get_return_code();

@@ -156,15 +156,17 @@ class Mosquitto {
     const auto db = dir_.path() / "db";
     std::filesystem::create_directories(db);
     std::filesystem::permissions(db, std::filesystem::perms::all);
+    // max_queued_messages 0: no limit on what the broker queues for a slow or absent
+    // subscriber (default 1000, beyond which it drops silently).
     const std::string persistence =
-        persistent ? "persistence true\npersistence_location " + db.string() +
-                         "/\nmax_queued_messages 0\n"
+        persistent ? "persistence true\npersistence_location " + db.string() + "/\n"
                    : "persistence false\n";
     conf_ = dir_.write("mosquitto.conf", "listener " + std::to_string(port) +
                                              " 127.0.0.1\n"
                                              "allow_anonymous true\n"
                                              "log_dest stdout\n"
-                                             "log_type all\n" +
+                                             "log_type all\n"
+                                             "max_queued_messages 0\n" +
                                              persistence);
     log_ = (dir_.path() / "mosquitto.log").string();
     std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_all |
