@@ -16,6 +16,7 @@
 //                      with its own offline buffer (what facilityd did before the outbox)
 //   mosquitto_pub      the same payloads piped into `mosquitto_pub -l` (libmosquitto): what
 //                      the broker and one plain client do here, a ceiling for reference
+//   facilityd-v5       facilityd over MQTT 5 (content type and format indicator per message)
 //   facilityd-steady   facilityd when 1 device in 20 changes per round (deadbands filter the
 //                      rest): the delay a NOC sees in normal operation
 #include <mqtt/async_client.h>
@@ -216,14 +217,19 @@ struct Bench {
     for (double t : recv) r.delays.push_back(t - poll);
   }
 
-  Result facilityd(bool journal, int change_every = 1) {
-    const std::string prefix = journal ? "journal" : change_every > 1 ? "steady" : "outbox";
+  Result facilityd(bool journal, int change_every = 1, int version = 4) {
+    const std::string prefix = journal ? "journal" : change_every > 1 ? "steady"
+                               : version == 5                       ? "v5"
+                                                                    : "outbox";
     Result r{journal ? "facilityd+journal"
-             : change_every > 1 ? "facilityd, 5%/round" : "facilityd",
+             : change_every > 1 ? "facilityd, 5%/round"
+             : version == 5     ? "facilityd MQTT 5"
+                                : "facilityd",
              {}, {}, {}, 0};
     every = change_every;
     TempDir state;
     MqttSettings s = settings(prefix);
+    s.protocol_version = version;
     s.outbox.persist = journal;
     MqttPublisherOptions o;
     o.max_in_flight = window;
@@ -426,6 +432,7 @@ int main(int argc, char** argv) {
   for (std::string m; std::getline(ms, m, ',');) {
     Result r = m == "facilityd"           ? b.facilityd(false)
                : m == "facilityd-steady"  ? b.facilityd(false, 20)
+               : m == "facilityd-v5"      ? b.facilityd(false, 1, 5)
                : m == "facilityd+journal" ? b.facilityd(true)
                : m == "paho-buffer"       ? b.paho_buffer()
                : m == "mosquitto_pub"     ? b.mosquitto_pub()

@@ -166,7 +166,7 @@ struct MqttPublisher::SiteLink {
           link_.pub.outbox_.acked(reinterpret_cast<std::uintptr_t>(tok.get_user_context()));
       // Refill the window in batches: wake the worker when half of it is free (and when it is
       // empty, for small windows and the last messages), not on every acknowledgement.
-      if (left == link_.pub.options_.max_in_flight / 2 || left == 0) link_.pub.wake();
+      if (left == link_.window.load() / 2 || left == 0) link_.pub.wake();
     }
     void on_failure(const mqtt::token& tok) override {
       const int rc = tok.get_return_code();
@@ -202,7 +202,27 @@ struct MqttPublisher::SiteLink {
   class ConnectListener : public mqtt::iaction_listener {
    public:
     explicit ConnectListener(SiteLink& l) : link_(l) {}
-    void on_success(const mqtt::token&) override { link_.connecting.store(false); }
+    void on_success(const mqtt::token& tok) override {
+      // MQTT 5: the broker says how many QoS 1/2 messages it accepts in flight (mosquitto: 20
+      // by default). Paho queues the rest internally and wakes up for them only slowly, so
+      // the window follows the broker, less two for the status messages.
+      std::size_t window = link_.pub.options_.max_in_flight;
+      if (link_.pub.settings_.protocol_version == 5) {
+        try {
+          const mqtt::connect_response rsp = tok.get_connect_response();
+          const mqtt::properties& props = rsp.get_properties();
+          if (props.contains(mqtt::property::RECEIVE_MAXIMUM)) {
+            const int rm = mqtt::get<int>(props, mqtt::property::RECEIVE_MAXIMUM);
+            window = std::min<std::size_t>(window, static_cast<std::size_t>(std::max(1, rm - 2)));
+          }
+        } catch (const std::exception&) {
+        }
+      }
+      if (window != link_.window.exchange(window))
+        spdlog::info("mqtt: site {}: at most {} messages in flight (broker receive maximum)",
+                     link_.site, window);
+      link_.connecting.store(false);
+    }
     void on_failure(const mqtt::token& tok) override {
       const std::string why =
           describe_connect_failure(tok.get_return_code(), static_cast<int>(tok.get_reason_code()),
@@ -277,6 +297,7 @@ struct MqttPublisher::SiteLink {
 
   mqtt::connect_options connect_opts;   // built once by start()
   std::atomic<bool> connecting{false};  // an attempt is under way
+  std::atomic<std::size_t> window{0};   // messages in flight at most (set in the constructor)
   std::mutex retry_mu;
   Steady::time_point next_attempt{};
   std::chrono::milliseconds backoff{0};
@@ -336,6 +357,7 @@ MqttPublisher::MqttPublisher(MqttSettings settings, std::vector<std::string> sit
     link->status_topic = mqtt_status_topic(settings_.topic_prefix, site);
     link->broker = settings_.broker;
     link->tls = tls;
+    link->window.store(options_.max_in_flight);
     try {
       // nullptr persistence = MQTTCLIENT_PERSISTENCE_NONE (a string, even "", would select
       // Paho's file persistence in that directory; our outbox journal replaces it).
@@ -569,7 +591,7 @@ void MqttPublisher::evaluate(const FacilitySnapshot& snap, bool state, bool forc
 
 void MqttPublisher::pump(SiteLink& link) {
   if (!link.connected.load() || Steady::now() < link.backoff_until) return;
-  auto sends = outbox_.take(link.site, options_.max_in_flight, unix_ms(Clock::now()));
+  auto sends = outbox_.take(link.site, link.window.load(), unix_ms(Clock::now()));
   for (std::size_t i = 0; i < sends.size(); ++i) {
     auto& s = sends[i];
     auto msg = mqtt::make_message(s.topic, std::move(s.payload), settings_.qos, true);

@@ -545,6 +545,32 @@ TEST_F(MqttBrokerTest, Mqtt5ContentTypeAndMessageExpiry) {
   EXPECT_FALSE(late.get("t12/s1/cabinet/c001").has_value());
 }
 
+// MQTT 5 brokers announce how many QoS 1 messages they take in flight (mosquitto's
+// max_inflight_messages, "receive maximum"); beyond it Paho queues internally and throughput
+// collapses (bench/RESULTS.md). The window follows the broker.
+TEST_F(MqttBrokerTest, Mqtt5WindowFollowsBrokerReceiveMaximum) {
+  broker_ = std::make_unique<Mosquitto>(free_loopback_port(), false, "max_inflight_messages 5\n");
+  ASSERT_TRUE(broker_->start()) << broker_->log();
+  TestFacility fac({"s1"}, 300);
+  MqttSettings st = settings_for(broker_->port(), "ft-rm", "t14");
+  st.protocol_version = 5;
+  MqttPublisher pub(st, {"s1"}, fast_options());
+  pub.start();
+  ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(Clock::now(), 100)));
+  std::uint64_t most = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto s = pub.stats();
+        most = std::max(most, s.in_flight);
+        return s.queue_messages == 0;
+      },
+      30s));
+  EXPECT_LE(most, 3u);  // 5 - 2 kept for the status messages
+  EXPECT_GT(most, 0u);
+  EXPECT_EQ(pub.stats().published_total, 1 + fac.messages_per_site());
+}
+
 TEST_F(MqttBrokerTest, SilentlyDeadConnectionLosesNothing) {
   // paho.mqtt.cpp#384: QoS 1 messages sent between a silent network drop and the keepalive
   // noticing it are lost by Paho. A stopped broker process keeps the TCP connection up and

@@ -150,7 +150,8 @@ class Child {
 // were away - how a test sees everything published right after the broker comes back.
 class Mosquitto {
  public:
-  explicit Mosquitto(int port, bool persistent = false) : port_(port) {
+  explicit Mosquitto(int port, bool persistent = false, const std::string& extra = "")
+      : port_(port) {
     // Started as root, mosquitto drops to the "mosquitto" user: its database directory must
     // be writable for that user.
     const auto db = dir_.path() / "db";
@@ -167,7 +168,7 @@ class Mosquitto {
                                              "log_dest stdout\n"
                                              "log_type all\n"
                                              "max_queued_messages 0\n" +
-                                             persistence);
+                                             persistence + extra);
     log_ = (dir_.path() / "mosquitto.log").string();
     std::filesystem::permissions(dir_.path(), std::filesystem::perms::owner_all |
                                                   std::filesystem::perms::others_exec |
