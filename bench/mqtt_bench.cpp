@@ -425,7 +425,7 @@ int main(int argc, char** argv) {
               window, cpu_model().c_str(), std::thread::hardware_concurrency(), load[0],
               model_cpu * 1000);
   breakdown(b);
-  std::printf("%-18s %10s %14s %12s %12s\n", "mode", "msg/s", "CPU ms/1000", "delay p50",
+  std::printf("%-20s %8s %10s %14s %12s %12s\n", "mode", "msg/rnd", "msg/s", "CPU ms/1000", "delay p50",
               "delay p99");
   std::vector<Result> results;
   std::stringstream ms(modes);
@@ -438,13 +438,15 @@ int main(int argc, char** argv) {
                : m == "mosquitto_pub"     ? b.mosquitto_pub()
                                           : Result{m, {}, {}, {}, 0};
     if (r.rate.empty()) {
-      std::printf("%-18s (unknown mode or no result)\n", m.c_str());
+      std::printf("%-20s (unknown mode or no result)\n", m.c_str());
       continue;
     }
     if (r.delays.empty())
-      std::printf("%-18s %10.0f %14s %12s %12s\n", r.mode.c_str(), median(r.rate), "-", "-", "-");
+      std::printf("%-20s %8zu %10.0f %14s %12s %12s\n", r.mode.c_str(), r.messages,
+                  median(r.rate), "-", "-", "-");
     else
-      std::printf("%-18s %10.0f %14.1f %10.0f ms %10.0f ms\n", r.mode.c_str(), median(r.rate),
+      std::printf("%-20s %8zu %10.0f %14.1f %10.0f ms %10.0f ms\n", r.mode.c_str(), r.messages,
+                  median(r.rate),
                   median(r.cpu_per_1000), percentile(r.delays, 0.5) * 1000,
                   percentile(r.delays, 0.99) * 1000);
     std::fflush(stdout);
