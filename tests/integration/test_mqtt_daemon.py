@@ -168,23 +168,36 @@ def main():
         expect_status("online", "restarted, the daemon says online again")
         h.wait_for("connected", lambda: metric(url, "facility_mqtt_connected") == 1, timeout=20)
 
-        # A restart with a queue: broker down, queue, SIGTERM, restart, broker back.
+        # Restarts with a queue: broker down, queue, SIGTERM, restart, queue more, SIGKILL,
+        # restart, broker back.
         broker.stop()
         t_down = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1))
         h.wait_for("messages queued while the broker is down",
                    lambda: (metric(url, "facility_mqtt_queue_messages") or 0) >= 10, timeout=30)
         procs.stop(daemon)  # SIGTERM
-        t_term = time.strftime("%Y-%m-%dT%H:%M:%S.999", time.gmtime())
         log = procs.log(daemon)
         m = re.search(r"mqtt: (\d+) undelivered messages kept in (\S+) ", log)
         kept = int(m.group(1)) if m else 0
         c.check(m and m.group(2) == os.path.join(state, "mqtt-outbox.sqlite"),
                 f"on SIGTERM {kept} queued messages were kept in the state directory")
+
+        def restored(name):
+            log = h.wait_for("restored", lambda: "restored from" in procs.log(name) and
+                             procs.log(name), timeout=20)
+            m = re.search(r"mqtt: (\d+) queued messages restored", log)
+            return int(m.group(1)) if m else -1
         daemon = start_daemon()
-        log = h.wait_for("restored", lambda: "restored from" in procs.log(daemon) and
-                         procs.log(daemon), timeout=20)
-        m = re.search(r"mqtt: (\d+) queued messages restored", log)
-        c.check(m and int(m.group(1)) == kept, f"the next run restored them ({m and m.group(0)})")
+        n = restored(daemon)
+        c.check(n == kept, f"the next run restored them ({n})")
+        h.wait_for("more queued on top", lambda: (metric(url, "facility_mqtt_queue_messages") or 0)
+                   >= kept + 5, timeout=30)
+        queued = metric(url, "facility_mqtt_queue_messages")
+        procs.stop(daemon, sig=signal.SIGKILL)  # no chance to save anything now
+        t_term = time.strftime("%Y-%m-%dT%H:%M:%S.999", time.gmtime())
+        daemon = start_daemon()
+        kept = restored(daemon)
+        c.check(kept >= queued, f"after SIGKILL the next run restored {kept} messages "
+                                f"(at least the {queued:.0f} queued when it was killed)")
         broker.start()
         h.wait_for("drained", lambda: metric(url, "facility_mqtt_connected") == 1 and
                    metric(url, "facility_mqtt_queue_messages") == 0, timeout=30)
