@@ -373,7 +373,7 @@ Config load_config(const std::string& path) {
 
   if (top.has("daemon")) {
     MapReader r(d, top.get("daemon"), "daemon",
-                {"listen", "stale_after_intervals", "powered_threshold_w"});
+                {"listen", "stale_after_intervals", "powered_threshold_w", "state_dir"});
     if (auto l = r.str("listen")) {
       static const std::regex re(R"(^[A-Za-z0-9.\-]+:[0-9]{1,5}$)");
       if (!std::regex_match(*l, re)) {
@@ -386,6 +386,12 @@ Config load_config(const std::string& path) {
     if (auto n = r.num("powered_threshold_w")) {
       if (*n < 0) d.error(r.get("powered_threshold_w"), "daemon: powered_threshold_w must be >= 0");
       cfg.daemon.powered_threshold_w = *n;
+    }
+    if (auto v = r.str("state_dir")) {
+      if (v->empty() || v->front() != '/')
+        d.error(r.get("state_dir"), "daemon: state_dir must be an absolute path");
+      else
+        cfg.daemon.state_dir = *v;
     }
   }
 

@@ -189,6 +189,8 @@ struct DaemonSettings {
   std::string listen = "127.0.0.1:10044";
   int stale_after_intervals = 3;  // a reading older than N x its device's interval is stale
   double powered_threshold_w = 100;  // a cabinet drawing more than this counts as powered
+  // Where facilityd keeps state across restarts (the MQTT outbox). systemd: StateDirectory=.
+  std::string state_dir = "/var/lib/facilityd";
 };
 
 struct Config {

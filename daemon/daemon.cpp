@@ -59,7 +59,9 @@ void Daemon::start() {
     if (opt_.mqtt_broker) ms.broker = *opt_.mqtt_broker;
     std::vector<std::string> site_ids;
     for (const auto& s : config_->sites) site_ids.push_back(s.id);
-    mqtt_ = std::make_unique<MqttPublisher>(ms, site_ids);
+    MqttPublisherOptions mo;
+    mo.state_dir = config_->daemon.state_dir;
+    mqtt_ = std::make_unique<MqttPublisher>(ms, site_ids, mo);
     mqtt_->start();
   }
 
@@ -76,6 +78,13 @@ void Daemon::start() {
       v.published = s.published_total;
       v.dropped = s.dropped_total;
       v.queued = s.queue_messages;
+      v.queue_bytes = s.queue_bytes;
+      v.queue_limit_messages = config_->mqtt.outbox.max_messages;
+      v.queue_limit_bytes = config_->mqtt.outbox.max_bytes;
+      v.queued_total = s.queued_total;
+      v.unchanged = s.unchanged_total;
+      v.connects = s.connects_total;
+      v.persist_errors = s.persist_errors_total;
       return v;
     };
   }
@@ -89,7 +98,6 @@ void Daemon::start() {
 }
 
 void Daemon::model_loop() {
-  auto last_publish = std::chrono::steady_clock::now() - std::chrono::hours(1);
   bool first_cycle_logged = false;
   const auto t0 = std::chrono::steady_clock::now();
   while (true) {
@@ -113,11 +121,9 @@ void Daemon::model_loop() {
         first_cycle_logged = true;
       }
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (mqtt_ && now - last_publish >= config_->mqtt.publish_interval) {
-      mqtt_->publish(snap);
-      last_publish = now;
-    }
+    // Every cycle: the publisher checks alerts on each snapshot and state topics every
+    // mqtt.publish_interval; handing over never waits.
+    if (mqtt_) mqtt_->publish(snap);
   }
 }
 

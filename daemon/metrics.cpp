@@ -157,18 +157,54 @@ std::vector<MetricFamily> render_metrics(const ExpositionSources& src) {
   if (src.mqtt) {
     const MqttStatsView m = src.mqtt();
     if (m.enabled) {
-      gauge(fam.family("facility_mqtt_connected", "1 if connected to the MQTT broker.",
+      const auto d = [](std::uint64_t v) { return static_cast<double>(v); };
+      gauge(fam.family("facility_mqtt_connected",
+                       "1 if every site's connection to the MQTT broker is up.",
                        MetricType::Gauge),
             {}, m.connected ? 1.0 : 0.0);
+      counter(fam.family("facility_mqtt_connects_total",
+                         "Successful MQTT connections (first one and every reconnect).",
+                         MetricType::Counter),
+              {}, d(m.connects));
       counter(fam.family("facility_mqtt_messages_published_total",
-                         "MQTT messages handed to the broker connection.", MetricType::Counter),
-              {}, static_cast<double>(m.published));
+                         "MQTT messages acknowledged by the broker (QoS 1/2) or written (QoS 0), "
+                         "status messages included.",
+                         MetricType::Counter),
+              {}, d(m.published));
+      counter(fam.family("facility_mqtt_messages_queued_total",
+                         "MQTT data messages handed to the outbox; each is later published or "
+                         "dropped.",
+                         MetricType::Counter),
+              {}, d(m.queued_total));
+      counter(fam.family("facility_mqtt_messages_unchanged_total",
+                         "MQTT state messages not sent because no value moved beyond its "
+                         "deadband.",
+                         MetricType::Counter),
+              {}, d(m.unchanged));
       auto& dropped = fam.family("facility_mqtt_messages_dropped_total",
-                                 "MQTT messages dropped, by reason.", MetricType::Counter);
-      for (const auto& [reason, n] : m.dropped) counter(dropped, {{"reason", reason}}, double(n));
+                                 "MQTT messages dropped, by reason (queue_full, expired, "
+                                 "rejected, shutdown).",
+                                 MetricType::Counter);
+      for (const auto& [reason, n] : m.dropped) counter(dropped, {{"reason", reason}}, d(n));
       gauge(fam.family("facility_mqtt_queue_messages",
-                       "MQTT messages waiting for delivery.", MetricType::Gauge),
-            {}, static_cast<double>(m.queued));
+                       "MQTT messages in the outbox, waiting or in flight.", MetricType::Gauge),
+            {}, d(m.queued));
+      gauge(fam.family("facility_mqtt_queue_bytes",
+                       "Topic and payload bytes of the MQTT messages in the outbox.",
+                       MetricType::Gauge),
+            {}, d(m.queue_bytes));
+      gauge(fam.family("facility_mqtt_queue_limit_messages",
+                       "Bound of the MQTT outbox in messages (mqtt.outbox.max_messages).",
+                       MetricType::Gauge),
+            {}, d(m.queue_limit_messages));
+      gauge(fam.family("facility_mqtt_queue_limit_bytes",
+                       "Bound of the MQTT outbox in bytes (mqtt.outbox.max_bytes).",
+                       MetricType::Gauge),
+            {}, d(m.queue_limit_bytes));
+      counter(fam.family("facility_mqtt_outbox_persist_errors_total",
+                         "Writes or deletes of the MQTT outbox journal that failed.",
+                         MetricType::Counter),
+              {}, d(m.persist_errors));
     }
   }
 

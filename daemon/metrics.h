@@ -27,7 +27,14 @@ struct MqttStatsView {
   bool connected = false;
   std::uint64_t published = 0;
   std::map<std::string, std::uint64_t> dropped;  // by reason
-  std::uint64_t queued = 0;
+  std::uint64_t queued = 0;  // in the outbox now, in flight included
+  std::uint64_t queue_bytes = 0;
+  std::uint64_t queue_limit_messages = 0;
+  std::uint64_t queue_limit_bytes = 0;
+  std::uint64_t queued_total = 0;  // ever handed to the outbox
+  std::uint64_t unchanged = 0;  // not queued: within the deadbands
+  std::uint64_t connects = 0;
+  std::uint64_t persist_errors = 0;
 };
 
 struct ExpositionSources {

@@ -4,371 +4,307 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 #include <atomic>
-#include <cmath>
-#include <cstdio>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
-#include <unordered_map>
+#include <string_view>
 #include <utility>
+
+#include "daemon/mqtt_journal.h"
 
 namespace facility {
 
 namespace {
 
-using nlohmann::json;
+using Steady = std::chrono::steady_clock;
 
-// The payload vocabulary is part of the MQTT contract (docs/mqtt.md), so it is spelled out here
-// rather than borrowed from the config/model to_string() helpers: renaming an enum value there
-// must not silently change what dashboards receive.
-const char* quality_name(Quality q) {
-  switch (q) {
-    case Quality::kGood: return "good";
-    case Quality::kStale: return "stale";
-    case Quality::kError: return "error";
+std::int64_t unix_ms(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Errors of a publish call that retrying cannot fix: the message itself is unacceptable.
+bool permanent_publish_error(int rc) {
+  switch (rc) {
+    case -5:  // MQTTASYNC_BAD_UTF8_STRING
+    case MQTTASYNC_NULL_PARAMETER:
+    case MQTTASYNC_TOPICNAME_TRUNCATED:
+    case MQTTASYNC_BAD_STRUCTURE:
+    case MQTTASYNC_BAD_QOS:
+    case MQTTASYNC_BAD_MQTT_OPTION:
+    case MQTTASYNC_WRONG_MQTT_VERSION:
+      return true;
+    default:
+      return false;
   }
-  return "error";
 }
 
-const char* cabinet_status_name(CabinetStatus s) {
-  switch (s) {
-    case CabinetStatus::kSold: return "sold";
-    case CabinetStatus::kInternal: return "internal";
-    case CabinetStatus::kFree: return "free";
+// MQTT 5 PUBACK reason codes >= 0x80 are refusals; "quota exceeded" and "server busy" pass.
+// (Paho C++ reports 255, MQTTPP_V3_CODE, when there is no reason code: MQTT 3.1.1, or a failure
+// that is not the broker's answer.)
+bool permanent_reason(int reason) {
+  return reason >= 0x80 && reason < 0xFF && reason != 0x97 && reason != 0x89;
+}
+
+// Paho reports a failed TLS connection only as rc -1 ("TCP/TLS connect failure"). The reason -
+// untrusted certificate, host name mismatch, client certificate refused - appears only in its
+// trace. While some TLS connection is down, that trace is on and the newest reason is kept for
+// the connect-failure log line. Paho's trace is process-wide, so with several sites the reason
+// is the newest of any of them (they share one broker and one TLS setup); it is off whenever
+// every TLS connection is up, so it costs nothing on the publishing path.
+//
+// The host name check needs the MINIMUM level: Paho first tries X509_check_host, which fails
+// for an IP address even when the certificate names it, and only then X509_check_ip_asc, whose
+// result it logs at that level.
+class TlsDiagnosis {
+ public:
+  static TlsDiagnosis& instance() {
+    static TlsDiagnosis d;
+    return d;
   }
-  return "free";
-}
-
-const char* device_kind_name(DeviceKind k) {
-  switch (k) {
-    case DeviceKind::kPdu: return "pdu";
-    case DeviceKind::kMeter: return "meter";
-    case DeviceKind::kCooling: return "cooling";
-    case DeviceKind::kRackSensor: return "rack_sensor";
+  void set_down(const void* link, bool down) {
+    std::lock_guard lock(mu_);
+    if (down)
+      down_.insert(link);
+    else
+      down_.erase(link);
+    const bool on = !down_.empty();
+    if (on == on_) return;
+    on_ = on;
+    MQTTAsync_setTraceCallback(on ? &TlsDiagnosis::trace : nullptr);
+    MQTTAsync_setTraceLevel(on ? MQTTASYNC_TRACE_MINIMUM : MQTTASYNC_TRACE_FATAL);
   }
-  return "unknown";
-}
-
-// JSON has no NaN/Inf: nlohmann would print them as null anyway, but being explicit keeps the
-// "unknown is null, never 0" rule visible at every call site.
-json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-json num(const std::optional<double>& v) { return v ? num(*v) : json(nullptr); }
-json opt_bool(const std::optional<bool>& v) { return v ? json(*v) : json(nullptr); }
-json opt_string(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
-
-// Error strings come from devices and libraries and may not be valid UTF-8; a throwing dump()
-// would lose the whole snapshot, so invalid bytes are replaced.
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-json cabinet_json(const SiteSnapshot& site, const CabinetSnapshot& cs, const std::string& ts) {
-  const Cabinet& c = *cs.cabinet;
-  // power_w and utilization are only meaningful when every feed is fresh; the model already
-  // leaves them empty otherwise, and this keeps it true even if the model changes.
-  const bool good = cs.quality == Quality::kGood;
-
-  json feeds = json::object();
-  for (const auto& f : c.feeds) feeds[f] = nullptr;  // configured feeds always appear
-  for (const auto& f : cs.feeds) feeds[f.feed] = num(f.power_w);
-
-  return json{
-      {"ts", ts},
-      {"site", site.site->id},
-      {"room", c.room},
-      {"row", c.row},
-      {"cabinet", c.id},
-      {"power_w", good ? num(cs.power_w) : json(nullptr)},
-      {"rated_w", num(c.rated_w)},
-      {"utilization", good ? num(cs.utilization) : json(nullptr)},
-      {"feeds", std::move(feeds)},
-      {"powered", cs.powered},
-      {"status", cabinet_status_name(c.status)},
-      {"quality", quality_name(cs.quality)},
-      {"inlet_c", num(cs.inlet_c)},
-      {"humidity_ratio", num(cs.humidity_ratio)},
-      {"units",
-       {{"power_w", "W"},
-        {"rated_w", "W"},
-        {"utilization", "ratio"},
-        {"feeds", "W"},
-        {"inlet_c", "degC"},
-        {"humidity_ratio", "ratio"}}},
-  };
-}
-
-json summary_json(const SiteSnapshot& s, const std::string& ts) {
-  const Site& site = *s.site;
-  // planned_cabinets == 0 means "the build-out plan is what is installed" (config.h).
-  const int planned = site.planned_cabinets > 0 ? site.planned_cabinets : s.cabinets_total;
-  return json{
-      {"ts", ts},
-      {"site", site.id},
-      {"name", site.name},
-      {"it_power_w", num(s.it_power_w)},
-      {"it_power_source", opt_string(s.it_power_source)},
-      {"facility_power_w", num(s.facility_power_w)},
-      {"cooling_power_w", num(s.cooling_power_w)},
-      {"pue", num(s.pue)},
-      {"pue_category", site.pue_category},
-      {"coverage", {{"it", num(s.it_coverage)}, {"facility", num(s.facility_coverage)}}},
-      {"rated_w", num(s.rated_w)},
-      {"cabinets",
-       {{"total", s.cabinets_total},
-        {"powered", s.cabinets_powered},
-        {"sold", s.cabinets_sold},
-        {"internal", s.cabinets_internal},
-        {"free", s.cabinets_free},
-        {"planned", planned},
-        {"measured", s.cabinets_measured}}},
-      {"occupancy", {{"powered", num(s.occupancy_powered)}, {"sold", num(s.occupancy_sold)}}},
-      {"units",
-       {{"it_power_w", "W"},
-        {"facility_power_w", "W"},
-        {"cooling_power_w", "W"},
-        {"rated_w", "W"},
-        {"pue", "1"},
-        {"coverage", "ratio"},
-        {"occupancy", "ratio"}}},
-  };
-}
-
-json cooling_json(const std::string& site_id, const CoolingSnapshot& cs, const DeviceSnapshot* ds,
-                  const std::string& ts) {
-  const Device& d = *cs.device;
-  // Without a device entry we cannot vouch for freshness: report stale and show no numbers.
-  const Quality q = ds ? ds->quality : Quality::kStale;
-  const bool good = q == Quality::kGood;
-  std::optional<double> delta;
-  if (cs.supply_c && cs.return_c) delta = *cs.return_c - *cs.supply_c;
-  const auto v = [good](const std::optional<double>& x) { return good ? num(x) : json(nullptr); };
-  return json{
-      {"ts", ts},
-      {"site", site_id},
-      {"device", d.id},
-      {"room", opt_string(d.room)},
-      {"supply_c", v(cs.supply_c)},
-      {"return_c", v(cs.return_c)},
-      {"delta_t_c", v(delta)},
-      {"power_w", v(cs.power_w)},
-      {"fan_ratio", v(cs.fan_ratio)},
-      {"running", good ? opt_bool(cs.running) : json(nullptr)},
-      {"quality", quality_name(q)},
-      {"units",
-       {{"supply_c", "degC"},
-        {"return_c", "degC"},
-        {"delta_t_c", "degC"},
-        {"power_w", "W"},
-        {"fan_ratio", "ratio"}}},
-  };
-}
-
-json device_json(const DeviceSnapshot& ds, const std::string& ts) {
-  const Device& d = *ds.device;
-  json j{
-      {"ts", ts},
-      {"site", d.site},
-      {"device", d.id},
-      {"kind", device_kind_name(d.kind)},
-      {"profile", d.profile_name},
-      {"up", ds.up},
-      {"quality", quality_name(ds.quality)},
-      {"last_success",
-       ds.last_success == TimePoint{} ? json(nullptr) : json(format_rfc3339_ms(ds.last_success))},
-      // An old error next to a working device only confuses: show it while the device is down.
-      {"error", ds.up ? json(nullptr) : opt_string(ds.last_error)},
-  };
-  if (!d.cabinet.empty()) j["cabinet"] = d.cabinet;
-  if (!d.feed.empty()) j["feed"] = d.feed;
-  if (!d.room.empty()) j["room"] = d.room;
-
-  // Points as read, in the profile's unit; only from a fresh reading, never stale values.
-  json points = json::object();
-  if (ds.reading && ds.quality == Quality::kGood) {
-    for (const auto& [name, pv] : ds.reading->points)
-      points[name] = json{{"value", num(pv.value)}, {"unit", pv.unit}};
+  std::string take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(last_, std::string());
   }
-  j["points"] = std::move(points);
-  return j;
-}
 
-void warn_invalid(const char* what, const std::string& id) {
-  spdlog::warn("mqtt: {} id \"{}\" cannot be an MQTT topic level ('/', '+', '#' or empty); "
-               "not published",
-               what, id);
-}
-
-void render_site_into(const FacilitySnapshot& snap, const std::string& prefix,
-                      const std::string& site_id, const std::string& ts,
-                      std::vector<MqttMessage>& out) {
-  if (!is_valid_topic_level(site_id)) {
-    warn_invalid("site", site_id);
-    return;
-  }
-  const std::string base = prefix + "/" + site_id + "/";
-  const auto add = [&](std::string topic, const json& j) {
-    out.push_back(MqttMessage{site_id, std::move(topic), dump(j), true});
-  };
-
-  std::unordered_map<const Device*, const DeviceSnapshot*> device_by_ptr;
-  for (const auto& ds : snap.devices)
-    if (ds.device) device_by_ptr.emplace(ds.device, &ds);
-
-  for (const auto& s : snap.sites) {
-    if (!s.site || s.site->id != site_id) continue;
-    add(base + "summary", summary_json(s, ts));
-    for (const auto& cs : s.cabinets) {
-      if (!cs.cabinet) continue;
-      if (!is_valid_topic_level(cs.cabinet->id)) {
-        warn_invalid("cabinet", cs.cabinet->id);
-        continue;
-      }
-      add(base + "cabinet/" + cs.cabinet->id, cabinet_json(s, cs, ts));
+ private:
+  static void trace(enum MQTTASYNC_TRACE_LEVELS, char* message) {
+    const std::string_view m(message);
+    const auto after = [&](std::string_view key) -> std::optional<std::string> {
+      const auto p = m.find(key);
+      if (p == std::string_view::npos) return std::nullopt;
+      return std::string(m.substr(p + key.size()));
+    };
+    TlsDiagnosis& d = instance();
+    std::string why;
+    if (auto host = after("X509_check_host for hostname ")) {
+      std::lock_guard lock(d.mu_);
+      d.host_ = host->substr(0, host->find(' '));
+      return;
+    } else if (auto rc = after("rc from X509_check_ip_asc is "); rc && *rc != "1") {
+      std::lock_guard lock(d.mu_);
+      d.last_ = "the broker's certificate is not issued for host " + d.host_;
+      return;
+    } else if (auto ours = after("SSL alert write:fatal:")) {
+      why = "facilityd refused the broker's certificate (" + *ours +
+            "): is it signed by the CA in mqtt.tls.ca_file?";
+    } else if (auto theirs = after("SSL alert read:fatal:")) {
+      why = "the broker refused the TLS handshake (" + *theirs +
+            "): does it require a client certificate (mqtt.tls.cert_file)?";
+    } else if (auto v = after("SSL certificate verification: "); v && *v != "X509_V_OK") {
+      why = "certificate verification failed: " + *v;
+    } else {
+      return;
     }
-    for (const auto& cs : s.cooling) {
-      if (!cs.device) continue;
-      if (!is_valid_topic_level(cs.device->id)) {
-        warn_invalid("device", cs.device->id);
-        continue;
-      }
-      const auto it = device_by_ptr.find(cs.device);
-      add(base + "cooling/" + cs.device->id,
-          cooling_json(site_id, cs, it == device_by_ptr.end() ? nullptr : it->second, ts));
-    }
+    std::lock_guard lock(d.mu_);
+    d.last_ = std::move(why);
   }
-  for (const auto& ds : snap.devices) {
-    if (!ds.device || ds.device->site != site_id) continue;
-    if (!is_valid_topic_level(ds.device->id)) {
-      warn_invalid("device", ds.device->id);
-      continue;
-    }
-    add(base + "device/" + ds.device->id, device_json(ds, ts));
-  }
-}
 
-bool is_valid_prefix(const std::string& p) {
-  if (p.empty() || p.front() == '$') return false;  // $-topics belong to the broker
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t slash = p.find('/', start);
-    const std::string level = p.substr(start, slash == std::string::npos ? slash : slash - start);
-    if (!is_valid_topic_level(level)) return false;  // also rejects "a//b", "/a", "a/"
-    if (slash == std::string::npos) return true;
-    start = slash + 1;
+  std::mutex mu_;
+  std::set<const void*> down_;
+  bool on_ = false;
+  std::string host_;  // of the last X509_check_host failure: the IP check decides
+  std::string last_;
+};
+
+// What the operator needs to read in the log when a connection attempt fails.
+std::string describe_connect_failure(int rc, int reason, bool tls) {
+  switch (reason) {  // MQTT 5 CONNACK reason codes
+    case 0x84: return "refused: unsupported protocol version (try protocol_version 3.1.1)";
+    case 0x85: return "refused: client identifier not valid (mqtt.client_id)";
+    case 0x86: return "refused: bad user name or password (mqtt.auth)";
+    case 0x87: return "refused: not authorized (mqtt.auth, broker ACL)";
+    case 0x88: return "refused: server unavailable";
+    case 0x89: return "refused: server busy";
+    case 0x8A: return "refused: banned";
+    case 0x8C: return "refused: bad authentication method";
+    default: break;
   }
+  switch (rc) {  // MQTT 3.1.1 CONNACK return codes, as Paho reports them
+    case 1: return "refused: unacceptable protocol version (try protocol_version 5)";
+    case 2: return "refused: client identifier rejected (mqtt.client_id)";
+    case 3: return "refused: server unavailable";
+    case 4: return "refused: bad user name or password (mqtt.auth)";
+    // mosquitto answers a wrong password with 5, not 4.
+    case 5: return "refused: not authorized (wrong user name or password, or not allowed; mqtt.auth)";
+    default: break;
+  }
+  if (reason >= 0x80 && reason < 0xFF)
+    return "refused with MQTT reason code " + std::to_string(reason);
+  if (tls) {
+    const std::string why = TlsDiagnosis::instance().take();
+    if (!why.empty()) return "TLS handshake failed: " + why;
+    return "connection or TLS handshake failed: broker unreachable, or TLS refused (rc " +
+           std::to_string(rc) + ")";
+  }
+  return "connection failed: broker unreachable (rc " + std::to_string(rc) + ")";
 }
 
 }  // namespace
 
-// ---- Pure functions -------------------------------------------------------------------------
-
-std::string format_rfc3339_ms(TimePoint t) {
-  using namespace std::chrono;
-  const auto ms = floor<milliseconds>(t);  // floor, not round: never jump into the next second
-  const auto day = floor<days>(ms);
-  const year_month_day ymd{day};
-  const hh_mm_ss<milliseconds> hms{ms - day};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()),
-                static_cast<int>(hms.subseconds().count()));
-  return buf;
-}
-
-bool is_valid_topic_level(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (c == '/' || c == '+' || c == '#' || c == '\0') return false;
-  return true;
-}
-
-std::string mqtt_status_topic(const std::string& prefix, const std::string& site) {
-  return prefix + "/" + site + "/status";
-}
-
-std::vector<MqttMessage> render_site_messages(const FacilitySnapshot& snap,
-                                              const std::string& prefix,
-                                              const std::string& site) {
-  std::vector<MqttMessage> out;
-  render_site_into(snap, prefix, site, format_rfc3339_ms(snap.computed_at), out);
-  return out;
-}
-
-std::vector<MqttMessage> render_messages(const FacilitySnapshot& snap, const std::string& prefix) {
-  // Sites in snapshot order, then any site that only appears through its devices.
-  std::vector<std::string> order;
-  std::set<std::string> seen;
-  for (const auto& s : snap.sites)
-    if (s.site && seen.insert(s.site->id).second) order.push_back(s.site->id);
-  for (const auto& d : snap.devices)
-    if (d.device && seen.insert(d.device->site).second) order.push_back(d.device->site);
-
-  const std::string ts = format_rfc3339_ms(snap.computed_at);
-  std::vector<MqttMessage> out;
-  for (const auto& site : order) render_site_into(snap, prefix, site, ts, out);
-  return out;
-}
-
-// ---- Publisher ------------------------------------------------------------------------------
-
-// One broker connection. Everything a Paho callback touches is atomic: callbacks run on Paho's
-// threads, concurrently with the worker and with stats().
+// One broker connection. Everything a Paho callback touches is atomic or behind a lock:
+// callbacks run on Paho's threads, concurrently with the worker and with stats().
 struct MqttPublisher::SiteLink {
-  // Completion of every publish on this connection (exactly one of the two per accepted
-  // message: Paho reports failure for in-flight messages it discards, e.g. on a clean-session
-  // reconnect, with MQTTASYNC_OPERATION_INCOMPLETE).
+  // Completion of data messages: the user context is the outbox send id.
   class DeliveryListener : public mqtt::iaction_listener {
    public:
     explicit DeliveryListener(SiteLink& l) : link_(l) {}
-    void on_success(const mqtt::token&) override {
-      link_.published.fetch_add(1, std::memory_order_relaxed);
-      link_.outstanding.fetch_sub(1, std::memory_order_relaxed);
+    void on_success(const mqtt::token& tok) override {
+      const std::size_t left =
+          link_.pub.outbox_.acked(reinterpret_cast<std::uintptr_t>(tok.get_user_context()));
+      // Refill the window in batches: wake the worker when half of it is free (and when it is
+      // empty, for small windows and the last messages), not on every acknowledgement.
+      if (left == link_.window.load() / 2 || left == 0) link_.pub.wake();
     }
     void on_failure(const mqtt::token& tok) override {
       const int rc = tok.get_return_code();
-      if (rc == MQTTASYNC_OPERATION_INCOMPLETE || rc == MQTTASYNC_DISCONNECTED)
-        link_.drop_not_connected.fetch_add(1, std::memory_order_relaxed);
-      else
-        link_.drop_publish_error.fetch_add(1, std::memory_order_relaxed);
-      link_.outstanding.fetch_sub(1, std::memory_order_relaxed);
+      const int reason = static_cast<int>(tok.get_reason_code());
+      const bool permanent = permanent_publish_error(rc) || permanent_reason(reason);
+      if (permanent)
+        spdlog::warn("mqtt: site {}: the broker refused a message (rc {}, reason {}); dropped",
+                     link_.site, rc, reason);
+      link_.pub.outbox_.failed(reinterpret_cast<std::uintptr_t>(tok.get_user_context()),
+                               permanent);
+      link_.pub.wake();
     }
 
    private:
     SiteLink& link_;
   };
 
-  // Paho retries a failed connect on its own (automatic reconnect also covers the very first
-  // attempt); this only makes the first failure of a series visible in the log.
+  // Completion of status messages (online/offline), which bypass the outbox.
+  class StatusListener : public mqtt::iaction_listener {
+   public:
+    explicit StatusListener(SiteLink& l) : link_(l) {}
+    void on_success(const mqtt::token&) override { link_.status_published.fetch_add(1); }
+    void on_failure(const mqtt::token&) override {}
+
+   private:
+    SiteLink& link_;
+  };
+
+  // Outcome of each connection attempt. We reconnect ourselves rather than with Paho's
+  // automatic reconnect, whose failed attempts reach no callback: a broker that comes back
+  // with, say, a changed password would then never be explained in the log. Logged: the first
+  // failure of a series and every change of cause (each attempt at debug level).
   class ConnectListener : public mqtt::iaction_listener {
    public:
     explicit ConnectListener(SiteLink& l) : link_(l) {}
-    void on_success(const mqtt::token&) override {}
+    void on_success(const mqtt::token& tok) override {
+      // MQTT 5: the broker says how many QoS 1/2 messages it accepts in flight (mosquitto: 20
+      // by default). Paho queues the rest internally and wakes up for them only slowly, so
+      // the window follows the broker, less two for the status messages.
+      std::size_t window = link_.pub.options_.max_in_flight;
+      if (link_.pub.settings_.protocol_version == 5) {
+        try {
+          const mqtt::connect_response rsp = tok.get_connect_response();
+          const mqtt::properties& props = rsp.get_properties();
+          if (props.contains(mqtt::property::RECEIVE_MAXIMUM)) {
+            const int rm = mqtt::get<int>(props, mqtt::property::RECEIVE_MAXIMUM);
+            window = std::min<std::size_t>(window, static_cast<std::size_t>(std::max(1, rm - 2)));
+          }
+        } catch (const std::exception&) {
+        }
+      }
+      if (window != link_.window.exchange(window))
+        spdlog::info("mqtt: site {}: at most {} messages in flight (broker receive maximum)",
+                     link_.site, window);
+      link_.connecting.store(false);
+    }
     void on_failure(const mqtt::token& tok) override {
-      if (!link_.connect_failure_logged.exchange(true))
-        spdlog::warn("mqtt: site {}: cannot connect to {} as {} (rc {}); retrying", link_.site,
-                     link_.broker, link_.client_id, tok.get_return_code());
+      const std::string why =
+          describe_connect_failure(tok.get_return_code(), static_cast<int>(tok.get_reason_code()),
+                                   link_.tls);
+      {
+        std::lock_guard lock(link_.log_mu);
+        spdlog::debug("mqtt: site {}: connect attempt failed: {}", link_.site, why);
+        if (why != link_.last_failure) {
+          link_.last_failure = why;
+          spdlog::error("mqtt: site {}: cannot connect to {} as {}: {}; retrying", link_.site,
+                        link_.broker, link_.client_id, why);
+        }
+      }
+      link_.retry_later();
+      link_.connecting.store(false);
+      link_.pub.wake();
     }
 
    private:
     SiteLink& link_;
   };
 
+  explicit SiteLink(MqttPublisher& p) : pub(p) {}
+
+  // Next attempt after a failure or a lost connection: the backoff doubles from
+  // reconnect_min_interval up to reconnect_max_interval, with +-20 % jitter so that many
+  // daemons do not come back to one broker in lockstep. Reset by a successful connection.
+  void retry_later() {
+    std::lock_guard lock(retry_mu);
+    const auto& s = pub.settings_;
+    backoff = backoff.count() == 0 ? s.reconnect_min : std::min(backoff * 2, s.reconnect_max);
+    const double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng);
+    next_attempt = Steady::now() + std::chrono::milliseconds(static_cast<std::int64_t>(
+                                       static_cast<double>(backoff.count()) * jitter));
+  }
+  bool attempt_due() {
+    std::lock_guard lock(retry_mu);
+    return Steady::now() >= next_attempt;
+  }
+  void reset_backoff() {
+    std::lock_guard lock(retry_mu);
+    backoff = std::chrono::milliseconds(0);
+  }
+
+  // "online" / "offline": retained, QoS 1 like the will, whatever the data QoS; not through the
+  // outbox (it belongs to this connection, not to the data).
+  mqtt::delivery_token_ptr publish_status(const char* payload, int version) {
+    auto msg = mqtt::make_message(status_topic, std::string(payload), 1, true);
+    if (version == 5) {
+      mqtt::properties props;
+      props.add(mqtt::property(mqtt::property::CONTENT_TYPE, std::string("text/plain")));
+      props.add(mqtt::property(mqtt::property::PAYLOAD_FORMAT_INDICATOR, 1));
+      msg->set_properties(props);
+    }
+    return client->publish(msg, nullptr, status_listener);
+  }
+
+  MqttPublisher& pub;
   std::string site, client_id, status_topic, broker;
+  bool tls = false;
 
   std::atomic<bool> connected{false};  // between connected and connection-lost callbacks
-  std::atomic<bool> republish{false};  // came (back) online: re-send the latest snapshot
   // Set by stop() under birth_mu; on_connected() checks it and sends "online" under the same
   // lock, so a reconnect racing with stop() cannot put "online" after "offline". The lock is
   // never held by a thread waiting for Paho, so taking it inside a Paho callback is safe.
   std::mutex birth_mu;
   bool stopping = false;
-  std::atomic<bool> connect_failure_logged{false};
-  std::atomic<std::uint64_t> connects{0}, published{0};
-  std::atomic<std::uint64_t> drop_buffer_full{0}, drop_publish_error{0}, drop_not_connected{0};
-  std::atomic<std::int64_t> outstanding{0};  // accepted by Paho, no completion yet
+  std::mutex log_mu;
+  std::string last_failure;  // the last connect failure logged ("" after a success)
+  std::atomic<std::uint64_t> connects{0}, status_published{0};
+  Steady::time_point backoff_until{};  // worker only: after a transient publish error
+
+  mqtt::connect_options connect_opts;   // built once by start()
+  std::atomic<bool> connecting{false};  // an attempt is under way
+  std::atomic<std::size_t> window{0};   // messages in flight at most (set in the constructor)
+  std::mutex retry_mu;
+  Steady::time_point next_attempt{};
+  std::chrono::milliseconds backoff{0};
+  std::minstd_rand rng;
 
   DeliveryListener delivery{*this};
+  StatusListener status_listener{*this};
   ConnectListener connect_listener{*this};
   // Declared last so it is destroyed first, while the listeners it references still exist.
   std::unique_ptr<mqtt::async_client> client;
@@ -376,43 +312,55 @@ struct MqttPublisher::SiteLink {
 
 MqttPublisher::MqttPublisher(MqttSettings settings, std::vector<std::string> site_ids,
                              MqttPublisherOptions options)
-    : settings_(std::move(settings)), options_(options) {
+    : settings_(std::move(settings)),
+      options_(std::move(options)),
+      outbox_(MqttOutbox::Limits{settings_.outbox.max_messages, settings_.outbox.max_bytes,
+                                 settings_.protocol_version == 5
+                                     ? static_cast<std::int64_t>(settings_.message_expiry.count())
+                                     : 0},
+              site_ids),
+      filter_(settings_.deadband) {
   if (settings_.qos < 0 || settings_.qos > 2)
     throw std::invalid_argument("mqtt.qos must be 0, 1 or 2, got " + std::to_string(settings_.qos));
-  if (!is_valid_prefix(settings_.topic_prefix))
+  if (settings_.protocol_version != 4 && settings_.protocol_version != 5)
+    throw std::invalid_argument("mqtt.protocol_version must be 3.1.1 or 5");
+  if (!is_valid_topic_prefix(settings_.topic_prefix))
     throw std::invalid_argument("mqtt.topic_prefix \"" + settings_.topic_prefix +
                                 "\" is not a valid topic prefix (no '+', '#', empty levels, "
                                 "leading '$' or '/')");
   if (settings_.client_id.empty()) throw std::invalid_argument("mqtt.client_id is empty");
-  if (options_.max_buffered_messages < 1)
-    throw std::invalid_argument("max_buffered_messages must be at least 1");
-  // TLS is not implemented yet; refusing beats connecting with Paho's default of no hostname
-  // verification (see docs/mqtt.md, "Not built yet").
-  for (const char* scheme : {"ssl://", "mqtts://", "wss://"})
-    if (settings_.broker.rfind(scheme, 0) == 0)
-      throw std::invalid_argument("mqtt.broker \"" + settings_.broker +
-                                  "\": TLS is not supported yet; use tcp://");
+  if (options_.max_in_flight < 1) throw std::invalid_argument("max_in_flight must be at least 1");
+  if (settings_.message_expiry.count() > 0 && settings_.protocol_version != 5)
+    throw std::invalid_argument("mqtt.message_expiry needs protocol_version 5");
+  // The same rules as the config loader: --mqtt-broker must not get around them.
+  if (auto problem = mqtt_security_problem(settings_))
+    throw std::invalid_argument("mqtt: " + *problem);
+  const bool tls = parse_broker_uri(settings_.broker)->tls();
 
-  mqtt::create_options co(MQTTVERSION_3_1_1);
-  co.set_send_while_disconnected(true);  // covers the gap before Paho notices a dead link
-  co.set_max_buffered_messages(options_.max_buffered_messages);
-  // Not delete-oldest: in Paho C 1.3.12 it frees the oldest message without any callback, so
-  // the C++ layer keeps its delivery token (and payload) forever and nothing can count the drop.
-  // With it off, a full buffer makes publish() fail with -12, which we count as buffer_full.
+  const int version = settings_.protocol_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+  // MQTT 5 must be chosen here and again in the connect options (pitfalls.md).
+  mqtt::create_options co(version);
+  // Paho only holds what is in flight; everything else waits in our outbox, which knows what
+  // may be dropped and counts it. Paho's own buffer (max_buffered_messages also applies while
+  // connected) gets room for the in-flight window plus the status messages.
+  co.set_send_while_disconnected(false);
+  co.set_max_buffered_messages(static_cast<int>(options_.max_in_flight) + 16);
   co.set_delete_oldest_messages(false);
 
   for (const auto& site : site_ids) {
     if (!is_valid_topic_level(site))
       throw std::invalid_argument("site id \"" + site + "\" cannot be an MQTT topic level");
     if (by_site_.count(site)) throw std::invalid_argument("duplicate site id \"" + site + "\"");
-    auto link = std::make_unique<SiteLink>();
+    auto link = std::make_unique<SiteLink>(*this);
     link->site = site;
     link->client_id = settings_.client_id + "-" + site;
     link->status_topic = mqtt_status_topic(settings_.topic_prefix, site);
     link->broker = settings_.broker;
+    link->tls = tls;
+    link->window.store(options_.max_in_flight);
     try {
-      // nullptr persistence = MQTTCLIENT_PERSISTENCE_NONE. (A string, even "", would select
-      // file persistence in that directory.)
+      // nullptr persistence = MQTTCLIENT_PERSISTENCE_NONE (a string, even "", would select
+      // Paho's file persistence in that directory; our outbox journal replaces it).
       link->client = std::make_unique<mqtt::async_client>(settings_.broker, link->client_id, co,
                                                           nullptr);
     } catch (const mqtt::exception& e) {
@@ -420,13 +368,26 @@ MqttPublisher::MqttPublisher(MqttSettings settings, std::vector<std::string> sit
     }
     SiteLink* l = link.get();
     l->client->set_connected_handler([this, l](const std::string&) { on_connected(*l); });
-    l->client->set_connection_lost_handler([l](const std::string& cause) {
-      if (l->connected.exchange(false))
-        spdlog::warn("mqtt: site {}: connection to {} lost{}{}; reconnecting", l->site, l->broker,
-                     cause.empty() ? "" : ": ", cause);
-    });
+    l->client->set_connection_lost_handler(
+        [this, l](const std::string& cause) { on_connection_lost(*l, cause); });
     by_site_.emplace(site, l);
     links_.push_back(std::move(link));
+  }
+
+  if (settings_.outbox.persist) {
+    if (options_.state_dir.empty())
+      throw std::invalid_argument("mqtt.outbox.persist needs daemon.state_dir");
+    journal_ = std::make_unique<MqttJournal>(options_.state_dir + "/mqtt-outbox.sqlite");
+    auto restored = journal_->load();
+    if (!restored.empty()) {
+      outbox_.restore_seq(restored.back().seq);
+      const std::size_t n = restored.size();
+      outbox_.push(std::move(restored));
+      const auto st = outbox_.stats();
+      spdlog::info("mqtt: {} queued messages restored from {} ({} kept within the outbox bound)",
+                   n, journal_->path(), st.messages);
+      sync_journal();
+    }
   }
 }
 
@@ -439,27 +400,69 @@ void MqttPublisher::start() {
   started_ = true;
   worker_ = std::thread(&MqttPublisher::run, this);
 
-  const int keepalive_s =
-      settings_.keepalive.count() <= 0
-          ? 0
-          : static_cast<int>(std::max<std::int64_t>(1, settings_.keepalive.count() / 1000));
+  const auto secs = [](std::chrono::milliseconds d) {
+    return static_cast<int>(std::max<std::int64_t>(1, (d.count() + 999) / 1000));
+  };
   for (auto& link : links_) {
+    // Built field by field on the object Paho gets: the builder loses properties on copy
+    // (paho.mqtt.cpp#444).
     mqtt::connect_options opts;
-    opts.set_mqtt_version(MQTTVERSION_3_1_1);
-    opts.set_clean_session(true);
-    opts.set_keep_alive_interval(keepalive_s);
-    opts.set_connect_timeout(options_.connect_timeout);
-    opts.set_automatic_reconnect(options_.min_retry_interval, options_.max_retry_interval);
+    if (settings_.protocol_version == 5) {
+      opts.set_mqtt_version(MQTTVERSION_5);
+      opts.set_clean_session(false);  // Paho C refuses cleansession with MQTT 5
+      opts.set_clean_start(true);
+    } else {
+      opts.set_mqtt_version(MQTTVERSION_3_1_1);
+      opts.set_clean_session(true);
+    }
+    // Clean sessions: what was in flight on a lost connection is re-sent from our outbox.
+    opts.set_keep_alive_interval(secs(settings_.keepalive));
+    opts.set_connect_timeout(secs(options_.connect_timeout));
+    // No Paho automatic reconnect: see ConnectListener.
+    opts.set_max_inflight(static_cast<int>(options_.max_in_flight) + 16);
     // One will per connection, which is why there is one connection per site.
     opts.set_will(mqtt::will_options(link->status_topic, std::string("offline"), 1, true));
+    if (link->tls) {
+      mqtt::ssl_options ssl;
+      // set_trust_store, not a CA path: copying ssl_options drops ca_path (paho.mqtt.cpp#337).
+      if (!settings_.tls.ca_file.empty()) ssl.set_trust_store(settings_.tls.ca_file);
+      if (!settings_.tls.cert_file.empty()) {
+        ssl.set_key_store(settings_.tls.cert_file);
+        ssl.set_private_key(settings_.tls.key_file);
+      }
+      ssl.set_enable_server_cert_auth(true);
+      ssl.set_verify(true);  // host name check; Paho's default is off (pitfalls.md)
+      // No error_handler: setting it crashes or leaks in this Paho (#325, #439).
+      opts.set_ssl(ssl);
+    }
+    if (link->tls) TlsDiagnosis::instance().set_down(link.get(), true);
+    if (settings_.auth.username) opts.set_user_name(*settings_.auth.username);
+    if (settings_.auth.password) opts.set_password(*settings_.auth.password);
+    link->connect_opts = opts;
+    link->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(link->client_id) ^
+                                              static_cast<std::size_t>(
+                                                  Steady::now().time_since_epoch().count())));
     try {
-      link->client->connect(opts, nullptr, link->connect_listener);
+      link->connecting.store(true);
+      link->client->connect(link->connect_opts, nullptr, link->connect_listener);
     } catch (const mqtt::exception& e) {
       // Network problems never land here (they are reported asynchronously and retried); this is
       // Paho refusing the request itself, which retrying will not fix.
       throw std::runtime_error("mqtt: site " + link->site + ": connect request rejected: " +
                                e.what());
     }
+  }
+}
+
+void MqttPublisher::maybe_connect(SiteLink& link) {
+  if (link.connected.load() || link.connecting.load() || !link.attempt_due()) return;
+  link.connecting.store(true);
+  try {
+    link.client->connect(link.connect_opts, nullptr, link.connect_listener);
+  } catch (const mqtt::exception& e) {
+    link.connecting.store(false);
+    spdlog::warn("mqtt: site {}: connect request failed: {}", link.site, e.what());
+    link.retry_later();
   }
 }
 
@@ -474,99 +477,225 @@ void MqttPublisher::publish(std::shared_ptr<const FacilitySnapshot> snap) {
   cv_.notify_one();
 }
 
+void MqttPublisher::wake() {
+  {
+    std::lock_guard lock(mu_);
+    work_ = true;
+  }
+  cv_.notify_one();
+}
+
 void MqttPublisher::on_connected(SiteLink& link) {
   // Paho can report one connection twice (paho.mqtt.cpp#322): only the first report of a
   // connection counts, sends the birth message and asks for a republish.
   {
     std::lock_guard birth(link.birth_mu);
-    if (link.stopping || link.connected.exchange(true)) return;
-    link.connects.fetch_add(1, std::memory_order_relaxed);
-    link.connect_failure_logged.store(false);
+    if (link.stopping || link.connected.load()) return;
+    // Anything still marked in flight belongs to the previous connection (nothing is sent while
+    // disconnected): queue it again before the worker may send on this one.
+    outbox_.requeue_site(link.site);
+    link.connected.store(true);
+    link.connecting.store(false);
+    link.reset_backoff();
+    link.connects.fetch_add(1);
+    if (link.tls) TlsDiagnosis::instance().set_down(&link, false);
+    {
+      std::lock_guard lock(link.log_mu);
+      link.last_failure.clear();
+    }
     spdlog::info("mqtt: site {}: connected to {} as {}", link.site, link.broker, link.client_id);
     // The broker may have published our will while we were away: say "online" again, every
-    // time.
-    publish_one(link, link.status_topic, "online");
+    // time, before any data.
+    try {
+      link.publish_status("online", settings_.protocol_version);
+    } catch (const mqtt::exception& e) {
+      spdlog::warn("mqtt: site {}: cannot publish \"online\": {}", link.site, e.what());
+    }
   }
-  link.republish.store(true);
   {
     std::lock_guard lock(mu_);
-    republish_requested_ = true;
+    refresh_sites_.insert(link.site);
   }
   cv_.notify_one();
 }
 
-bool MqttPublisher::publish_one(SiteLink& link, const std::string& topic,
-                                const std::string& payload) {
-  // Status messages go out at QoS 1 like the will, whatever the data QoS is.
-  const int qos = topic == link.status_topic ? 1 : settings_.qos;
-  auto msg = mqtt::make_message(topic, payload, qos, true);
-  // Count before handing over: the completion callback may run before publish() returns.
-  link.outstanding.fetch_add(1, std::memory_order_relaxed);
-  try {
-    link.client->publish(std::move(msg), nullptr, link.delivery);
-    return true;
-  } catch (const mqtt::exception& e) {
-    link.outstanding.fetch_sub(1, std::memory_order_relaxed);
-    switch (e.get_return_code()) {
-      case MQTTASYNC_MAX_BUFFERED_MESSAGES: link.drop_buffer_full.fetch_add(1); break;
-      case MQTTASYNC_DISCONNECTED: link.drop_not_connected.fetch_add(1); break;
-      default: link.drop_publish_error.fetch_add(1); break;
-    }
-  } catch (const std::exception&) {
-    link.outstanding.fetch_sub(1, std::memory_order_relaxed);
-    link.drop_publish_error.fetch_add(1);
-  }
-  return false;
+void MqttPublisher::on_connection_lost(SiteLink& link, const std::string& cause) {
+  if (!link.connected.exchange(false)) return;
+  if (link.tls) TlsDiagnosis::instance().set_down(&link, true);
+  // Not acknowledged = not delivered, as far as we can know: send it again after the reconnect.
+  // (Paho C 1.3.12 loses QoS 1 messages sent into a silently dead connection, #384.)
+  const std::size_t n = outbox_.requeue_site(link.site);
+  link.retry_later();
+  spdlog::warn("mqtt: site {}: connection to {} lost{}{}; reconnecting ({} unacknowledged "
+               "messages will be sent again)",
+               link.site, link.broker, cause.empty() ? "" : ": ", cause, n);
+  wake();
 }
 
-void MqttPublisher::publish_to_site(SiteLink& link, const std::vector<MqttMessage>& msgs) {
-  link.republish.store(false);
-  // While a site is known to be offline its messages are not queued in Paho: all of them are
-  // retained state that the next snapshot supersedes, and the latest snapshot is re-sent as
-  // soon as the connection is back. Queuing them would only replay stale values on reconnect.
-  if (!link.connected.load()) {
-    link.drop_not_connected.fetch_add(msgs.size(), std::memory_order_relaxed);
-    return;
+void MqttPublisher::enqueue(std::vector<RenderedMessage>& rendered, bool force, bool exact) {
+  std::vector<OutboxMessage> out;
+  const std::int64_t now = unix_ms(Clock::now());
+  const bool expiry = settings_.protocol_version == 5 && settings_.message_expiry.count() > 0;
+  std::uint64_t unchanged = 0;
+  for (auto& r : rendered) {
+    const auto verdict = filter_.offer(r.topic, r.body, force, exact);
+    if (verdict == MqttChangeFilter::Verdict::kUnchanged) {
+      ++unchanged;
+      continue;
+    }
+    OutboxMessage m;
+    m.site = std::move(r.site);
+    m.topic = std::move(r.topic);
+    m.payload = dump_payload(r.body);
+    // An alert whose state changed is an event; re-sending an unchanged one is a refresh.
+    m.cls = r.kind == MqttTopicKind::kAlert && verdict == MqttChangeFilter::Verdict::kChanged
+                ? MqttClass::kEvent
+                : MqttClass::kState;
+    m.queued_ms = now;
+    m.expires = expiry && r.kind != MqttTopicKind::kAlert;
+    out.push_back(std::move(m));
   }
-  std::size_t failed = 0;
-  for (const auto& m : msgs)
-    if (!publish_one(link, m.topic, m.payload)) ++failed;
-  if (failed)
-    spdlog::warn("mqtt: site {}: {} of {} messages dropped (buffer full or publish error)",
-                 link.site, failed, msgs.size());
+  rendered.clear();
+  unchanged_total_.fetch_add(unchanged, std::memory_order_relaxed);
+  if (out.empty()) return;
+  std::uint64_t seq = outbox_.reserve_seqs(out.size());
+  for (auto& m : out) m.seq = seq++;
+  if (journal_) {
+    try {
+      journal_->append(out);  // write-ahead: on disk before it can be sent
+    } catch (const std::exception& e) {
+      persist_errors_.fetch_add(1);
+      const auto now_s = Steady::now();
+      if (now_s - last_persist_error_log_ > std::chrono::minutes(1)) {
+        last_persist_error_log_ = now_s;
+        spdlog::error("{} (messages stay queued in memory; a restart would lose them)", e.what());
+      }
+    }
+  }
+  outbox_.push(std::move(out));
+}
+
+void MqttPublisher::evaluate(const FacilitySnapshot& snap, bool state, bool force_all,
+                             const std::set<std::string>& force_sites) {
+  std::vector<RenderedMessage> rendered;
+  for (auto& link : links_) {
+    const bool forced = force_all || force_sites.count(link->site) > 0;
+    if (state || forced) {
+      render_state(snap, settings_.topic_prefix, link->site, rendered);
+      enqueue(rendered, forced, false);
+    }
+    render_alerts(snap, settings_.topic_prefix, link->site, rendered);
+    enqueue(rendered, forced, true);
+  }
+}
+
+void MqttPublisher::pump(SiteLink& link) {
+  if (!link.connected.load() || Steady::now() < link.backoff_until) return;
+  auto sends = outbox_.take(link.site, link.window.load(), unix_ms(Clock::now()));
+  for (std::size_t i = 0; i < sends.size(); ++i) {
+    auto& s = sends[i];
+    auto msg = mqtt::make_message(s.topic, std::move(s.payload), settings_.qos, true);
+    if (settings_.protocol_version == 5) {
+      mqtt::properties props;
+      props.add(mqtt::property(mqtt::property::CONTENT_TYPE, std::string("application/json")));
+      props.add(mqtt::property(mqtt::property::PAYLOAD_FORMAT_INDICATOR, 1));
+      if (s.remaining_expiry_ms > 0)  // what is left of it, rounded up to whole seconds
+        props.add(mqtt::property(mqtt::property::MESSAGE_EXPIRY_INTERVAL,
+                                 static_cast<int>((s.remaining_expiry_ms + 999) / 1000)));
+      msg->set_properties(props);
+    }
+    try {
+      link.client->publish(msg, reinterpret_cast<void*>(static_cast<std::uintptr_t>(s.send_id)),
+                           link.delivery);
+    } catch (const mqtt::exception& e) {
+      const bool permanent = permanent_publish_error(e.get_return_code());
+      if (permanent)
+        spdlog::warn("mqtt: site {}: Paho refused a message on {}: {}; dropped", link.site,
+                     s.topic, e.what());
+      outbox_.failed(s.send_id, permanent);
+      if (!permanent) {
+        // Disconnected in the meantime, or Paho's buffer full: try again a little later; the
+        // rest of the batch goes back to the queue untouched.
+        link.backoff_until = Steady::now() + std::chrono::milliseconds(100);
+        for (std::size_t j = i + 1; j < sends.size(); ++j) outbox_.failed(sends[j].send_id, false);
+        return;
+      }
+    } catch (const std::exception& e) {
+      outbox_.failed(s.send_id, false);
+      link.backoff_until = Steady::now() + std::chrono::milliseconds(100);
+      for (std::size_t j = i + 1; j < sends.size(); ++j) outbox_.failed(sends[j].send_id, false);
+      spdlog::warn("mqtt: site {}: publish failed: {}", link.site, e.what());
+      return;
+    }
+  }
+}
+
+void MqttPublisher::sync_journal() {
+  std::vector<std::uint64_t> seqs;
+  std::vector<std::string> dropped_topics;
+  outbox_.drain_removed(seqs, dropped_topics);
+  // The broker never got these: the next state on their topics must go out, deadband or not.
+  for (const auto& t : dropped_topics) filter_.forget(t);
+  if (!journal_ || seqs.empty()) return;
+  try {
+    journal_->erase(seqs);
+  } catch (const std::exception& e) {
+    persist_errors_.fetch_add(1);
+    // Rows left behind are sent again after a restart: duplicates, not losses.
+    spdlog::error("{}", e.what());
+  }
 }
 
 void MqttPublisher::run() {
-  std::set<std::string> warned_unknown;
+  Steady::time_point next_state{}, next_refresh{};
+  bool over_bound_logged = false;
   for (;;) {
     std::shared_ptr<const FacilitySnapshot> snap;
+    std::set<std::string> refresh;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || pending_ || republish_requested_; });
+      // The timeout retries sends after a transient error (backoff_until).
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [this] {
+        return stopping_ || pending_ || !refresh_sites_.empty() || work_;
+      });
       if (stopping_) return;
       snap = std::exchange(pending_, nullptr);
-      republish_requested_ = false;
+      refresh.swap(refresh_sites_);
+      work_ = false;
     }
-    const bool fresh = snap != nullptr;
     try {
-      if (fresh) {
-        latest_ = std::move(snap);
-        for (const auto& s : latest_->sites)
-          if (s.site && !by_site_.count(s.site->id) && warned_unknown.insert(s.site->id).second)
-            spdlog::warn("mqtt: site {} is in the snapshot but has no MQTT connection",
-                         s.site->id);
+      const auto now = Steady::now();
+      if (snap) latest_ = snap;
+      if (latest_ && (snap || !refresh.empty())) {
+        const bool state_due = snap && now >= next_state;
+        const bool refresh_due =
+            state_due && settings_.refresh_interval.count() > 0 && now >= next_refresh;
+        evaluate(*latest_, state_due, refresh_due, refresh);
+        // Keep the phase (every 10 s, not every 10 s plus the wait for the next snapshot), but
+        // never try to catch up on missed passes.
+        const auto advance = [now](Steady::time_point& next, std::chrono::milliseconds every) {
+          next = next + every > now ? next + every : now + every;
+        };
+        if (state_due) advance(next_state, settings_.publish_interval);
+        if (refresh_due) advance(next_refresh, settings_.refresh_interval);
       }
-      if (!latest_) continue;  // a connection came up before the first snapshot
       for (auto& link : links_) {
-        // A new snapshot goes to every site; a reconnect only re-sends to the site(s) that
-        // came back.
-        if (!fresh && !link->republish.load()) continue;
-        publish_to_site(*link,
-                        render_site_messages(*latest_, settings_.topic_prefix, link->site));
+        maybe_connect(*link);
+        pump(*link);
       }
+      sync_journal();
+      const bool over = outbox_.over_bound();
+      if (over && !over_bound_logged)
+        spdlog::error("mqtt: the outbox holds only alert events and is over its bound "
+                      "(mqtt.outbox); alert events are kept anyway");
+      over_bound_logged = over;
     } catch (const std::exception& e) {
       // Rendering bugs must not kill the thread (and with it all future publishing).
       spdlog::error("mqtt: publishing snapshot failed: {}", e.what());
+    }
+    if (snap) {
+      std::lock_guard lock(mu_);
+      ++processed_;
     }
   }
 }
@@ -584,29 +713,41 @@ void MqttPublisher::stop() {
   if (worker_.joinable()) worker_.join();
 
   if (started_) {
-    using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + options_.stop_timeout;
+    // 1. Keep sending what is queued while connected, bounded by stop_timeout.
+    auto deadline = Steady::now() + options_.stop_timeout;
+    for (;;) {
+      bool busy = false;
+      for (auto& link : links_) {
+        if (!link->connected.load()) continue;
+        pump(*link);
+        if (outbox_.pending(link->site) > 0) busy = true;
+      }
+      sync_journal();
+      if (outbox_.stats().in_flight > 0) busy = true;
+      if (!busy || Steady::now() >= deadline) break;
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return work_; });
+      work_ = false;
+    }
+
+    deadline = Steady::now() + options_.stop_timeout;
     for (auto& link : links_) {
       std::lock_guard birth(link->birth_mu);
       link->stopping = true;
     }
 
-    // 1. Retained "offline" on every connected site. A full buffer (-12) may drain: retry until
+    // 2. Retained "offline" on every connected site. A full buffer (-12) may drain: retry until
     //    the deadline rather than disconnecting without it.
     std::vector<mqtt::delivery_token_ptr> offline(links_.size());
     for (std::size_t i = 0; i < links_.size(); ++i) {
       SiteLink& link = *links_[i];
       if (!link.client->is_connected()) continue;
       for (;;) {
-        link.outstanding.fetch_add(1, std::memory_order_relaxed);
         try {
-          offline[i] = link.client->publish(
-              mqtt::make_message(link.status_topic, std::string("offline"), 1, true), nullptr,
-              link.delivery);
+          offline[i] = link.publish_status("offline", settings_.protocol_version);
           break;
         } catch (const mqtt::exception& e) {
-          link.outstanding.fetch_sub(1, std::memory_order_relaxed);
-          if (e.get_return_code() != MQTTASYNC_MAX_BUFFERED_MESSAGES || Clock::now() >= deadline) {
+          if (e.get_return_code() != MQTTASYNC_MAX_BUFFERED_MESSAGES || Steady::now() >= deadline) {
             spdlog::error("mqtt: site {}: cannot queue \"offline\" ({}); {} may stay \"online\"",
                           link.site, e.what(), link.status_topic);
             break;
@@ -616,7 +757,7 @@ void MqttPublisher::stop() {
       }
     }
 
-    // 2. Wait for the broker to acknowledge "offline" before disconnecting: Paho re-checks a
+    // 3. Wait for the broker to acknowledge "offline" before disconnecting: Paho re-checks a
     //    DISCONNECT that waits for in-flight QoS 1 messages only every 3 s, so disconnecting
     //    first would make every stop take seconds.
     for (std::size_t i = 0; i < links_.size(); ++i) {
@@ -631,12 +772,10 @@ void MqttPublisher::stop() {
                       links_[i]->site);
     }
 
-    // 3. Disconnect. Even if "offline" was not acknowledged in time, Paho sends DISCONNECT
+    // 4. Disconnect. Even if "offline" was not acknowledged in time, Paho sends DISCONNECT
     //    after it on the same connection, so the broker sees "offline" before the clean
-    //    disconnect that discards the will. (If Paho never accepted "offline" - buffer still
-    //    full at the deadline - the status stays "online": logged below. MQTT 3.1.1 cannot close
-    //    a connection "with will", and Paho's destroy sends DISCONNECT too.) For a site that is
-    //    not connected this just stops the automatic reconnect (and may throw -3).
+    //    disconnect that discards the will. For a site that is not connected this just stops
+    //    the automatic reconnect (and may throw -3).
     std::vector<mqtt::token_ptr> disc(links_.size());
     for (std::size_t i = 0; i < links_.size(); ++i) {
       try {
@@ -644,7 +783,7 @@ void MqttPublisher::stop() {
       } catch (const mqtt::exception&) {
       }
     }
-    const auto disc_deadline = Clock::now() + options_.stop_timeout;
+    const auto disc_deadline = Steady::now() + options_.stop_timeout;
     for (std::size_t i = 0; i < links_.size(); ++i) {
       try {
         if (disc[i]) disc[i]->wait_until(disc_deadline);
@@ -654,43 +793,61 @@ void MqttPublisher::stop() {
     }
   }
 
-  // 4. Destroy the clients (this ends Paho's retries and threads for them). Whatever Paho still
-  //    held is gone with them: count it, so that queue_messages goes back to 0.
+  // 5. Destroy the clients (this ends Paho's retries and threads for them). Their late
+  //    callbacks can no longer reach the outbox.
   for (auto& link : links_) {
     link->client.reset();
-    const auto left = link->outstanding.exchange(0);
-    if (left > 0) {
-      link->drop_not_connected.fetch_add(static_cast<std::uint64_t>(left));
-      spdlog::warn("mqtt: site {}: {} messages undelivered at stop", link->site, left);
+    if (link->tls) TlsDiagnosis::instance().set_down(link.get(), false);
+  }
+
+  // 6. What is still queued: kept on disk for the next start, or counted as dropped.
+  sync_journal();
+  const auto left = outbox_.stats().messages;
+  if (left > 0) {
+    if (journal_) {
+      spdlog::info("mqtt: {} undelivered messages kept in {} for the next start", left,
+                   journal_->path());
+    } else {
+      outbox_.drop_all(MqttDropReason::kShutdown);
+      spdlog::warn("mqtt: {} messages undelivered at stop, dropped (mqtt.outbox.persist keeps "
+                   "them across restarts)",
+                   left);
+      sync_journal();
     }
   }
+  journal_.reset();  // releases the file lock
 }
 
 MqttPublisher::Stats MqttPublisher::stats() const {
   Stats st;
+  const auto o = outbox_.stats();
   st.connected = !links_.empty();
-  for (const char* r : {kDropBufferFull, kDropPublishError, kDropNotConnected})
-    st.dropped_total[r] = 0;
+  st.published_total = o.delivered_total;
+  st.queued_total = o.queued_total;
+  st.unchanged_total = unchanged_total_.load(std::memory_order_relaxed);
+  for (std::size_t r = 0; r < kMqttDropReasons; ++r)
+    st.dropped_total[to_string(static_cast<MqttDropReason>(r))] = o.dropped_total[r];
+  st.queue_messages = o.messages;
+  st.queue_bytes = o.bytes;
+  st.queue_events = o.events;
+  st.in_flight = o.in_flight;
+  st.persist_errors_total = persist_errors_.load(std::memory_order_relaxed);
   for (const auto& link : links_) {
     SiteStats s;
     s.site = link->site;
     s.client_id = link->client_id;
     s.connected = link->connected.load();
     s.connects_total = link->connects.load();
-    s.published_total = link->published.load();
-    s.dropped_total[kDropBufferFull] = link->drop_buffer_full.load();
-    s.dropped_total[kDropPublishError] = link->drop_publish_error.load();
-    s.dropped_total[kDropNotConnected] = link->drop_not_connected.load();
-    s.queue_messages = static_cast<std::uint64_t>(std::max<std::int64_t>(0, link->outstanding.load()));
+    s.queue_messages = outbox_.pending(link->site);
     st.connected = st.connected && s.connected;
-    st.published_total += s.published_total;
-    for (const auto& [k, v] : s.dropped_total) st.dropped_total[k] += v;
-    st.queue_messages += s.queue_messages;
+    st.published_total += link->status_published.load();
+    st.connects_total += s.connects_total;
     st.sites.push_back(std::move(s));
   }
   {
     std::lock_guard lock(mu_);
     st.snapshots_superseded = superseded_;
+    st.snapshots_processed = processed_;
   }
   return st;
 }

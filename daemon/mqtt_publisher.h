@@ -1,13 +1,17 @@
-// MQTT sink: publishes each FacilitySnapshot as retained JSON state topics, one broker connection
-// per site so that every site has its own birth/last-will status topic. docs/mqtt.md is the
-// contract (topics, payloads, QoS, buffering); this header is the C++ side of it.
+// MQTT sink: publishes FacilitySnapshots as retained JSON state and alert topics, one broker
+// connection per site so that every site has its own birth/last-will status topic.
+// docs/mqtt.md is the contract (topics, payloads, QoS, buffering); this is the C++ side of it.
 //
-// Two layers:
-//   * render_messages() is pure: snapshot -> (topic, payload) list. Unit-tested without a broker.
-//   * MqttPublisher owns one Paho async_client per site and one worker thread that renders and
-//     hands messages to Paho. The caller's thread never waits on the network.
+// Pipeline, all on one worker thread, so that the caller never waits on rendering, disk or
+// network:
+//   snapshot -> render (daemon/mqtt_render.h) -> change filter with deadbands + periodic
+//   refresh (daemon/mqtt_change_filter.h) -> bounded outbox (daemon/mqtt_outbox.h), journaled
+//   to disk when configured (daemon/mqtt_journal.h) -> Paho async client, at most
+//   `max_in_flight` messages per site, removed from the outbox when the broker acknowledges.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -15,67 +19,36 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "daemon/config.h"
 #include "daemon/model.h"
+#include "daemon/mqtt_change_filter.h"
+#include "daemon/mqtt_outbox.h"
+#include "daemon/mqtt_render.h"
 #include "daemon/readings.h"
 
 namespace facility {
 
-// ---- Pure rendering ---------------------------------------------------------------------
+class MqttJournal;
 
-// One message to publish. `site` says which site's connection carries it.
-struct MqttMessage {
-  std::string site;
-  std::string topic;
-  std::string payload;
-  bool retained = true;
-};
-
-// RFC 3339 UTC with exactly three fractional digits, e.g. "2026-11-22T04:03:19.123Z".
-// Sub-millisecond parts are truncated (never rounded up into the next second). Thread-safe: no
-// gmtime(), no locale.
-std::string format_rfc3339_ms(TimePoint t);
-
-// True if `s` can be used as one MQTT topic level: non-empty, valid UTF-8 is assumed (ids come
-// from YAML), and no '/', '+', '#' or NUL. A wildcard in a PUBLISH topic makes brokers drop the
-// connection, so such ids must never reach Paho.
-bool is_valid_topic_level(const std::string& s);
-
-// "<prefix>/<site>/status"
-std::string mqtt_status_topic(const std::string& prefix, const std::string& site);
-
-// Every state message for a snapshot, in publish order per site: summary, cabinets, cooling,
-// devices. Status (online/offline) is not included: it belongs to the connection, not the
-// snapshot. Entities whose id is not a valid topic level are skipped (with a warning log).
-// Values that are unknown or not finite are JSON null, never 0 and never NaN.
-std::vector<MqttMessage> render_messages(const FacilitySnapshot& snap, const std::string& prefix);
-
-// Same, restricted to one site (what the publisher uses when one connection comes back).
-std::vector<MqttMessage> render_site_messages(const FacilitySnapshot& snap,
-                                              const std::string& prefix,
-                                              const std::string& site);
-
-// ---- Publisher ------------------------------------------------------------------------------
-
-// Tuning that is not (yet) in the config file. Defaults are what the daemon uses.
+// Tuning that is not in the config file. Defaults are what the daemon uses.
 struct MqttPublisherOptions {
-  // Per site connection: messages Paho may hold that have not been written to the socket yet
-  // (while connected too). Beyond that, publish fails with -12 and the message is counted as
-  // dropped{buffer_full}.
-  int max_buffered_messages = 10000;
-  std::chrono::seconds min_retry_interval{1};  // Paho automatic reconnect backoff
-  std::chrono::seconds max_retry_interval{30};
-  std::chrono::seconds connect_timeout{10};
-  // stop(): how long to wait for the retained "offline" to be acknowledged, and again for the
-  // disconnect to complete.
+  // Messages handed to Paho and not yet acknowledged, per site connection. More only queues
+  // inside Paho, where nothing can prioritise or count; fewer costs throughput (bench/).
+  std::size_t max_in_flight = 256;
+  std::chrono::milliseconds connect_timeout{10000};
+  // stop(): how long to keep sending what is queued while connected, and again for "offline"
+  // to be acknowledged and for the disconnect.
   std::chrono::milliseconds stop_timeout{3000};
+  // Directory of the outbox journal (mqtt.outbox.persist); the daemon passes daemon.state_dir.
+  std::string state_dir;
 };
 
-// Publishes snapshots to an MQTT 3.1.1 broker.
+// Publishes snapshots to an MQTT 3.1.1 or 5 broker.
 //
 // Thread-safety:
 //   * publish() and stats() are thread-safe and may be called from any thread at any time,
@@ -85,31 +58,38 @@ struct MqttPublisherOptions {
 // MqttSettings::enabled is not consulted: whoever constructs a publisher wants one.
 class MqttPublisher {
  public:
-  static constexpr const char* kDropBufferFull = "buffer_full";
-  static constexpr const char* kDropPublishError = "publish_error";
-  static constexpr const char* kDropNotConnected = "not_connected";
-
   struct SiteStats {
     std::string site;
     std::string client_id;
     bool connected = false;
-    std::uint64_t connects_total = 0;   // successful connections, first one included
-    std::uint64_t published_total = 0;  // confirmed by Paho: QoS 0 written, QoS 1/2 acknowledged
-    std::map<std::string, std::uint64_t> dropped_total;  // by reason, every reason present
-    std::uint64_t queue_messages = 0;  // handed to Paho, not yet confirmed or failed
+    std::uint64_t connects_total = 0;  // successful connections, first one included
+    std::uint64_t queue_messages = 0;  // queued for this site, in flight included
   };
 
   struct Stats {
     bool connected = false;  // every site's connection is up (false with no sites)
+    // Acknowledged by the broker (QoS 1/2) or written (QoS 0): data and status messages.
     std::uint64_t published_total = 0;
-    std::map<std::string, std::uint64_t> dropped_total;  // keys: kDrop*; all always present
-    std::uint64_t queue_messages = 0;
+    // Data messages handed to the outbox. Each is exactly one of: still queued, delivered
+    // (counted in published_total), or dropped under one reason.
+    std::uint64_t queued_total = 0;
+    std::uint64_t unchanged_total = 0;  // rendered, but within the deadbands: not sent
+    std::map<std::string, std::uint64_t> dropped_total;  // every MqttDropReason, always present
+    std::uint64_t queue_messages = 0;  // in the outbox, in flight included
+    std::uint64_t queue_bytes = 0;
+    std::uint64_t queue_events = 0;  // alert events among queue_messages
+    std::uint64_t in_flight = 0;
+    std::uint64_t persist_errors_total = 0;  // journal writes or deletes that failed
+    std::uint64_t snapshots_processed = 0;   // snapshots the worker rendered
     std::uint64_t snapshots_superseded = 0;  // replaced by a newer one before the worker ran
+    std::uint64_t connects_total = 0;
     std::vector<SiteStats> sites;
   };
 
-  // Validates everything (broker URI, QoS, prefix, site ids) and creates one Paho client per
-  // site; throws std::invalid_argument on a bad setting. No network I/O happens here.
+  // Validates everything (broker URI and security rules, QoS, prefix, site ids), opens and
+  // reads the outbox journal when persistence is on, and creates one Paho client per site.
+  // Throws std::invalid_argument on a bad setting and std::runtime_error if the journal cannot
+  // be used. No network I/O happens here.
   MqttPublisher(MqttSettings settings, std::vector<std::string> site_ids,
                 MqttPublisherOptions options = {});
   ~MqttPublisher();
@@ -120,20 +100,23 @@ class MqttPublisher {
   MqttPublisher& operator=(MqttPublisher&&) = delete;
 
   // Starts the worker thread and one asynchronous connect per site; returns without waiting for
-  // the broker. Paho retries (min..max retry interval) forever, including when the broker is
+  // the broker. Failed or lost connections are retried with backoff (reconnect_min_interval
+  // doubling up to reconnect_max_interval, +-20 % jitter) forever, including when the broker is
   // down at start-up. Throws std::runtime_error only if Paho rejects the connect request itself.
   // A second call is a no-op; calling it after stop() throws std::logic_error.
   void start();
 
   // Hands the snapshot to the worker and returns immediately. Only the newest pending snapshot
   // is kept; an older one not yet picked up is discarded (counted in snapshots_superseded).
-  // After stop() it does nothing.
+  // Call it on every model cycle: alerts are evaluated on every snapshot, state topics every
+  // mqtt.publish_interval. After stop() it does nothing.
   void publish(std::shared_ptr<const FacilitySnapshot> snap);
 
-  // Stops the worker, publishes retained "offline" on every connected site's status topic, waits
-  // (bounded by stop_timeout) for it to be acknowledged, disconnects and destroys the clients.
-  // If "offline" could not be confirmed, the connection is dropped without an MQTT DISCONNECT so
-  // that the broker publishes the last will instead of leaving "online" behind.
+  // Stops the worker; while connected, keeps sending what is queued (bounded by stop_timeout);
+  // publishes retained "offline" on every connected site's status topic and waits for it;
+  // disconnects. What is still queued stays in the journal for the next start (persistence
+  // on) or is counted as dropped{shutdown}. If "offline" could not be confirmed, the connection
+  // is dropped without an MQTT DISCONNECT so that the broker publishes the last will instead.
   void stop();
 
   Stats stats() const;
@@ -142,14 +125,22 @@ class MqttPublisher {
   struct SiteLink;
 
   void run();  // worker thread
-  void publish_to_site(SiteLink& link, const std::vector<MqttMessage>& msgs);
-  bool publish_one(SiteLink& link, const std::string& topic, const std::string& payload);
+  void evaluate(const FacilitySnapshot& snap, bool state, bool force_all,
+                const std::set<std::string>& force_sites);
+  void enqueue(std::vector<RenderedMessage>& rendered, bool force, bool exact);
+  void pump(SiteLink& link);
+  void maybe_connect(SiteLink& link);  // worker: a new attempt when one is due
+  void sync_journal();
   void on_connected(SiteLink& link);
+  void on_connection_lost(SiteLink& link, const std::string& cause);
+  void wake();
 
   const MqttSettings settings_;
   const MqttPublisherOptions options_;
   std::vector<std::unique_ptr<SiteLink>> links_;
   std::map<std::string, SiteLink*> by_site_;
+  MqttOutbox outbox_;
+  std::unique_ptr<MqttJournal> journal_;  // null unless mqtt.outbox.persist
 
   std::mutex lifecycle_mu_;  // serialises start()/stop()
   bool started_ = false;
@@ -160,13 +151,18 @@ class MqttPublisher {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<const FacilitySnapshot> pending_;
-  bool republish_requested_ = false;  // some site came (back) online
+  std::set<std::string> refresh_sites_;  // came (back) online: send their whole state again
+  bool work_ = false;                    // acknowledgements or connection changes to act on
   bool stopping_ = false;
   std::uint64_t superseded_ = 0;
+  std::uint64_t processed_ = 0;
 
-  // Owned by the worker thread only: the last snapshot it published, re-sent to a site whose
-  // connection comes back so its retained topics are current at once.
+  // Owned by the worker thread (and by stop() once the worker has ended).
+  MqttChangeFilter filter_;
   std::shared_ptr<const FacilitySnapshot> latest_;
+  std::chrono::steady_clock::time_point last_persist_error_log_{};
+  // Written by the worker, read by stats().
+  std::atomic<std::uint64_t> unchanged_total_{0}, persist_errors_{0};
   std::thread worker_;
 };
 

@@ -1,314 +1,26 @@
 // MqttPublisher against a real mosquitto started by the test on a free loopback port: birth,
-// retained state, offline on stop, last will on SIGKILL (one per site), reconnect after a broker
-// restart, a broker that is down at start-up, and drop accounting with a full buffer.
-#include <arpa/inet.h>
-#include <fcntl.h>
+// retained state, offline on stop, last will on SIGKILL (one per site), change-driven publishing
+// with deadbands and refresh, outages (everything queued arrives, in order per topic), the
+// outbox bound (oldest state dropped, alert events never), the disk journal across a restart,
+// MQTT 5 properties and expiry, and a connection that dies silently.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
-#include <fstream>
-#include <functional>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <sstream>
-#include <string>
-#include <thread>
-#include <vector>
+#include <set>
 
 #include "daemon/mqtt_publisher.h"
-#include "test_util.h"
-
-extern char** environ;
+#include "mqtt_test_util.h"
 
 namespace facility {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-using Steady = std::chrono::steady_clock;
+using namespace facility::testing;
 
-constexpr const char* kMosquitto = "/usr/sbin/mosquitto";
-constexpr const char* kMosquittoSub = "/usr/bin/mosquitto_sub";
 constexpr const char* kChildPortEnv = "FACILITYD_MQTT_TEST_CHILD_PORT";
 constexpr const char* kChildPrefixEnv = "FACILITYD_MQTT_TEST_CHILD_PREFIX";
-
-// Polls a condition we can observe (bounded); never a fixed sleep in place of a condition.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
-  const auto deadline = Steady::now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (Steady::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-}
-
-int free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-bool port_accepts(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A child process that is always reaped: SIGKILL + waitpid in the destructor if still running.
-class Child {
- public:
-  Child() = default;
-  Child(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
-        const std::string& log_path) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-    for (const auto& e : extra_env) env_store.push_back(e);
-    std::vector<char*> env;
-    for (auto& e : env_store) env.push_back(e.data());
-    env.push_back(nullptr);
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, args[0], &fa, nullptr, args.data(), env.data()) == 0) pid_ = pid;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Child() { kill_and_wait(SIGKILL); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-  // Sends `sig`, waits up to 5 s, then SIGKILL. Always reaps.
-  void kill_and_wait(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    const auto deadline = Steady::now() + 5s;
-    while (Steady::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// mosquitto on 127.0.0.1:port with anonymous access and no persistence (a restart forgets
-// retained messages, which the reconnect test relies on).
-class Mosquitto {
- public:
-  explicit Mosquitto(int port) : port_(port) {
-    conf_ = dir_.write("mosquitto.conf", "listener " + std::to_string(port) +
-                                             " 127.0.0.1\n"
-                                             "allow_anonymous true\n"
-                                             "persistence false\n"
-                                             "log_dest stdout\n"
-                                             "log_type all\n");
-    log_ = (dir_.path() / "mosquitto.log").string();
-  }
-  ~Mosquitto() { stop(); }
-  Mosquitto(const Mosquitto&) = delete;
-  Mosquitto& operator=(const Mosquitto&) = delete;
-
-  bool start() {
-    proc_ = std::make_unique<Child>(std::vector<std::string>{kMosquitto, "-c", conf_},
-                                    std::vector<std::string>{}, log_);
-    return eventually([&] { return proc_->running() && port_accepts(port_); }, 5s);
-  }
-  void stop() {
-    if (proc_) proc_->kill_and_wait(SIGTERM);
-    proc_.reset();
-  }
-  int port() const { return port_; }
-  std::string log() const { return read_file(log_); }
-
- private:
-  int port_;
-  testing::TempDir dir_;
-  std::string conf_, log_;
-  std::unique_ptr<Child> proc_;
-};
-
-// Records the last message per topic with its retain flag (set only on retained messages
-// delivered at subscription, i.e. what a late subscriber sees). It is a mosquitto_sub process, not
-// a second Paho client: Paho C serves all clients of a process from one select() loop that
-// notices a new socket only after its 1 s timeout, which made every in-process subscriber cost
-// seconds. mosquitto_sub flushes each message, and -F prints "<retained> <topic> <payload>".
-class Subscriber {
- public:
-  struct Msg {
-    std::string payload;
-    bool retained = false;
-  };
-
-  Subscriber(int port, const std::string& filter) : out_((dir_.path() / "sub.out").string()) {
-    proc_ = std::make_unique<Child>(
-        std::vector<std::string>{kMosquittoSub, "-h", "127.0.0.1", "-p", std::to_string(port),
-                                 "-q", "1", "-t", filter, "-F", "%r %t %p"},
-        std::vector<std::string>{}, out_);
-  }
-
-  bool wait(const std::function<bool(const std::map<std::string, Msg>&)>& pred,
-            std::chrono::milliseconds timeout = 10s) {
-    return eventually(
-        [&] {
-          refresh();
-          return pred(last_);
-        },
-        timeout);
-  }
-  bool wait_payload(const std::string& topic, const std::string& payload,
-                    std::chrono::milliseconds timeout = 10s) {
-    return wait(
-        [&](const auto& m) {
-          const auto it = m.find(topic);
-          return it != m.end() && it->second.payload == payload;
-        },
-        timeout);
-  }
-  std::optional<Msg> get(const std::string& topic) {
-    refresh();
-    const auto it = last_.find(topic);
-    if (it == last_.end()) return std::nullopt;
-    return it->second;
-  }
-  std::string output() const { return read_file(out_); }
-
- private:
-  // Parses complete lines appended since the last call. Our payloads are single-line.
-  void refresh() {
-    const std::string all = read_file(out_);
-    while (consumed_ < all.size()) {
-      const auto nl = all.find('\n', consumed_);
-      if (nl == std::string::npos) break;
-      const std::string line = all.substr(consumed_, nl - consumed_);
-      consumed_ = nl + 1;
-      const auto sp = line.find(' ', 2);
-      if (line.size() < 3 || (line[0] != '0' && line[0] != '1') || line[1] != ' ' ||
-          sp == std::string::npos)
-        continue;  // not a message line (e.g. an error printed by mosquitto_sub)
-      last_[line.substr(2, sp - 2)] = Msg{line.substr(sp + 1), line[0] == '1'};
-    }
-  }
-
-  testing::TempDir dir_;
-  std::string out_;
-  std::unique_ptr<Child> proc_;  // after dir_: the process ends before its output file goes
-  std::size_t consumed_ = 0;
-  std::map<std::string, Msg> last_;
-};
-
-// Sites with N sold cabinets each, every cabinet drawing `watts` on feed A.
-struct TestFacility {
-  std::shared_ptr<Config> cfg = std::make_shared<Config>();
-  int cabinets;
-
-  TestFacility(const std::vector<std::string>& sites, int n) : cabinets(n) {
-    cfg->sites.reserve(sites.size());
-    for (const auto& id : sites) {
-      Site s;
-      s.id = id;
-      s.name = "Site " + id;
-      for (int i = 1; i <= n; ++i) {
-        Cabinet c;
-        char buf[16];
-        std::snprintf(buf, sizeof buf, "c%03d", i);
-        c.id = buf;
-        c.site = id;
-        c.room = "hall1";
-        c.row = "r1";
-        c.rated_w = 5000;
-        c.feeds = {"A"};
-        c.status = CabinetStatus::kSold;
-        s.cabinets.push_back(c);
-      }
-      cfg->sites.push_back(std::move(s));
-    }
-  }
-
-  std::shared_ptr<const FacilitySnapshot> snapshot(TimePoint t, double watts) const {
-    auto snap = std::make_shared<FacilitySnapshot>();
-    snap->computed_at = t;
-    snap->config = cfg;
-    for (const auto& s : cfg->sites) {
-      SiteSnapshot ss;
-      ss.site = &s;
-      ss.it_power_w = watts * static_cast<double>(s.cabinets.size());
-      ss.it_power_source = "pdu_sum";
-      ss.it_coverage = 1;
-      ss.rated_w = 5000.0 * static_cast<double>(s.cabinets.size());
-      ss.cabinets_total = ss.cabinets_powered = ss.cabinets_sold =
-          static_cast<int>(s.cabinets.size());
-      for (const auto& c : s.cabinets) {
-        CabinetSnapshot cs;
-        cs.cabinet = &c;
-        cs.feeds = {{"A", watts, ""}};
-        cs.power_w = watts;
-        cs.utilization = watts / c.rated_w;
-        cs.powered = true;
-        cs.quality = Quality::kGood;
-        ss.cabinets.push_back(cs);
-      }
-      snap->sites.push_back(std::move(ss));
-    }
-    return snap;
-  }
-  std::uint64_t messages_per_site() const { return 1 + static_cast<std::uint64_t>(cabinets); }
-};
 
 MqttSettings settings_for(int port, const std::string& client_id, const std::string& prefix) {
   MqttSettings s;
@@ -316,14 +28,16 @@ MqttSettings settings_for(int port, const std::string& client_id, const std::str
   s.client_id = client_id;
   s.topic_prefix = prefix;
   s.qos = 1;
-  s.keepalive = Millis(30000);
+  s.keepalive = 30s;
+  s.reconnect_min = 1s;
+  s.reconnect_max = 2s;          // keeps reconnect tests short
+  s.publish_interval = 0ms;      // every snapshot is checked for changes
+  s.refresh_interval = 0ms;      // no periodic refresh unless a test wants one
   return s;
 }
 
 MqttPublisherOptions fast_options() {
   MqttPublisherOptions o;
-  o.min_retry_interval = 1s;
-  o.max_retry_interval = 2s;  // keeps reconnect tests short
   o.stop_timeout = 2000ms;
   return o;
 }
@@ -334,12 +48,58 @@ std::uint64_t drops(const MqttPublisher::Stats& s) {
   return n;
 }
 
+// Every data message handed to the outbox is still queued, published or dropped - once.
+void expect_accounted(const MqttPublisher::Stats& s, std::uint64_t status_published) {
+  EXPECT_EQ(s.queued_total, s.queue_messages + (s.published_total - status_published) + drops(s));
+}
+
+// publish() and wait until the worker has rendered it (the snapshot count is cumulative).
+bool publish_and_wait(MqttPublisher& pub, std::shared_ptr<const FacilitySnapshot> snap) {
+  const auto before = pub.stats().snapshots_processed;
+  pub.publish(std::move(snap));
+  return eventually([&] { return pub.stats().snapshots_processed > before; });
+}
+
+std::string ts_of(const Subscriber::Msg& m) { return json::parse(m.payload)["ts"]; }
+
+// Per data topic, the timestamps of the messages the broker forwarded live, in arrival order
+// (not the retained copies a (re-)subscription brings, not the status).
+std::map<std::string, std::vector<std::string>> live_ts(Subscriber& sub) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& m : sub.all())
+    if (!m.retained && m.topic.size() > 7 && m.topic.substr(m.topic.size() - 7) != "/status")
+      out[m.topic].push_back(ts_of(m));
+  return out;
+}
+
+// Connected, and everything queued has been acknowledged.
+bool connected_and_drained(MqttPublisher& pub, std::chrono::milliseconds timeout) {
+  return eventually(
+      [&] {
+        const auto s = pub.stats();
+        return s.connected && s.queue_messages == 0;
+      },
+      timeout);
+}
+
+// Waits until `topics` data topics have had a live message stamped `ts`.
+bool wait_live(Subscriber& sub, std::size_t topics, const std::string& ts) {
+  return sub.wait([&](const auto&) {
+    std::size_t done = 0;
+    for (const auto& [topic, stamps] : live_ts(sub))
+      if (std::find(stamps.begin(), stamps.end(), ts) != stamps.end()) ++done;
+    return done == topics;
+  });
+}
+
 class MqttBrokerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* tool : {kMosquitto, kMosquittoSub})
       if (::access(tool, X_OK) != 0) GTEST_SKIP() << tool << " not installed";
-    broker_ = std::make_unique<Mosquitto>(free_loopback_port());
+  }
+  void start_broker(bool persistent = false) {
+    broker_ = std::make_unique<Mosquitto>(free_loopback_port(), persistent);
     ASSERT_TRUE(broker_->start()) << broker_->log();
   }
   void TearDown() override {
@@ -349,6 +109,7 @@ class MqttBrokerTest : public ::testing::Test {
 };
 
 TEST_F(MqttBrokerTest, BirthRetainedStateAndOfflineOnStop) {
+  start_broker();
   TestFacility fac({"s1", "s2"}, 3);
   MqttPublisher pub(settings_for(broker_->port(), "ft-birth", "t1"), {"s1", "s2"},
                     fast_options());
@@ -370,6 +131,7 @@ TEST_F(MqttBrokerTest, BirthRetainedStateAndOfflineOnStop) {
     EXPECT_EQ(s.sites[0].client_id, "ft-birth-s1");  // one connection per site
     EXPECT_EQ(s.sites[1].client_id, "ft-birth-s2");
     EXPECT_EQ(s.sites[0].connects_total, 1u);
+    expect_accounted(s, 2);
   }
 
   // A subscriber that arrives later gets everything as retained messages.
@@ -414,6 +176,7 @@ TEST_F(MqttBrokerTest, BirthRetainedStateAndOfflineOnStop) {
 }
 
 TEST_F(MqttBrokerTest, QosZeroStillRetainsStateAndStatus) {
+  start_broker();
   TestFacility fac({"s1"}, 2);
   MqttSettings st = settings_for(broker_->port(), "ft-q0", "t6");
   st.qos = 0;
@@ -450,11 +213,12 @@ TEST(MqttPublisherChild, RunUntilKilled) {
 }
 
 TEST_F(MqttBrokerTest, LastWillPerSiteWhenProcessIsKilled) {
+  start_broker();
   char exe[4096];
   const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   ASSERT_GT(n, 0);
   exe[n] = '\0';
-  testing::TempDir dir;
+  TempDir dir;
   const std::string child_log = (dir.path() / "child.log").string();
 
   Subscriber sub(broker_->port(), "t2/+/status");
@@ -477,40 +241,370 @@ TEST_F(MqttBrokerTest, LastWillPerSiteWhenProcessIsKilled) {
   EXPECT_EQ(late.get("t2/s2/status")->payload, "offline");
 }
 
-TEST_F(MqttBrokerTest, ReconnectsAndRepublishesLatestAfterBrokerRestart) {
+TEST_F(MqttBrokerTest, ChangeDrivenWithDeadbands) {
+  start_broker();
   TestFacility fac({"s1"}, 2);
-  MqttPublisher pub(settings_for(broker_->port(), "ft-re", "t3"), {"s1"}, fast_options());
+  MqttSettings st = settings_for(broker_->port(), "ft-db", "t7");
+  st.deadband.power_w = 50;
+  st.deadband.ratio = 0.02;
+  MqttPublisher pub(st, {"s1"}, fast_options());
+  pub.start();
+  Subscriber sub(broker_->port(), "t7/#");
+  ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  const auto delivered = [&](std::uint64_t n) {
+    return eventually([&] {
+      const auto s = pub.stats();
+      return s.published_total == 1 + n && s.queue_messages == 0;
+    });
+  };
+
+  const TimePoint t1 = Clock::now();
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t1, 1000)));
+  ASSERT_TRUE(delivered(3));  // summary + 2 cabinets
+
+  // Same values, newer timestamp: nothing to send.
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t1 + 1s, 1000)));
+  EXPECT_EQ(pub.stats().unchanged_total, 3u);
+  EXPECT_EQ(pub.stats().queued_total, 3u);
+
+  // Cabinets +40 W (within 50 W); the summary's site total +80 W (beyond): only the summary.
+  const TimePoint t3 = t1 + 2s;
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t3, 1040)));
+  ASSERT_TRUE(delivered(4));
+  // +60 W against the last *published* cabinet value (1000): the cabinets now; the summary moved
+  // only 40 W from its last published 2080 W.
+  const TimePoint t4 = t1 + 3s;
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t4, 1060)));
+  ASSERT_TRUE(delivered(6));
+  const auto s = pub.stats();
+  EXPECT_EQ(s.unchanged_total, 3u + 2u + 1u);
+  EXPECT_EQ(drops(s), 0u);
+
+  ASSERT_TRUE(sub.wait([&](const auto& m) {
+    return m.count("t7/s1/cabinet/c002") && ts_of(m.at("t7/s1/cabinet/c002")) ==
+                                                format_rfc3339_ms(t4);
+  }));
+  EXPECT_EQ(ts_of(*sub.get("t7/s1/summary")), format_rfc3339_ms(t3));
+  std::map<std::string, int> per_topic;
+  for (const auto& m : sub.all()) ++per_topic[m.topic];
+  EXPECT_EQ(per_topic["t7/s1/summary"], 2);
+  EXPECT_EQ(per_topic["t7/s1/cabinet/c001"], 2);
+}
+
+TEST_F(MqttBrokerTest, PeriodicRefreshRepublishesUnchangedState) {
+  start_broker();
+  TestFacility fac({"s1"}, 1);
+  MqttSettings st = settings_for(broker_->port(), "ft-refresh", "t8");
+  st.refresh_interval = 300ms;
+  MqttPublisher pub(st, {"s1"}, fast_options());
   pub.start();
   ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
-  const TimePoint t1 = Clock::now();
-  pub.publish(fac.snapshot(t1, 1000));
-  ASSERT_TRUE(eventually([&] { return pub.stats().published_total >= 1 + 3; }));
+  const TimePoint t0 = Clock::now();
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t0, 800)));
+  // Unchanged values, new timestamps, every 20 ms: between refreshes nothing is queued, and at
+  // least one refresh republishes both topics with the newer timestamp.
+  TimePoint t = t0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        t += 20ms;
+        publish_and_wait(pub, fac.snapshot(t, 800));
+        return pub.stats().queued_total >= 4;
+      },
+      10s));
+  const auto s = pub.stats();
+  EXPECT_GT(s.unchanged_total, 0u);
+  EXPECT_EQ(s.queued_total % 2, 0u);  // always the whole site: summary + cabinet
+  Subscriber late(broker_->port(), "t8/s1/cabinet/c001");
+  ASSERT_TRUE(late.wait([](const auto& m) { return !m.empty(); }));
+  EXPECT_GT(ts_of(*late.get("t8/s1/cabinet/c001")), format_rfc3339_ms(t0));
+}
+
+TEST_F(MqttBrokerTest, OutageQueuesEverythingAndDeliversItInOrderPerTopic) {
+  start_broker(/*persistent=*/true);
+  ASSERT_TRUE(register_session(broker_->port(), "ft-out-sub", "t3/#"));
+  TestFacility fac({"s1"}, 2);
+  MqttPublisher pub(settings_for(broker_->port(), "ft-out", "t3"), {"s1"}, fast_options());
+  pub.start();
+  ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  const TimePoint t0 = Clock::now();
+  std::vector<std::string> sent_ts;
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t0, 1000)));
+  sent_ts.push_back(format_rfc3339_ms(t0));
+  ASSERT_TRUE(eventually([&] { return pub.stats().queue_messages == 0; }));
 
   broker_->stop();
   ASSERT_TRUE(eventually([&] { return !pub.stats().connected; }));
+  for (int k = 1; k <= 5; ++k) {
+    const TimePoint t = t0 + std::chrono::seconds(k);
+    ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t, 1000 + 100 * k)));
+    sent_ts.push_back(format_rfc3339_ms(t));
+  }
+  {
+    const auto s = pub.stats();
+    EXPECT_EQ(s.queue_messages, 5 * fac.messages_per_site());
+    EXPECT_EQ(drops(s), 0u);
+  }
 
-  // While the site is offline, snapshots are counted as not_connected, not queued.
-  const TimePoint t2 = t1 + 1s;
-  pub.publish(fac.snapshot(t2, 2000));
-  ASSERT_TRUE(eventually([&] { return pub.stats().dropped_total.at("not_connected") >= 3; }));
-  EXPECT_EQ(pub.stats().queue_messages, 0u);
-
-  ASSERT_TRUE(broker_->start());  // same port; it has forgotten every retained message
+  ASSERT_TRUE(broker_->start());  // same port; it kept the subscriber's session
   ASSERT_TRUE(eventually(
       [&] {
         const auto s = pub.stats();
-        return s.connected && s.sites[0].connects_total == 2;
+        return s.connected && s.sites[0].connects_total == 2 && s.queue_messages == 0;
       },
       15s));
+  {
+    const auto s = pub.stats();
+    EXPECT_EQ(drops(s), 0u);
+    expect_accounted(s, 2 /* online twice */);
+  }
 
-  Subscriber late(broker_->port(), "t3/#");
-  ASSERT_TRUE(late.wait([&](const auto& m) {
-    return m.count("t3/s1/status") && m.count("t3/s1/cabinet/c002") && m.count("t3/s1/summary");
+  Subscriber sub(broker_->port(), "t3/#", Subscriber::persistent("ft-out-sub"));
+  ASSERT_TRUE(wait_live(sub, 3, sent_ts.back()));
+  // Per topic every snapshot, oldest first. A duplicate (QoS 1 resend) may appear next to its
+  // original.
+  const auto seen = live_ts(sub);
+  ASSERT_EQ(seen.size(), 3u);
+  for (const auto& [topic, ts] : seen) {
+    EXPECT_TRUE(std::is_sorted(ts.begin(), ts.end())) << topic;
+    for (const auto& want : sent_ts)
+      EXPECT_NE(std::find(ts.begin(), ts.end(), want), ts.end()) << topic << " misses " << want;
+  }
+}
+
+TEST_F(MqttBrokerTest, BoundExceededDropsOldestStateNeverAlertEvents) {
+  start_broker(/*persistent=*/true);
+  ASSERT_TRUE(register_session(broker_->port(), "ft-bound-sub", "t9/#"));
+  broker_->stop();
+
+  TestFacility fac({"s1"}, 3);  // 4 state messages per snapshot
+  MqttSettings st = settings_for(broker_->port(), "ft-bound", "t9");
+  st.outbox.max_messages = 10;
+  MqttPublisher pub(st, {"s1"}, fast_options());
+  pub.start();
+
+  // 8 snapshots while the broker is down, the alert flipping each time: 32 state messages and
+  // 8 alert events for a bound of 10.
+  const TimePoint t0 = Clock::now();
+  std::vector<std::string> states;
+  for (int k = 1; k <= 8; ++k) {
+    AlertState a;
+    a.site = "s1";
+    a.kind = "cabinet_overload";
+    a.subject = "c001";
+    a.severity = "warning";
+    a.raised = k % 2 == 1;
+    a.value = 0.9 + 0.01 * k;
+    a.threshold = 0.9;
+    a.unit = "ratio";
+    a.since = t0 + std::chrono::seconds(k);
+    fac.alerts = {a};
+    states.push_back(a.raised ? "raised" : "cleared");
+    ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t0 + std::chrono::seconds(k), 1000 + 100 * k)));
+  }
+  const std::string newest = format_rfc3339_ms(t0 + 8s);
+  {
+    const auto s = pub.stats();
+    EXPECT_EQ(s.queued_total, 40u);
+    EXPECT_EQ(s.queue_events, 8u);
+    EXPECT_EQ(s.queue_messages, 10u);
+    EXPECT_EQ(s.dropped_total.at("queue_full"), 30u);
+    EXPECT_EQ(drops(s), 30u);
+    expect_accounted(s, 0);
+  }
+
+  ASSERT_TRUE(broker_->start());
+  ASSERT_TRUE(connected_and_drained(pub, 15s));
+  Subscriber sub(broker_->port(), "t9/#", Subscriber::persistent("ft-bound-sub"));
+  ASSERT_TRUE(sub.wait([&](const auto&) {
+    int alerts = 0;
+    for (const auto& m : sub.all())
+      if (!m.retained && m.topic == "t9/s1/alert/cabinet_overload/c001") ++alerts;
+    return alerts >= 9;  // 8 events + the refresh on reconnect
   }));
-  EXPECT_EQ(late.get("t3/s1/status")->payload, "online");
-  const json c = json::parse(late.get("t3/s1/cabinet/c002")->payload);
-  EXPECT_EQ(c["ts"], format_rfc3339_ms(t2));  // the latest snapshot, re-sent on reconnect
-  EXPECT_DOUBLE_EQ(c["power_w"].get<double>(), 2000);
+  std::vector<std::string> alert_states;
+  for (const auto& m : sub.all()) {
+    if (m.retained || m.topic == "t9/s1/status") continue;
+    const json j = json::parse(m.payload);
+    if (m.topic == "t9/s1/alert/cabinet_overload/c001") {
+      alert_states.push_back(j["state"]);
+    } else {
+      // Only the newest state survived the bound (the oldest went first).
+      EXPECT_EQ(j["ts"], newest) << m.topic;
+    }
+  }
+  ASSERT_GE(alert_states.size(), 8u);
+  EXPECT_EQ(std::vector<std::string>(alert_states.begin(), alert_states.begin() + 8), states);
+}
+
+TEST_F(MqttBrokerTest, PersistedOutboxSurvivesARestart) {
+  start_broker(/*persistent=*/true);
+  ASSERT_TRUE(register_session(broker_->port(), "ft-persist-sub", "t10/#"));
+  broker_->stop();
+  TempDir state;
+  MqttSettings st = settings_for(broker_->port(), "ft-persist", "t10");
+  st.outbox.persist = true;
+  MqttPublisherOptions o = fast_options();
+  o.state_dir = state.path().string();
+  TestFacility fac({"s1"}, 2);
+  const TimePoint t0 = Clock::now();
+  {
+    MqttPublisher first(st, {"s1"}, o);
+    first.start();
+    for (int k = 0; k < 3; ++k)
+      ASSERT_TRUE(publish_and_wait(first, fac.snapshot(t0 + std::chrono::seconds(k), 100 + 100 * k)));
+    first.stop();
+    const auto s = first.stats();
+    EXPECT_EQ(s.queue_messages, 9u);
+    EXPECT_EQ(drops(s), 0u);  // kept on disk, not dropped{shutdown}
+  }
+
+  MqttPublisher second(st, {"s1"}, o);
+  EXPECT_EQ(second.stats().queue_messages, 9u);  // restored at construction
+  // The journal is locked: a second daemon on the same state directory fails at start.
+  EXPECT_THROW({ MqttPublisher third(st, {"s1"}, o); }, std::runtime_error);
+
+  ASSERT_TRUE(broker_->start());
+  second.start();
+  ASSERT_TRUE(eventually([&] { return second.stats().connected && second.stats().queue_messages == 0; },
+                         15s));
+  Subscriber sub(broker_->port(), "t10/#", Subscriber::persistent("ft-persist-sub"));
+  ASSERT_TRUE(wait_live(sub, 3, format_rfc3339_ms(t0 + 2s)));
+  for (const auto& [topic, ts] : live_ts(sub)) {
+    EXPECT_TRUE(std::is_sorted(ts.begin(), ts.end())) << topic;
+    EXPECT_EQ(std::set<std::string>(ts.begin(), ts.end()).size(), 3u) << topic;
+  }
+}
+
+TEST_F(MqttBrokerTest, WithoutPersistenceStopCountsWhatIsLeftAsShutdownDrops) {
+  const int port = free_loopback_port();  // nothing listens: everything stays queued
+  TestFacility fac({"s1"}, 2);
+  MqttPublisher pub(settings_for(port, "ft-shut", "t11"), {"s1"}, fast_options());
+  pub.start();
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(Clock::now(), 100)));
+  EXPECT_EQ(pub.stats().queue_messages, 3u);
+  pub.stop();
+  const auto s = pub.stats();
+  EXPECT_EQ(s.queue_messages, 0u);
+  EXPECT_EQ(s.dropped_total.at("shutdown"), 3u);
+  expect_accounted(s, 0);
+}
+
+TEST_F(MqttBrokerTest, Mqtt5ContentTypeAndMessageExpiry) {
+  start_broker();
+  TestFacility fac({"s1"}, 1);
+  MqttSettings st = settings_for(broker_->port(), "ft-v5", "t12");
+  st.protocol_version = 5;
+  st.message_expiry = 2s;
+  MqttPublisher pub(st, {"s1"}, fast_options());
+  pub.start();
+  // Content type, expiry interval and payload format indicator as the v5 subscriber sees them.
+  Subscriber sub(broker_->port(), "t12/#", {"-V", "5"}, "%r %t %C|%E|%F|%p");
+  ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(Clock::now(), 100)));
+  ASSERT_TRUE(sub.wait([](const auto& m) {
+    return m.count("t12/s1/status") && m.count("t12/s1/cabinet/c001");
+  }));
+  const auto split = [](const std::string& s) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (int i = 0; i < 3; ++i) {
+      const auto bar = s.find('|', start);
+      parts.push_back(s.substr(start, bar - start));
+      start = bar + 1;
+    }
+    parts.push_back(s.substr(start));
+    return parts;
+  };
+  const auto cab = split(sub.get("t12/s1/cabinet/c001")->payload);
+  EXPECT_EQ(cab[0], "application/json");
+  EXPECT_GE(std::atoi(cab[1].c_str()), 1);
+  EXPECT_LE(std::atoi(cab[1].c_str()), 2);
+  EXPECT_EQ(cab[2], "1");
+  EXPECT_TRUE(json::accept(cab[3]));
+  const auto status = split(sub.get("t12/s1/status")->payload);
+  EXPECT_EQ(status[0], "text/plain");
+  EXPECT_EQ(status[1], "");  // status never expires
+  EXPECT_EQ(status[3], "online");
+
+  // Queued while the broker is down for longer than the expiry: dropped as expired, counted.
+  broker_->stop();
+  ASSERT_TRUE(eventually([&] { return !pub.stats().connected; }));
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(Clock::now(), 200)));
+  EXPECT_EQ(pub.stats().queue_messages, 2u);
+  std::this_thread::sleep_for(2500ms);  // the property under test is the passing of time
+  ASSERT_TRUE(broker_->start());
+  ASSERT_TRUE(connected_and_drained(pub, 15s));
+  const auto s = pub.stats();
+  EXPECT_EQ(s.dropped_total.at("expired"), 2u);
+  expect_accounted(s, 2);
+  // The broker lets retained state expire too; the status has no expiry and stays.
+  std::this_thread::sleep_for(2500ms);
+  Subscriber late(broker_->port(), "t12/#", {"-W", "2"});
+  ASSERT_TRUE(late.wait([](const auto& m) { return m.count("t12/s1/status"); }));
+  std::this_thread::sleep_for(300ms);  // anything retained is delivered right after the status
+  EXPECT_FALSE(late.get("t12/s1/cabinet/c001").has_value());
+}
+
+// MQTT 5 brokers announce how many QoS 1 messages they take in flight (mosquitto's
+// max_inflight_messages, "receive maximum"); beyond it Paho queues internally and throughput
+// collapses (bench/RESULTS.md). The window follows the broker.
+TEST_F(MqttBrokerTest, Mqtt5WindowFollowsBrokerReceiveMaximum) {
+  broker_ = std::make_unique<Mosquitto>(free_loopback_port(), false, "max_inflight_messages 5\n");
+  ASSERT_TRUE(broker_->start()) << broker_->log();
+  TestFacility fac({"s1"}, 300);
+  MqttSettings st = settings_for(broker_->port(), "ft-rm", "t14");
+  st.protocol_version = 5;
+  MqttPublisher pub(st, {"s1"}, fast_options());
+  pub.start();
+  ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(Clock::now(), 100)));
+  std::uint64_t most = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto s = pub.stats();
+        most = std::max(most, s.in_flight);
+        return s.queue_messages == 0;
+      },
+      30s));
+  EXPECT_LE(most, 3u);  // 5 - 2 kept for the status messages
+  EXPECT_GT(most, 0u);
+  EXPECT_EQ(pub.stats().published_total, 1 + fac.messages_per_site());
+}
+
+TEST_F(MqttBrokerTest, SilentlyDeadConnectionLosesNothing) {
+  // paho.mqtt.cpp#384: QoS 1 messages sent between a silent network drop and the keepalive
+  // noticing it are lost by Paho. A stopped broker process keeps the TCP connection up and
+  // answers nothing, like a dead path.
+  start_broker();
+  TestFacility fac({"s1"}, 2);
+  MqttSettings st = settings_for(broker_->port(), "ft-silent", "t13");
+  st.keepalive = 1s;
+  MqttPublisherOptions o = fast_options();
+  o.connect_timeout = 2s;
+  MqttPublisher pub(st, {"s1"}, o);
+  pub.start();
+  ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  const TimePoint t0 = Clock::now();
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t0, 100)));
+  ASSERT_TRUE(eventually([&] { return pub.stats().queue_messages == 0; }));
+  const auto published_before = pub.stats().published_total;  // online + 3
+
+  ASSERT_EQ(::kill(broker_->pid(), SIGSTOP), 0);
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t0 + 1s, 200)));  // into the dead connection
+  ASSERT_TRUE(eventually([&] { return !pub.stats().connected; }, 15s));
+  EXPECT_EQ(pub.stats().queue_messages, 3u);  // not acknowledged, so still ours
+
+  broker_->kill();  // what it had buffered is gone, like packets on a dead path
+  ASSERT_TRUE(broker_->start());
+  ASSERT_TRUE(connected_and_drained(pub, 20s));
+  const auto s = pub.stats();
+  // Online again, the 3 re-sent messages, and the 3 of the refresh on reconnect.
+  EXPECT_EQ(s.published_total, published_before + 1 + 3 + 3);
+  EXPECT_EQ(drops(s), 0u);
+  Subscriber late(broker_->port(), "t13/s1/cabinet/c001");
+  ASSERT_TRUE(late.wait([](const auto& m) { return !m.empty(); }));
+  EXPECT_DOUBLE_EQ(json::parse(late.get("t13/s1/cabinet/c001")->payload)["power_w"].get<double>(),
+                   200);
 }
 
 TEST_F(MqttBrokerTest, BrokerDownAtStartPublishDoesNotBlockThenConnects) {
@@ -518,14 +612,12 @@ TEST_F(MqttBrokerTest, BrokerDownAtStartPublishDoesNotBlockThenConnects) {
   TestFacility fac({"s1"}, 2);
   MqttPublisher pub(settings_for(port, "ft-down", "t4"), {"s1"}, fast_options());
 
-  auto t0 = Steady::now();
+  // Neither start() nor publish() waits for the broker (publish() only hands the snapshot
+  // over: MqttPublisherConfig.LifecycleWithoutBroker shows it works without any worker).
   pub.start();
-  EXPECT_LT(Steady::now() - t0, 1s);
-  t0 = Steady::now();
-  for (int i = 0; i < 100; ++i) pub.publish(fac.snapshot(Clock::now(), 700));
-  EXPECT_LT(Steady::now() - t0, 500ms);  // includes building 100 snapshots
+  for (int i = 0; i < 100; ++i) pub.publish(fac.snapshot(Clock::now(), 700 + i * 100));
 
-  ASSERT_TRUE(eventually([&] { return pub.stats().dropped_total.at("not_connected") >= 3; }));
+  ASSERT_TRUE(eventually([&] { return pub.stats().queue_messages >= 3; }));
   EXPECT_FALSE(pub.stats().connected);
 
   Mosquitto late_broker(port);
@@ -536,34 +628,12 @@ TEST_F(MqttBrokerTest, BrokerDownAtStartPublishDoesNotBlockThenConnects) {
     return m.count("t4/s1/status") && m.count("t4/s1/cabinet/c001");
   }));
   EXPECT_EQ(sub.get("t4/s1/status")->payload, "online");
+  ASSERT_TRUE(eventually([&] { return pub.stats().queue_messages == 0; }));
+  const auto s = pub.stats();
+  EXPECT_EQ(drops(s), 0u);
+  expect_accounted(s, 1);
   pub.stop();
   EXPECT_TRUE(sub.wait_payload("t4/s1/status", "offline"));
-}
-
-TEST_F(MqttBrokerTest, FullBufferDropsAreCountedAndEveryMessageIsAccountedFor) {
-  TestFacility fac({"s1"}, 2000);
-  MqttPublisherOptions o = fast_options();
-  o.max_buffered_messages = 1;  // Paho may hold one unsent message: a burst must overflow
-  MqttPublisher pub(settings_for(broker_->port(), "ft-buf", "t5"), {"s1"}, o);
-  pub.start();
-  ASSERT_TRUE(eventually([&] {
-    const auto s = pub.stats();
-    return s.connected && s.published_total == 1 && s.queue_messages == 0;
-  }));
-  pub.publish(fac.snapshot(Clock::now(), 100));
-  const std::uint64_t offered = 1 /* online */ + fac.messages_per_site();
-  ASSERT_TRUE(eventually(
-      [&] {
-        const auto s = pub.stats();
-        return s.queue_messages == 0 && s.published_total + drops(s) == offered;
-      },
-      20s));
-  const auto s = pub.stats();
-  EXPECT_GT(s.dropped_total.at("buffer_full"), 0u);
-  EXPECT_EQ(s.dropped_total.at("publish_error"), 0u);
-  EXPECT_EQ(s.dropped_total.at("not_connected"), 0u);
-  EXPECT_EQ(s.published_total + s.dropped_total.at("buffer_full"), offered);
-  EXPECT_TRUE(s.connected);  // a full buffer is not a reason to drop the connection
 }
 
 }  // namespace

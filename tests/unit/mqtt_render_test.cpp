@@ -1,5 +1,6 @@
 // The MQTT payload contract (docs/mqtt.md), checked without a broker: topics, keys, values,
-// nulls for unknown values and the timestamp format.
+// nulls for unknown values, units and the timestamp format. (The JSON Schemas in docs/schemas are
+// checked against these payloads by tests/integration/test_mqtt_schemas.py.)
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <stdexcept>
 
 #include "daemon/mqtt_publisher.h"
+#include "daemon/mqtt_render.h"
 
 namespace facility {
 namespace {
@@ -22,6 +24,14 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 TimePoint at(year_month_day d, hours h, minutes m, seconds s, microseconds us) {
   return TimePoint{sys_days{d}} + h + m + s + us;
+}
+
+FeedPower feed(const std::string& name, std::optional<double> w, const std::string& device) {
+  FeedPower f;
+  f.feed = name;
+  f.power_w = w;
+  f.device = device;
+  return f;
 }
 
 // A site with one sold cabinet measured by two fresh PDUs, one free cabinet whose PDUs are
@@ -80,6 +90,7 @@ struct Fixture {
     ss.site = &site;
     ss.it_power_w = 3000;
     ss.it_power_source = "pdu_sum";
+    ss.pue_category = site.pue_category;  // the model copies the primary IT term's category
     ss.facility_power_w = 4500;
     ss.cooling_power_w = std::nullopt;
     ss.pue = 1.5;
@@ -97,7 +108,7 @@ struct Fixture {
 
     CabinetSnapshot cs1;
     cs1.cabinet = &site.cabinets[0];
-    cs1.feeds = {{"A", 1200.0, "pdu-1a"}, {"B", 1800.0, "pdu-1b"}};
+    cs1.feeds = {feed("A", 1200.0, "pdu-1a"), feed("B", 1800.0, "pdu-1b")};
     cs1.power_w = 3000;
     cs1.utilization = 0.6;
     cs1.powered = true;
@@ -108,7 +119,7 @@ struct Fixture {
     // Stale: numbers that must not leak out (a buggy model, NaN from a bad register).
     CabinetSnapshot cs2;
     cs2.cabinet = &site.cabinets[1];
-    cs2.feeds = {{"A", std::nullopt, "pdu-2a"}, {"B", kNaN, "pdu-2b"}};
+    cs2.feeds = {feed("A", std::nullopt, "pdu-2a"), feed("B", kNaN, "pdu-2b")};
     cs2.power_w = 123;
     cs2.utilization = kNaN;
     cs2.powered = false;
@@ -213,7 +224,8 @@ TEST(MqttRender, CabinetGood) {
   const auto msgs = render_messages(f.snap, "facility");
   const json j = json::parse(find(msgs, "facility/dc1/cabinet/r1-c01").payload);
   expect_keys(j, {"ts", "site", "room", "row", "cabinet", "power_w", "rated_w", "utilization",
-                  "feeds", "powered", "status", "quality", "inlet_c", "units"});
+                  "failover_headroom_w", "overload", "phase_imbalance", "estimated", "feeds",
+                  "powered", "status", "quality", "inlet_c", "humidity_ratio", "units"});
   EXPECT_EQ(j["ts"], "2026-11-22T04:03:19.123Z");
   EXPECT_EQ(j["site"], "dc1");
   EXPECT_EQ(j["room"], "hall1");
@@ -222,8 +234,14 @@ TEST(MqttRender, CabinetGood) {
   EXPECT_DOUBLE_EQ(j["power_w"].get<double>(), 3000);
   EXPECT_DOUBLE_EQ(j["rated_w"].get<double>(), 5000);
   EXPECT_DOUBLE_EQ(j["utilization"].get<double>(), 0.6);
-  EXPECT_DOUBLE_EQ(j["feeds"]["A"].get<double>(), 1200);
-  EXPECT_DOUBLE_EQ(j["feeds"]["B"].get<double>(), 1800);
+  EXPECT_DOUBLE_EQ(j["feeds"]["A"]["power_w"].get<double>(), 1200);
+  EXPECT_EQ(j["feeds"]["A"]["device"], "pdu-1a");
+  EXPECT_EQ(j["feeds"]["A"]["estimated"], false);
+  EXPECT_DOUBLE_EQ(j["feeds"]["B"]["power_w"].get<double>(), 1800);
+  EXPECT_TRUE(j["feeds"]["B"]["phases"].empty());
+  EXPECT_EQ(j["overload"], "ok");
+  EXPECT_EQ(j["estimated"], false);
+  EXPECT_TRUE(j["failover_headroom_w"].is_null());  // the model did not compute one
   EXPECT_EQ(j["powered"], true);
   EXPECT_EQ(j["status"], "sold");
   EXPECT_EQ(j["quality"], "good");
@@ -231,7 +249,8 @@ TEST(MqttRender, CabinetGood) {
   EXPECT_EQ(j["units"]["power_w"], "W");
   EXPECT_EQ(j["units"]["rated_w"], "W");
   EXPECT_EQ(j["units"]["utilization"], "ratio");
-  EXPECT_EQ(j["units"]["inlet_c"], "degC");
+  EXPECT_EQ(j["units"]["inlet_c"], "celsius");
+  EXPECT_EQ(j["units"]["failover_headroom_w"], "W");
 }
 
 TEST(MqttRender, CabinetStaleHasNullsNeverOldNumbers) {
@@ -244,8 +263,9 @@ TEST(MqttRender, CabinetStaleHasNullsNeverOldNumbers) {
   EXPECT_EQ(j["status"], "free");
   EXPECT_TRUE(j["power_w"].is_null());
   EXPECT_TRUE(j["utilization"].is_null());
-  EXPECT_TRUE(j["feeds"]["A"].is_null());
-  EXPECT_TRUE(j["feeds"]["B"].is_null());
+  EXPECT_TRUE(j["feeds"]["A"]["power_w"].is_null());
+  EXPECT_TRUE(j["feeds"]["B"]["power_w"].is_null());
+  EXPECT_TRUE(j["overload"].is_null());  // unknown, not "ok"
   EXPECT_TRUE(j["inlet_c"].is_null());
   EXPECT_EQ(j["powered"], false);
   EXPECT_DOUBLE_EQ(j["rated_w"].get<double>(), 5000);
@@ -255,9 +275,11 @@ TEST(MqttRender, Summary) {
   Fixture f;
   const auto msgs = render_messages(f.snap, "facility");
   const json j = json::parse(find(msgs, "facility/dc1/summary").payload);
-  expect_keys(j, {"ts", "site", "it_power_w", "it_power_source", "facility_power_w",
+  expect_keys(j, {"ts", "site", "quality", "it_power_w", "it_power_source", "facility_power_w",
                   "cooling_power_w", "pue", "pue_category", "coverage", "rated_w", "cabinets",
                   "occupancy", "units"});
+  // The facility meter covers only half of its term: not every source is fresh.
+  EXPECT_EQ(j["quality"], "stale");
   EXPECT_EQ(j["ts"], "2026-11-22T04:03:19.123Z");
   EXPECT_EQ(j["site"], "dc1");
   EXPECT_DOUBLE_EQ(j["it_power_w"].get<double>(), 3000);
@@ -276,6 +298,7 @@ TEST(MqttRender, Summary) {
   EXPECT_TRUE(j["occupancy"]["sold"].is_null());
   EXPECT_EQ(j["units"]["it_power_w"], "W");
   EXPECT_EQ(j["units"]["coverage"], "ratio");
+  EXPECT_EQ(j["units"]["pue"], "ratio");
 }
 
 TEST(MqttRender, SummaryPlannedDefaultsToInventoryAndUnknownSourceIsNull) {
@@ -295,7 +318,8 @@ TEST(MqttRender, Cooling) {
   const auto msgs = render_messages(f.snap, "facility");
   const json j = json::parse(find(msgs, "facility/dc1/cooling/crah-1").payload);
   expect_keys(j, {"ts", "device", "supply_c", "return_c", "delta_t_c", "power_w", "fan_ratio",
-                  "running", "quality"});
+                  "running", "quality", "units"});
+  EXPECT_EQ(j["units"]["supply_c"], "celsius");
   EXPECT_EQ(j["device"], "crah-1");
   EXPECT_EQ(j["room"], "hall1");
   EXPECT_DOUBLE_EQ(j["supply_c"].get<double>(), 18.0);
@@ -389,7 +413,7 @@ TEST(MqttRender, MultiLevelPrefixAndPerSiteFilter) {
   f.snap.sites.push_back(ss2);
 
   const auto all = render_messages(f.snap, "acme/dc");
-  EXPECT_EQ(all.size(), 9u);
+  EXPECT_EQ(all.size(), 9u);  // 7 of dc1, 2 of dc2
   EXPECT_EQ(find(all, "acme/dc/dc2/cabinet/x1").site, "dc2");
   const auto only2 = render_site_messages(f.snap, "acme/dc", "dc2");
   ASSERT_EQ(only2.size(), 2u);
@@ -409,52 +433,161 @@ TEST(MqttRender, IdsThatAreNotTopicLevelsAreSkipped) {
   }
 }
 
-TEST(MqttPublisherConfig, RejectsBadSettings) {
-  MqttSettings ok;
-  EXPECT_NO_THROW(MqttPublisher(ok, {"dc1", "dc2"}));
-  MqttSettings bad_qos = ok;
-  bad_qos.qos = 3;
-  EXPECT_THROW(MqttPublisher(bad_qos, {"dc1"}), std::invalid_argument);
-  for (const char* prefix : {"", "a/+/b", "#", "/facility", "facility/", "a//b", "$SYS"}) {
-    MqttSettings p = ok;
-    p.topic_prefix = prefix;
-    EXPECT_THROW(MqttPublisher(p, {"dc1"}), std::invalid_argument) << prefix;
+// A cabinet with three-phase PDUs on both feeds, as the model fills it for A+B cabinets.
+TEST(MqttRender, CabinetPhasesFailoverOverloadEstimated) {
+  Fixture f;
+  CabinetSnapshot& cs = f.snap.sites[0].cabinets[0];
+  cs.overload = OverloadState::kWarning;
+  cs.estimated = true;
+  cs.failover_headroom_w = -250;
+  cs.phase_imbalance = 0.08;
+  for (auto& fp : cs.feeds) {
+    fp.failover_headroom_w = fp.feed == "A" ? 1750.0 : -250.0;
+    for (int i = 1; i <= 3; ++i) {
+      PhasePower p;
+      p.phase = "L" + std::to_string(i);
+      p.power_w = 400.0 + i;
+      p.current_a = 1.8 + i / 10.0;
+      p.voltage_v = 230;
+      p.failover_headroom_w = 100.0 * i;
+      fp.phases.push_back(p);
+    }
   }
-  EXPECT_THROW(MqttPublisher(ok, {"dc1", "dc1"}), std::invalid_argument);
-  EXPECT_THROW(MqttPublisher(ok, {"dc/1"}), std::invalid_argument);
-  MqttSettings tls = ok;
-  tls.broker = "ssl://127.0.0.1:8883";
-  EXPECT_THROW(MqttPublisher(tls, {"dc1"}), std::invalid_argument);
-  MqttSettings bad_uri = ok;
-  bad_uri.broker = "gopher://127.0.0.1:1883";
-  EXPECT_THROW(MqttPublisher(bad_uri, {"dc1"}), std::invalid_argument);
-  MqttSettings no_id = ok;
-  no_id.client_id.clear();
-  EXPECT_THROW(MqttPublisher(no_id, {"dc1"}), std::invalid_argument);
+  cs.feeds[1].estimated = true;
+  const json j =
+      json::parse(find(render_messages(f.snap, "facility"), "facility/dc1/cabinet/r1-c01").payload);
+  EXPECT_EQ(j["overload"], "warning");
+  EXPECT_EQ(j["estimated"], true);
+  EXPECT_DOUBLE_EQ(j["failover_headroom_w"].get<double>(), -250);
+  EXPECT_DOUBLE_EQ(j["phase_imbalance"].get<double>(), 0.08);
+  EXPECT_EQ(j["feeds"]["A"]["estimated"], false);
+  EXPECT_EQ(j["feeds"]["B"]["estimated"], true);
+  EXPECT_DOUBLE_EQ(j["feeds"]["B"]["failover_headroom_w"].get<double>(), -250);
+  const json& l2 = j["feeds"]["A"]["phases"]["L2"];
+  EXPECT_DOUBLE_EQ(l2["power_w"].get<double>(), 402);
+  EXPECT_DOUBLE_EQ(l2["current_a"].get<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(l2["voltage_v"].get<double>(), 230);
+  EXPECT_DOUBLE_EQ(l2["failover_headroom_w"].get<double>(), 200);
+  EXPECT_EQ(j["feeds"]["B"]["phases"].size(), 3u);
+  EXPECT_EQ(j["units"]["current_a"], "A");
+  EXPECT_EQ(j["units"]["voltage_v"], "V");
+  EXPECT_EQ(j["units"]["phase_imbalance"], "ratio");
+
+  // Stale: per-PDU phase readings stay (each PDU vouches for its own), everything that needs the
+  // cabinet total goes.
+  cs.quality = Quality::kStale;
+  const json s =
+      json::parse(find(render_messages(f.snap, "facility"), "facility/dc1/cabinet/r1-c01").payload);
+  EXPECT_TRUE(s["failover_headroom_w"].is_null());
+  EXPECT_TRUE(s["phase_imbalance"].is_null());
+  EXPECT_TRUE(s["overload"].is_null());
+  EXPECT_TRUE(s["feeds"]["B"]["failover_headroom_w"].is_null());
+  EXPECT_TRUE(s["feeds"]["A"]["phases"]["L2"]["failover_headroom_w"].is_null());
+  EXPECT_DOUBLE_EQ(s["feeds"]["A"]["phases"]["L2"]["current_a"].get<double>(), 2.0);
 }
 
-TEST(MqttPublisherConfig, LifecycleWithoutBroker) {
-  MqttPublisher never_started(MqttSettings{}, {"dc1"});
-  never_started.stop();  // without start(): fine, and idempotent
-  never_started.stop();
-  EXPECT_THROW(never_started.start(), std::logic_error);
+AlertState alert(const std::string& kind, const std::string& subject, bool raised) {
+  AlertState a;
+  a.site = "dc1";
+  a.kind = kind;
+  a.subject = subject;
+  a.severity = "critical";
+  a.raised = raised;
+  a.value = 1.07;
+  a.threshold = 1.0;
+  a.unit = "ratio";
+  a.since = TimePoint{} + std::chrono::hours(24 * 365 * 57) + 1500ms;
+  a.message = "cabinet r1-c01 draws 107 % of its rating";
+  return a;
+}
 
-  // Before start() nothing is sent, so a newer snapshot replaces an older one deterministically.
-  MqttPublisher p(MqttSettings{}, {"dc1"});
+TEST(MqttRender, AlertsRaisedAndCleared) {
   Fixture f;
-  auto snap = std::make_shared<const FacilitySnapshot>(f.snap);
-  p.publish(snap);
-  p.publish(snap);
-  p.publish(snap);
-  const auto st = p.stats();
-  EXPECT_EQ(st.snapshots_superseded, 2u);
-  EXPECT_FALSE(st.connected);
-  ASSERT_EQ(st.sites.size(), 1u);
-  EXPECT_EQ(st.sites[0].client_id, "facilityd-dc1");
-  EXPECT_EQ(st.dropped_total.size(), 3u);  // every reason present from the start
-  EXPECT_EQ(st.dropped_total.at("buffer_full"), 0u);
-  EXPECT_EQ(st.dropped_total.at("publish_error"), 0u);
-  EXPECT_EQ(st.dropped_total.at("not_connected"), 0u);
+  f.snap.alerts = {alert("cabinet_overload", "r1-c01", true),
+                   alert("inlet_temperature", "crah-1", false),
+                   alert("pue_high", "dc1", true)};
+  f.snap.alerts[2].value = std::nullopt;
+  const auto msgs = render_messages(f.snap, "facility");
+  // State first, alerts after (in model order).
+  ASSERT_EQ(msgs.size(), 7u + 3u);
+  EXPECT_EQ(msgs[7].topic, "facility/dc1/alert/cabinet_overload/r1-c01");
+  EXPECT_EQ(msgs[8].topic, "facility/dc1/alert/inlet_temperature/crah-1");
+  EXPECT_EQ(msgs[9].topic, "facility/dc1/alert/pue_high/dc1");
+  for (std::size_t i = 7; i < msgs.size(); ++i) {
+    EXPECT_EQ(msgs[i].kind, MqttTopicKind::kAlert);
+    EXPECT_TRUE(msgs[i].retained);
+  }
+
+  const json r = json::parse(msgs[7].payload);
+  expect_keys(r, {"ts", "site", "kind", "subject", "state", "raised", "severity", "value",
+                  "threshold", "unit", "since", "message", "quality"});
+  EXPECT_EQ(r["state"], "raised");
+  EXPECT_EQ(r["raised"], true);
+  EXPECT_EQ(r["severity"], "critical");
+  EXPECT_DOUBLE_EQ(r["value"].get<double>(), 1.07);
+  EXPECT_DOUBLE_EQ(r["threshold"].get<double>(), 1.0);
+  EXPECT_EQ(r["unit"], "ratio");
+  EXPECT_TRUE(std::regex_match(r["since"].get<std::string>(), kRfc3339Ms));
+  EXPECT_EQ(r["since"].get<std::string>().substr(19), ".500Z");
+  EXPECT_EQ(r["quality"], "good");  // the cabinet's own quality
+
+  const json c = json::parse(msgs[8].payload);
+  EXPECT_EQ(c["state"], "cleared");
+  EXPECT_EQ(c["raised"], false);
+  EXPECT_EQ(c["severity"], "critical");  // the last raised severity
+  EXPECT_EQ(c["quality"], "good");       // the cooling unit's device is fresh
+
+  const json p = json::parse(msgs[9].payload);
+  EXPECT_TRUE(p["value"].is_null());
+  EXPECT_EQ(p["quality"], "stale");  // the site summary is not fully covered
+}
+
+TEST(MqttRender, AlertsWithInvalidIdsOrOtherSitesAreSkipped) {
+  Fixture f;
+  f.snap.alerts = {alert("cabinet_overload", "r1/c01", true), alert("a+b", "r1-c01", true),
+                   alert("cabinet_overload", "r1-c01", true)};
+  f.snap.alerts[2].site = "elsewhere";
+  const auto dc1 = render_site_messages(f.snap, "facility", "dc1");
+  for (const auto& m : dc1) EXPECT_NE(m.kind, MqttTopicKind::kAlert) << m.topic;
+  // An alert of a site that has no other data still gets its own topic under that site.
+  const auto all = render_messages(f.snap, "facility");
+  EXPECT_EQ(find(all, "facility/elsewhere/alert/cabinet_overload/r1-c01").site, "elsewhere");
+}
+
+// Every number in every payload has a unit: through "units" (for its own field name or an
+// enclosing one) or a sibling "unit" (device points) - except counts, which are plain numbers.
+void expect_units(const json& j, const json& units, bool has_unit, const std::string& path,
+                  const std::string& topic) {
+  if (j.is_object()) {
+    const bool own = j.contains("unit");
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == "units" || it.key() == "cabinets" || it.key() == "pue_category") continue;
+      expect_units(*it, units, has_unit || own || units.contains(it.key()),
+                   path + "/" + it.key(), topic);
+    }
+  } else if (j.is_number()) {
+    EXPECT_TRUE(has_unit) << topic << ": " << path << " has no unit";
+  }
+}
+
+TEST(MqttRender, EveryNumberHasAUnit) {
+  Fixture f;
+  f.snap.alerts = {alert("cabinet_overload", "r1-c01", true)};
+  for (auto& fp : f.snap.sites[0].cabinets[0].feeds) {
+    PhasePower p;
+    p.phase = "L1";
+    p.power_w = 1;
+    p.current_a = 2;
+    p.voltage_v = 3;
+    p.failover_headroom_w = 4;
+    fp.phases = {p};
+  }
+  for (const auto& m : render_messages(f.snap, "facility")) {
+    const json j = json::parse(m.payload);
+    const json units = j.value("units", json::object());
+    // An alert's value and threshold share its "unit".
+    expect_units(j, units, m.kind == MqttTopicKind::kAlert, "", m.topic);
+  }
 }
 
 }  // namespace
