@@ -229,8 +229,13 @@ json device_json(const DeviceSnapshot& ds, const std::string& ts) {
   // Points as read, in the profile's unit; only from a fresh reading, never stale values.
   json points = json::object();
   if (ds.reading && ds.quality == Quality::kGood) {
-    for (const auto& [name, pv] : ds.reading->points)
-      points[name] = json{{"value", num(pv.value)}, {"unit", pv.unit}};
+    for (const auto& [name, pv] : ds.reading->points) {
+      json p{{"value", num(pv.value)}, {"unit", pv.unit}};
+      // Enumerations carry their state name, string points their content (the value is then
+      // the enum's code, or null for a string).
+      if (!pv.text.empty()) p["text"] = pv.text;
+      points[name] = std::move(p);
+    }
   }
   j["points"] = std::move(points);
   return j;

@@ -360,6 +360,21 @@ TEST(MqttRender, DeviceFreshHasPoints) {
   EXPECT_EQ(j["points"]["active_power"]["unit"], "kW");
   EXPECT_TRUE(j["points"]["voltage"]["value"].is_null());
   EXPECT_EQ(j["points"]["voltage"]["unit"], "V");
+  EXPECT_FALSE(j["points"]["active_power"].contains("text"));  // numbers carry no text
+}
+
+TEST(MqttRender, DeviceEnumAndStringPointsCarryText) {
+  Fixture f;
+  auto r = std::make_shared<DeviceReading>(*f.snap.devices[0].reading);
+  r->points["state"] = PointValue{1.0, "none", "running"};
+  r->points["model"] = PointValue{std::nullopt, "none", "PDU-X 20A"};
+  f.snap.devices[0].reading = r;
+  const json j =
+      json::parse(find(render_messages(f.snap, "facility"), "facility/dc1/device/pdu-1a").payload);
+  EXPECT_EQ(j["points"]["state"]["value"], 1.0);
+  EXPECT_EQ(j["points"]["state"]["text"], "running");
+  EXPECT_TRUE(j["points"]["model"]["value"].is_null());
+  EXPECT_EQ(j["points"]["model"]["text"], "PDU-X 20A");
 }
 
 TEST(MqttRender, DeviceDownHasErrorNoPointsNoLastSuccess) {
