@@ -308,12 +308,12 @@ Config load_config(const std::string& path) {
   }
   MapReader top(d, root, "config",
                 {"daemon", "mqtt", "defaults", "profiles_dir", "facility", "cabinet_classes",
-                 "sites"});
+                 "sites", "history", "report"});
   if (!top.ok()) throw ConfigException(std::move(d.errors()));
 
   if (top.has("daemon")) {
     MapReader r(d, top.get("daemon"), "daemon",
-                {"listen", "stale_after_intervals", "powered_threshold_w"});
+                {"listen", "stale_after_intervals", "powered_threshold_w", "state_dir"});
     if (auto l = r.str("listen")) {
       static const std::regex re(R"(^[A-Za-z0-9.\-]+:[0-9]{1,5}$)");
       if (!std::regex_match(*l, re)) {
@@ -327,9 +327,16 @@ Config load_config(const std::string& path) {
       if (*n < 0) d.error(r.get("powered_threshold_w"), "daemon: powered_threshold_w must be >= 0");
       cfg.daemon.powered_threshold_w = *n;
     }
+    if (auto v = r.str("state_dir")) {
+      if (v->empty() || v->front() != '/')
+        d.error(r.get("state_dir"), "daemon: state_dir must be an absolute path");
+      else
+        cfg.daemon.state_dir = *v;
+    }
   }
 
   if (top.has("mqtt")) parse_mqtt_settings(d, top.get("mqtt"), cfg.mqtt);
+  config_detail::parse_history_section(d, top, cfg);
   if (top.has("facility")) {
     cfg.facility = config_detail::parse_facility_settings(d, top.get("facility"), "facility",
                                                           cfg.facility);
@@ -394,7 +401,7 @@ Config load_config(const std::string& path) {
   for (const auto& sn : sites) {
     MapReader sr(d, sn, "site",
                  {"id", "name", "ownership", "planned_cabinets", "pue_category", "simulate", "rooms",
-                  "devices", "facility", "build_out_plan"});
+                  "devices", "facility", "build_out_plan", "report"});
     if (!sr.ok()) continue;
     Site site;
     if (!check_id(d, sr, "site", site.id)) continue;
@@ -414,6 +421,9 @@ Config load_config(const std::string& path) {
       site.facility = config_detail::parse_facility_settings(d, sr.get("facility"),
                                                              sw + " facility", cfg.facility);
     }
+    site.report = sr.has("report") ? config_detail::parse_report_settings(
+                                         d, sr.get("report"), sw + " report", cfg.report)
+                                   : cfg.report;
     if (sr.has("build_out_plan")) {
       site.build_out_plan = config_detail::parse_build_out_plan(d, sr.get("build_out_plan"), sw);
     }

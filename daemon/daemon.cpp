@@ -5,9 +5,12 @@
 
 #include <stdexcept>
 
+#include "daemon/history.h"
+#include "daemon/history_metrics.h"
 #include "daemon/metrics.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/polling.h"
+#include "daemon/report_http.h"
 
 namespace facility {
 
@@ -41,7 +44,7 @@ std::string Daemon::metrics_url() const {
 void Daemon::start() {
   const std::string listen = opt_.listen.value_or(config_->daemon.listen);
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, 2);
+    exposer_ = std::make_unique<prometheus::Exposer>(listen, 2, HttpRoutes::callbacks());
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot listen on " + listen + " for /metrics: " + e.what() +
                              " (is another process using the port? set daemon.listen or --listen)");
@@ -53,6 +56,8 @@ void Daemon::start() {
     model_ = std::make_unique<FacilityModel>(config_);
     snapshot_ = model_->update(store_.snapshot(), Clock::now());
   }
+
+  start_history();
 
   if (config_->mqtt.enabled && !opt_.no_mqtt) {
     MqttSettings ms = config_->mqtt;
@@ -88,6 +93,29 @@ void Daemon::start() {
   started_ = true;
 }
 
+void Daemon::start_history() {
+  std::string path;
+  if (config_->history.enabled) {
+    path = history_path(*config_);
+    history_ = std::make_unique<HistoryWriter>(config_, path);
+    try {
+      history_->start();
+      history_recorder_ = std::make_unique<HistoryRecorder>(config_);
+      spdlog::info("history in {}", path);
+    } catch (const std::exception& e) {
+      // Monitoring matters more than the history: run without it, and say so (and
+      // facility_history_up says 0).
+      spdlog::error("history disabled: {} (set daemon.state_dir, or history.enabled: false)",
+                    e.what());
+      history_.reset();
+      path.clear();
+    }
+  }
+  history_collectable_ = std::make_shared<HistoryCollectable>(history_.get());
+  exposer_->RegisterCollectable(history_collectable_);
+  routes_ = std::make_unique<HttpRoutes>(metrics_port(), config_, path);
+}
+
 void Daemon::model_loop() {
   auto last_publish = std::chrono::steady_clock::now() - std::chrono::hours(1);
   bool first_cycle_logged = false;
@@ -114,6 +142,10 @@ void Daemon::model_loop() {
       }
     }
     const auto now = std::chrono::steady_clock::now();
+    if (history_recorder_) {
+      auto minutes = history_recorder_->add(*snap);
+      if (!minutes.empty()) history_->submit(std::move(minutes));
+    }
     if (mqtt_ && now - last_publish >= config_->mqtt.publish_interval) {
       mqtt_->publish(snap);
       last_publish = now;
@@ -132,7 +164,14 @@ void Daemon::stop() {
   if (model_thread_.joinable()) model_thread_.join();
   if (mqtt_) mqtt_->stop();
   if (polling_) polling_->stop();
+  routes_.reset();
+  if (history_) {
+    // The minute in progress too, so a clean restart loses nothing.
+    history_->submit(history_recorder_->flush());
+    history_->stop();
+  }
   if (exposer_ && collectable_) exposer_->RemoveCollectable(collectable_);
+  if (exposer_ && history_collectable_) exposer_->RemoveCollectable(history_collectable_);
   exposer_.reset();
 }
 

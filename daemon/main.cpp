@@ -10,6 +10,7 @@
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/report_cli.h"
 #include "facilityd_version.h"
 
 namespace {
@@ -24,8 +25,10 @@ Examples:
   facilityd check-config /etc/facilityd/facilityd.yaml
   facilityd run --config /etc/facilityd/facilityd.yaml
   facilityd run --config config/demo/facilityd.yaml --listen 127.0.0.1:10044
+  facilityd report --config /etc/facilityd/facilityd.yaml --site hl1 --format html -o hl1.html
 
-Configuration keys: docs/config.md. Metrics: docs/metrics.md. MQTT topics: docs/mqtt.md.)";
+Configuration keys: docs/config.md. Metrics: docs/metrics.md. MQTT topics: docs/mqtt.md.
+Capacity reports: docs/reports.md.)";
 
 int check_config(const std::string& path, bool quiet) {
   try {
@@ -48,10 +51,13 @@ int check_config(const std::string& path, bool quiet) {
   }
 }
 
-int run(const std::string& path, const facility::DaemonOptions& opt) {
+int run(const std::string& path, const facility::DaemonOptions& opt,
+        const std::string& state_dir) {
   std::shared_ptr<const facility::Config> cfg;
   try {
-    cfg = std::make_shared<const facility::Config>(facility::load_config(path));
+    auto loaded = facility::load_config(path);
+    if (!state_dir.empty()) loaded.daemon.state_dir = state_dir;
+    cfg = std::make_shared<const facility::Config>(std::move(loaded));
   } catch (const facility::ConfigException& e) {
     for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
     std::fprintf(stderr, "facilityd: not starting: the configuration has %zu problem%s\n",
@@ -117,6 +123,12 @@ int main(int argc, char** argv) {
                                           "(port 0 picks a free port)");
   run_cmd->add_option("--mqtt-broker", broker, "Override mqtt.broker, e.g. tcp://127.0.0.1:1883");
   run_cmd->add_flag("--no-mqtt", opt.no_mqtt, "Do not connect to MQTT");
+  std::string state_dir;
+  run_cmd->add_option("--state-dir", state_dir,
+                      "Override daemon.state_dir (history database, MQTT outbox)");
+
+  facility::ReportCliOptions report_opt;
+  auto* report_cmd = facility::add_report_subcommand(app, report_opt);
 
   bool quiet = false;
   auto* check_cmd = app.add_subcommand(
@@ -131,7 +143,8 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
 
   if (*check_cmd) return check_config(config_path, quiet);
+  if (*report_cmd) return facility::run_report_cli(report_opt);
   if (!listen.empty()) opt.listen = listen;
   if (!broker.empty()) opt.mqtt_broker = broker;
-  return run(config_path, opt);
+  return run(config_path, opt, state_dir);
 }
