@@ -45,7 +45,9 @@ def prepare(src, wd):
     if n != 1:
         raise SystemExit("demo config changed: no daemon.powered_threshold_w line")
     # Write completed minutes within a second (the default batches them per minute).
-    text = text.replace("\nmqtt:", "\nhistory: {flush_interval: 1s}\n\nmqtt:", 1)
+    if text.count("  minute_retention: 35d\n") != 1:
+        raise SystemExit("demo config changed: no history.minute_retention line")
+    text = text.replace("  minute_retention: 35d\n", "  minute_retention: 35d\n  flush_interval: 1s\n")
     with open(cfg, "w") as f:
         f.write(text)
     return cfg, ports, state
