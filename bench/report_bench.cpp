@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     const auto layout = db->layout_id("s", layout_of(cfg->sites[0]));
     const auto s0 = Steady::now();
     db->exec("BEGIN");
-    std::vector<CabinetInterval> cabs(std::size_t(n));
+    std::vector<CabinetInterval> cabs(static_cast<std::size_t>(n));
     for (int h = 0; h < hours; ++h) {
       for (int k = 0; k < n; ++k) {
         const double w = 1000 + (k * 37 + h * 11) % 3000;
