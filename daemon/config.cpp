@@ -368,7 +368,7 @@ Config load_config(const std::string& path) {
   }
   MapReader top(d, root, "config",
                 {"daemon", "mqtt", "defaults", "profiles_dir", "facility", "cabinet_classes",
-                 "endpoints", "sites"});
+                 "endpoints", "sites", "history", "report"});
   if (!top.ok()) throw ConfigException(std::move(d.errors()));
 
   if (top.has("daemon")) {
@@ -396,6 +396,7 @@ Config load_config(const std::string& path) {
   }
 
   if (top.has("mqtt")) parse_mqtt_settings(d, top.get("mqtt"), cfg.mqtt);
+  config_detail::parse_history_section(d, top, cfg);
   if (top.has("facility")) {
     cfg.facility = config_detail::parse_facility_settings(d, top.get("facility"), "facility",
                                                           cfg.facility);
@@ -464,7 +465,7 @@ Config load_config(const std::string& path) {
   for (const auto& sn : sites) {
     MapReader sr(d, sn, "site",
                  {"id", "name", "ownership", "planned_cabinets", "pue_category", "simulate", "rooms",
-                  "devices", "facility", "build_out_plan"});
+                  "devices", "facility", "build_out_plan", "report"});
     if (!sr.ok()) continue;
     Site site;
     if (!check_id(d, sr, "site", site.id)) continue;
@@ -484,6 +485,9 @@ Config load_config(const std::string& path) {
       site.facility = config_detail::parse_facility_settings(d, sr.get("facility"),
                                                              sw + " facility", cfg.facility);
     }
+    site.report = sr.has("report") ? config_detail::parse_report_settings(
+                                         d, sr.get("report"), sw + " report", cfg.report)
+                                   : cfg.report;
     if (sr.has("build_out_plan")) {
       site.build_out_plan = config_detail::parse_build_out_plan(d, sr.get("build_out_plan"), sw);
     }

@@ -17,6 +17,7 @@
 
 #include "collectors/modbus/codec.h"
 #include "daemon/config_facility.h"
+#include "daemon/config_history.h"
 #include "daemon/config_modbus.h"
 #include "daemon/config_mqtt.h"
 
@@ -178,6 +179,7 @@ struct Site {
   int pue_category = 1;      // ISO/IEC 30134-2 category of the it_total meter (1, 2 or 3)
   FacilitySettings facility;          // resolved: top-level facility + the site's own
   std::vector<PlanStep> build_out_plan;  // date -> planned powered cabinets, ascending dates
+  ReportSettings report;                 // resolved: top-level report + the site's own
   std::vector<Room> rooms;
   std::vector<Cabinet> cabinets;  // every cabinet of every room, in file order
   std::vector<Device> devices;
@@ -197,6 +199,8 @@ struct Config {
   std::string path;  // the file it was loaded from
   DaemonSettings daemon;
   MqttSettings mqtt;
+  HistorySettings history;
+  ReportSettings report;  // top level; each Site holds its resolved copy
   std::map<std::string, std::shared_ptr<const Profile>> profiles;
   FacilitySettings facility;  // top level; each Site holds its resolved copy
   std::vector<CabinetClass> cabinet_classes;

@@ -260,4 +260,9 @@ void parse_device_facility(Diagnostics& d, MapReader& dr, const Site& site, Devi
 void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev);
 void check_site_facility(Diagnostics& d, MapReader& sr, const Site& site);
 
+// History and report sections (config_history.cpp): top-level `history` and `report`.
+void parse_history_section(Diagnostics& d, MapReader& top, Config& cfg);
+ReportSettings parse_report_settings(Diagnostics& d, const YAML::Node& node,
+                                     const std::string& what, const ReportSettings& base);
+
 }  // namespace facility::config_detail

@@ -3,11 +3,15 @@
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <stdexcept>
 
+#include "daemon/history.h"
+#include "daemon/history_metrics.h"
 #include "daemon/metrics.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/polling.h"
+#include "daemon/report_http.h"
 
 namespace facility {
 
@@ -41,7 +45,7 @@ std::string Daemon::metrics_url() const {
 void Daemon::start() {
   const std::string listen = opt_.listen.value_or(config_->daemon.listen);
   try {
-    exposer_ = std::make_unique<prometheus::Exposer>(listen, 2);
+    exposer_ = std::make_unique<prometheus::Exposer>(listen, 2, HttpRoutes::callbacks());
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot listen on " + listen + " for /metrics: " + e.what() +
                              " (is another process using the port? set daemon.listen or --listen)");
@@ -53,6 +57,9 @@ void Daemon::start() {
     model_ = std::make_unique<FacilityModel>(config_);
     snapshot_ = model_->update(store_.snapshot(), Clock::now());
   }
+
+  ensure_state_dir();
+  start_history();
 
   if (config_->mqtt.enabled && !opt_.no_mqtt) {
     MqttSettings ms = config_->mqtt;
@@ -97,6 +104,45 @@ void Daemon::start() {
   started_ = true;
 }
 
+// The state directory holds the history database and the MQTT outbox journal. Under systemd it
+// exists (StateDirectory=); when run by hand it is created like `mkdir -p`, owner-only. If that
+// fails, the history and the journal report their own clear errors and the daemon monitors on.
+void Daemon::ensure_state_dir() const {
+  namespace fs = std::filesystem;
+  const fs::path dir = config_->daemon.state_dir;
+  std::error_code ec;
+  if (dir.empty() || fs::is_directory(dir, ec)) return;
+  if (fs::create_directories(dir, ec)) {
+    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+    spdlog::info("created state directory {}", dir.string());
+  } else if (ec) {
+    spdlog::warn("cannot create state directory {}: {}", dir.string(), ec.message());
+  }
+}
+
+void Daemon::start_history() {
+  std::string path;
+  if (config_->history.enabled) {
+    path = history_path(*config_);
+    history_ = std::make_unique<HistoryWriter>(config_, path);
+    try {
+      history_->start();
+      history_recorder_ = std::make_unique<HistoryRecorder>(config_);
+      spdlog::info("history in {}", path);
+    } catch (const std::exception& e) {
+      // Monitoring matters more than the history: run without it, and say so (and
+      // facility_history_up says 0).
+      spdlog::error("history disabled: {} (set daemon.state_dir, or history.enabled: false)",
+                    e.what());
+      history_.reset();
+      path.clear();
+    }
+  }
+  history_collectable_ = std::make_shared<HistoryCollectable>(history_.get());
+  exposer_->RegisterCollectable(history_collectable_);
+  routes_ = std::make_unique<HttpRoutes>(metrics_port(), config_, path);
+}
+
 void Daemon::model_loop() {
   bool first_cycle_logged = false;
   const auto t0 = std::chrono::steady_clock::now();
@@ -121,6 +167,10 @@ void Daemon::model_loop() {
         first_cycle_logged = true;
       }
     }
+    if (history_recorder_) {
+      auto minutes = history_recorder_->add(*snap);
+      if (!minutes.empty()) history_->submit(std::move(minutes));
+    }
     // Every cycle: the publisher checks alerts on each snapshot and state topics every
     // mqtt.publish_interval; handing over never waits.
     if (mqtt_) mqtt_->publish(snap);
@@ -138,7 +188,14 @@ void Daemon::stop() {
   if (model_thread_.joinable()) model_thread_.join();
   if (mqtt_) mqtt_->stop();
   if (polling_) polling_->stop();
+  routes_.reset();
+  if (history_) {
+    // The minute in progress too, so a clean restart loses nothing.
+    history_->submit(history_recorder_->flush());
+    history_->stop();
+  }
   if (exposer_ && collectable_) exposer_->RemoveCollectable(collectable_);
+  if (exposer_ && history_collectable_) exposer_->RemoveCollectable(history_collectable_);
   exposer_.reset();
 }
 

@@ -28,6 +28,10 @@ class Exposer;
 namespace facility {
 
 class MqttPublisher;
+class HistoryRecorder;
+class HistoryWriter;
+class HistoryCollectable;
+class HttpRoutes;
 class SnapshotCollectable;
 class PollingService;
 
@@ -56,6 +60,8 @@ class Daemon {
 
  private:
   void model_loop();
+  void ensure_state_dir() const;
+  void start_history();
 
   std::shared_ptr<const Config> config_;
   DaemonOptions opt_;
@@ -71,6 +77,11 @@ class Daemon {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<SnapshotCollectable> collectable_;
   std::unique_ptr<MqttPublisher> mqtt_;
+  // History (daemon/history.h): the recorder runs on the model thread, the writer on its own.
+  std::unique_ptr<HistoryRecorder> history_recorder_;
+  std::unique_ptr<HistoryWriter> history_;
+  std::shared_ptr<HistoryCollectable> history_collectable_;
+  std::unique_ptr<HttpRoutes> routes_;  // "/" and /reports on the metrics listener
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -11,6 +11,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/probe.h"
+#include "daemon/report_cli.h"
 #include "facilityd_version.h"
 
 namespace {
@@ -26,8 +27,10 @@ Examples:
   facilityd run --config /etc/facilityd/facilityd.yaml
   facilityd run --config config/demo/facilityd.yaml --listen 127.0.0.1:10044
   facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
+  facilityd report --config /etc/facilityd/facilityd.yaml --site hl1 --format html -o hl1.html
 
-Configuration keys: docs/config.md. Metrics: docs/metrics.md. MQTT topics: docs/mqtt.md.)";
+Configuration keys: docs/config.md. Metrics: docs/metrics.md. MQTT topics: docs/mqtt.md.
+Capacity reports: docs/reports.md.)";
 
 int check_config(const std::string& path, bool quiet) {
   try {
@@ -50,10 +53,13 @@ int check_config(const std::string& path, bool quiet) {
   }
 }
 
-int run(const std::string& path, const facility::DaemonOptions& opt) {
+int run(const std::string& path, const facility::DaemonOptions& opt,
+        const std::string& state_dir) {
   std::shared_ptr<const facility::Config> cfg;
   try {
-    cfg = std::make_shared<const facility::Config>(facility::load_config(path));
+    auto loaded = facility::load_config(path);
+    if (!state_dir.empty()) loaded.daemon.state_dir = state_dir;
+    cfg = std::make_shared<const facility::Config>(std::move(loaded));
   } catch (const facility::ConfigException& e) {
     for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
     std::fprintf(stderr, "facilityd: not starting: the configuration has %zu problem%s\n",
@@ -119,6 +125,12 @@ int main(int argc, char** argv) {
                                           "(port 0 picks a free port)");
   run_cmd->add_option("--mqtt-broker", broker, "Override mqtt.broker, e.g. tcp://127.0.0.1:1883");
   run_cmd->add_flag("--no-mqtt", opt.no_mqtt, "Do not connect to MQTT");
+  std::string state_dir;
+  run_cmd->add_option("--state-dir", state_dir,
+                      "Override daemon.state_dir (history database, MQTT outbox)");
+
+  facility::ReportCliOptions report_opt;
+  auto* report_cmd = facility::add_report_subcommand(app, report_opt);
 
   bool quiet = false;
   auto* check_cmd = app.add_subcommand(
@@ -184,7 +196,8 @@ Exit status: 0 when the device answered every read, 1 when the poll failed, 2 fo
     spdlog::set_level(spdlog::level::warn);
     return facility::run_probe(probe, std::cout, std::cerr);
   }
+  if (*report_cmd) return facility::run_report_cli(report_opt);
   if (!listen.empty()) opt.listen = listen;
   if (!broker.empty()) opt.mqtt_broker = broker;
-  return run(config_path, opt);
+  return run(config_path, opt, state_dir);
 }

@@ -193,6 +193,8 @@ SITES = [
         "name": "Greater Beijing leased rooms",
         "ownership": "leased",
         "planned_cabinets": None,  # leased: the inventory is the whole contract
+        # 2023Q1 average buy and sell prices of leased cabinets, CNY per cabinet-month.
+        "report": {"price_per_cabinet_month": 4497, "sell_price_per_cabinet_month": 5056},
         "pue_category": None,
         "plan": None,
         "facility": None,
@@ -240,6 +242,9 @@ HEADER = """\
 #     The landlord owns the cooling and the meters, so nothing of theirs is polled.
 #   * hl1's build-out plan follows Huailai's ramp of powered cabinets (570 -> 1,200 -> 1,650
 #     of 1,700 in years 2-4), scaled to the 48-cabinet sample: 16 -> 34 -> 47.
+#   * Report prices: Huailai's list price of 5.30万 CNY per 4.4 kW cabinet-year (used for
+#     hl1, and for wc1, whose price is not published); bj-lease's average buy price of
+#     4,497 and sell price of 5,056 CNY per cabinet-month (2023Q1).
 #
 # SYNTHETIC (assumptions made for the demo; no source gives them):
 #   * The inventory is a small sample: 48 of hl1's 1,700 cabinets, 32 for wc1 (about
@@ -389,6 +394,8 @@ def build_site(site, gateways, out, stats):
                    "        # the it_total meter measures UPS output")
     if site["facility"]:
         out.append(f"    facility: {flow(site['facility'])}")
+    if site.get("report"):
+        out.append(f"    report: {flow(site['report'])}   # leased: buy and resale price per month")
     if site["plan"]:
         out.append("    build_out_plan:                # powered cabinets planned from each date")
         for date, powered in site["plan"]:
@@ -537,6 +544,14 @@ def generate():
         "  qos: 1",
         "  publish_interval: 10s",
         "  keepalive: 30s",
+        "",
+        "history:                        # the history behind capacity reports (docs/reports.md)",
+        "  minute_retention: 35d",
+        "  hourly_retention: 730d",
+        "",
+        "report:                         # how reports value capacity; a site may override it",
+        "  currency: CNY",
+        "  price_per_cabinet_year: 53000 # Huailai's list price, 5.30万 per 4.4 kW cabinet-year",
         "",
         "defaults:",
         "  interval: 15s                 # PDUs, rack sensors and cooling; meters set 10s",

@@ -94,10 +94,21 @@ class Processes:
         self.procs = {}
 
     def start(self, name, argv, **kw):
+        argv = self._private_state(list(argv))
         log = open(os.path.join(self.workdir, f"{name}.log"), "w")
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, **kw)
         self.procs[name] = (p, log)
         return p
+
+    def _private_state(self, argv):
+        """A daemon a test starts keeps its state (MQTT outbox journal, history database) in the
+        test's workspace, never in /var/lib/facilityd, unless the test chose a state_dir."""
+        if (len(argv) > 1 and os.path.basename(argv[0]) == "facilityd" and argv[1] == "run"
+                and "--state-dir" not in argv and "--config" in argv):
+            with open(argv[argv.index("--config") + 1]) as f:
+                if not re.search(r"(?m)^\s+state_dir:", f.read()):
+                    argv += ["--state-dir", os.path.join(self.workdir, "state")]
+        return argv
 
     def log(self, name):
         with open(os.path.join(self.workdir, f"{name}.log")) as f:
