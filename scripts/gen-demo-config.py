@@ -134,7 +134,7 @@ SITES = [
         "id": "hl1",
         "name": "Huailai phase 1, building 2 (Zhangjiakou, Hebei)",
         "ownership": "self_built",
-        "planned_cabinets": 1700,
+        "planned_cabinets": 48,  # Huailai's 1,700, scaled to the 48-cabinet sample
         "pue_category": None,  # every IT meter says its category in its role
         "plan": HL1_PLAN,
         "facility": None,
@@ -168,7 +168,7 @@ SITES = [
         "id": "wc1",
         "name": "Wenchang phase 1 (Hainan)",
         "ownership": "self_built",
-        "planned_cabinets": 2000,
+        "planned_cabinets": 200,  # Wenchang's 2,000, scaled like sites.md: 32 delivered = 16 %
         "pue_category": 1,  # of its it_total meter (the pre-category role, kept for compatibility)
         "plan": None,
         "facility": {"capacity_reserve": 0.15},  # synthetic: a larger reserve for a young site
@@ -232,10 +232,12 @@ HEADER = """\
 # reads this same file. The daemon ignores every `simulate:` key.
 #
 # REAL figures, from the public filings summarised in the site reference notes:
-#   * hl1 planned_cabinets 1700 (Huailai phase 1: 1,700 cabinets of 4.4 kW each).
+#   * hl1: Huailai phase 1 plans 1,700 cabinets of 4.4 kW, all built; the demo samples 48 of
+#     them, so planned_cabinets is 48 and ratios against the plan keep their real meaning.
 #   * 4.4 kW = a 20 A circuit (modelled as 20 A x 220 V single phase), and the 8.8 kW
 #     density class (a peer's AI park).
-#   * wc1 planned_cabinets 2000 (Wenchang: 2,000 planned; phase 1 delivered 313).
+#   * wc1: Wenchang plans 2,000 cabinets and phase 1 delivered 313 (15.65 %); the demo has
+#     32 delivered of planned_cabinets 200 (16 %), the same ratio at a tenth of the scale.
 #   * The ratios in hl1 2F-A: 39 of 40 powered (97.5 %; year 4 of the plan is 97.06 %),
 #     and sold : internal = 2 : 1 (year 4: 1,100 external : 550 internal).
 #   * bj-lease: 39 of 40 leased cabinets resold (97.5 %; sell-through 2023Q1 was 97.49 %).
