@@ -1,5 +1,7 @@
 #include "daemon/model_energy.h"
 
+#include "daemon/model.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -21,59 +23,104 @@ CounterTracker::At lerp(TimePoint t, TimePoint t0, const CounterTracker::At& a, 
 
 // ---- CounterTracker --------------------------------------------------------------------------
 
-bool CounterTracker::plausible(double delta_j, double dt_s, std::optional<double> power_w) const {
+double CounterFormat::resolution(double raw_j) const {
+  // One ulp of a float is at most |v| x 2^(1 - significand bits), whatever its scale and unit.
+  if (float_bits > 0) return std::abs(raw_j) * std::ldexp(1.0, 1 - float_bits);
+  return step_j;
+}
+
+CounterFormat counter_format(const ProfilePoint& p) {
+  const double unit = std::abs(to_base_unit(1.0, p.spec.unit));
+  const double step = std::abs(p.spec.scale) * unit;
+  using modbus::DataType;
+  switch (p.spec.type) {
+    case DataType::kInt16:
+    case DataType::kUInt16:
+      return {65536.0 * step, step, 0};
+    case DataType::kInt32:
+    case DataType::kUInt32:
+      return {4294967296.0 * step, step, 0};
+    case DataType::kFloat32:
+      return {std::nullopt, 0.0, 24};
+    case DataType::kFloat64:
+      return {std::nullopt, 0.0, 53};
+    default:
+      return {std::nullopt, step, 0};  // 64-bit counters do not wrap in practice
+  }
+}
+
+bool CounterTracker::plausible(double delta_j, double dt_s, std::optional<double> power_w,
+                               double raw_j) const {
   if (!power_w) return true;
-  // Twice the larger power reading over the interval, plus two counter steps of quantisation.
-  return delta_j <= 2.0 * std::max(0.0, *power_w) * dt_s + 2.0 * resolution_j_ + 1.0;
+  // Twice the largest power reading over the interval, plus two counter steps of quantisation.
+  const double step = format_.resolution(std::max(std::abs(raw_j), std::abs(base_raw_)));
+  return delta_j <= 2.0 * std::max(0.0, *power_w) * dt_s + 2.0 * step + 1.0;
+}
+
+void CounterTracker::accept(TimePoint t, const At& v, double raw_j,
+                            std::optional<double> power_w) {
+  samples_.push_back({t, v});
+  if (raw_j != base_raw_ || samples_.size() == 1) {
+    base_raw_ = raw_j;
+    changed_at_ = t;
+    max_power_ = power_w;
+  }
+  outlier_.reset();
 }
 
 void CounterTracker::add(TimePoint t, double raw_j, std::optional<double> power_w) {
   if (!std::isfinite(raw_j)) return;
+  if (last_seen_ && t <= *last_seen_) return;
+  last_seen_ = t;
   if (samples_.empty()) {
-    samples_.push_back({t, {}});
-    last_raw_ = raw_j;
-    last_power_ = power_w;
+    accept(t, {}, raw_j, power_w);
     return;
   }
-  if (t <= samples_.back().t) return;
+  // Power and time since the counter last moved: the energy it shows now accrued over them.
+  if (power_w) max_power_ = std::max(max_power_.value_or(*power_w), *power_w);
+  const std::optional<double> p = max_power_;
+  const double span = seconds_between(changed_at_, t);
   const double dt = seconds_between(samples_.back().t, t);
-  std::optional<double> p = power_w;
-  if (last_power_) p = std::max(p.value_or(*last_power_), *last_power_);
   At v = samples_.back().v;
-  const double d = raw_j - last_raw_;
-  if (d >= 0) {
-    if (plausible(d, dt, p)) {
-      v.energy_j += d;
-    } else {
-      ++rejected;
-      v.lost_s += dt;
-    }
-  } else {
-    bool wrapped = false;
-    if (modulus_j_) {
-      const double w = d + *modulus_j_;
-      const bool ok = p ? plausible(w, dt, p) : w <= 0.1 * *modulus_j_;
-      if (w >= 0 && ok) {
-        ++wraps;
-        v.energy_j += w;
-        wrapped = true;
-      }
-    }
-    if (!wrapped) {
-      // Restarted from zero: what it shows now was used since the reset; the energy between
-      // the previous reading and the reset is unknown.
-      ++resets;
-      v.lost_s += dt;
-      if (raw_j >= 0 && plausible(raw_j, dt, p)) {
-        v.energy_j += raw_j;
-      } else {
-        ++rejected;
-      }
+  const double d = raw_j - base_raw_;
+  if (d >= 0 && plausible(d, span, p, raw_j)) {
+    v.energy_j += d;
+    accept(t, v, raw_j, power_w);
+    return;
+  }
+  if (d < 0 && format_.modulus_j) {
+    const double w = d + *format_.modulus_j;
+    const bool ok = p ? plausible(w, span, p, raw_j) : w <= 0.1 * *format_.modulus_j;
+    if (w >= 0 && ok) {
+      ++wraps;
+      v.energy_j += w;
+      accept(t, v, raw_j, power_w);
+      return;
     }
   }
-  samples_.push_back({t, v});
-  last_raw_ = raw_j;
-  last_power_ = power_w;
+  if (d < 0 && raw_j >= 0 && plausible(raw_j, span, p, raw_j)) {
+    // Restarted from zero: what it shows now was used since the reset; the energy between the
+    // previous reading and the reset is unknown.
+    ++resets;
+    v.lost_s += dt;
+    v.energy_j += raw_j;
+    accept(t, v, raw_j, power_w);
+    return;
+  }
+  if (outlier_ && raw_j >= outlier_->raw_j &&
+      plausible(raw_j - outlier_->raw_j, seconds_between(outlier_->t, t), p, raw_j)) {
+    // Two readings agree on a new level: it is real (a replaced meter, a reset to a non-zero
+    // value, a jump while nothing was read). What happened before the first of them is unknown.
+    if (d < 0) ++resets;
+    v.lost_s += seconds_between(samples_.back().t, outlier_->t);
+    v.energy_j += raw_j - outlier_->raw_j;
+    accept(t, v, raw_j, power_w);
+    return;
+  }
+  // An outlier: the baseline stays; nothing is held for it, so the grid waits for the next
+  // reading (within the device's staleness bound) instead of counting its interval as lost.
+  ++rejected;
+  outlier_ = Outlier{t, raw_j};
 }
 
 std::optional<CounterTracker::At> CounterTracker::at(TimePoint t) const {

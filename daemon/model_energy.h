@@ -3,15 +3,24 @@
 //
 // CounterTracker turns one device's raw counter readings into a monotonic energy (J since the
 // first reading):
-//   * an increase is energy, if it is plausible: at most 2 x the larger of the two power
-//     readings x the time between them, plus two counter steps. An implausible jump adds
-//     nothing and its interval counts as lost.
+//   * an increase is energy, if it is plausible: at most 2 x the largest power reading since
+//     the counter last moved x the time since it last moved, plus two counter steps (one count
+//     of an integer register, one ulp of a float register at its current value). Measuring from
+//     the last change, not from the previous reading, matters twice: a point read every N-th
+//     poll (its own `interval`) is carried unchanged in between with each poll's time, so its
+//     whole increase shows up in one poll; and a float32 kWh register moves in steps of one ulp
+//     (7 kJ at 20,000 kWh), which at a few hundred W take longer than one poll.
 //   * a decrease is a wrap when the counter has a finite range (an integer register:
 //     2^bits x scale) and "range - previous + current" is plausible (without a power reading:
 //     at most 10 % of the range); that difference is the energy.
 //   * any other decrease is a reset (a reboot, a replaced meter): the new value is the energy
 //     since the reset if plausible, and the interval counts as lost, because the energy between
 //     the last reading and the reset is unknown.
+//   * a reading that is none of these (a torn read, a glitch) is an outlier: it is rejected and
+//     the baseline stays where it was, so the next good reading continues as if it had not
+//     happened. Only when the next reading agrees with the rejected one (a plausible increase
+//     from it) has the level really moved: the tracker re-baselines there (a reset if it went
+//     down), and the interval before the new level counts as lost.
 // Nothing ever turns into negative or huge energy, and every wrap, reset and rejection is
 // counted.
 //
@@ -22,8 +31,7 @@
 // point (stale, not yet polled, no counter) adds 10 s of lost device-time. Points are kept for
 // 25 h at 10 s, and every 5 min for the longest window, so a window W ending at the latest point
 // has energy E(T) - E(T - W) and coverage 1 - lost / (devices x W). A window is only available
-// once the history reaches back W: a 30-day window appears after 30 days of uptime (the embedded
-// SQLite history of a later issue will be able to feed it across restarts).
+// once the history reaches back W: a 30-day window appears after 30 days of uptime.
 //
 // Thread-safety: none; owned by FacilityModel.
 #pragma once
@@ -35,16 +43,25 @@
 #include <string>
 #include <vector>
 
+#include "daemon/config.h"
 #include "daemon/readings.h"
 
 namespace facility::model_detail {
 
+// How an energy counter register counts, in joules.
+struct CounterFormat {
+  std::optional<double> modulus_j;  // it wraps there (integer registers); nullopt: floats, 64-bit
+  double step_j = 0;                // one count of an integer register (0 if unknown)
+  int float_bits = 0;               // floats: significand bits (24 float32, 53 float64); else 0
+  // The quantisation of a reading of magnitude |raw_j|: one count, or one ulp of a float.
+  double resolution(double raw_j) const;
+};
+// The format of a profile point (type, scale and unit).
+CounterFormat counter_format(const ProfilePoint& p);
+
 class CounterTracker {
  public:
-  // modulus_j: the counter's range in J (it wraps there), nullopt for counters that do not wrap
-  // (floats, 64-bit); resolution_j: one counter step in J (0 if unknown).
-  CounterTracker(std::optional<double> modulus_j, double resolution_j)
-      : modulus_j_(modulus_j), resolution_j_(resolution_j) {}
+  explicit CounterTracker(CounterFormat format) : format_(format) {}
 
   // A new reading at `t` (strictly after the previous one; older or equal ones are ignored).
   void add(TimePoint t, double raw_j, std::optional<double> power_w);
@@ -58,6 +75,7 @@ class CounterTracker {
   // Drops readings not needed to interpolate at or after t.
   void trim(TimePoint t);
 
+  // The held readings: accepted ones (an outlier is not held, see the file comment).
   bool empty() const { return samples_.empty(); }
   TimePoint first_time() const { return samples_.front().t; }
   TimePoint last_time() const { return samples_.back().t; }
@@ -65,17 +83,25 @@ class CounterTracker {
   std::uint64_t wraps = 0, resets = 0, rejected = 0;
 
  private:
-  bool plausible(double delta_j, double dt_s, std::optional<double> power_w) const;
+  // delta_j over dt_s at up to power_w, with the counter at about raw_j.
+  bool plausible(double delta_j, double dt_s, std::optional<double> power_w, double raw_j) const;
+  void accept(TimePoint t, const At& v, double raw_j, std::optional<double> power_w);
 
   struct Sample {
     TimePoint t;
     At v;
   };
-  std::optional<double> modulus_j_;
-  double resolution_j_;
+  struct Outlier {
+    TimePoint t;
+    double raw_j;
+  };
+  CounterFormat format_;
   std::deque<Sample> samples_;
-  double last_raw_ = 0;
-  std::optional<double> last_power_;
+  std::optional<TimePoint> last_seen_;  // the newest reading, accepted or not
+  double base_raw_ = 0;                 // the last accepted raw value
+  TimePoint changed_at_{};              // when the accepted raw value last changed
+  std::optional<double> max_power_;     // highest power reading since changed_at_
+  std::optional<Outlier> outlier_;      // the last rejected reading, while unconfirmed
 };
 
 class EnergySeries {

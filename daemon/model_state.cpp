@@ -47,26 +47,6 @@ class PeakTracker {
   std::deque<std::pair<TimePoint, double>> buckets_;
 };
 
-// Range and step of a device's energy counter in joules, from its profile point.
-std::pair<std::optional<double>, double> counter_range(const ProfilePoint& p) {
-  const double unit = std::abs(to_base_unit(1.0, p.spec.unit));
-  const double step = std::abs(p.spec.scale) * unit;
-  using modbus::DataType;
-  switch (p.spec.type) {
-    case DataType::kInt16:
-    case DataType::kUInt16:
-      return {65536.0 * step, step};
-    case DataType::kInt32:
-    case DataType::kUInt32:
-      return {4294967296.0 * step, step};
-    case DataType::kFloat32:
-    case DataType::kFloat64:
-      return {std::nullopt, 0.0};
-    default:
-      return {std::nullopt, step};  // 64-bit counters do not wrap in practice
-  }
-}
-
 std::string percent(double ratio) {
   std::ostringstream os;
   os.setf(std::ios::fixed);
@@ -118,8 +98,7 @@ FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
       m.stale_after = d.interval * cfg.daemon.stale_after_intervals;
       if (d.profile) {
         if (const ProfilePoint* p = d.profile->find("energy")) {
-          auto [modulus, step] = counter_range(*p);
-          m.tracker.emplace(modulus, step);
+          m.tracker.emplace(model_detail::counter_format(*p));
         }
       }
       return m;
