@@ -28,13 +28,18 @@ using Millis = std::chrono::milliseconds;
 class PeakTracker {
  public:
   void add(TimePoint t, double v, Millis window) {
-    const auto width = std::max<Millis>(window / 96, Millis(1000));
+    const auto width = bucket_width(window);
     const auto start = TimePoint(std::chrono::floor<Millis>(t.time_since_epoch()) / width * width);
     if (!buckets_.empty() && buckets_.back().first == start) {
       buckets_.back().second = std::max(buckets_.back().second, v);
     } else {
       buckets_.emplace_back(start, v);
     }
+  }
+  // Forgets buckets that ended more than `window` before t. Called on every cycle, also when
+  // there is nothing to add: a peak must age out while the power is unknown too.
+  void trim(TimePoint t, Millis window) {
+    const auto width = bucket_width(window);
     while (!buckets_.empty() && buckets_.front().first + width + window <= t) buckets_.pop_front();
   }
   std::optional<double> max() const {
@@ -44,6 +49,7 @@ class PeakTracker {
   }
 
  private:
+  static Millis bucket_width(Millis window) { return std::max<Millis>(window / 96, Millis(1000)); }
   std::deque<std::pair<TimePoint, double>> buckets_;
 };
 
@@ -341,6 +347,7 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
 
       // Peak power over the peak window, for stranded power.
       if (cs.power_w) cst.peak.add(now, *cs.power_w, fs.peak_window);
+      cst.peak.trim(now, fs.peak_window);
       cs.peak_w = cst.peak.max();
     }
     model_detail::compute_stranded(ss);

@@ -837,5 +837,33 @@ TEST(Capacity, HeadroomReserveAndStrandedFromPeaks) {
   EXPECT_DOUBLE_EQ(*site_of(*rig.stateless(at_s(60)), "s").capacity.stranded_w, 6800);
 }
 
+// A peak is a peak over the window: when the power stays unknown (the PDU is silent), the
+// remembered one ages out like any other, rather than standing for "the last 24 h" forever.
+TEST(Capacity, PeakAgesOutWhileThePowerIsUnknown) {
+  std::string yaml = kCapacitySite;
+  const std::string facility = "facility: {capacity_reserve: 0.1,";
+  yaml.replace(yaml.find(facility), facility.size(), facility + " peak_window: 1h,");
+  Rig rig(yaml);
+  rig.put("p1", watts(2500), at_s(0));
+  rig.put("p2", watts(0), at_s(0));
+  rig.put("p3", watts(0), at_s(0));
+  rig.update(at_s(0));
+  // p1 never answers again; p2 and p3 do. 30 min later the 2,500 W are still within the hour.
+  for (int t = 60; t <= 7200; t += 60) {
+    rig.put("p2", watts(0), at_s(t));
+    rig.put("p3", watts(0), at_s(t));
+    const auto snap = rig.update(at_s(t));
+    const auto& k1 = cabinet_of(site_of(*snap, "s"), "k1");
+    ASSERT_FALSE(k1.power_w) << "stale after 30 s";
+    if (t == 1800) {
+      EXPECT_EQ(k1.peak_w, 2500.0);
+    }
+  }
+  const auto snap = rig.update(at_s(7200));
+  const auto& s = site_of(*snap, "s");
+  EXPECT_FALSE(cabinet_of(s, "k1").peak_w) << "the 2,500 W of t = 0 are 2 h old";
+  EXPECT_FALSE(s.capacity.stranded_w) << "k1 is sold and its peak unknown";
+}
+
 }  // namespace
 }  // namespace facility
