@@ -689,9 +689,10 @@ std::vector<MinuteRecord> HistoryRecorder::add(const FacilitySnapshot& snap) {
       if (ov > 0) c.overload_s += dt;
       if (ov > 0 && st.last_overload[ci] == 0) ++c.overload_starts;
       st.last_overload[ci] = ov;
-      if (cs.failover_headroom_w) {
-        c.failover_min_w = fmin_nan(c.failover_min_w, *cs.failover_headroom_w);
-        if (*cs.failover_headroom_w < 0) c.failover_neg_s += dt;
+      // The worst feed or phase: a three-phase cabinet typically fails on one phase.
+      if (cs.failover_worst_w) {
+        c.failover_min_w = fmin_nan(c.failover_min_w, *cs.failover_worst_w);
+        if (*cs.failover_worst_w < 0) c.failover_neg_s += dt;
       }
     }
   }

@@ -51,7 +51,7 @@ struct CabinetInterval {
   double powered_s = 0;  // seconds counted as powered
   double overload_s = 0;  // seconds in overload state warning or critical
   int overload_starts = 0;  // transitions from ok to warning/critical (incidents)
-  double failover_min_w = kNaN;  // lowest failover headroom seen
+  double failover_min_w = kNaN;  // lowest failover headroom seen (worst feed or phase)
   double failover_neg_s = 0;     // seconds with negative failover headroom
 
   double avg_w() const { return known_s > 0 ? energy_ws / known_s : kNaN; }

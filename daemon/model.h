@@ -101,8 +101,15 @@ struct CabinetSnapshot {
   std::optional<double> inlet_c;      // from the cabinet's rack sensor(s): hottest inlet
   std::optional<double> humidity_ratio;
   bool estimated = false;  // some feed's power is estimated from current (see FeedPower)
-  // Minimum over feeds of FeedPower::failover_headroom_w; negative = failover risk.
+  // Minimum over feeds of FeedPower::failover_headroom_w (the feed level only).
   std::optional<double> failover_headroom_w;
+  // The worst failover case over feeds and phases, by headroom relative to its capacity: a
+  // feed's headroom / (d x cap), a phase's / (d x cap / 3). Negative = failover risk; this is
+  // what the cabinet_failover_risk alert and the history use (a three-phase GPU cabinet typically
+  // fails on one phase under a healthy total).
+  std::optional<double> failover_margin{};
+  std::optional<double> failover_worst_w{};  // that feed's or phase's headroom, W
+  std::string failover_worst{};              // which: "feed A", "phase L1"
   OverloadState overload = OverloadState::kOk;
   std::optional<double> phase_imbalance;  // (max |phase - mean|) / mean, three-phase PDUs
 

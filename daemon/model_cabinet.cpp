@@ -126,18 +126,30 @@ void compute_failover(const Cabinet& cab, CabinetSnapshot& cs) {
     }
     phase_load[i] = sum;
   }
+  // The worst case, relative to its own capacity (a phase has a third of a feed's).
+  auto consider = [&cs](double headroom, double capacity, std::string what) {
+    if (!(capacity > 0)) return;
+    const double margin = headroom / capacity;
+    if (cs.failover_margin && *cs.failover_margin <= margin) return;
+    cs.failover_margin = margin;
+    cs.failover_worst_w = headroom;
+    cs.failover_worst = std::move(what);
+  };
   for (auto& f : cs.feeds) {
     f.failover_headroom_w = derated - *cs.power_w;
     cs.failover_headroom_w =
         std::min(cs.failover_headroom_w.value_or(*f.failover_headroom_w), *f.failover_headroom_w);
-    if (!phases_known) continue;
-    for (int i = 0; i < 3; ++i) {
-      auto& ph = f.phases[std::size_t(i)];
-      ph.failover_headroom_w = derated / 3.0 - *phase_load[i];
-      if (*ph.failover_headroom_w < 0) cs.failover_risk = true;
-    }
+    consider(*f.failover_headroom_w, derated, "feed " + f.feed);
   }
-  if (*cs.failover_headroom_w < 0) cs.failover_risk = true;
+  // A phase's headroom is the same whichever feed survives: the load of that phase over every
+  // feed against a third of the derated capacity.
+  for (int i = 0; phases_known && i < 3; ++i) {
+    for (auto& f : cs.feeds) {
+      f.phases[std::size_t(i)].failover_headroom_w = derated / 3.0 - *phase_load[i];
+    }
+    consider(derated / 3.0 - *phase_load[i], derated / 3.0, std::string("phase ") + kPhaseNames[i]);
+  }
+  if (cs.failover_margin && *cs.failover_margin < 0) cs.failover_risk = true;
 }
 
 }  // namespace

@@ -281,36 +281,35 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
                       percent(ov.warning) + ", critical from " + percent(ov.critical) + ")";
              });
 
-      // Failover risk: the margin is the smallest headroom relative to its capacity.
+      // Failover risk: the margin is the smallest headroom relative to its capacity, over feeds
+      // and phases (compute_failover); the alert carries that feed's or phase's headroom.
       if (cab.feeds.size() >= 2) {
-        std::optional<double> margin;
         const double derated = cab.feed_capacity_w * cab.derating;
-        for (const auto& f : cs.feeds) {
-          if (f.failover_headroom_w && derated > 0) {
-            margin = std::min(margin.value_or(1e9), *f.failover_headroom_w / derated);
-          }
-          for (const auto& ph : f.phases) {
-            if (ph.failover_headroom_w && derated > 0) {
-              margin = std::min(margin.value_or(1e9), *ph.failover_headroom_w / (derated / 3.0));
-            }
-          }
-        }
         std::optional<bool> raise, clear;
-        if (margin) {
-          raise = *margin < 0;
-          clear = *margin >= fs.failover.hysteresis;
+        if (cs.failover_margin) {
+          raise = *cs.failover_margin < 0;
+          clear = *cs.failover_margin >= fs.failover.hysteresis;
         }
         cst.failover.update(raise, clear, now, fs.failover.hold);
         cs.failover_risk = cst.failover.active();
         report(
             {"", "cabinet_failover_risk", cab.id,
              cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk,
-             cs.failover_headroom_w, 0.0, "W"},
+             cs.failover_worst_w, 0.0, "W"},
             [&] {
-              return "cabinet " + cab.id + ": if one feed fails, the other carries " +
-                     (cs.power_w ? fixed(*cs.power_w, 0) + " W" : std::string("an unknown load")) +
-                     " against a derated capacity of " + fixed(derated, 0) + " W (" +
-                     percent(cab.derating) + " of " + fixed(cab.feed_capacity_w, 0) + " W)";
+              const std::string head = "cabinet " + cab.id + ": if one feed fails, ";
+              if (!cs.failover_worst_w) {
+                return head + "the other carries an unknown load against a derated capacity of " +
+                       fixed(derated, 0) + " W";
+              }
+              const bool phase = cs.failover_worst.rfind("phase ", 0) == 0;
+              const double cap = phase ? derated / 3.0 : derated;
+              const double load = cap - *cs.failover_worst_w;
+              return head + (phase ? cs.failover_worst + " of the other feed" : "the other feed") +
+                     " carries " + fixed(load, 0) + " W against a derated capacity of " +
+                     fixed(cap, 0) + " W (" + percent(cab.derating) + " of " +
+                     fixed(cab.feed_capacity_w, 0) + " W" + (phase ? " / 3" : "") + "): " +
+                     fixed(*cs.failover_worst_w, 0) + " W headroom";
             });
       }
 

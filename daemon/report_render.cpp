@@ -154,7 +154,7 @@ std::vector<Section> document(const Report& r) {
                           kw(c.p95_w), pct(c.p95_util), std::to_string(c.incidents)});
     }
     s.tables.push_back(top);
-    Table fo{"failover", "Negative failover headroom (one feed carrying the whole cabinet)",
+    Table fo{"failover", "Negative failover headroom (one feed carrying the whole cabinet; worst feed or phase)",
              {"cabinet", "room", "lowest headroom kW", "time negative"}, {}};
     for (auto i : r.failover_negative) {
       const auto& c = r.cabinets[i];

@@ -17,8 +17,10 @@ using testing::coverage_of;
 using testing::device_of;
 using testing::energy_of;
 using testing::feed_of;
+using testing::kThreePhaseSite;
 using testing::kw;
 using testing::pue_of;
+using testing::phases;
 using testing::Rig;
 using testing::site_of;
 using testing::watts;
@@ -176,32 +178,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- Three phases: imbalance and per-phase failover headroom --------------------------------
 
-// A GPU cabinet on two three-phase 16 A / 380 V feeds: one feed's capacity is
-// sqrt(3) x 380 x 16 = 10,530.76 W; derated 0.8 -> 8,424.61 W, 2,808.20 W per phase.
-const char* kThreePhaseSite = R"(
-sites:
-  - id: s
-    rooms:
-      - id: r
-        rows:
-          - id: w
-            cabinets:
-              - {id: g, breaker: {amps: 16, volts: 380, phases: 3}, status: sold}
-    devices:
-      - {id: ga, kind: pdu, profile: pdu3, endpoint: "tcp://127.0.0.1:1", unit: 1, cabinet: g, feed: A}
-      - {id: gb, kind: pdu, profile: pdu3, endpoint: "tcp://127.0.0.1:1", unit: 2, cabinet: g, feed: B}
-)";
-
-testing::Points phases(std::optional<std::array<double, 3>> amps, std::array<double, 3> w) {
-  testing::Points p;
-  for (int i = 0; i < 3; ++i) {
-    const std::string n = std::to_string(i + 1);
-    if (amps) p["current_l" + n] = {(*amps)[std::size_t(i)], "A"};
-    p["active_power_l" + n] = {w[std::size_t(i)], "W"};
-  }
-  p["active_power"] = {w[0] + w[1] + w[2], "W"};
-  return p;
-}
+// kThreePhaseSite and phases() are in model_rig.h (the report test uses them too).
 
 struct ImbalanceCase {
   const char* name;
@@ -258,6 +235,33 @@ TEST(ThreePhase, PhaseFailoverHeadroomCatchesAnOverloadedPhase) {
   EXPECT_TRUE(cs.failover_risk);
   // Imbalance of A's powers: mean 1333.3, deviation 866.7 -> 0.65.
   EXPECT_NEAR(*feed_of(cs, "A").phase_imbalance, 866.66666666 / 1333.33333333, 1e-6);
+}
+
+// The same cabinet through FacilityModel: the failover-risk alert says which case is worst and
+// carries its headroom (L1: -1,391.80 W), not the feed's +824.61 W; the snapshot has it too, for
+// the history.
+TEST(ThreePhase, FailoverAlertCarriesTheWorstPhase) {
+  Rig rig(kThreePhaseSite);
+  std::shared_ptr<const FacilitySnapshot> snap;
+  for (int t = 0; t <= 70; t += 10) {  // the default hold is 60 s
+    rig.put("ga", phases(std::nullopt, {2200, 1000, 800}), at_s(t));
+    rig.put("gb", phases(std::nullopt, {2000, 900, 700}), at_s(t));
+    snap = rig.update(at_s(t));
+  }
+  const double derated = std::sqrt(3.0) * 380 * 16 * 0.8;
+  const auto& cs = cabinet_of(site_of(*snap, "s"), "g");
+  ASSERT_TRUE(cs.failover_worst_w);
+  EXPECT_NEAR(*cs.failover_worst_w, derated / 3 - 4200, 1e-9);
+  EXPECT_EQ(cs.failover_worst, "phase L1");
+  // Margin = -1,391.80 / 2,808.20 = -0.4956 (the feed's is +824.61 / 8,424.61 = +0.098).
+  EXPECT_NEAR(*cs.failover_margin, (derated / 3 - 4200) / (derated / 3), 1e-12);
+  const AlertState* a = alert_of(*snap, "cabinet_failover_risk", "g");
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->raised);
+  ASSERT_TRUE(a->value);
+  EXPECT_NEAR(*a->value, derated / 3 - 4200, 1e-9);
+  EXPECT_NE(a->message.find("phase L1"), std::string::npos) << a->message;
+  EXPECT_NE(a->message.find("4200 W"), std::string::npos) << a->message;
 }
 
 // ---- One of two PDUs stale: coverage, not silence ------------------------------------------

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -115,6 +116,33 @@ class Rig {
 inline Points watts(double w) { return {{"active_power", {w, "W"}}}; }
 inline Points kw(double p_kw, double energy_kwh) {
   return {{"active_power", {p_kw, "kW"}}, {"energy", {energy_kwh, "kWh"}}};
+}
+
+// A GPU cabinet on two three-phase 16 A / 380 V feeds: one feed's capacity is
+// sqrt(3) x 380 x 16 = 10,530.76 W; derated 0.8 -> 8,424.61 W, 2,808.20 W per phase.
+inline const char* kThreePhaseSite = R"(
+sites:
+  - id: s
+    rooms:
+      - id: r
+        rows:
+          - id: w
+            cabinets:
+              - {id: g, breaker: {amps: 16, volts: 380, phases: 3}, status: sold}
+    devices:
+      - {id: ga, kind: pdu, profile: pdu3, endpoint: "tcp://127.0.0.1:1", unit: 1, cabinet: g, feed: A}
+      - {id: gb, kind: pdu, profile: pdu3, endpoint: "tcp://127.0.0.1:1", unit: 2, cabinet: g, feed: B}
+)";
+
+inline Points phases(std::optional<std::array<double, 3>> amps, std::array<double, 3> w) {
+  Points p;
+  for (int i = 0; i < 3; ++i) {
+    const std::string n = std::to_string(i + 1);
+    if (amps) p["current_l" + n] = {(*amps)[std::size_t(i)], "A"};
+    p["active_power_l" + n] = {w[std::size_t(i)], "W"};
+  }
+  p["active_power"] = {w[0] + w[1] + w[2], "W"};
+  return p;
 }
 
 inline const SiteSnapshot& site_of(const FacilitySnapshot& s, const std::string& id) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "daemon/report.h"
+#include "model_rig.h"
 #include "test_util.h"
 
 namespace facility::testing {
@@ -262,6 +263,44 @@ TEST_F(ReportTest, DefaultPeriodStartsWithTheHistoryAndBadInputIsExplained) {
   EXPECT_EQ(parse_report_time("-7d", 1000000), 1000000 - 7 * 86400);
   EXPECT_THROW(parse_report_time("2025-02-30", 0), ReportError);
   EXPECT_THROW(parse_report_time("yesterday", 0), ReportError);
+}
+
+// A three-phase GPU cabinet whose feeds are fine on paper (+824.61 W) but whose L1 would carry
+// 4,200 W against 2,808.20 W after a failover (-1,391.80 W): from model snapshots through the
+// history recorder and writer into the report's "negative failover headroom" list.
+TEST(ReportFailover, APhaseOnlyRiskIsListed) {
+  Rig rig(kThreePhaseSite);
+  auto cfg = std::make_shared<const Config>(rig.config());
+  TempDir dir;
+  const std::string path = (dir.path() / "history.sqlite").string();
+  {
+    auto db = HistoryDb::open_writer(path);
+    const std::vector<std::int64_t> layouts{db->layout_id("s", layout_of(cfg->sites[0]))};
+    HistoryRecorder rec(cfg);
+    std::vector<MinuteRecord> minutes;
+    for (int t = 0; t <= 120; ++t) {
+      rig.put("ga", phases(std::nullopt, {2200, 1000, 800}), at_s(t));
+      rig.put("gb", phases(std::nullopt, {2000, 900, 700}), at_s(t));
+      for (auto& m : rec.add(*rig.update(at_s(t)))) minutes.push_back(std::move(m));
+    }
+    ASSERT_EQ(minutes.size(), 2u);
+    db->write_minutes(minutes, layouts);
+  }
+  auto db = HistoryDb::open_reader(path);
+  const auto t0 = std::chrono::duration_cast<std::chrono::seconds>(rig_t0().time_since_epoch()).count();
+  ReportRequest req;
+  req.site = "s";
+  req.from = t0;
+  req.to = t0 + 120;
+  req.now = t0 + 120;
+  const Report r = compute_report(*db, *cfg, req);
+  ASSERT_EQ(r.failover_negative.size(), 1u);
+  const auto& g = r.cabinets[r.failover_negative[0]];
+  EXPECT_EQ(g.id, "g");
+  const double derated = std::sqrt(3.0) * 380 * 16 * 0.8;
+  EXPECT_NEAR(g.failover_min_w, derated / 3 - 4200, 1e-3);  // stored as float
+  // Every cycle but the first stands for 1 s: 119 s negative.
+  EXPECT_NEAR(g.failover_neg_s, 119, 1e-9);
 }
 
 TEST(ReportConfig, PricesAndRetentionAreValidated) {
