@@ -175,7 +175,7 @@ struct Site {
   std::string id;
   std::string name;
   Ownership ownership = Ownership::kSelfBuilt;
-  int planned_cabinets = 0;  // build-out plan total; 0 = same as delivered (inventory)
+  int planned_cabinets = 0;  // build-out plan total; load_config() sets absent/0 to the delivered
   int pue_category = 1;      // ISO/IEC 30134-2 category of the it_total meter (1, 2 or 3)
   FacilitySettings facility;          // resolved: top-level facility + the site's own
   std::vector<PlanStep> build_out_plan;  // date -> planned powered cabinets, ascending dates

@@ -142,8 +142,6 @@ Quality summary_quality(const SiteSnapshot& s) {
 
 json summary_json(const SiteSnapshot& s, const std::string& ts) {
   const Site& site = *s.site;
-  // planned_cabinets == 0 means "the build-out plan is what is installed" (config.h).
-  const int planned = site.planned_cabinets > 0 ? site.planned_cabinets : s.cabinets_total;
   return json{
       {"ts", ts},
       {"site", site.id},
@@ -163,7 +161,7 @@ json summary_json(const SiteSnapshot& s, const std::string& ts) {
         {"sold", s.cabinets_sold},
         {"internal", s.cabinets_internal},
         {"free", s.cabinets_free},
-        {"planned", planned},
+        {"planned", site.planned_cabinets},
         {"measured", s.cabinets_measured}}},
       {"occupancy", {{"powered", num(s.occupancy_powered)}, {"sold", num(s.occupancy_sold)}}},
       {"units",

@@ -233,7 +233,7 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     if (c.status == CabinetStatus::kInternal) ++r.internal;
     if (c.status == CabinetStatus::kFree) ++r.free;
   }
-  r.planned = site->planned_cabinets > 0 ? site->planned_cabinets : r.delivered;
+  r.planned = site->planned_cabinets;  // the loader resolves "absent" to the delivered ones
   r.reserve_ratio = fs.capacity_reserve;
   r.reserve_w = r.rated_w * fs.capacity_reserve;
   r.equivalent_w = fs.cabinet_equivalent_w;

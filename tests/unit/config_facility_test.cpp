@@ -150,6 +150,15 @@ TEST(ConfigFacility, ResolvesSettingsFromGeneralToSpecific) {
   EXPECT_DOUBLE_EQ(*s1.devices[4].capacity_w, 50000);
 }
 
+// planned_cabinets absent or 0 is resolved once, at load, to the delivered cabinets: every sink
+// (metrics, MQTT, the model's occupancy against plan, reports) reads the resolved number.
+TEST(ConfigFacility, PlannedCabinetsDefaultToTheDeliveredOnes) {
+  Fixture f(kGood);
+  EXPECT_EQ(load_config(f.path).sites[1].planned_cabinets, 1) << "absent";
+  Fixture zero(mutate("  - id: s2\n", "  - id: s2\n    planned_cabinets: 0\n"));
+  EXPECT_EQ(load_config(zero.path).sites[1].planned_cabinets, 1) << "0";
+}
+
 struct BadCase {
   const char* name;
   std::string config;

@@ -301,14 +301,12 @@ TEST(MqttRender, Summary) {
   EXPECT_EQ(j["units"]["pue"], "ratio");
 }
 
-TEST(MqttRender, SummaryPlannedDefaultsToInventoryAndUnknownSourceIsNull) {
+TEST(MqttRender, SummaryUnknownSourceAndInfinitePueAreNull) {
   Fixture f;
-  f.cfg->sites[0].planned_cabinets = 0;
   f.snap.sites[0].it_power_source.clear();
   f.snap.sites[0].pue = std::numeric_limits<double>::infinity();
   const json j =
       json::parse(find(render_messages(f.snap, "facility"), "facility/dc1/summary").payload);
-  EXPECT_EQ(j["cabinets"]["planned"], 2);
   EXPECT_TRUE(j["it_power_source"].is_null());
   EXPECT_TRUE(j["pue"].is_null());
 }
