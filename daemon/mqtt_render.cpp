@@ -104,7 +104,8 @@ json cabinet_json(const SiteSnapshot& site, const CabinetSnapshot& cs, const std
       {"row", c.row},
       {"cabinet", c.id},
       {"status", cabinet_status_name(c.status)},
-      {"powered", cs.powered},
+      // Undecided (a silent feed may hide the load) is null, never a fresh "false".
+      {"powered", cs.powered_known ? json(cs.powered) : json(nullptr)},
       {"quality", quality_name(cs.quality)},
       {"estimated", cs.estimated},
       {"power_w", total(cs.power_w)},

@@ -112,6 +112,7 @@ struct Fixture {
     cs1.power_w = 3000;
     cs1.utilization = 0.6;
     cs1.powered = true;
+    cs1.powered_known = true;
     cs1.quality = Quality::kGood;
     cs1.inlet_c = 24.5;
     ss.cabinets.push_back(cs1);
@@ -267,8 +268,21 @@ TEST(MqttRender, CabinetStaleHasNullsNeverOldNumbers) {
   EXPECT_TRUE(j["feeds"]["B"]["power_w"].is_null());
   EXPECT_TRUE(j["overload"].is_null());  // unknown, not "ok"
   EXPECT_TRUE(j["inlet_c"].is_null());
-  EXPECT_EQ(j["powered"], false);
+  // A silent feed may hide the load: powered is undecided, not a fresh "false".
+  EXPECT_TRUE(j["powered"].is_null());
   EXPECT_DOUBLE_EQ(j["rated_w"].get<double>(), 5000);
+}
+
+// With one feed stale, the other feed alone above the threshold (or an outlet on) already
+// decides it: powered, even though the cabinet's total is unknown.
+TEST(MqttRender, CabinetStaleButPoweredIsTrue) {
+  Fixture f;
+  f.snap.sites[0].cabinets[1].powered = true;
+  f.snap.sites[0].cabinets[1].powered_known = true;
+  const json j =
+      json::parse(find(render_messages(f.snap, "facility"), "facility/dc1/cabinet/r1-c02").payload);
+  EXPECT_EQ(j["quality"], "stale");
+  EXPECT_EQ(j["powered"], true);
 }
 
 TEST(MqttRender, Summary) {
