@@ -305,6 +305,12 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
         s.not_available.push_back(*iv);
       }
     }
+    if (!modbus::is_bit_kind(s.kind) && s.width() > p->max_registers_per_read) {
+      d.error(pr.has("type") ? pr.get("type") : YAML::Node(pn),
+              label + ": is " + std::to_string(s.width()) + " registers wide, more than "
+                  "max_registers_per_read (" + std::to_string(p->max_registers_per_read) +
+                  "), so no read could hold it");
+    }
     pp.description = pr.str("description").value_or("");
     pp.interval = pr.duration("interval");
     for (const auto& nr : p->never_read) {
@@ -607,7 +613,7 @@ Config load_config(const std::string& path) {
       if (auto e = dr.str("endpoint", true)) dev.endpoint = parse_endpoint(d, dr.get("endpoint"), dw, *e);
       bool unit_ok = true;
       if (dr.has("unit")) {
-        auto u = dr.integer("unit", 0, 247);
+        auto u = dr.integer("unit", 0, 255);
         unit_ok = u.has_value();
         if (u) dev.unit = int(*u);
       }
@@ -615,9 +621,12 @@ Config load_config(const std::string& path) {
       dev.timeout = dr.duration("timeout").value_or(defs.timeout);
       dev.modbus.retries = defs.retries;
       parse_device_modbus(d, dr, dev.modbus);
-      if (dev.endpoint.transport != Transport::kTcp && dr.has("unit") && dev.unit == 0) {
-        d.error(dr.get("unit"), dw + ": unit 0 is the broadcast address on a serial line "
-                                     "(rtu:// and rtu-over-tcp://); use 1..247");
+      config_detail::check_device_modbus(d, dr, dev);
+      if (unit_ok && !dev.endpoint.scheme.empty()) {
+        if (const std::string why = unit_problem(dev.endpoint, dev.unit); !why.empty()) {
+          d.error(dr.has("unit") ? dr.get("unit") : dn, dw + ": " + why);
+          unit_ok = false;
+        }
       }
       if (dev.timeout >= dev.interval) {
         d.error(dr.has("timeout") ? dr.get("timeout") : dn,
@@ -625,7 +634,8 @@ Config load_config(const std::string& path) {
                     " ms) must be shorter than the poll interval (" +
                     std::to_string(dev.interval.count()) + " ms)");
       }
-      if (!dev.endpoint.host.empty() && unit_ok) {
+      // Serial lines too: two devices on one unit of a bus would poll the same meter.
+      if (!dev.endpoint.scheme.empty() && unit_ok) {
         auto& units = addresses[dev.endpoint.key()];
         if (auto [it, fresh] = units.emplace(dev.unit, dev.id); !fresh) {
           d.error(dr.has("unit") ? dr.get("unit") : dn,

@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cmath>
 #include <regex>
 
 #include "daemon/config_reader.h"
@@ -36,6 +38,29 @@ std::optional<Endpoint> parse_endpoint_uri(const std::string& s, std::string* er
              "\" must look like tcp://HOST:PORT, rtu-over-tcp://HOST:PORT or rtu:///dev/ttyUSB0";
   }
   return std::nullopt;
+}
+
+std::string unit_problem(const Endpoint& e, long long unit) {
+  const std::string u = "unit " + std::to_string(unit);
+  if (e.transport == Transport::kTcp) {
+    return unit < 0 || unit > 255 ? u + " is out of range 0..255" : "";
+  }
+  if (unit == 0) {
+    return u + " is the broadcast address on a serial line (rtu:// and rtu-over-tcp://), "
+               "which never answers; use 1..247";
+  }
+  if (unit < 1 || unit > 247) {
+    return u + " is reserved on a serial line (rtu:// and rtu-over-tcp://); use 1..247";
+  }
+  return "";
+}
+
+int every_nth_poll(std::optional<std::chrono::milliseconds> point_interval,
+                   std::chrono::milliseconds device_interval) {
+  if (!point_interval || device_interval.count() <= 0) return 1;
+  const long n = std::lround(static_cast<double>(point_interval->count()) /
+                             static_cast<double>(device_interval.count()));
+  return static_cast<int>(std::clamp<long>(n, 1, 1'000'000));
 }
 
 namespace config_detail {
@@ -93,7 +118,15 @@ void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,
     if (auto p = r.choice<char>("parity", {{"none", 'N'}, {"even", 'E'}, {"odd", 'O'}})) {
       s.parity = *p;
     }
-    if (auto v = r.integer("data_bits", 5, 8)) s.data_bits = int(*v);
+    if (auto v = r.integer("data_bits", 5, 8)) {
+      // Modbus RTU frames are 11-bit characters of 8 data bits (7 is Modbus ASCII, which
+      // facilityd does not speak); a line set to fewer bits garbles every frame.
+      if (*v != 8) {
+        d.error(r.get("data_bits"),
+                r.what() + ": data_bits " + std::to_string(*v) + ": Modbus RTU uses 8 data bits");
+      }
+      s.data_bits = int(*v);
+    }
     if (auto v = r.integer("stop_bits", 1, 2)) s.stop_bits = int(*v);
     out[key] = s;
     where[key] = d.loc(en);
@@ -140,6 +173,35 @@ void parse_device_modbus(Diagnostics& d, MapReader& r, DeviceModbusSettings& out
   if (auto v = r.integer("max_gap", 0, 125)) out.max_gap = int(*v);
   auto extra = parse_address_ranges(d, r, "never_read");
   out.never_read.insert(out.never_read.end(), extra.begin(), extra.end());
+}
+
+void check_device_modbus(Diagnostics& d, MapReader& dr, const Device& dev) {
+  if (!dev.profile || dev.profile->points.empty()) return;
+  // A point wider than the per-read cap can never be read: say so now, not at the first poll.
+  if (dev.modbus.max_registers_per_read) {
+    const int cap = *dev.modbus.max_registers_per_read;
+    for (const ProfilePoint& p : dev.profile->points) {
+      if (modbus::is_bit_kind(p.spec.kind) || p.spec.width() <= cap) continue;
+      d.error(dr.get("max_registers_per_read"),
+              dr.what() + ": point \"" + p.spec.name + "\" is " +
+                  std::to_string(p.spec.width()) + " registers wide, more than "
+                  "max_registers_per_read (" + std::to_string(cap) + ")");
+    }
+  }
+  // Polls that read nothing would still count as contact (device up, last success).
+  const bool any_every_poll =
+      std::any_of(dev.profile->points.begin(), dev.profile->points.end(),
+                  [&](const ProfilePoint& p) { return every_nth_poll(p.interval, dev.interval) == 1; });
+  if (!any_every_poll) {
+    Millis fastest = *dev.profile->points.front().interval;
+    for (const ProfilePoint& p : dev.profile->points) fastest = std::min(fastest, *p.interval);
+    d.error(dr.has("interval") ? dr.get("interval") : YAML::Node(dr.node()),
+            dr.what() + ": every point of profile \"" + dev.profile->name +
+                "\" has an interval longer than the device's (" +
+                std::to_string(dev.interval.count()) + " ms), so most polls would read nothing; "
+                "set the device's interval to its fastest point's (" +
+                std::to_string(fastest.count()) + " ms)");
+  }
 }
 
 }  // namespace config_detail

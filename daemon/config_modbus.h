@@ -30,6 +30,17 @@ struct Endpoint {
 // set when the string is none of these.
 std::optional<Endpoint> parse_endpoint_uri(const std::string& s, std::string* error);
 
+// Why `unit` is not a valid unit id behind endpoint `e`, or "" when it is. Modbus TCP: 0..255
+// (the TCP implementation guide recommends 255 for a device addressed directly); behind a
+// serial bus (rtu://, rtu-over-tcp://): 1..247 (0 is broadcast, 248..255 are reserved).
+// Shared by the configuration and `facilityd probe`.
+std::string unit_problem(const Endpoint& e, long long unit);
+
+// A point with its own `interval` is read on every N-th poll of its device: N = the point's
+// interval / the device's, rounded, at least 1. nullopt (no own interval) = every poll.
+int every_nth_poll(std::optional<std::chrono::milliseconds> point_interval,
+                   std::chrono::milliseconds device_interval);
+
 // Settings of one endpoint (top-level `endpoints` list); endpoints not listed get the defaults.
 struct EndpointSettings {
   std::chrono::milliseconds connect_timeout{2000};

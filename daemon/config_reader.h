@@ -242,6 +242,9 @@ std::vector<modbus::AddressRange> parse_address_ranges(Diagnostics& d, MapReader
 // Device keys retries, busy_retries, busy_retry_delay, max_registers_per_read, max_gap,
 // never_read.
 void parse_device_modbus(Diagnostics& d, MapReader& r, DeviceModbusSettings& out);
+// Device checks that need the profile too: no point wider than the device's
+// max_registers_per_read; at least one point read on every poll.
+void check_device_modbus(Diagnostics& d, MapReader& dr, const Device& dev);
 
 // Facility-model sections (config_facility.cpp).
 std::string format_number(double v);

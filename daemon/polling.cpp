@@ -23,11 +23,7 @@ modbus::DeviceSpec make_device_spec(const Device& d) {
     spec.plan.forbidden = d.profile->never_read;
     for (const auto& p : d.profile->points) {
       spec.points.push_back(p.spec);
-      // A slower point group: every N-th poll of the device, N >= 1.
-      const long n = p.interval ? std::lround(static_cast<double>(p.interval->count()) /
-                                              static_cast<double>(d.interval.count()))
-                                : 1;
-      spec.every.push_back(static_cast<int>(std::clamp<long>(n, 1, 1'000'000)));
+      spec.every.push_back(every_nth_poll(p.interval, d.interval));  // slower point groups
     }
     if (std::all_of(spec.every.begin(), spec.every.end(), [](int n) { return n == 1; })) {
       spec.every.clear();

@@ -149,8 +149,8 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
       err << "facilityd probe: " << error << "\n";
       return 2;
     }
-    if (opt.unit < 0 || opt.unit > 255) {
-      err << "facilityd probe: --unit must be 0..255\n";
+    if (const std::string why = unit_problem(*ep, opt.unit); !why.empty()) {
+      err << "facilityd probe: --unit: " << why << "\n";
       return 2;
     }
     dev.id = "probe";

@@ -209,10 +209,24 @@ Decoded PointCodec::decode(std::span<const std::uint16_t> words) const {
     return d;
   }
   if (!spec_.enum_names.empty()) {
-    const auto code = static_cast<std::int64_t>(raw);
+    // The code in the integer domain, not from `raw`: a double of 2^63 or more (uint64) has no
+    // int64 value, and converting it would be undefined behaviour.
+    std::int64_t code = 0;
+    switch (spec_.type) {
+      case DataType::kInt16: code = static_cast<std::int16_t>(bits); break;
+      case DataType::kInt32: code = static_cast<std::int32_t>(bits); break;
+      case DataType::kUInt16:
+      case DataType::kUInt32: code = static_cast<std::int64_t>(bits & mask_); break;
+      // A uint64 code of 2^63 or more is written as its negative two's-complement twin.
+      case DataType::kInt64:
+      case DataType::kUInt64: code = std::bit_cast<std::int64_t>(bits); break;
+      default: code = raw != 0.0 ? 1 : 0; break;  // bool (floats and strings have no enum)
+    }
     auto it = std::find_if(spec_.enum_names.begin(), spec_.enum_names.end(),
                            [code](const auto& e) { return e.first == code; });
-    d.text = it != spec_.enum_names.end() ? it->second : "unknown(" + std::to_string(code) + ")";
+    const std::string shown = spec_.type == DataType::kUInt64 ? std::to_string(bits)
+                                                              : std::to_string(code);
+    d.text = it != spec_.enum_names.end() ? it->second : "unknown(" + shown + ")";
     d.value = raw;  // enumerations keep their raw code: scale/offset make no sense for a state
     return d;
   }

@@ -439,7 +439,7 @@ struct PollEngine::Impl {
     const ReadRequest& r = d.poll.request();
     ReplyFrame f;
     const FrameStatus st = find_reply(ep.spec.framing, ep.rx, ep.tid,
-                                      static_cast<std::uint8_t>(d.poll.spec().unit), r.kind, f);
+                                      static_cast<std::uint8_t>(d.poll.spec().unit), r.kind, r.count, f);
     if (st == FrameStatus::kIncomplete) return;
     ep.last_io = now;
     if (st == FrameStatus::kMalformed) {

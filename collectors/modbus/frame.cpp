@@ -73,7 +73,7 @@ std::size_t reply_pdu_size(RegisterKind kind, std::uint16_t count) {
 
 FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
                        std::uint16_t transaction_id, std::uint8_t unit, RegisterKind kind,
-                       ReplyFrame& out) {
+                       std::uint16_t count, ReplyFrame& out) {
   const auto fc = static_cast<std::uint8_t>(kind);
   if (framing == Framing::kTcp) {
     if (in.size() < kMbapHeaderSize) return FrameStatus::kIncomplete;
@@ -96,6 +96,23 @@ FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
                   std::to_string(unit) + ")";
       return FrameStatus::kMalformed;
     }
+    if (in.size() < kMbapHeaderSize + 1) return FrameStatus::kIncomplete;
+    // The function code tells which length the request implies: a data reply or an exception.
+    std::size_t expected = 0;
+    if (in[7] == fc) {
+      expected = 1 + reply_pdu_size(kind, count);
+    } else if (in[7] == (fc | 0x80)) {
+      expected = 3;
+    } else {
+      out.error = "function code " + std::to_string(in[7]) + " (expected " + std::to_string(fc) +
+                  ")";
+      return FrameStatus::kMalformed;
+    }
+    if (length != expected) {
+      out.error = "MBAP length " + std::to_string(length) + " (expected " +
+                  std::to_string(expected) + ")";
+      return FrameStatus::kMalformed;
+    }
     const std::size_t size = 6 + length;
     if (in.size() < size) return FrameStatus::kIncomplete;
     out.size = size;
@@ -114,7 +131,13 @@ FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
   if (in[1] == (fc | 0x80)) {
     size = 5;
   } else if (in[1] == fc) {
-    size = 3 + std::size_t{in[2]} + 2;
+    const std::size_t want = reply_pdu_size(kind, count) - 2;
+    if (in[2] != want) {
+      out.error = "byte count " + std::to_string(in[2]) + " (expected " + std::to_string(want) +
+                  ")";
+      return FrameStatus::kMalformed;
+    }
+    size = 3 + want + 2;
   } else {
     out.error = "function code " + std::to_string(in[1]) + " (expected " + std::to_string(fc) + ")";
     return FrameStatus::kMalformed;

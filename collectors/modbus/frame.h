@@ -3,11 +3,12 @@
 // serial-to-Ethernet gateway, and strict validation of replies.
 //
 // Strict means: a reply is accepted only when every field is what the request implies --
-// protocol id 0, MBAP length equal to the bytes that follow, the same transaction id and unit
-// id, the same function code (or it with bit 7 set and a one-byte exception code), a byte count
-// that is exactly the one the request asked for, a correct CRC for RTU. Anything else is
-// "malformed": the stream can no longer be trusted and the caller reconnects. (libmodbus 3.1.6
-// accepts a wrong protocol id and ignores the MBAP length; see pitfalls.md.)
+// protocol id 0, the same transaction id and unit id, the same function code (or it with bit 7
+// set and a one-byte exception code), an MBAP length and a byte count that are exactly the ones
+// the request implies, a correct CRC for RTU. Anything else is "malformed" as soon as the field
+// has arrived (a too-long length is not waited for): the stream can no longer be trusted and
+// the caller reconnects. (libmodbus 3.1.6 accepts a wrong protocol id and ignores the MBAP
+// length; see pitfalls.md.)
 //
 // Only read function codes exist here: there is no way to build a write request.
 //
@@ -63,12 +64,14 @@ struct ReplyFrame {
   std::string error;  // when malformed: what was wrong
 };
 
-// Finds the reply to a read request at the start of `in` (the bytes received so far). For TCP,
-// checks the MBAP header against the request; for RTU, computes the frame length from the
-// function code and byte count and checks the CRC.
+// Finds the reply to a read request of `count` registers / bits of `kind` at the start of `in`
+// (the bytes received so far). For TCP, checks the MBAP header against the request; for RTU,
+// computes the frame length from the function code and byte count and checks the CRC. A length
+// (MBAP length, RTU byte count) other than the one the request implies is malformed as soon as
+// it has arrived: waiting for bytes that a lying header announces would only end in a timeout.
 FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
                        std::uint16_t transaction_id, std::uint8_t unit, RegisterKind kind,
-                       ReplyFrame& out);
+                       std::uint16_t count, ReplyFrame& out);
 
 enum class ReplyKind { kData, kException, kMalformed };
 

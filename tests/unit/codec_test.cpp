@@ -261,13 +261,42 @@ TEST(Codec, EnumerationsKeepTheCodeAndCarryTheName) {
   EXPECT_EQ(d.value, 7.0);
   EXPECT_EQ(d.text, "unknown(7)");
   EXPECT_FALSE(c.decode(std::vector<std::uint16_t>{0xFFFF}).available);
-  // A signed enumeration and a bit of a register.
+  // An enumeration on one bit of a register.
   PointSpec b;
   b.type = DataType::kBool;
   b.bit = 15;
   b.enum_names = {{0, "closed"}, {1, "open"}};
   EXPECT_EQ(PointCodec(b).decode(std::vector<std::uint16_t>{0x8000}).text, "open");
   EXPECT_EQ(PointCodec(b).decode(std::vector<std::uint16_t>{0x7FFF}).text, "closed");
+}
+
+TEST(Codec, SignedEnumerationCodesAreComparedAsSignedIntegers) {
+  PointSpec s;
+  s.type = DataType::kInt16;
+  s.enum_names = {{-1, "fault"}, {0, "off"}, {1, "on"}};
+  const PointCodec c16(s);
+  Decoded d = c16.decode(std::vector<std::uint16_t>{0xFFFF});
+  EXPECT_EQ(d.value, -1.0);
+  EXPECT_EQ(d.text, "fault");
+  EXPECT_EQ(c16.decode(std::vector<std::uint16_t>{0xFFFE}).text, "unknown(-2)");
+  s.type = DataType::kInt32;
+  s.enum_names = {{-70000, "deep"}};
+  const PointCodec c32(s);
+  // -70000 = 0xFFFEEE90
+  EXPECT_EQ(c32.decode(std::vector<std::uint16_t>{0xFFFE, 0xEE90}).text, "deep");
+}
+
+TEST(Codec, EnumerationCodesAboveTheInt64RangeAreCodesNotUndefinedBehaviour) {
+  // A uint64 state word with the top bit set: converting its double to int64 would be UB.
+  PointSpec s;
+  s.type = DataType::kUInt64;
+  s.enum_names = {{1, "one"}, {-1, "all_ones"}};  // -1 written for the bit pattern 0xFFFF...
+  const PointCodec c(s);
+  Decoded d = c.decode(std::vector<std::uint16_t>{0x8000, 0, 0, 5});
+  EXPECT_EQ(d.text, "unknown(9223372036854775813)");
+  EXPECT_EQ(d.value, 9223372036854775813.0);
+  EXPECT_EQ(c.decode(std::vector<std::uint16_t>{0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF}).text, "all_ones");
+  EXPECT_EQ(c.decode(std::vector<std::uint16_t>{0, 0, 0, 1}).text, "one");
 }
 
 TEST(Codec, CoilsDecodeOneBitPerWord) {

@@ -222,3 +222,91 @@ points:
 
 }  // namespace
 }  // namespace facility
+
+namespace facility {
+namespace {
+
+TEST(ConfigModbus, OneUnitOfASerialLineBelongsToOneDevice) {
+  // Both would poll the same meter, e.g. once as facility_total and once as it_total.
+  Loaded l(config(R"(      - {id: m1, kind: meter, role: other, profile: meter, endpoint: "rtu:///dev/ttyUSB0", unit: 1}
+      - {id: m2, kind: meter, role: other, profile: meter, endpoint: "rtu:///dev/ttyUSB0", unit: 1}
+      - {id: m3, kind: meter, role: other, profile: meter, endpoint: "rtu:///dev/ttyUSB1", unit: 1}
+)"));
+  ASSERT_FALSE(l.cfg);
+  EXPECT_TRUE(l.has_error(8, "unit 1 at rtu:///dev/ttyUSB0 is already used by device \"m1\""))
+      << l.all();
+  EXPECT_EQ(l.errors.size(), 1u) << l.all();  // another line may reuse the unit id
+}
+
+TEST(ConfigModbus, UnitIdsFollowTheTransport) {
+  // Modbus TCP: 0..255 (the TCP implementation guide recommends 255 for a device addressed
+  // directly); behind a serial bus 1..247 (0 is broadcast, 248..255 are reserved).
+  Loaded ok(config(R"(      - {id: m1, kind: meter, role: other, profile: meter, endpoint: "tcp://h:1", unit: 255}
+      - {id: m2, kind: meter, role: other, profile: meter, endpoint: "tcp://h:1", unit: 0}
+      - {id: m3, kind: meter, role: other, profile: meter, endpoint: "rtu-over-tcp://h:2", unit: 247}
+)"));
+  EXPECT_TRUE(ok.cfg) << ok.all();
+  Loaded bad(config(R"(      - {id: m1, kind: meter, role: other, profile: meter, endpoint: "tcp://h:1", unit: 256}
+      - {id: m2, kind: meter, role: other, profile: meter, endpoint: "rtu-over-tcp://h:2", unit: 248}
+      - {id: m3, kind: meter, role: other, profile: meter, endpoint: "rtu:///dev/ttyS0", unit: 255}
+)"));
+  ASSERT_FALSE(bad.cfg);
+  EXPECT_TRUE(bad.has_error(7, "out of range 0..255")) << bad.all();
+  EXPECT_TRUE(bad.has_error(8, "unit 248")) << bad.all();
+  EXPECT_TRUE(bad.has_error(8, "1..247")) << bad.all();
+  EXPECT_TRUE(bad.has_error(9, "unit 255")) << bad.all();
+}
+
+TEST(ConfigModbus, SerialLinesUseEightDataBits) {
+  const std::string devices =
+      "      - {id: m1, kind: meter, role: other, profile: meter, endpoint: \"rtu:///dev/ttyS0\"}\n";
+  Loaded ok(config(devices, "endpoints:\n  - {endpoint: \"rtu:///dev/ttyS0\", data_bits: 8}\n"));
+  EXPECT_TRUE(ok.cfg) << ok.all();
+  Loaded bad(config(devices, "endpoints:\n  - {endpoint: \"rtu:///dev/ttyS0\", data_bits: 7}\n"));
+  ASSERT_FALSE(bad.cfg);
+  EXPECT_TRUE(bad.has_error(4, "Modbus RTU uses 8 data bits")) << bad.all();
+}
+
+TEST(ConfigModbus, APointWiderThanTheRegistersPerReadCapIsAnError) {
+  const std::string profile = R"(name: meter
+max_registers_per_read: 3
+points:
+  - {name: active_power, function: input, address: 0, type: float64, unit: W}
+)";
+  Loaded l(config("      - {id: m1, kind: meter, role: other, profile: meter, endpoint: \"tcp://h:1\"}\n"),
+           profile);
+  ASSERT_FALSE(l.cfg);
+  EXPECT_TRUE(l.has_error(4, "4 registers wide")) << l.all();
+  EXPECT_TRUE(l.has_error(4, "max_registers_per_read (3)")) << l.all();
+  // The device's override is checked against the points too.
+  const std::string wide = R"(name: meter
+points:
+  - {name: model, function: holding, address: 0, type: string, length: 10, unit: none}
+)";
+  Loaded d(config("      - {id: m1, kind: meter, role: other, profile: meter, endpoint: \"tcp://h:1\", "
+                  "max_registers_per_read: 8}\n"),
+           wide);
+  ASSERT_FALSE(d.cfg);
+  EXPECT_TRUE(d.has_error(7, "point \"model\" is 10 registers wide")) << d.all();
+}
+
+TEST(ConfigModbus, ADeviceReadsAtLeastOnePointEveryPoll) {
+  // Otherwise the polls in between send nothing and still count as successful contact.
+  const std::string profile = R"(name: meter
+points:
+  - {name: active_power, function: input, address: 0, type: uint16, unit: W, interval: 30s}
+  - {name: energy, function: input, address: 50, type: uint32, unit: kWh, interval: 60s}
+)";
+  Loaded l(config("      - {id: m1, kind: meter, role: other, profile: meter, endpoint: \"tcp://h:1\"}\n"),
+           profile);
+  ASSERT_FALSE(l.cfg);
+  EXPECT_TRUE(l.has_error(7, "fastest point's (30000 ms)")) << l.all();
+  EXPECT_TRUE(l.has_error(7, "every point of profile \"meter\" has an interval longer than")) << l.all();
+  Loaded ok(config("      - {id: m1, kind: meter, role: other, profile: meter, endpoint: \"tcp://h:1\", "
+                   "interval: 30s}\n"),
+            profile);
+  EXPECT_TRUE(ok.cfg) << ok.all();
+}
+
+}  // namespace
+}  // namespace facility

@@ -32,28 +32,28 @@ TEST(Frame, ReadRequestBytes) {
 TEST(Frame, TcpReplyIsFoundAndValidated) {
   const Bytes ok{0x00, 0x07, 0, 0, 0, 5, 9, 4, 2, 0x12, 0x34};
   ReplyFrame f;
-  EXPECT_EQ(find_reply(Framing::kTcp, std::span(ok).first(6), 7, 9, RegisterKind::kInput, f),
+  EXPECT_EQ(find_reply(Framing::kTcp, std::span(ok).first(6), 7, 9, RegisterKind::kInput, 1, f),
             FrameStatus::kIncomplete);
-  EXPECT_EQ(find_reply(Framing::kTcp, std::span(ok).first(10), 7, 9, RegisterKind::kInput, f),
+  EXPECT_EQ(find_reply(Framing::kTcp, std::span(ok).first(10), 7, 9, RegisterKind::kInput, 1, f),
             FrameStatus::kIncomplete);
-  ASSERT_EQ(find_reply(Framing::kTcp, ok, 7, 9, RegisterKind::kInput, f), FrameStatus::kComplete);
+  ASSERT_EQ(find_reply(Framing::kTcp, ok, 7, 9, RegisterKind::kInput, 1, f), FrameStatus::kComplete);
   EXPECT_EQ(f.size, ok.size());
   EXPECT_EQ(f.pdu_offset, 7u);
   EXPECT_EQ(f.pdu_size, 4u);
 
   Bytes bad = ok;
   bad[3] = 1;  // protocol id 1: libmodbus 3.1.6 would accept it
-  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, f), FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, 1, f), FrameStatus::kMalformed);
   EXPECT_NE(f.error.find("protocol id"), std::string::npos);
   bad = ok;
   bad[1] = 8;  // another transaction
-  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, f), FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, 1, f), FrameStatus::kMalformed);
   bad = ok;
   bad[6] = 10;  // another unit
-  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, f), FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, 1, f), FrameStatus::kMalformed);
   bad = ok;
   bad[5] = 2;  // MBAP length too small for any reply
-  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, f), FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, 1, f), FrameStatus::kMalformed);
 }
 
 TEST(Frame, RtuReplyLengthComesFromByteCountAndCrcIsChecked) {
@@ -62,26 +62,67 @@ TEST(Frame, RtuReplyLengthComesFromByteCountAndCrcIsChecked) {
   r.push_back(crc & 0xFF);
   r.push_back(crc >> 8);
   ReplyFrame f;
-  EXPECT_EQ(find_reply(Framing::kRtu, std::span(r).first(8), 0, 1, RegisterKind::kHolding, f),
+  EXPECT_EQ(find_reply(Framing::kRtu, std::span(r).first(8), 0, 1, RegisterKind::kHolding, 2, f),
             FrameStatus::kIncomplete);
-  ASSERT_EQ(find_reply(Framing::kRtu, r, 0, 1, RegisterKind::kHolding, f), FrameStatus::kComplete);
+  ASSERT_EQ(find_reply(Framing::kRtu, r, 0, 1, RegisterKind::kHolding, 2, f), FrameStatus::kComplete);
   EXPECT_EQ(f.size, 9u);
   EXPECT_EQ(f.pdu_offset, 1u);
   EXPECT_EQ(f.pdu_size, 6u);
   Bytes bad = r;
   bad[4] ^= 1;
-  EXPECT_EQ(find_reply(Framing::kRtu, bad, 0, 1, RegisterKind::kHolding, f), FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kRtu, bad, 0, 1, RegisterKind::kHolding, 2, f), FrameStatus::kMalformed);
   EXPECT_EQ(f.error, "bad CRC");
   // An exception reply is 5 bytes.
   Bytes exc{1, 0x83, 2};
   const std::uint16_t c2 = crc16(exc);
   exc.push_back(c2 & 0xFF);
   exc.push_back(c2 >> 8);
-  ASSERT_EQ(find_reply(Framing::kRtu, exc, 0, 1, RegisterKind::kHolding, f), FrameStatus::kComplete);
+  ASSERT_EQ(find_reply(Framing::kRtu, exc, 0, 1, RegisterKind::kHolding, 2, f), FrameStatus::kComplete);
   EXPECT_EQ(f.pdu_size, 2u);
   // A reply from another unit or to another function is not ours.
-  EXPECT_EQ(find_reply(Framing::kRtu, exc, 0, 2, RegisterKind::kHolding, f), FrameStatus::kMalformed);
-  EXPECT_EQ(find_reply(Framing::kRtu, exc, 0, 1, RegisterKind::kInput, f), FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kRtu, exc, 0, 2, RegisterKind::kHolding, 2, f), FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kRtu, exc, 0, 1, RegisterKind::kInput, 1, f), FrameStatus::kMalformed);
+}
+
+TEST(Frame, ATooLongMbapLengthIsMalformedWithoutWaitingForItsBytes) {
+  // A read of 1 input register: the reply's MBAP length must be 1 + 4 = 5. This one says 7 and
+  // will never send the two extra bytes; the header alone must be enough to reject it.
+  const Bytes lying{0x00, 0x07, 0, 0, 0, 7, 9, 4, 2, 0x12, 0x34};
+  ReplyFrame f;
+  EXPECT_EQ(find_reply(Framing::kTcp, std::span(lying).first(8), 7, 9, RegisterKind::kInput, 1, f),
+            FrameStatus::kMalformed);
+  EXPECT_NE(f.error.find("MBAP length 7"), std::string::npos) << f.error;
+  EXPECT_EQ(find_reply(Framing::kTcp, lying, 7, 9, RegisterKind::kInput, 1, f),
+            FrameStatus::kMalformed);
+  // Too short is malformed too (it would swallow the start of the next frame).
+  Bytes short_len = lying;
+  short_len[5] = 4;
+  EXPECT_EQ(find_reply(Framing::kTcp, short_len, 7, 9, RegisterKind::kInput, 1, f),
+            FrameStatus::kMalformed);
+  // An exception reply has length 3, whatever was asked for.
+  const Bytes exc{0x00, 0x07, 0, 0, 0, 3, 9, 0x84, 2};
+  EXPECT_EQ(find_reply(Framing::kTcp, exc, 7, 9, RegisterKind::kInput, 100, f),
+            FrameStatus::kComplete);
+  Bytes exc_long = exc;
+  exc_long[5] = 5;
+  EXPECT_EQ(find_reply(Framing::kTcp, exc_long, 7, 9, RegisterKind::kInput, 1, f),
+            FrameStatus::kMalformed);
+  // Until the function code has arrived the length cannot be judged yet.
+  EXPECT_EQ(find_reply(Framing::kTcp, std::span(lying).first(7), 7, 9, RegisterKind::kInput, 1, f),
+            FrameStatus::kIncomplete);
+}
+
+TEST(Frame, AWrongRtuByteCountIsMalformedWithoutWaitingForItsBytes) {
+  // A read of 2 holding registers: byte count 4. A byte count of 200 would make us wait for
+  // 200 bytes that never come.
+  const Bytes lying{1, 3, 200, 0, 1};
+  ReplyFrame f;
+  EXPECT_EQ(find_reply(Framing::kRtu, lying, 0, 1, RegisterKind::kHolding, 2, f),
+            FrameStatus::kMalformed);
+  EXPECT_NE(f.error.find("byte count 200"), std::string::npos) << f.error;
+  const Bytes coils{1, 1, 2};  // 10 coils need 2 bytes: fine so far
+  EXPECT_EQ(find_reply(Framing::kRtu, coils, 0, 1, RegisterKind::kCoil, 10, f),
+            FrameStatus::kIncomplete);
 }
 
 TEST(Frame, ParseReadReplyIsStrictAboutByteCount) {
