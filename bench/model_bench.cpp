@@ -133,8 +133,9 @@ void run(int cabinets, const std::string& profiles) {
     auto snap = model.update(store, now);
     stateful_ms += ms_since(a);
     if (s % 15 == 0) {  // a scrape every 15 s
-      ExpositionSources src;
-      src.snapshot = [&snap] { return snap; };
+      ScrapeSources src;
+      src.config = cfg;
+      src.snapshot = snap;
       a = Steady::now();
       series = 0;
       for (const auto& f : render_metrics(src)) series += f.metric.size();

@@ -28,9 +28,11 @@ int slot_of(const modbus::RequestEvent& e) {
 std::string_view CollectorStats::result_label(int slot) { return kLabels[static_cast<std::size_t>(slot)]; }
 
 void CollectorStats::configure(std::vector<std::string> device_ids,
-                               std::vector<std::string> endpoint_keys) {
+                               std::vector<std::string> endpoint_keys,
+                               std::vector<std::size_t> device_endpoint) {
   device_ids_ = std::move(device_ids);
   endpoint_keys_ = std::move(endpoint_keys);
+  device_endpoint_ = std::move(device_endpoint);
   devices_ = std::make_unique<Device[]>(device_ids_.size());
   endpoints_ = std::make_unique<EndpointState[]>(endpoint_keys_.size());
 }

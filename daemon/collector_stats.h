@@ -39,7 +39,10 @@ class CollectorStats {
     double sum = 0;
   };
 
-  void configure(std::vector<std::string> device_ids, std::vector<std::string> endpoint_keys);
+  // `device_endpoint[i]`: the endpoint index of device i (empty: unknown; the exposition then
+  // cannot aggregate per endpoint).
+  void configure(std::vector<std::string> device_ids, std::vector<std::string> endpoint_keys,
+                 std::vector<std::size_t> device_endpoint = {});
 
   void on_request(const modbus::RequestEvent& e);
   void on_poll(std::size_t device, double seconds, bool ok);
@@ -49,6 +52,10 @@ class CollectorStats {
 
   const std::vector<std::string>& device_ids() const { return device_ids_; }
   const std::vector<std::string>& endpoint_keys() const { return endpoint_keys_; }
+  // Endpoint index of a device; endpoint_keys().size() when unknown.
+  std::size_t endpoint_of(std::size_t device) const {
+    return device < device_endpoint_.size() ? device_endpoint_[device] : endpoint_keys_.size();
+  }
 
   // Read side (consistent per counter, not across counters).
   void for_each_request(
@@ -76,6 +83,7 @@ class CollectorStats {
   };
   std::vector<std::string> device_ids_;
   std::vector<std::string> endpoint_keys_;
+  std::vector<std::size_t> device_endpoint_;
   std::unique_ptr<Device[]> devices_;
   std::unique_ptr<EndpointState[]> endpoints_;
 };

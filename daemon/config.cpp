@@ -377,9 +377,11 @@ Config load_config(const std::string& path) {
                  "endpoints", "sites", "history", "report"});
   if (!top.ok()) throw ConfigException(std::move(d.errors()));
 
+  YAML::Node shard_node;  // set when the daemon is sharded
   if (top.has("daemon")) {
     MapReader r(d, top.get("daemon"), "daemon",
-                {"listen", "stale_after_intervals", "powered_threshold_w", "state_dir"});
+                {"listen", "stale_after_intervals", "powered_threshold_w", "state_dir", "auth",
+                 "shard"});
     if (auto l = r.str("listen")) {
       static const std::regex re(R"(^[A-Za-z0-9.\-]+:[0-9]{1,5}$)");
       if (!std::regex_match(*l, re)) {
@@ -399,10 +401,44 @@ Config load_config(const std::string& path) {
       else
         cfg.daemon.state_dir = *v;
     }
+    if (r.has("auth")) {
+      const std::size_t before = d.errors().size();
+      config_detail::parse_credentials(d, r.get("auth"), "daemon.auth", cfg.daemon.auth);
+      if (d.errors().size() == before && (!cfg.daemon.auth.username || !cfg.daemon.auth.password))
+        d.error(r.key_node("auth"), "daemon.auth: basic authentication needs a user name and a "
+                                    "password (username_file or username_env, password_file or "
+                                    "password_env)");
+    }
+    if (auto v = r.str("shard")) {
+      static const std::regex re(R"(^([0-9]{1,4})/([0-9]{1,4})$)");
+      std::smatch m;
+      const int index = std::regex_match(*v, m, re) ? std::stoi(m[1].str()) : -1;
+      const int count = index >= 0 ? std::stoi(m[2].str()) : 0;
+      if (index < 0 || count < 1 || count > 1000 || index >= count) {
+        d.error(r.get("shard"), "daemon: shard \"" + *v +
+                                    "\" must be INDEX/COUNT with 0 <= INDEX < COUNT <= 1000, "
+                                    "e.g. \"0/2\" and \"1/2\" for two daemons");
+      } else {
+        cfg.daemon.shard.index = index;
+        cfg.daemon.shard.count = count;
+        shard_node = r.get("shard");
+      }
+    }
   }
 
   if (top.has("mqtt")) parse_mqtt_settings(d, top.get("mqtt"), cfg.mqtt);
   config_detail::parse_history_section(d, top, cfg);
+  if (cfg.daemon.shard.sharded()) {
+    // A shard sees part of each site: MQTT summaries and the history's site minutes would be
+    // partial and would overwrite each other (docs/prometheus.md, "Sharding").
+    if (cfg.mqtt.enabled)
+      d.error(shard_node, "daemon: a sharded daemon cannot publish MQTT (every shard would "
+                          "publish partial site summaries): set mqtt.enabled: false here and run "
+                          "one unsharded daemon for MQTT");
+    if (cfg.history.enabled)
+      d.error(shard_node, "daemon: a sharded daemon cannot keep the history (site minutes would "
+                          "be partial): set history.enabled: false here");
+  }
   if (top.has("facility")) {
     cfg.facility = config_detail::parse_facility_settings(d, top.get("facility"), "facility",
                                                           cfg.facility);

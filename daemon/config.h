@@ -187,8 +187,21 @@ struct Site {
   const Cabinet* find_cabinet(const std::string& id) const;
 };
 
+// daemon.shard "INDEX/COUNT": this daemon polls and exports one shard of every site
+// (daemon/shard.h says which devices; docs/prometheus.md how the shards add up).
+struct ShardSettings {
+  int index = 0;
+  int count = 1;  // 1 = not sharded
+  bool sharded() const { return count > 1; }
+  std::string text() const { return std::to_string(index) + "/" + std::to_string(count); }
+};
+
 struct DaemonSettings {
   std::string listen = "127.0.0.1:10044";
+  // HTTP basic authentication on every route of the listener (/metrics, /, /reports). Off
+  // unless both a user name and a password are configured (never in clear in the file).
+  Credentials auth;
+  ShardSettings shard;
   int stale_after_intervals = 3;  // a reading older than N x its device's interval is stale
   double powered_threshold_w = 100;  // a cabinet drawing more than this counts as powered
   // Where facilityd keeps state across restarts (the MQTT outbox). systemd: StateDirectory=.

@@ -195,7 +195,7 @@ FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
   MapReader r(d, node, what,
               {"derating", "nominal_voltage_v", "nominal_power_factor", "overload", "failover",
                "inlet", "pue_min_coverage", "pue_windows", "capacity_reserve",
-               "cabinet_equivalent_kw", "peak_window", "alert_retention"});
+               "cabinet_equivalent_kw", "peak_window", "alert_retention", "pue_target"});
   if (!r.ok()) return s;
   if (auto v = ratio_in(d, r, "derating", 0, 1, true)) s.derating = *v;
   if (auto v = ratio_in(d, r, "nominal_voltage_v", 0, 1000, true)) s.nominal_voltage_v = *v;
@@ -225,6 +225,7 @@ FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
     s.cabinet_equivalent_w = *v * 1000;
   if (auto v = r.duration("peak_window")) s.peak_window = *v;
   if (auto v = r.duration("alert_retention")) s.alert_retention = *v;
+  if (auto v = ratio_in(d, r, "pue_target", 1, 5, false)) s.pue_target = *v;
   return s;
 }
 

@@ -78,6 +78,9 @@ struct FacilitySettings {
   std::chrono::milliseconds peak_window{std::chrono::hours(24)};
   // A cleared alert stays in the snapshot (raised = false) this long, then is forgotten.
   std::chrono::milliseconds alert_retention{std::chrono::hours(1)};
+  // The site's PUE target (facility_site_pue_target_ratio; the SitePUEDegraded alert compares
+  // the 24-hour energy PUE with it). nullopt = no target.
+  std::optional<double> pue_target;
 };
 
 // Named cabinet type: rating, feeds, derating and overload thresholds shared by many cabinets.

@@ -163,21 +163,26 @@ std::optional<std::string> secret(Diagnostics& d, MapReader& r, const std::strin
   return std::nullopt;
 }
 
-void parse_auth(Diagnostics& d, const YAML::Node& node, MqttAuthSettings& out) {
-  MapReader r(d, node, "mqtt.auth",
+}  // namespace
+
+void parse_credentials(Diagnostics& d, const YAML::Node& node, const std::string& what,
+                       Credentials& out) {
+  MapReader r(d, node, what,
               {"username_file", "username_env", "password_file", "password_env", "username",
                "password"});
   for (const char* k : {"username", "password"}) {
     if (r.has(k))
-      d.error(r.key_node(k), std::string("mqtt.auth: \"") + k +
+      d.error(r.key_node(k), what + ": \"" + k +
                                  "\" in the config file is not accepted (credentials are never "
                                  "kept in clear here); use " + k + "_file or " + k + "_env");
   }
   out.username = secret(d, r, "username", out.username_source);
   out.password = secret(d, r, "password", out.password_source);
   if (out.password && !out.username && !r.has("username_file") && !r.has("username_env"))
-    d.error(node, "mqtt.auth: a password needs a user name (username_file or username_env)");
+    d.error(node, what + ": a password needs a user name (username_file or username_env)");
 }
+
+namespace {
 
 void parse_tls(Diagnostics& d, const YAML::Node& node, MqttTlsSettings& out) {
   MapReader r(d, node, "mqtt.tls", {"ca_file", "cert_file", "key_file"});
@@ -276,7 +281,7 @@ void parse_mqtt_settings(Diagnostics& d, const YAML::Node& node, MqttSettings& o
   if (r.has("deadband")) parse_deadband(d, r.get("deadband"), out.deadband);
   if (r.has("outbox")) parse_outbox(d, r.get("outbox"), out.outbox);
   if (r.has("tls")) parse_tls(d, r.get("tls"), out.tls);
-  if (r.has("auth")) parse_auth(d, r.get("auth"), out.auth);
+  if (r.has("auth")) parse_credentials(d, r.get("auth"), "mqtt.auth", out.auth);
 
   // Rules across keys.
   if (out.message_expiry.count() > 0 && out.protocol_version != 5)

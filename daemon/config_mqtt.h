@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "daemon/config_credentials.h"
+
 namespace facility {
 
 // Change thresholds per quantity: a state topic is published again only when some value moved by
@@ -39,12 +41,7 @@ struct MqttTlsSettings {
 
 // Credentials are never written in the config file: they come from files or environment
 // variables, resolved while loading (check-config reports a missing file or variable).
-struct MqttAuthSettings {
-  std::optional<std::string> username;  // resolved value
-  std::optional<std::string> password;  // resolved value; never logged
-  std::string username_source;          // "file /path" or "environment variable NAME", for logs
-  std::string password_source;
-};
+using MqttAuthSettings = Credentials;
 
 struct MqttSettings {
   bool enabled = true;

@@ -232,6 +232,10 @@ class MapReader {
 Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string& what,
                         const std::string& s);
 void parse_mqtt_settings(Diagnostics& d, const YAML::Node& node, MqttSettings& out);
+// A credentials mapping (`what` is its key path for messages: "mqtt.auth", "daemon.auth"):
+// username_file/_env and password_file/_env, never the values themselves.
+void parse_credentials(Diagnostics& d, const YAML::Node& node, const std::string& what,
+                       Credentials& out);
 // Top-level `endpoints` list; `where` gets each entry's position.
 void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,
                              std::map<std::string, EndpointSettings>& out,

@@ -1,23 +1,16 @@
 // facility_history_* metrics: the health of the history writer (minutes written, dropped,
-// write errors, pending, database size). A Collectable of its own, registered on the Exposer
-// next to the snapshot collectable; documented in docs/metrics.md ("History").
+// write errors, pending, database size), written into the /metrics body next to the facility
+// families; documented in docs/metrics.md ("History").
 //
-// Thread-safety: Collect() may be called from any thread; it reads HistoryWriter::stats().
+// Thread-safety: reentrant; reads HistoryWriter::stats(), which is thread-safe.
 #pragma once
 
-#include <prometheus/collectable.h>
-
 #include "daemon/history.h"
+#include "daemon/metrics_util.h"
 
 namespace facility {
 
-class HistoryCollectable : public prometheus::Collectable {
- public:
-  explicit HistoryCollectable(const HistoryWriter* writer) : writer_(writer) {}
-  std::vector<prometheus::MetricFamily> Collect() const override;
-
- private:
-  const HistoryWriter* writer_;  // null: history disabled or not open
-};
+// `writer` null: history disabled or not open (facility_history_up 0).
+void render_history_metrics(metrics_detail::Families& fam, const HistoryWriter* writer);
 
 }  // namespace facility

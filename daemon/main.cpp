@@ -5,6 +5,8 @@
 #include <systemd/sd-daemon.h>
 
 #include <chrono>
+#include <ctime>
+#include <memory>
 #include <cstdio>
 #include <iostream>
 
@@ -53,32 +55,59 @@ int check_config(const std::string& path, bool quiet) {
   }
 }
 
-int run(const std::string& path, const facility::DaemonOptions& opt,
-        const std::string& state_dir) {
-  std::shared_ptr<const facility::Config> cfg;
+// Loads a configuration for `run`, with the command line's overrides applied. Prints every
+// problem as FILE:LINE:COL: message (to the journal under systemd) and returns null on error.
+std::shared_ptr<const facility::Config> load_for_run(const std::string& path,
+                                                     const std::string& state_dir,
+                                                     const char* what) {
   try {
     auto loaded = facility::load_config(path);
     if (!state_dir.empty()) loaded.daemon.state_dir = state_dir;
-    cfg = std::make_shared<const facility::Config>(std::move(loaded));
+    return std::make_shared<const facility::Config>(std::move(loaded));
   } catch (const facility::ConfigException& e) {
     for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
-    std::fprintf(stderr, "facilityd: not starting: the configuration has %zu problem%s\n",
+    std::fprintf(stderr, "facilityd: %s: the configuration has %zu problem%s\n", what,
                  e.errors().size(), e.errors().size() == 1 ? "" : "s");
-    return 1;
+    std::fflush(stderr);
+    return nullptr;
   }
+}
 
-  // Block the stop signals in every thread; the main thread waits for them with sigwait.
+void notify_reloading() {
+  // RELOADING=1 ... READY=1 brackets a reload for systemd (Type=notify, ExecReload=kill -HUP).
+  // MONOTONIC_USEC is what Type=notify-reload (systemd 253+) also wants; older ones ignore it.
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const auto usec = static_cast<unsigned long long>(ts.tv_sec) * 1000000ull +
+                    static_cast<unsigned long long>(ts.tv_nsec) / 1000;
+  sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading the configuration", usec);
+}
+
+std::string summary(const facility::Config& cfg) {
+  std::size_t cabinets = 0, devices = 0;
+  for (const auto& s : cfg.sites) {
+    cabinets += s.cabinets.size();
+    devices += s.devices.size();
+  }
+  return std::to_string(cfg.sites.size()) + " sites, " + std::to_string(cabinets) +
+         " cabinets, " + std::to_string(devices) + " devices" +
+         (cfg.daemon.shard.sharded() ? " (shard " + cfg.daemon.shard.text() + ")" : "");
+}
+
+int run(const std::string& path, const facility::DaemonOptions& opt,
+        const std::string& state_dir) {
+  auto cfg = load_for_run(path, state_dir, "not starting");
+  if (!cfg) return 1;
+
+  // Block the stop and reload signals in every thread; the main thread waits for them with
+  // sigwait.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  std::size_t cabinets = 0, devices = 0;
-  for (const auto& s : cfg->sites) {
-    cabinets += s.cabinets.size();
-    devices += s.devices.size();
-  }
   facility::Daemon daemon(cfg, opt);
   try {
     daemon.start();
@@ -86,17 +115,32 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
     spdlog::critical("{}", e.what());
     return 1;
   }
-  spdlog::info("facilityd {} started: {} sites, {} cabinets, {} devices on {} endpoints",
-               FACILITYD_VERSION, cfg->sites.size(), cabinets, devices, daemon.endpoint_count());
+  spdlog::info("facilityd {} started: {} on {} endpoints", FACILITYD_VERSION, summary(*cfg),
+               daemon.endpoint_count());
   spdlog::info("metrics at {}", daemon.metrics_url());
   if (cfg->mqtt.enabled && !opt.no_mqtt) {
     spdlog::info("MQTT to {} under {}/<site>/...", opt.mqtt_broker.value_or(cfg->mqtt.broker),
                  cfg->mqtt.topic_prefix);
   }
-  sd_notify(0, "READY=1");
+  sd_notify(0, "READY=1\nSTATUS=Running");
 
   int sig = 0;
-  sigwait(&set, &sig);
+  while (true) {
+    sigwait(&set, &sig);
+    if (sig != SIGHUP) break;
+    spdlog::info("received SIGHUP, reloading {}", path);
+    notify_reloading();
+    if (auto next = load_for_run(path, state_dir, "reload refused, the previous configuration "
+                                                  "stays in effect")) {
+      if (daemon.reload(next)) {
+        spdlog::info("configuration reloaded: {} on {} endpoints", summary(*next),
+                     daemon.endpoint_count());
+      }
+    } else {
+      daemon.reload_failed();
+    }
+    sd_notify(0, "READY=1\nSTATUS=Running");
+  }
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   sd_notify(0, "STOPPING=1");
   daemon.stop();
@@ -128,6 +172,13 @@ int main(int argc, char** argv) {
   std::string state_dir;
   run_cmd->add_option("--state-dir", state_dir,
                       "Override daemon.state_dir (history database, MQTT outbox)");
+  std::string exposition = "cached";
+  // For bench/run_scrape_bench.py: how /metrics is rendered (cached, direct, prometheus-cpp).
+  run_cmd->add_option("--exposition", exposition)->group("");
+  run_cmd->footer(R"(Signals: SIGHUP reloads the configuration (systemctl reload facilityd). A file
+that does not load is refused: its problems are logged as FILE:LINE:COL: message, the
+previous configuration stays in effect and facility_config_last_reload_successful becomes 0.
+What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanly.)");
 
   facility::ReportCliOptions report_opt;
   auto* report_cmd = facility::add_report_subcommand(app, report_opt);
@@ -197,6 +248,12 @@ Exit status: 0 when the device answered every read, 1 when the poll failed, 2 fo
     return facility::run_probe(probe, std::cout, std::cerr);
   }
   if (*report_cmd) return facility::run_report_cli(report_opt);
+  if (const auto m = facility::parse_exposition_mode(exposition)) {
+    opt.exposition = *m;
+  } else {
+    std::fprintf(stderr, "facilityd run: --exposition must be cached, direct or prometheus-cpp\n");
+    return 2;
+  }
   if (!listen.empty()) opt.listen = listen;
   if (!broker.empty()) opt.mqtt_broker = broker;
   return run(config_path, opt, state_dir);

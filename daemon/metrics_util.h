@@ -1,70 +1,124 @@
-// Small helpers shared by the exposition files (metrics.cpp, metrics_facility.cpp): a set of
-// metric families filled through stable references, and gauge/counter samples.
+// The exposition writer shared by the metric files (metrics.cpp, metrics_facility.cpp,
+// history_metrics.cpp): families of samples written either straight into Prometheus text format
+// 0.0.4 (what /metrics serves) or into prometheus-cpp MetricFamily objects (the reference the
+// unit tests compare the text with, and the previous design the scrape benchmark measures).
 //
-// Thread-safety: a Families object is local to one render; the functions are reentrant.
+// Why our own text writer: prometheus-cpp's Collectable + TextSerializer path costs ~250 ms for a
+// 100k-series scrape on the target machine, most of it in TextSerializer's ostream formatting
+// (bench/RESULTS.md, "Scrape"); writing the text directly with std::to_chars is ~10x cheaper.
+//
+// Labels hold string_views: every label value must outlive the call that adds the sample
+// (config strings do; keep computed values in a named local).
+//
+// Thread-safety: a Families object belongs to one render; the functions are reentrant.
 #pragma once
 
 #include <prometheus/metric_family.h>
 
+#include <array>
+#include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/model.h"
 
 namespace facility::metrics_detail {
 
-using prometheus::ClientMetric;
-using prometheus::MetricFamily;
-using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
-
-// Families are filled through references handed out by family(); a deque keeps those
-// references valid while more families are added.
-class Families {
- public:
-  MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
-    out_.push_back(MetricFamily{name, help, type, {}});
-    return out_.back();
-  }
-  std::vector<MetricFamily> take() {
-    // Families without samples are dropped so that exposition only shows what is known.
-    std::vector<MetricFamily> res;
-    for (auto& f : out_) {
-      if (!f.metric.empty()) res.push_back(std::move(f));
-    }
-    return res;
-  }
-
- private:
-  std::deque<MetricFamily> out_;
+struct Label {
+  std::string_view name;
+  std::string_view value;
 };
 
-inline void gauge(MetricFamily& f, Labels labels, double v) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = v;
-  f.metric.push_back(std::move(m));
-}
-inline void gauge(MetricFamily& f, Labels labels, const std::optional<double>& v) {
-  if (v) gauge(f, std::move(labels), *v);
-}
-inline void counter(MetricFamily& f, Labels labels, double v) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.counter.value = v;
-  f.metric.push_back(std::move(m));
+// A short list of labels, stored inline (no allocation per sample).
+class Labels {
+ public:
+  static constexpr std::size_t kMax = 12;
+  Labels() = default;
+  Labels(std::initializer_list<Label> l) { append(l); }
+  Labels with(std::initializer_list<Label> extra) const {
+    Labels r = *this;
+    r.append(extra);
+    return r;
+  }
+  std::span<const Label> items() const { return {a_.data(), n_}; }
+
+ private:
+  void append(std::initializer_list<Label> l);
+  std::array<Label, kMax> a_{};
+  std::size_t n_ = 0;
+};
+
+enum class Type { kGauge, kCounter, kHistogram };
+
+// One metric family: its HELP, TYPE and samples.
+class Family {
+ public:
+  void gauge(const Labels& l, double v) { scalar(l, v); }
+  void gauge(const Labels& l, const std::optional<double>& v) {
+    if (v) scalar(l, *v);
+  }
+  void counter(const Labels& l, double v) { scalar(l, v); }
+  // Upper bounds (without +Inf) and non-cumulative counts per bucket (the last entry of
+  // `buckets` may be the overflow above the last bound; it is only counted in `count`).
+  void histogram(const Labels& l, std::span<const double> bounds,
+                 std::span<const std::uint64_t> buckets, std::uint64_t count, double sum);
+  std::size_t samples() const { return n_; }
+
+ private:
+  friend class Families;
+  Family(std::string_view name, std::string_view help, Type type, bool text);
+  void scalar(const Labels& l, double v);  // a gauge or counter sample, as the family's type
+  void text_sample(std::string_view suffix, const Labels& l, const Label* extra, double v);
+
+  std::string name_, help_;
+  Type type_;
+  bool text_;
+  std::string body_;              // text mode: the sample lines
+  prometheus::MetricFamily mf_;   // reference mode
+  std::size_t n_ = 0;             // series (a histogram counts buckets + sum + count)
+};
+
+class Families {
+ public:
+  enum class Mode { kText, kPrometheusCpp };
+  explicit Families(Mode m = Mode::kText) : text_(m == Mode::kText) {}
+
+  // The reference stays valid for the lifetime of this object. Each name once per render.
+  Family& family(std::string_view name, std::string_view help, Type type) {
+    fams_.push_back(Family(name, help, type, text_));
+    return fams_.back();
+  }
+  // Text mode: appends "# HELP", "# TYPE" and the samples of every family that has samples
+  // (a family without samples is left out: only what is known is exposed).
+  void append_text(std::string& out) const;
+  // Reference mode: the families with samples.
+  std::vector<prometheus::MetricFamily> take();
+  std::size_t series() const;
+
+ private:
+  bool text_;
+  std::deque<Family> fams_;  // deque: references stay valid while families are added
+};
+
+// Prometheus text format of a sample value: shortest round-trip decimal, NaN, +Inf, -Inf.
+void append_number(std::string& out, double v);
+// A label value escaped for the text format (backslash, double quote, newline).
+void append_escaped(std::string& out, std::string_view v);
+
+// Labels {site, room, row, cabinet} of a cabinet.
+inline Labels cabinet_labels(const Cabinet& c) {
+  return Labels{{"site", c.site}, {"room", c.room}, {"row", c.row}, {"cabinet", c.id}};
 }
 
-// Labels {site, room, row, cabinet} of a cabinet, plus any extra pairs.
-inline Labels cabinet_labels(const Cabinet& c, Labels extra = {}) {
-  Labels l{{"site", c.site}, {"room", c.room}, {"row", c.row}, {"cabinet", c.id}};
-  for (auto& e : extra) l.push_back(std::move(e));
-  return l;
-}
-
-// The facility families (cabinets, racks, cooling units, rooms, sites): metrics_facility.cpp.
+// The facility families (cabinets, racks, cooling units, rooms, sites, devices, model alerts):
+// metrics_facility.cpp. Everything there is a function of the snapshot alone, so the text can be
+// cached per snapshot. In a sharded daemon (daemon.shard) only the shard's entities and the
+// site aggregates that are whole are written (docs/prometheus.md, "Sharding").
 void render_facility(Families& fam, const FacilitySnapshot& snap);
 
 }  // namespace facility::metrics_detail

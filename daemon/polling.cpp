@@ -41,6 +41,7 @@ PollingService::PollingService(const Config& config, ReadingStore& store, Collec
     : store_(store), stats_(stats), hook_(std::move(hook)) {
   std::vector<std::string> device_ids;
   std::vector<std::string> endpoint_keys;
+  std::vector<std::size_t> device_endpoint;
   std::map<std::string, std::size_t> ep_index;
   std::vector<modbus::EngineEndpoint> tcp;
   struct Serial {
@@ -54,6 +55,7 @@ PollingService::PollingService(const Config& config, ReadingStore& store, Collec
     device_ids.push_back(d->id);
     const std::string key = d->endpoint.key();
     auto [it, fresh] = ep_index.emplace(key, endpoint_keys.size());
+    device_endpoint.push_back(it->second);
     const EndpointSettings es = config.endpoint_settings(d->endpoint);
     if (fresh) {
       endpoint_keys.push_back(key);
@@ -99,7 +101,7 @@ PollingService::PollingService(const Config& config, ReadingStore& store, Collec
     }
   }
   endpoint_count_ = endpoint_keys.size();
-  stats_.configure(std::move(device_ids), std::move(endpoint_keys));
+  stats_.configure(std::move(device_ids), std::move(endpoint_keys), std::move(device_endpoint));
   if (!tcp.empty()) engine_ = std::make_unique<modbus::PollEngine>(std::move(tcp), observer());
   for (auto& s : serial) {
     serial_.push_back(std::make_unique<modbus::SerialLinePoller>(s.index, std::move(s.spec),

@@ -37,4 +37,9 @@ std::unordered_map<std::string, ReadingStore::Entry> ReadingStore::snapshot() co
   return entries_;
 }
 
+void ReadingStore::retain(const std::function<bool(const std::string&)>& keep) {
+  std::lock_guard lock(mu_);
+  std::erase_if(entries_, [&keep](const auto& e) { return !keep(e.first); });
+}
+
 }  // namespace facility

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,9 @@ class ReadingStore {
   };
   // A copy of every device's latest state, for one model run.
   std::unordered_map<std::string, Entry> snapshot() const;
+  // Forgets every device for which keep(device_id) is false (a configuration reload removed or
+  // changed it, so its last reading no longer means what the new configuration says).
+  void retain(const std::function<bool(const std::string& device_id)>& keep);
 
  private:
   mutable std::mutex mu_;

@@ -176,6 +176,8 @@ int HttpRoutes::Impl::handle(mg_connection* conn, const mg_request_info* ri) {
   }
 }
 
+int HttpRoutes::handle_request(mg_connection* conn) { return begin_request(conn); }
+
 const CivetCallbacks* HttpRoutes::callbacks() {
   static const CivetCallbacks cb = [] {
     CivetCallbacks c;

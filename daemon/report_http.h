@@ -34,6 +34,9 @@ class HttpRoutes {
  public:
   // Pass to prometheus::Exposer's constructor.
   static const CivetCallbacks* callbacks();
+  // The same handler as a function, for a front door that runs first (daemon/metrics_http.h:
+  // authentication and /metrics): returns 0 for a request these routes do not serve.
+  static int handle_request(mg_connection* conn);
 
   // history_path empty: history disabled (report routes answer 503).
   HttpRoutes(int port, std::shared_ptr<const Config> config, std::string history_path);

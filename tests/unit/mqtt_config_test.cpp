@@ -7,6 +7,7 @@
 
 #include "daemon/config.h"
 #include "daemon/mqtt_publisher.h"
+#include "config_fixture.h"
 #include "test_util.h"
 
 namespace facility {
@@ -14,69 +15,12 @@ namespace {
 
 using testing::TempDir;
 
-const char* kProfile = R"(name: pdu
-description: test pdu
-source: synthetic
-points:
-  - {name: active_power, function: input, address: 0, type: uint32, unit: W}
-)";
+using Fixture = testing::ConfigFixture;
 
-const char* kSites = R"(sites:
-  - id: s1
-    rooms:
-      - id: r1
-        rows:
-          - id: row1
-            cabinets:
-              - {id: c1, status: sold}
-)";
+std::vector<ConfigError> errors_of(const Fixture& f) { return f.errors(); }
 
-struct Fixture {
-  TempDir dir;
-  std::string text, path;
-  // `mqtt` is the text of the mqtt: section (and anything else before sites:); "@DIR@" is
-  // replaced by the temporary directory.
-  explicit Fixture(std::string mqtt) {
-    for (auto pos = mqtt.find("@DIR@"); pos != std::string::npos; pos = mqtt.find("@DIR@"))
-      mqtt.replace(pos, 5, dir.path().string());
-    dir.write("profiles/pdu.yaml", kProfile);
-    text = mqtt + kSites;
-    path = dir.write("site.yaml", text);
-  }
-  // 1-based line and column of the first occurrence of `needle` in the file.
-  std::pair<int, int> where(const std::string& needle) const {
-    const auto pos = text.find(needle);
-    EXPECT_NE(pos, std::string::npos) << needle;
-    int line = 1;
-    std::size_t line_start = 0;
-    for (std::size_t i = 0; i < pos; ++i)
-      if (text[i] == '\n') {
-        ++line;
-        line_start = i + 1;
-      }
-    return {line, static_cast<int>(pos - line_start) + 1};
-  }
-};
-
-std::vector<ConfigError> errors_of(const Fixture& f) {
-  try {
-    load_config(f.path);
-  } catch (const ConfigException& e) {
-    return e.errors();
-  }
-  return {};
-}
-
-// Exactly one error, at `needle`, whose message contains `what`.
 void expect_error_at(const std::string& mqtt, const std::string& needle, const std::string& what) {
-  Fixture f(mqtt);
-  const auto errs = errors_of(f);
-  ASSERT_EQ(errs.size(), 1u) << mqtt << (errs.empty() ? "" : errs[0].format());
-  const auto [line, col] = f.where(needle);
-  EXPECT_EQ(errs[0].loc.file, f.path);
-  EXPECT_EQ(errs[0].loc.line, line) << errs[0].format();
-  EXPECT_EQ(errs[0].loc.column, col) << errs[0].format();
-  EXPECT_NE(errs[0].message.find(what), std::string::npos) << errs[0].format();
+  testing::expect_config_error_at(mqtt, needle, what);
 }
 
 TEST(MqttConfig, DefaultsWithoutSection) {
