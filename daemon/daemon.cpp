@@ -121,7 +121,14 @@ void Daemon::start() {
     spdlog::info("HTTP basic authentication on every route (user from {}, password from {})",
                  cfg->daemon.auth.username_source, cfg->daemon.auth.password_source);
   }
-  start_pipeline(cfg);
+  try {
+    start_pipeline(cfg);
+  } catch (...) {
+    // ~Daemon does nothing for a daemon that never started: undo here what did start (the
+    // history writer's thread, the listener), so nothing outlives the failure half-running.
+    teardown();
+    throw;
+  }
   gate_->publish();  // only now: the first request already meets the authentication
   started_ = true;
 }
@@ -276,7 +283,14 @@ bool Daemon::reload(std::shared_ptr<const Config> cfg) {
     spdlog::error("reload: cannot start with the new configuration: {}; going back to the "
                   "previous one", e.what());
     stop_pipeline();
-    start_pipeline(old);
+    try {
+      start_pipeline(old);
+    } catch (const std::exception& again) {
+      // Nothing is polling now; the caller stops the daemon and exits (the service manager
+      // restarts it) rather than run a listener over a dead pipeline.
+      throw std::runtime_error(std::string("reload: the previous configuration cannot start "
+                                           "again either: ") + again.what());
+    }
     reload_failed();
     return false;
   }
@@ -341,6 +355,12 @@ void Daemon::model_loop() {
 void Daemon::stop() {
   if (!started_) return;
   started_ = false;
+  teardown();
+}
+
+// Safe on a partly started pipeline. The listener closes before the sources it reads from are
+// released, so no request can reach a stopped writer.
+void Daemon::teardown() {
   stop_pipeline();
   routes_.reset();
   gate_.reset();

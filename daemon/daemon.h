@@ -62,12 +62,16 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Throws std::runtime_error with a clear message if the metrics listener cannot bind.
+  // Throws std::runtime_error with a clear message if the metrics listener cannot bind, or
+  // what a sink throws (e.g. an MQTT broker URI Paho refuses); after a throw nothing started
+  // by this call is left running and the listener is closed.
   void start();
   void stop();
 
   // Switches to `config` (loaded and validated by the caller). Returns false and keeps the
   // previous configuration running if the new one cannot be started; the reason is logged.
+  // Throws only if the previous configuration cannot start again either (then nothing polls
+  // and the caller should stop()).
   bool reload(std::shared_ptr<const Config> config);
   // Records a reload that failed before reload() (the new file did not load): the previous
   // configuration stays in effect and facility_config_last_reload_successful becomes 0.
@@ -82,6 +86,7 @@ class Daemon {
  private:
   void start_pipeline(std::shared_ptr<const Config> config);
   void stop_pipeline();
+  void teardown();  // stop_pipeline() and close the listener
   void model_loop();
   void ensure_state_dir(const Config& config) const;
   std::string start_history(const std::shared_ptr<const Config>& config);

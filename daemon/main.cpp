@@ -132,7 +132,16 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
     notify_reloading();
     if (auto next = load_for_run(path, state_dir, "reload refused, the previous configuration "
                                                   "stays in effect")) {
-      if (daemon.reload(next)) {
+      bool reloaded = false;
+      try {
+        reloaded = daemon.reload(next);
+      } catch (const std::exception& e) {
+        spdlog::critical("{}; stopping (exit 1, so that systemd restarts facilityd)", e.what());
+        sd_notify(0, "STOPPING=1");
+        daemon.stop();
+        return 1;
+      }
+      if (reloaded) {
         spdlog::info("configuration reloaded: {} on {} endpoints", summary(*next),
                      daemon.endpoint_count());
       }
