@@ -138,6 +138,11 @@ std::string schema() {
            "(site TEXT NOT NULL, t INTEGER NOT NULL, layout INTEGER NOT NULL, data BLOB NOT NULL, "
            "UNIQUE(site, t, layout));";
   }
+  // Pruning (every hour) and rollup select rows by time over all sites: without these they
+  // would scan the whole table (the primary keys start with the site).
+  sql += "CREATE INDEX IF NOT EXISTS cabinet_minute_t ON cabinet_minute(t);"
+         "CREATE INDEX IF NOT EXISTS site_minute_t ON site_minute(t);"
+         "CREATE INDEX IF NOT EXISTS cabinet_hour_t ON cabinet_hour(t);";
   sql += "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');";
   return sql;
 }

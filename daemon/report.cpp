@@ -178,6 +178,16 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     for (const auto& s : cfg.sites) ids += (ids.empty() ? "" : ", ") + s.id;
     throw ReportError("unknown site \"" + req.site + "\" (configured: " + ids + ")");
   }
+  // One read transaction, so every query below sees the same snapshot of the history: the
+  // writer commits every flush interval and rolls hours up, which moves rolled_up_to and the
+  // rows it separates between the hour and minute tables.
+  struct ReadSnapshot {
+    HistoryDb& db;
+    explicit ReadSnapshot(HistoryDb& d) : db(d) { db.exec("BEGIN;"); }
+    ~ReadSnapshot() { sqlite3_exec(db.handle(), "COMMIT;", nullptr, nullptr, nullptr); }
+    ReadSnapshot(const ReadSnapshot&) = delete;
+    ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+  } snapshot(db);
   const FacilitySettings& fs = site->facility;
   Report r;
   r.site = site->id;
