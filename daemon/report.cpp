@@ -28,16 +28,9 @@ double percentile(std::vector<T>& v, double q) {
 
 double nmax(double a, double b) { return std::isnan(a) ? b : std::isnan(b) ? a : std::max(a, b); }
 
-const char* category_name(int c) {
-  switch (c) {
-    case 1:
-      return "category 1 (IT energy at the UPS output)";
-    case 2:
-      return "category 2 (IT energy at the PDU output)";
-    case 3:
-      return "category 3 (IT energy at the IT equipment input)";
-  }
-  return "unknown category";
+std::string category_name(int c) {
+  const auto* info = pue_category_info(c);
+  return info ? "category " + std::to_string(c) + " (" + info->where + ")" : "unknown category";
 }
 
 // Least-squares line through (x, y); returns the trend and its forecast against `limit`.
