@@ -251,6 +251,10 @@ TEST_F(MqttBrokerTest, ChangeDrivenWithDeadbands) {
   pub.start();
   Subscriber sub(broker_->port(), "t7/#");
   ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  // The subscription is active (it got the retained birth message): every publish below is seen
+  // live. (mosquitto_sub can start late on a loaded machine, and would then count only the
+  // retained copies.)
+  ASSERT_TRUE(sub.wait_payload("t7/s1/status", "online"));
   const auto delivered = [&](std::uint64_t n) {
     return eventually([&] {
       const auto s = pub.stats();
