@@ -99,6 +99,23 @@ const char* to_string(Ownership o);
 // is not an IT role.
 int it_category(MeterRole r, int site_category);
 
+// ISO/IEC 30134-2 PUE categories and the meter roles that measure their IT term, in one place
+// (config, model, energy series and reports all name them from here).
+struct PueCategoryInfo {
+  int category;
+  MeterRole role;
+  const char* role_name;  // as in the configuration and the energy series' `role`
+  const char* where;      // where the IT energy is measured, for people
+};
+inline constexpr PueCategoryInfo kPueCategories[] = {
+    {1, MeterRole::kItUpsOutput, "it_at_ups_output", "IT energy at the UPS output"},
+    {2, MeterRole::kItPduOutput, "it_at_pdu_output", "IT energy at the PDU output"},
+    {3, MeterRole::kItEquipmentInput, "it_at_equipment_input",
+     "IT energy at the IT equipment input"},
+};
+// The entry of `category`, or nullptr outside 1..3.
+const PueCategoryInfo* pue_category_info(int category);
+
 // Hints for facility-sim only; the daemon ignores them. Absent keys keep their defaults.
 struct SimHints {
   std::optional<double> load;     // cabinet: mean load as a fraction of rated power (0 = unpowered)

@@ -31,18 +31,18 @@ std::optional<int> plan_at(const std::vector<PlanStep>& plan,
 }
 
 int it_category(MeterRole r, int site_category) {
-  switch (r) {
-    case MeterRole::kItUpsOutput:
-      return 1;
-    case MeterRole::kItPduOutput:
-      return 2;
-    case MeterRole::kItEquipmentInput:
-      return 3;
-    case MeterRole::kItTotal:
-      return site_category;
-    default:
-      return 0;
+  if (r == MeterRole::kItTotal) return site_category;
+  for (const auto& c : kPueCategories) {
+    if (c.role == r) return c.category;
   }
+  return 0;
+}
+
+const PueCategoryInfo* pue_category_info(int category) {
+  for (const auto& c : kPueCategories) {
+    if (c.category == category) return &c;
+  }
+  return nullptr;
 }
 
 namespace config_detail {

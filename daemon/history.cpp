@@ -4,10 +4,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 namespace facility {
 namespace {
@@ -133,6 +138,11 @@ std::string schema() {
            "(site TEXT NOT NULL, t INTEGER NOT NULL, layout INTEGER NOT NULL, data BLOB NOT NULL, "
            "UNIQUE(site, t, layout));";
   }
+  // Pruning (every hour) and rollup select rows by time over all sites: without these they
+  // would scan the whole table (the primary keys start with the site).
+  sql += "CREATE INDEX IF NOT EXISTS cabinet_minute_t ON cabinet_minute(t);"
+         "CREATE INDEX IF NOT EXISTS site_minute_t ON site_minute(t);"
+         "CREATE INDEX IF NOT EXISTS cabinet_hour_t ON cabinet_hour(t);";
   sql += "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');";
   return sql;
 }
@@ -400,9 +410,18 @@ void HistoryDb::write_minutes(const std::vector<MinuteRecord>& minutes,
                               const std::vector<std::int64_t>& layout_by_site_index) {
   exec("BEGIN IMMEDIATE;");
   try {
+    const std::int64_t rolled = rolled_up_to();
     for (const auto& m : minutes) {
-      write_row(Resolution::kMinute, m.site, m.t, layout_by_site_index.at(m.site_index),
-                m.site_data, m.cabinets);
+      const std::int64_t layout = layout_by_site_index.at(m.site_index);
+      write_row(Resolution::kMinute, m.site, m.t, layout, m.site_data, m.cabinets);
+      // A minute that arrives after its hour was rolled up (the hour's last minute completes
+      // only on the first model cycle of the next hour; a write can fail and be retried) is
+      // merged into that hour as well: rollup never looks below rolled_up_to again, and
+      // hourly reads take hours below it from the hour table only. Merging is additive.
+      if (m.t < rolled) {
+        write_row(Resolution::kHour, m.site, m.t / 3600 * 3600, layout, m.site_data,
+                  m.cabinets);
+      }
     }
     exec("COMMIT;");
   } catch (...) {
@@ -716,17 +735,46 @@ HistoryWriter::HistoryWriter(std::shared_ptr<const Config> config, std::string p
 HistoryWriter::~HistoryWriter() { stop(); }
 
 void HistoryWriter::start() {
+  const std::string lock_path = path_ + ".lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    throw std::runtime_error("history " + lock_path + ": cannot open lock file: " +
+                             std::strerror(errno));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    release_lock();
+    throw std::runtime_error(
+        "history " + path_ + ": " +
+        (err == EWOULDBLOCK ? std::string("in use by another facilityd (") + lock_path +
+                                  " is locked); two writers would double every figure"
+                            : std::string("cannot lock ") + lock_path + ": " +
+                                  std::strerror(err)));
+  }
+  try {
+    open_db();
+  } catch (...) {
+    db_.reset();
+    release_lock();
+    throw;
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void HistoryWriter::release_lock() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing releases the flock
+  lock_fd_ = -1;
+}
+
+void HistoryWriter::open_db() {
   db_ = HistoryDb::open_writer(path_);
   for (const auto& s : config_->sites) layouts_.push_back(db_->layout_id(s.id, layout_of(s)));
   const auto now = std::int64_t(unix_s(Clock::now()));
   db_->rollup(now);
   db_->prune(now, config_->history);
   last_maintenance_hour_ = now / 3600;
-  {
-    std::lock_guard lock(mu_);
-    stats_.ok = true;
-  }
-  thread_ = std::thread([this] { run(); });
+  std::lock_guard lock(mu_);
+  stats_.ok = true;
 }
 
 void HistoryWriter::submit(std::vector<MinuteRecord> minutes) {
@@ -740,7 +788,7 @@ void HistoryWriter::submit(std::vector<MinuteRecord> minutes) {
     pending_.pop_front();
     ++stats_.minutes_dropped;
   }
-  stats_.pending = pending_.size();
+  stats_.pending = pending_.size() + in_flight_;
 }
 
 void HistoryWriter::write_pending(std::deque<MinuteRecord>& batch) {
@@ -761,12 +809,15 @@ void HistoryWriter::write_pending(std::deque<MinuteRecord>& batch) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     stats_.db_bytes = bytes;
     stats_.ok = true;
+    in_flight_ = 0;
+    stats_.pending = pending_.size();
     batch.clear();
   } catch (const std::exception& e) {
     spdlog::warn("history: write of {} minutes failed, will retry: {}", batch.size(), e.what());
     std::lock_guard lock(mu_);
     ++stats_.write_errors;
     stats_.ok = false;
+    in_flight_ = 0;
     // Back to the front of the queue, in order; submit() enforces the bound.
     while (!batch.empty()) {
       pending_.push_front(std::move(batch.back()));
@@ -785,7 +836,7 @@ void HistoryWriter::run() {
       cv_.wait_for(lock, config_->history.flush_interval, [this] { return stopping_; });
       stopping = stopping_;
       batch.swap(pending_);
-      stats_.pending = 0;
+      in_flight_ = batch.size();  // stats_.pending keeps counting it until it is written
     }
     write_pending(batch);
     const auto now = std::int64_t(unix_s(Clock::now()));
@@ -802,7 +853,16 @@ void HistoryWriter::run() {
     }
     if (stopping) {
       std::lock_guard lock(mu_);
-      if (pending_.empty() || !stats_.ok) break;  // a failing disk does not hold up shutdown
+      if (pending_.empty()) break;
+      if (!stats_.ok) {
+        // A failing disk does not hold up shutdown; what it could not take is counted.
+        spdlog::error("history: {} minutes not written at shutdown (the last write failed)",
+                      pending_.size());
+        stats_.minutes_dropped += pending_.size();
+        pending_.clear();
+        stats_.pending = 0;
+        break;
+      }
     }
   }
 }
@@ -816,6 +876,7 @@ void HistoryWriter::stop() {
   cv_.notify_all();
   thread_.join();
   db_.reset();  // closing the last connection checkpoints the WAL into the database
+  release_lock();
 }
 
 HistoryStats HistoryWriter::stats() const {

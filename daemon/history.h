@@ -197,8 +197,10 @@ struct HistoryStats {
   bool ok = false;  // the last write succeeded
 };
 
-// The writer thread. start() opens the database (throws std::runtime_error if it cannot);
-// submit() never blocks on disk. Thread-safety: submit() and stats() from any thread;
+// The writer thread. start() opens the database (throws std::runtime_error if it cannot, or
+// if another process already writes it: rows are merged, so two writers would double every
+// figure; the guard is an flock on <path>.lock, released when the writer stops or the process
+// dies); submit() never blocks on disk. Thread-safety: submit() and stats() from any thread;
 // start()/stop() from the owner.
 class HistoryWriter {
  public:
@@ -216,6 +218,8 @@ class HistoryWriter {
 
  private:
   void run();
+  void open_db();
+  void release_lock();
   void write_pending(std::deque<MinuteRecord>& batch);
 
   std::shared_ptr<const Config> config_;
@@ -225,7 +229,9 @@ class HistoryWriter {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<MinuteRecord> pending_;
+  std::size_t in_flight_ = 0;  // the batch being written; still counted as pending
   bool stopping_ = false;
+  int lock_fd_ = -1;  // flock held from start() to stop()
   HistoryStats stats_;
   std::thread thread_;
   std::int64_t last_maintenance_hour_ = 0;

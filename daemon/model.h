@@ -146,7 +146,9 @@ struct Occupancy {
   int u_reporting = 0;                             // cabinets whose U-space is reported
   std::optional<double> ratio_powered() const;     // powered / total, when every state is known
   std::optional<double> ratio_sold() const;        // sold / total
-  std::optional<double> ratio_rack_units() const;  // u_occupied / u_total, when all report
+  // u_occupied / u_total over the cabinets that report U-space, as soon as any does (the
+  // coverage "rack_units" says how many).
+  std::optional<double> ratio_rack_units() const;
 };
 
 // Power capacity of a site or room, W. Measured values are sums over cabinets, present only when
@@ -240,7 +242,10 @@ struct SiteSnapshot {
   std::optional<int> plan_powered{};          // build-out plan in effect at `now`
   std::optional<double> plan_attainment{};    // powered / plan_powered
   CapacitySnapshot capacity;
-  CoolingCapacity cooling_capacity;  // sum of the rooms' (headrooms only when every room has one)
+  // Sum of the rooms' units and capacities. The headrooms (headroom_w, n_plus_1_w,
+  // headroom_n_plus_1_w) are per room only and stay unset here: capacity in one room does not
+  // cool another.
+  CoolingCapacity cooling_capacity;
   std::vector<RoomSnapshot> rooms;
   std::vector<PueValue> pue_values;  // every category with an IT source x (instant + windows)
   std::vector<EnergySnapshot> energy;

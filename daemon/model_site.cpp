@@ -98,15 +98,8 @@ CoolingCapacity cooling_of(const std::vector<const CoolingSnapshot*>& units,
 }  // namespace
 
 const char* it_role_name(int category) {
-  switch (category) {
-    case 1:
-      return "it_at_ups_output";
-    case 2:
-      return "it_at_pdu_output";
-    case 3:
-      return "it_at_equipment_input";
-  }
-  return "it_total";
+  const auto* c = pue_category_info(category);
+  return c ? c->role_name : "it_total";
 }
 
 std::vector<std::vector<const Device*>> it_meters_by_category(const Site& site) {

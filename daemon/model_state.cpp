@@ -151,9 +151,10 @@ FacilityModel::~FacilityModel() = default;
 namespace {
 
 int category_of_role(const std::string& role) {
-  if (role == "it_at_ups_output") return 1;
-  if (role == "it_at_pdu_output" || role == "pdu_sum") return 2;
-  if (role == "it_at_equipment_input") return 3;
+  if (role == "pdu_sum") return 2;  // the rack PDUs' inlets: at the PDU output
+  for (const auto& c : kPueCategories) {
+    if (role == c.role_name) return c.category;
+  }
   return 0;
 }
 

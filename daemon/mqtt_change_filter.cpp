@@ -116,4 +116,28 @@ MqttChangeFilter::Verdict MqttChangeFilter::offer(const std::string& topic, cons
   return changed ? Verdict::kChanged : Verdict::kForced;
 }
 
+std::string MqttAlertTransitions::tuple_of(const nlohmann::json& body) {
+  std::string key;
+  for (const char* field : {"raised", "severity", "since"}) {
+    const auto it = body.find(field);
+    key += it == body.end() ? std::string("-") : it->dump();
+    key += '\x1f';
+  }
+  return key;
+}
+
+bool MqttAlertTransitions::differs(const std::string& topic, const nlohmann::json& body) const {
+  const auto it = last_.find(topic);
+  return it == last_.end() || it->second != tuple_of(body);
+}
+
+bool MqttAlertTransitions::is_event(const std::string& topic, const nlohmann::json& body) {
+  std::string key = tuple_of(body);
+  auto [it, inserted] = last_.try_emplace(topic, key);
+  if (inserted) return true;
+  if (it->second == key) return false;
+  it->second = std::move(key);
+  return true;
+}
+
 }  // namespace facility

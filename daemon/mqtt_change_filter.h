@@ -61,4 +61,26 @@ class MqttChangeFilter {
   std::unordered_map<std::string, std::vector<Leaf>> last_;
 };
 
+// Which alert messages are *events* (docs/mqtt.md, "Outbox"): a change of the alert's state
+// tuple (raised/cleared, severity, since), or the first message on its topic. Anything else an
+// alert payload carries can change without a transition - above all `quality`, the subject's
+// current data quality, which flips with every stale cycle of one PDU - and such a message is a
+// state message: droppable under the outbox bound and superseded by the next one. Events are
+// never dropped, so only real transitions may become events.
+//
+// Thread-safety: not thread-safe; owned by the publisher's worker thread.
+class MqttAlertTransitions {
+ public:
+  // `body` is an alert payload (mqtt_render's alert_json). Remembers its state tuple; true if it
+  // differs from the one remembered for the topic, or the topic is new.
+  bool is_event(const std::string& topic, const nlohmann::json& body);
+  // Like is_event, but remembers nothing.
+  bool differs(const std::string& topic, const nlohmann::json& body) const;
+  std::size_t size() const { return last_.size(); }
+
+ private:
+  static std::string tuple_of(const nlohmann::json& body);
+  std::unordered_map<std::string, std::string> last_;  // topic -> state tuple, serialised
+};
+
 }  // namespace facility

@@ -4,7 +4,7 @@
 // transaction, so a crash leaves either all of it or none (no torn records, no checksums or
 // recovery code of ours); acknowledged messages are deleted in place (no compaction pass); WAL
 // mode makes a batch one sequential append plus an fsync at checkpoints; and the SQLite history
-// of a later issue lives in the same state directory with the same library. The cost is one
+// (daemon/history.h) lives in the same state directory with the same library. The cost is one
 // row per message, measured in bench/RESULTS.md.
 //
 // Durability: synchronous=NORMAL in WAL mode - a crash or SIGKILL of facilityd loses nothing

@@ -9,6 +9,7 @@
 #include <set>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "daemon/mqtt_journal.h"
@@ -466,12 +467,54 @@ void MqttPublisher::maybe_connect(SiteLink& link) {
   }
 }
 
+namespace {
+
+// The alerts of `older` whose state (raised, severity, since) `newer` no longer shows: a raise
+// and its clear inside one superseded snapshot would otherwise never be published.
+std::vector<AlertState> hidden_transitions(const FacilitySnapshot& older,
+                                           const FacilitySnapshot& newer) {
+  std::vector<AlertState> out;
+  if (older.alerts.empty()) return out;
+  auto key = [](const AlertState& a) { return a.site + '\x1f' + a.kind + '\x1f' + a.subject; };
+  std::unordered_map<std::string, const AlertState*> now;
+  for (const auto& a : newer.alerts) now.emplace(key(a), &a);
+  for (const auto& a : older.alerts) {
+    const auto it = now.find(key(a));
+    if (it == now.end() || it->second->raised != a.raised ||
+        it->second->severity != a.severity || it->second->since != a.since) {
+      out.push_back(a);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void MqttPublisher::publish(std::shared_ptr<const FacilitySnapshot> snap) {
   if (!snap) return;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
-    if (pending_) ++superseded_;
+    if (pending_) {
+      ++superseded_;
+      auto hidden = hidden_transitions(*pending_, *snap);
+      if (!hidden.empty()) {
+        // Only the alerts travel on (no copy of the model state): published before the newer
+        // snapshot, with the quality their own value implies (see render_alerts).
+        auto mini = std::make_shared<FacilitySnapshot>();
+        mini->computed_at = pending_->computed_at;
+        mini->config = pending_->config;
+        mini->alerts = std::move(hidden);
+        alert_backlog_.push_back(std::move(mini));
+        if (alert_backlog_.size() > kMaxAlertBacklog) {
+          alert_backlog_.pop_front();
+          ++alert_backlog_dropped_;
+          spdlog::error("mqtt: the worker lags {} snapshots with alert transitions behind the "
+                        "model; the oldest transitions are not published ({} so far)",
+                        kMaxAlertBacklog, alert_backlog_dropped_);
+        }
+      }
+    }
     pending_ = std::move(snap);
   }
   cv_.notify_one();
@@ -547,8 +590,9 @@ void MqttPublisher::enqueue(std::vector<RenderedMessage>& rendered, bool force, 
     m.site = std::move(r.site);
     m.topic = std::move(r.topic);
     m.payload = dump_payload(r.body);
-    // An alert whose state changed is an event; re-sending an unchanged one is a refresh.
-    m.cls = r.kind == MqttTopicKind::kAlert && verdict == MqttChangeFilter::Verdict::kChanged
+    // An alert whose state (raised, severity, since) changed is an event; any other change
+    // (its subject's quality, say) and a refresh of an unchanged alert are state messages.
+    m.cls = r.kind == MqttTopicKind::kAlert && alert_transitions_.is_event(m.topic, r.body)
                 ? MqttClass::kEvent
                 : MqttClass::kState;
     m.queued_ms = now;
@@ -586,6 +630,18 @@ void MqttPublisher::evaluate(const FacilitySnapshot& snap, bool state, bool forc
     }
     render_alerts(snap, settings_.topic_prefix, link->site, rendered);
     enqueue(rendered, forced, true);
+  }
+}
+
+void MqttPublisher::evaluate_hidden_alerts(const FacilitySnapshot& snap) {
+  std::vector<RenderedMessage> rendered;
+  for (auto& link : links_) {
+    render_alerts(snap, settings_.topic_prefix, link->site, rendered);
+    // Only what was never published: a state already sent from an earlier snapshot stays.
+    std::erase_if(rendered, [this](const RenderedMessage& r) {
+      return !alert_transitions_.differs(r.topic, r.body);
+    });
+    enqueue(rendered, false, true);
   }
 }
 
@@ -651,6 +707,7 @@ void MqttPublisher::run() {
   bool over_bound_logged = false;
   for (;;) {
     std::shared_ptr<const FacilitySnapshot> snap;
+    std::deque<std::shared_ptr<const FacilitySnapshot>> backlog;
     std::set<std::string> refresh;
     {
       std::unique_lock lock(mu_);
@@ -660,11 +717,13 @@ void MqttPublisher::run() {
       });
       if (stopping_) return;
       snap = std::exchange(pending_, nullptr);
+      backlog.swap(alert_backlog_);
       refresh.swap(refresh_sites_);
       work_ = false;
     }
     try {
       const auto now = Steady::now();
+      for (const auto& old : backlog) evaluate_hidden_alerts(*old);
       if (snap) latest_ = snap;
       if (latest_ && (snap || !refresh.empty())) {
         const bool state_due = snap && now >= next_state;

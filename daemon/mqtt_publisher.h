@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -107,7 +108,9 @@ class MqttPublisher {
   void start();
 
   // Hands the snapshot to the worker and returns immediately. Only the newest pending snapshot
-  // is kept; an older one not yet picked up is discarded (counted in snapshots_superseded).
+  // is kept; an older one not yet picked up is discarded (counted in snapshots_superseded),
+  // except for its alert transitions that the newer one no longer shows (a raise and its clear
+  // in between): those are still published, before the newer snapshot.
   // Call it on every model cycle: alerts are evaluated on every snapshot, state topics every
   // mqtt.publish_interval. After stop() it does nothing.
   void publish(std::shared_ptr<const FacilitySnapshot> snap);
@@ -127,6 +130,7 @@ class MqttPublisher {
   void run();  // worker thread
   void evaluate(const FacilitySnapshot& snap, bool state, bool force_all,
                 const std::set<std::string>& force_sites);
+  void evaluate_hidden_alerts(const FacilitySnapshot& snap);
   void enqueue(std::vector<RenderedMessage>& rendered, bool force, bool exact);
   void pump(SiteLink& link);
   void maybe_connect(SiteLink& link);  // worker: a new attempt when one is due
@@ -156,9 +160,16 @@ class MqttPublisher {
   bool stopping_ = false;
   std::uint64_t superseded_ = 0;
   std::uint64_t processed_ = 0;
+  // Alert transitions of superseded snapshots that the newer one no longer shows (raised and
+  // cleared in between), as alert-only snapshots, oldest first; bounded (a worker that lags
+  // this far behind is logged).
+  static constexpr std::size_t kMaxAlertBacklog = 256;
+  std::deque<std::shared_ptr<const FacilitySnapshot>> alert_backlog_;
+  std::uint64_t alert_backlog_dropped_ = 0;
 
   // Owned by the worker thread (and by stop() once the worker has ended).
   MqttChangeFilter filter_;
+  MqttAlertTransitions alert_transitions_;
   std::shared_ptr<const FacilitySnapshot> latest_;
   std::chrono::steady_clock::time_point last_persist_error_log_{};
   // Written by the worker, read by stats().

@@ -28,16 +28,9 @@ double percentile(std::vector<T>& v, double q) {
 
 double nmax(double a, double b) { return std::isnan(a) ? b : std::isnan(b) ? a : std::max(a, b); }
 
-const char* category_name(int c) {
-  switch (c) {
-    case 1:
-      return "category 1 (IT energy at the UPS output)";
-    case 2:
-      return "category 2 (IT energy at the PDU output)";
-    case 3:
-      return "category 3 (IT energy at the IT equipment input)";
-  }
-  return "unknown category";
+std::string category_name(int c) {
+  const auto* info = pue_category_info(c);
+  return info ? "category " + std::to_string(c) + " (" + info->where + ")" : "unknown category";
 }
 
 // Least-squares line through (x, y); returns the trend and its forecast against `limit`.
@@ -178,6 +171,16 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     for (const auto& s : cfg.sites) ids += (ids.empty() ? "" : ", ") + s.id;
     throw ReportError("unknown site \"" + req.site + "\" (configured: " + ids + ")");
   }
+  // One read transaction, so every query below sees the same snapshot of the history: the
+  // writer commits every flush interval and rolls hours up, which moves rolled_up_to and the
+  // rows it separates between the hour and minute tables.
+  struct ReadSnapshot {
+    HistoryDb& db;
+    explicit ReadSnapshot(HistoryDb& d) : db(d) { db.exec("BEGIN;"); }
+    ~ReadSnapshot() { sqlite3_exec(db.handle(), "COMMIT;", nullptr, nullptr, nullptr); }
+    ReadSnapshot(const ReadSnapshot&) = delete;
+    ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+  } snapshot(db);
   const FacilitySettings& fs = site->facility;
   Report r;
   r.site = site->id;
@@ -204,6 +207,13 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   Resolution res = Resolution::kHour;
   if (req.resolution) {
     res = *req.resolution;
+    // The exact per-cabinet p95 keeps one value per cabinet per row: at minutes over 35 days a
+    // 2,000-cabinet site would need ~400 MB in the monitoring daemon, for one HTTP request.
+    if (res == Resolution::kMinute && r.to - r.from > kMaxMinutePeriod) {
+      throw ReportError("resolution minute covers at most 7 days (this period is " +
+                        std::to_string((r.to - r.from + kDay - 1) / kDay) +
+                        " days): use resolution hour, or a shorter period");
+    }
   } else if (ext_min && ext_min->first <= r.from + 60 && r.to - r.from <= kMaxMinutePeriod) {
     res = Resolution::kMinute;
   }
@@ -239,7 +249,7 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   r.equivalent_w = fs.cabinet_equivalent_w;
 
   // ---- Site rows ------------------------------------------------------------------------
-  std::vector<double> site_avgs;
+  std::vector<double> site_avgs, it_avgs;
   SiteInterval total;
   std::int64_t expected_t = r.from;
   std::vector<ReportGap> gaps;
@@ -256,6 +266,11 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     expected_t = t + r.resolution_s;
     total.merge(s);
     last = s;
+    r.last_row_t = t;
+    if (s.powered_known == s.total && s.total > 0) {
+      r.powered = s.powered;
+      r.powered_at = t;
+    }
     ++r.rows;
     SeriesPoint p;
     p.t = t;
@@ -264,7 +279,10 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
       site_avgs.push_back(p.avg_w);
     }
     p.peak_w = s.cab_peak_w;
-    if (s.it_s > 0) p.it_w = s.it_j / s.it_s;
+    if (s.it_s > 0) {
+      p.it_w = s.it_j / s.it_s;
+      it_avgs.push_back(p.it_w);
+    }
     rows.push_back(p);
     if (!std::isnan(s.cool_hr_min_w)) last_cool = s.cool_hr_min_w;
     PlanPoint& d = days[t / kDay * kDay];
@@ -293,13 +311,13 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   if (gaps.size() > 10) gaps.resize(10);
   r.gaps = std::move(gaps);
 
-  r.powered = last.powered;
   r.powered_max = total.powered_max;
   if (total.cab_s > 0) r.avg_w = total.cab_j / total.cab_s;
   r.p95_w = percentile(site_avgs, 0.95);
   r.peak_w = total.cab_peak_w;
   if (total.it_s > 0) r.it_avg_w = total.it_j / total.it_s;
   r.it_peak_w = total.it_peak_w;
+  r.it_p95_w = percentile(it_avgs, 0.95);
   r.headroom_p95_w = r.rated_w - r.p95_w;
   r.headroom_peak_w = r.rated_w - r.peak_w;
   r.headroom_reserve_p95_w = r.rated_w - r.reserve_w - r.p95_w;
@@ -364,7 +382,7 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
                      }
                    });
 
-  r.stranded_w = 0;
+  double stranded_w = 0;
   for (std::size_t i = 0; i < r.cabinets.size(); ++i) {
     CabinetFigures& f = r.cabinets[i];
     const CabinetInterval& s = sums[i];
@@ -394,7 +412,7 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
         ++r.bands[u < 0.40 ? 0 : u < 0.80 ? 1 : u < 0.95 ? 2 : 3];
         ++r.histogram[std::size_t(std::clamp(int(std::floor(u * 10)), 0, 11))];
         // An overloaded cabinet strands nothing; it does not give capacity back either.
-        r.stranded_w += std::max(0.0, f.rated_w - f.p95_w);
+        stranded_w += std::max(0.0, f.rated_w - f.p95_w);
         ++r.stranded_cabinets;
       }
     }
@@ -405,6 +423,8 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     }
     if (!std::isnan(f.failover_min_w) && f.failover_min_w < 0) r.failover_negative.push_back(i);
   }
+  // No cabinet with data: unknown, not "0 W stranded".
+  if (r.stranded_cabinets > 0) r.stranded_w = stranded_w;
   for (std::size_t i = 0; i < r.cabinets.size(); ++i) {
     if (!std::isnan(r.cabinets[i].peak_util)) r.top.push_back(i);
   }
@@ -449,8 +469,13 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   }
   if (!site->build_out_plan.empty()) {
     r.plan_at_end = plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(r.to - 1)));
-    if (r.plan_at_end && *r.plan_at_end > 0 && r.rows > 0) {
-      r.attainment = double(r.powered) / *r.plan_at_end;
+    // Against the plan at the time of the count, which is the end unless the end was stale.
+    const auto plan_then =
+        r.powered ? plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(
+                                                      r.powered_at + r.resolution_s - 1)))
+                  : std::nullopt;
+    if (r.powered && plan_then && *plan_then > 0) {
+      r.attainment = double(*r.powered) / *plan_then;
     }
   }
   std::vector<std::pair<double, double>> cab_pts, pow_pts;

@@ -106,11 +106,16 @@ struct Report {
   double gap_total_s = 0;
 
   // Capacity.
-  int planned = 0, delivered = 0, powered = 0, powered_max = 0, sold = 0, internal = 0,
-      free = 0;
+  int planned = 0, delivered = 0, powered_max = 0, sold = 0, internal = 0, free = 0;
+  // Powered cabinets at the last row in which every cabinet's powered state was known (a count
+  // with unknown cabinets is only a lower bound), and that row's start; unset when there is
+  // none. powered_at is before the last row when the end of the period had stale data.
+  std::optional<int> powered;
+  std::int64_t powered_at = 0;
+  std::int64_t last_row_t = 0;
   double rated_w = 0, reserve_ratio = 0, reserve_w = 0, equivalent_w = 4400;
   double avg_w = kNaN, p95_w = kNaN, peak_w = kNaN;  // sum of cabinet power
-  double it_avg_w = kNaN, it_peak_w = kNaN;          // the IT term
+  double it_avg_w = kNaN, it_p95_w = kNaN, it_peak_w = kNaN;  // the IT term
   double headroom_p95_w = kNaN, headroom_peak_w = kNaN;
   double headroom_reserve_p95_w = kNaN, headroom_reserve_peak_w = kNaN;
 
@@ -125,6 +130,8 @@ struct Report {
   double incident_s = 0;
 
   // Stranded power and idle cabinets.
+  // Over the cabinets in use with power data (NaN when there are none); with
+  // stranded_unknown > 0 it is a lower bound (those cabinets are not counted).
   double stranded_w = kNaN;
   int stranded_cabinets = 0, stranded_unknown = 0;
   double months = 0;
@@ -137,7 +144,7 @@ struct Report {
   // Plan and forecast.
   std::vector<PlanPoint> days;
   std::optional<int> plan_at_end;
-  double attainment = kNaN;  // powered at the end / plan at the end
+  double attainment = kNaN;  // powered / plan, both at powered_at; NaN when powered is unset
   std::vector<ReportForecast> forecasts;
 
   // Energy.

@@ -143,37 +143,43 @@ int HttpRoutes::Impl::handle(mg_connection* conn, const mg_request_info* ri) {
     return send_text(conn, 503, "Service Unavailable",
                      "another report is being computed; retry shortly", head, "Retry-After: 5\r\n");
   }
-  struct Release {
-    std::atomic<int>& n;
-    ~Release() { n.fetch_sub(1); }
-  } release{in_flight};
-  ReportRequest req;
-  req.site = site;
-  req.now = std::chrono::duration_cast<std::chrono::seconds>(
-                Clock::now().time_since_epoch()).count();
-  try {
-    if (auto v = query_var(ri, "from"); !v.empty()) req.from = parse_report_time(v, req.now);
-    if (auto v = query_var(ri, "to"); !v.empty()) req.to = parse_report_time(v, req.now);
-    if (auto v = query_var(ri, "resolution"); !v.empty()) {
-      if (v == "minute") req.resolution = Resolution::kMinute;
-      else if (v == "hour") req.resolution = Resolution::kHour;
-      else throw ReportError("resolution must be minute or hour");
+  std::string body, type, extra, error;
+  {
+    struct Release {
+      std::atomic<int>& n;
+      ~Release() { n.fetch_sub(1); }
+    } release{in_flight};
+    ReportRequest req;
+    req.site = site;
+    req.now = std::chrono::duration_cast<std::chrono::seconds>(
+                  Clock::now().time_since_epoch()).count();
+    try {
+      if (auto v = query_var(ri, "from"); !v.empty()) req.from = parse_report_time(v, req.now);
+      if (auto v = query_var(ri, "to"); !v.empty()) req.to = parse_report_time(v, req.now);
+      if (auto v = query_var(ri, "resolution"); !v.empty()) {
+        if (v == "minute") req.resolution = Resolution::kMinute;
+        else if (v == "hour") req.resolution = Resolution::kHour;
+        else throw ReportError("resolution must be minute or hour");
+      }
+      auto db = HistoryDb::open_reader(history_path);
+      const auto t0 = std::chrono::steady_clock::now();
+      const Report rep = compute_report(*db, *config, req);
+      body = render_report(rep, *fmt);
+      spdlog::info("report {} ({}) computed in {:.2f} s", site, file_extension(*fmt),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      type = content_type(*fmt);
+      if (*fmt != ReportFormat::kHtml) {
+        extra = "Content-Disposition: inline; filename=\"report-" + site + "." +
+                file_extension(*fmt) + "\"\r\n";
+      }
+    } catch (const ReportError& e) {
+      error = e.what();
     }
-    auto db = HistoryDb::open_reader(history_path);
-    const auto t0 = std::chrono::steady_clock::now();
-    const Report rep = compute_report(*db, *config, req);
-    const std::string body = render_report(rep, *fmt);
-    spdlog::info("report {} ({}) computed in {:.2f} s", site, file_extension(*fmt),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    std::string extra;
-    if (*fmt != ReportFormat::kHtml) {
-      extra = "Content-Disposition: inline; filename=\"report-" + site + "." +
-              file_extension(*fmt) + "\"\r\n";
-    }
-    return send(conn, 200, "OK", content_type(*fmt), body, head, extra);
-  } catch (const ReportError& e) {
-    return send_text(conn, 400, "Bad Request", e.what(), head);
   }
+  // The slot is free before the answer leaves: a client that asks again as soon as it has its
+  // answer must not find its own finished report still "being computed".
+  if (!error.empty()) return send_text(conn, 400, "Bad Request", error, head);
+  return send(conn, 200, "OK", type, body, head, extra);
 }
 
 int HttpRoutes::handle_request(mg_connection* conn) { return begin_request(conn); }

@@ -73,10 +73,26 @@ Item money_item(std::string key, std::string label, double v, const std::string&
               v, currency);
 }
 
+// The powered count is taken where every cabinet's state was known; say so when that is not
+// the last row, or never.
+std::string powered_note(const Report& r) {
+  if (!r.powered) {
+    return r.rows > 0 ? "Powered cabinets: n/a, no recorded interval had every cabinet's powered "
+                        "state known."
+                      : "";
+  }
+  if (r.powered_at == r.last_row_t) return "";
+  return "Powered cabinets are counted at " + format_utc(r.powered_at) +
+         ", the last time every cabinet's powered state was known (later data had stale "
+         "cabinets, whose count is only a lower bound).";
+}
+
 std::vector<Section> document(const Report& r) {
   std::vector<Section> doc;
   const double eq = r.equivalent_w;
   const std::string eq_label = num(eq / 1000, 1) + " kW";
+  const double powered = r.powered ? double(*r.powered) : kNaN;
+  const std::string pnote = powered_note(r);
 
   {
     Section s{"coverage", "Data coverage", {}, {}, {}};
@@ -110,7 +126,7 @@ std::vector<Section> document(const Report& r) {
     Section s{"capacity", "Capacity", {}, {}, {}};
     s.items.push_back(count_item("planned", "Cabinets planned", r.planned));
     s.items.push_back(count_item("delivered", "Cabinets delivered", r.delivered));
-    s.items.push_back(count_item("powered", "Cabinets powered (end of period)", r.powered));
+    s.items.push_back(count_item("powered", "Cabinets powered (end of period)", powered));
     s.items.push_back(count_item("powered_max", "Cabinets powered (most at once)", r.powered_max));
     s.items.push_back(count_item("sold", "Cabinets sold", r.sold));
     s.items.push_back(count_item("internal", "Cabinets internal", r.internal));
@@ -121,6 +137,7 @@ std::vector<Section> document(const Report& r) {
     s.items.push_back(kw_item("p95", "Measured p95", r.p95_w));
     s.items.push_back(kw_item("peak", "Measured peak", r.peak_w));
     s.items.push_back(kw_item("it_average", "IT power average (site IT term)", r.it_avg_w));
+    s.items.push_back(kw_item("it_p95", "IT power p95 (site IT term)", r.it_p95_w));
     s.items.push_back(kw_item("it_peak", "IT power peak (site IT term)", r.it_peak_w));
     Table t{"headroom", "Headroom", {"", "kW", eq_label + " cabinets"}, {}};
     auto row = [&](const std::string& label, double w) {
@@ -131,6 +148,7 @@ std::vector<Section> document(const Report& r) {
     row("to reserve, at p95", r.headroom_reserve_p95_w);
     row("to reserve, at peak", r.headroom_reserve_peak_w);
     s.tables.push_back(t);
+    if (!pnote.empty()) s.notes.push_back(pnote);
     doc.push_back(std::move(s));
   }
   {
@@ -165,10 +183,14 @@ std::vector<Section> document(const Report& r) {
   }
   {
     Section s{"stranded", "Stranded power and idle cabinets", {}, {}, {}};
-    s.items.push_back(kw_item("stranded", "Stranded power (rated - p95, powered or sold cabinets)",
-                              r.stranded_w));
+    // Cabinets in use without data are not counted: the sum is then a lower bound.
+    const std::string at_least = r.stranded_unknown > 0 && !std::isnan(r.stranded_w) ? ">= " : "";
+    Item stranded = kw_item("stranded", "Stranded power (rated - p95, powered or sold cabinets)",
+                            r.stranded_w);
+    stranded.value = at_least + stranded.value;
+    s.items.push_back(stranded);
     s.items.push_back(item("stranded_equivalent", "Stranded, in " + eq_label + " cabinets",
-                           num(r.stranded_w / eq, 1), r.stranded_w / eq, "cabinets"));
+                           at_least + num(r.stranded_w / eq, 1), r.stranded_w / eq, "cabinets"));
     s.items.push_back(count_item("stranded_cabinets", "Cabinets counted", r.stranded_cabinets));
     s.items.push_back(money_item("stranded_cost_month", "Stranded cost per month",
                                  r.stranded_cost_month, r.currency));
@@ -188,7 +210,8 @@ std::vector<Section> document(const Report& r) {
     s.notes.push_back("Price basis: " + r.price_basis + ".");
     if (r.stranded_unknown > 0) {
       s.notes.push_back(std::to_string(r.stranded_unknown) +
-                        " cabinets in use had no power data and are not counted.");
+                        " cabinets in use had no power data and are not counted: stranded power "
+                        "and its cost are lower bounds.");
     }
     doc.push_back(std::move(s));
   }
@@ -197,8 +220,9 @@ std::vector<Section> document(const Report& r) {
     s.items.push_back(item("plan_at_end", "Planned powered cabinets (end of period)",
                            r.plan_at_end ? std::to_string(*r.plan_at_end) : "no plan",
                            r.plan_at_end ? double(*r.plan_at_end) : kNaN, "cabinets"));
-    s.items.push_back(count_item("powered", "Powered cabinets (end of period)", r.powered));
+    s.items.push_back(count_item("powered", "Powered cabinets (end of period)", powered));
     s.items.push_back(ratio_item("attainment", "Attainment (powered / planned)", r.attainment));
+    if (!pnote.empty()) s.notes.push_back(pnote);
     Table f{"forecast", "Linear forecast", {"quantity", "limit", "trend per day", "reached on", "status"}, {}};
     for (const auto& fc : r.forecasts) {
       const bool w = fc.unit == "W";
@@ -402,7 +426,8 @@ std::string render_json(const Report& r) {
       {"cabinets",
        {{"planned", r.planned},
         {"delivered", r.delivered},
-        {"powered", r.powered},
+        {"powered", r.powered ? json(*r.powered) : json(nullptr)},
+        {"powered_at", r.powered ? json(format_utc(r.powered_at)) : json(nullptr)},
         {"powered_max", r.powered_max},
         {"sold", r.sold},
         {"internal", r.internal},
@@ -415,6 +440,7 @@ std::string render_json(const Report& r) {
       {"p95_w", jnum(r.p95_w)},
       {"peak_w", jnum(r.peak_w)},
       {"it_average_w", jnum(r.it_avg_w)},
+      {"it_p95_w", jnum(r.it_p95_w)},
       {"it_peak_w", jnum(r.it_peak_w)},
       {"headroom_w",
        {{"rated_at_p95", jnum(r.headroom_p95_w)},

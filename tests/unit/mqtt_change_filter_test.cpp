@@ -136,5 +136,32 @@ TEST(MqttChangeFilter, ZeroDeadbandPublishesEveryDifference) {
   EXPECT_EQ(f.offer("t", cabinet(1000.001, 24.0), false, false), V::kChanged);
 }
 
+json alert(bool raised, const std::string& severity, const std::string& since,
+           const std::string& quality, double value) {
+  return json{{"ts", "2026-01-01T00:00:10.000Z"}, {"state", raised ? "raised" : "cleared"},
+              {"raised", raised},  {"severity", severity},
+              {"value", value},    {"since", since},
+              {"quality", quality}};
+}
+
+// Only a change of (raised, severity, since) is an alert event; quality and value are not
+// (review B5: a flapping PDU made every good<->stale flip a never-dropped "event").
+TEST(MqttAlertTransitions, OnlyTheStateTupleMakesAnEvent) {
+  MqttAlertTransitions a;
+  const std::string t = "p/s1/alert/cabinet_overload/c1";
+  const std::string s1 = "2026-01-01T00:00:00.000Z";
+  EXPECT_TRUE(a.is_event(t, alert(true, "warning", s1, "good", 0.9))) << "first on its topic";
+  EXPECT_FALSE(a.is_event(t, alert(true, "warning", s1, "stale", 0.9)));
+  EXPECT_FALSE(a.is_event(t, alert(true, "warning", s1, "good", 0.93)));
+  EXPECT_TRUE(a.is_event(t, alert(true, "critical", s1, "good", 0.96))) << "severity";
+  EXPECT_FALSE(a.is_event(t, alert(true, "critical", s1, "good", 0.96))) << "a refresh";
+  EXPECT_TRUE(a.is_event(t, alert(false, "critical", s1, "good", 0.7))) << "cleared";
+  EXPECT_TRUE(a.is_event(t, alert(true, "critical", "2026-01-01T01:00:00.000Z", "good", 0.97)))
+      << "raised again, new since";
+  EXPECT_TRUE(a.is_event("p/s1/alert/cabinet_overload/c2", alert(true, "critical", s1, "good", 1)))
+      << "topics are separate";
+  EXPECT_EQ(a.size(), 2u);
+}
+
 }  // namespace
 }  // namespace facility

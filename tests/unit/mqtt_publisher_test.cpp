@@ -251,6 +251,10 @@ TEST_F(MqttBrokerTest, ChangeDrivenWithDeadbands) {
   pub.start();
   Subscriber sub(broker_->port(), "t7/#");
   ASSERT_TRUE(eventually([&] { return pub.stats().connected; }));
+  // The subscription is active (it got the retained birth message): every publish below is seen
+  // live. (mosquitto_sub can start late on a loaded machine, and would then count only the
+  // retained copies.)
+  ASSERT_TRUE(sub.wait_payload("t7/s1/status", "online"));
   const auto delivered = [&](std::uint64_t n) {
     return eventually([&] {
       const auto s = pub.stats();
@@ -634,6 +638,74 @@ TEST_F(MqttBrokerTest, BrokerDownAtStartPublishDoesNotBlockThenConnects) {
   expect_accounted(s, 1);
   pub.stop();
   EXPECT_TRUE(sub.wait_payload("t4/s1/status", "offline"));
+}
+
+AlertState raised_overload(const std::string& cabinet, const std::string& severity,
+                           double value, double threshold, TimePoint since) {
+  AlertState a;
+  a.site = "s1";
+  a.kind = "cabinet_overload";
+  a.subject = cabinet;
+  a.severity = severity;
+  a.raised = true;
+  a.value = value;
+  a.threshold = threshold;
+  a.unit = "ratio";
+  a.since = since;
+  return a;
+}
+
+// While the broker is away, an alert whose subject flaps between good and stale data stays one
+// event; the flips are state messages (droppable, superseded), not never-dropped events (B5).
+TEST(MqttPublisherAlerts, QualityFlipsOfARaisedAlertAreNotEvents) {
+  const int port = free_loopback_port();  // nothing listens: everything stays queued
+  TestFacility fac({"s1"}, 2);
+  MqttPublisher pub(settings_for(port, "ft-flap", "t10"), {"s1"}, fast_options());
+  pub.start();
+  const TimePoint t0 = Clock::now();
+  fac.alerts = {raised_overload("c001", "warning", 0.91, 0.9, t0)};
+  for (int k = 0; k < 6; ++k) {
+    auto snap = std::make_shared<FacilitySnapshot>(*fac.snapshot(t0 + std::chrono::seconds(k), 4550));
+    // The subject cabinet's data every other cycle stale: the alert payload's quality flips.
+    if (k % 2 == 1) snap->sites[0].cabinets[0].quality = Quality::kStale;
+    ASSERT_TRUE(publish_and_wait(pub, snap));
+  }
+  auto s = pub.stats();
+  EXPECT_EQ(s.queue_events, 1u) << "one raise";
+  EXPECT_GE(s.queue_messages, 6u) << "the flips were queued, as state";
+
+  // A real transition is still an event, and kept.
+  fac.alerts[0].raised = false;
+  ASSERT_TRUE(publish_and_wait(pub, fac.snapshot(t0 + 10s, 3000)));
+  s = pub.stats();
+  EXPECT_EQ(s.queue_events, 2u);
+  EXPECT_FALSE(s.connected);
+  pub.stop();
+}
+
+// A raise and its clear inside snapshots the worker never took (it lagged, here: it had not
+// started) are both published, in order, as events (review B11).
+TEST(MqttPublisherAlerts, TransitionsInSupersededSnapshotsAreStillPublished) {
+  const int port = free_loopback_port();  // nothing listens: everything stays queued
+  TestFacility fac({"s1"}, 2);
+  MqttPublisher pub(settings_for(port, "ft-lag", "t11"), {"s1"}, fast_options());
+  const TimePoint t0 = Clock::now();
+  AlertState a = raised_overload("c002", "critical", 0.97, 0.95, t0 + 1s);
+  pub.publish(fac.snapshot(t0, 1000));
+  fac.alerts = {a};
+  pub.publish(fac.snapshot(t0 + 1s, 4850));  // raised
+  a.raised = false;
+  a.value = 0.7;
+  a.since = t0 + 2s;
+  fac.alerts = {a};
+  pub.publish(fac.snapshot(t0 + 2s, 3500));  // cleared
+  pub.publish(fac.snapshot(t0 + 3s, 3500));  // unchanged: hides both transitions
+  pub.start();
+  ASSERT_TRUE(eventually([&] { return pub.stats().snapshots_processed >= 1; }));
+  const auto s = pub.stats();
+  EXPECT_EQ(s.snapshots_superseded, 3u);
+  EXPECT_EQ(s.queue_events, 2u) << "the raise and the clear";
+  pub.stop();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include "daemon/report.h"
@@ -195,6 +196,7 @@ TEST_F(ReportTest, FiguresMatchHandComputedValues) {
 
   // Energy: 8 kW IT and 10.4 kW facility over 2136 hours; PUE 1.3, category 1.
   EXPECT_NEAR(r.it_kwh, 8 * 2136.0, 1e-6);
+  EXPECT_DOUBLE_EQ(r.it_p95_w, 8000) << "every hour's IT average is 8 kW";
   EXPECT_NEAR(r.facility_kwh, 10.4 * 2136, 1e-6);
   EXPECT_NEAR(r.pue, 1.3, 1e-12);
   EXPECT_EQ(r.pue_category, 1);
@@ -301,6 +303,115 @@ TEST(ReportFailover, APhaseOnlyRiskIsListed) {
   EXPECT_NEAR(g.failover_min_w, derated / 3 - 4200, 1e-3);  // stored as float
   // Every cycle but the first stands for 1 s: 119 s negative.
   EXPECT_NEAR(g.failover_neg_s, 119, 1e-9);
+}
+
+// Counts that are only lower bounds are not presented as figures (review B8, B12): the powered
+// count comes from the last hour in which every cabinet's state was known (and says so), and
+// stranded power is n/a without data and ">=" when some cabinets in use had none.
+TEST(ReportPartialData, PoweredAndStrandedAreNeverPartialCountsPresentedAsFigures) {
+  TempDir dir;
+  auto cfg = std::make_shared<const Config>(load_config(dir.write("site.yaml", kReportSite)));
+  const std::string path = (dir.path() / "history.sqlite").string();
+  const std::int64_t mar1 = kJan1 + 59 * 86400;  // the plan is 4 from here
+  auto write = [&](bool with_cabinet_data) {
+    auto db = HistoryDb::open_writer(path);
+    const auto layout = db->layout_id("s1", layout_of(cfg->sites[0]));
+    // Hours 0-1: 3 of 4 powered, all known; hour 2: 4 of 4; hour 3: two PDUs stale, 2 known
+    // powered of 4 (a lower bound).
+    const int powered[] = {3, 3, 4, 2}, known[] = {4, 4, 4, 2};
+    for (int h = 0; h < 4; ++h) {
+      SiteInterval s;
+      s.samples_s = 3600;
+      s.total = 4;
+      s.powered = powered[h];
+      s.powered_known = known[h];
+      s.powered_max = powered[h];
+      s.it_j = 1000.0 * (h + 1) * 3600;  // IT term 1, 2, 3, 4 kW
+      s.it_s = 3600;
+      std::vector<CabinetInterval> cabs(4);
+      if (with_cabinet_data) {
+        cabs[0].energy_ws = 1000.0 * 3600;  // c1: 1 kW, sold; c2 (sold): no data at all
+        cabs[0].known_s = 3600;
+        cabs[0].peak_w = 1000;
+        cabs[0].powered_s = 3600;
+      }
+      db->write_row(Resolution::kHour, "s1", mar1 + h * 3600, layout, s, cabs);
+    }
+  };
+  auto report = [&] {
+    auto db = HistoryDb::open_reader(path);
+    ReportRequest req;
+    req.site = "s1";
+    req.from = mar1;
+    req.to = mar1 + 4 * 3600;
+    req.now = *req.to;
+    return compute_report(*db, *cfg, req);
+  };
+  write(true);
+  Report r = report();
+  ASSERT_TRUE(r.powered);
+  EXPECT_EQ(*r.powered, 4) << "hour 3's 2 is a lower bound, not the count";
+  EXPECT_EQ(r.powered_at, mar1 + 2 * 3600);
+  EXPECT_DOUBLE_EQ(r.attainment, 1.0);  // 4 of the 4 planned
+  EXPECT_DOUBLE_EQ(r.it_avg_w, 2500);
+  EXPECT_DOUBLE_EQ(r.it_p95_w, 4000) << "nearest rank: ceil(0.95 x 4) = the 4th of 4";
+  const std::string text = render_report(r, ReportFormat::kText);
+  EXPECT_NE(text.find("the last time every cabinet's powered state was known"), std::string::npos)
+      << text;
+  auto j = nlohmann::json::parse(render_report(r, ReportFormat::kJson));
+  EXPECT_EQ(j["capacity"]["cabinets"]["powered"], 4);
+  EXPECT_EQ(j["capacity"]["cabinets"]["powered_at"], format_utc(mar1 + 2 * 3600));
+  // Stranded: c1 counts 4400 - 1000 W; c2 is sold (in use) without data: a lower bound.
+  EXPECT_DOUBLE_EQ(r.stranded_w, 3400);
+  EXPECT_EQ(r.stranded_unknown, 1);
+  EXPECT_NE(text.find(">= 3.4 kW"), std::string::npos) << text;
+
+  // Without any cabinet data: nothing stranded is known; and with only the stale hour, no
+  // powered count either.
+  std::filesystem::remove(path);
+  std::filesystem::remove(path + "-wal");
+  std::filesystem::remove(path + "-shm");
+  write(false);
+  r = report();
+  EXPECT_TRUE(std::isnan(r.stranded_w)) << r.stranded_w;
+  EXPECT_TRUE(std::isnan(r.stranded_cost_month));
+  j = nlohmann::json::parse(render_report(r, ReportFormat::kJson));
+  EXPECT_TRUE(j["stranded"]["power_w"].is_null());
+  auto db = HistoryDb::open_reader(path);
+  ReportRequest req;
+  req.site = "s1";
+  req.from = mar1 + 3 * 3600;
+  req.to = mar1 + 4 * 3600;
+  req.now = *req.to;
+  r = compute_report(*db, *cfg, req);
+  EXPECT_FALSE(r.powered);
+  EXPECT_TRUE(std::isnan(r.attainment));
+  j = nlohmann::json::parse(render_report(r, ReportFormat::kJson));
+  EXPECT_TRUE(j["capacity"]["cabinets"]["powered"].is_null());
+  EXPECT_NE(render_report(r, ReportFormat::kText).find("Powered cabinets: n/a"), std::string::npos);
+}
+
+// One value per cabinet per row is kept for the exact p95: minutes over long periods would take
+// hundreds of MB of the monitoring daemon for one request (review B4), so they are refused.
+TEST_F(ReportTest, MinuteResolutionBeyondSevenDaysIsRefused) {
+  auto db = HistoryDb::open_reader(db_path());
+  ReportRequest req;
+  req.site = "s1";
+  req.from = kJan1;
+  req.to = kJan1 + 8 * 86400;
+  req.now = *req.to;
+  req.resolution = Resolution::kMinute;
+  try {
+    compute_report(*db, *cfg_, req);
+    FAIL() << "expected an error";
+  } catch (const ReportError& e) {
+    EXPECT_NE(std::string(e.what()).find("at most 7 days"), std::string::npos) << e.what();
+  }
+  req.to = kJan1 + 7 * 86400;
+  EXPECT_NO_THROW(compute_report(*db, *cfg_, req)) << "7 days are allowed";
+  req.to = kJan1 + 8 * 86400;
+  req.resolution = Resolution::kHour;
+  EXPECT_NO_THROW(compute_report(*db, *cfg_, req));
 }
 
 TEST(ReportConfig, PricesAndRetentionAreValidated) {
