@@ -139,7 +139,8 @@ void PollingService::on_result(modbus::PollResult&& r) {
       dr.complete = false;
       continue;
     }
-    dr.points.emplace(std::move(pv.name), PointValue{pv.value, std::move(pv.unit), std::move(pv.text)});
+    dr.points.emplace(std::move(pv.name),
+                      PointValue{pv.value, std::move(pv.unit), std::move(pv.text), pv.read_at});
   }
   if (unreadable != stats_.unreadable_points(r.device_index)) {
     spdlog::warn("device {}: {} point(s) unreadable (the device rejects their addresses); "
