@@ -319,6 +319,12 @@ struct PollEngine::Impl {
   }
 
   void send(Ep& ep, SteadyTime now) {
+    if (!ep.fd) {
+      // The device closed the connection after its last reply: open a new one, then send.
+      ep.resend = true;
+      start_connect(ep, now);
+      return;
+    }
     Dev& d = devs[static_cast<std::size_t>(ep.active)];
     if (ep.spec.pause_between_requests.count() > 0 && now < ep.last_io + ep.spec.pause_between_requests) {
       ep.state = State::kPausing;
@@ -411,6 +417,10 @@ struct PollEngine::Impl {
 
   void on_readable(Ep& ep, SteadyTime now) {
     std::array<std::uint8_t, 1024> buf;
+    // Why the stream ended (closed by the device, or an error), if it did. What arrived before
+    // the end is still read: devices and gateways that close after each transaction, or whose
+    // idle timer fires just after a reply, send the reply and the FIN together.
+    std::string ended;
     while (true) {
       const ssize_t n = ::recv(ep.fd.get(), buf.data(), buf.size(), 0);
       if (n > 0) {
@@ -419,15 +429,18 @@ struct PollEngine::Impl {
         continue;
       }
       if (n == 0) {
-        lost(ep, "connection closed by the device", now);
-        return;
+        ended = "connection closed by the device";
+        break;
       }
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      lost(ep, errno_text(errno), now);
+      ended = errno_text(errno);
+      break;
+    }
+    if (ep.rx.empty()) {
+      if (!ended.empty()) lost(ep, ended, now);
       return;
     }
-    if (ep.rx.empty()) return;
     if (ep.state != State::kAwaiting || ep.active < 0) {
       // Bytes nobody asked for: the stream cannot be trusted any more.
       spdlog::debug("{}: {} unexpected bytes; reconnecting", ep.spec.key, ep.rx.size());
@@ -440,7 +453,10 @@ struct PollEngine::Impl {
     ReplyFrame f;
     const FrameStatus st = find_reply(ep.spec.framing, ep.rx, ep.tid,
                                       static_cast<std::uint8_t>(d.poll.spec().unit), r.kind, r.count, f);
-    if (st == FrameStatus::kIncomplete) return;
+    if (st == FrameStatus::kIncomplete) {
+      if (!ended.empty()) lost(ep, ended, now);  // the rest of the reply will never come
+      return;
+    }
     ep.last_io = now;
     if (st == FrameStatus::kMalformed) {
       handle(ep, d, d.poll.on_malformed(f.error), now);
@@ -456,6 +472,9 @@ struct PollEngine::Impl {
     cancel_ep_timer(ep);
     const std::vector<std::uint8_t> frame = std::move(ep.rx);
     ep.rx.clear();
+    // A complete reply that came with the end of the stream is a good reply; the next request
+    // goes out on a new connection (send() opens one), and no request failed.
+    if (!ended.empty()) close_conn(ep, true);
     handle(ep, d, d.poll.on_reply(std::span(frame.data() + f.pdu_offset, f.pdu_size)), now);
   }
 

@@ -2,7 +2,12 @@
 // isolation (silent, busy, illegal address inside a batch, closing devices) while healthy
 // devices keep their schedule, more than 1,024 connections, and only function codes 1-4 sent.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +17,7 @@
 #include <thread>
 
 #include "collectors/modbus/engine.h"
+#include "collectors/unique_fd.h"
 #include "sim/modbus_server.h"
 
 namespace facility::modbus {
@@ -359,6 +365,93 @@ TEST(PollEngine, UnreachableEndpointFailsFastAndBacksOff) {
   EXPECT_NE(d[0].last_error.find("refused"), std::string::npos) << d[0].last_error;
   // Backoff: ~15 slots of 100 ms passed, far fewer polls were attempted.
   EXPECT_LT(d[0].failed, 12);
+}
+
+// A Modbus TCP device that closes the connection after every transaction: it answers one FC3
+// read (every register = 7) and shuts its side in the same segment as the reply (TCP_CORK), so
+// the client sees the reply and the FIN in one read.
+class CloseAfterReplyServer {
+ public:
+  CloseAfterReplyServer() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int one = 1;
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_.get(), 8) != 0) {
+      throw std::runtime_error("listen failed");
+    }
+    socklen_t len = sizeof a;
+    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~CloseAfterReplyServer() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+  int connections() const { return connections_; }
+
+ private:
+  void run() {
+    while (!stop_) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!c) continue;
+      ++connections_;
+      std::uint8_t req[12];
+      std::size_t got = 0;
+      while (got < sizeof req) {
+        const ssize_t n = ::recv(c.get(), req + got, sizeof req - got, 0);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+      }
+      if (got < sizeof req || req[7] != 3) continue;
+      const int count = req[10] << 8 | req[11];
+      std::vector<std::uint8_t> rep{req[0], req[1], 0, 0, 0, static_cast<std::uint8_t>(3 + 2 * count),
+                                    req[6], 3, static_cast<std::uint8_t>(2 * count)};
+      for (int i = 0; i < count; ++i) rep.insert(rep.end(), {0, 7});
+      const int one = 1;
+      ::setsockopt(c.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+      (void)::send(c.get(), rep.data(), rep.size(), MSG_NOSIGNAL);
+      ::shutdown(c.get(), SHUT_WR);  // flushes the corked reply together with the FIN
+      pollfd w{c.get(), POLLIN, 0};
+      (void)::poll(&w, 1, 1000);  // let the client close first
+    }
+  }
+
+  UniqueFd fd_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+TEST(PollEngine, AReplyThatArrivesWithTheDevicesCloseIsUsed) {
+  CloseAfterReplyServer server;
+  std::vector<EngineEndpoint> eps{endpoint(0, server.port())};
+  DeviceSpec d = device("closer", 1, 1, 100ms);
+  d.timeout = 2000ms;  // not the subject: generous for a loaded machine
+  PointSpec far = d.points[0];
+  far.name = "far";
+  far.address = 200;  // a second read in the same cycle: it needs a new connection
+  d.points.push_back(far);
+  eps[0].devices.emplace_back(0, d);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  const bool ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 3; });
+  engine.stop();
+  auto s = rec.snapshot();
+  ASSERT_TRUE(ok) << "ok " << s[0].ok << ", failed " << s[0].failed << ": " << s[0].last_error;
+  EXPECT_EQ(s[0].failed, 0) << s[0].last_error;
+  EXPECT_EQ(s[0].results["connection"], 0);
+  EXPECT_GE(s[0].results["ok"], 6);
+  EXPECT_EQ(s[0].last_ok.values[0].value, 7);
+  EXPECT_EQ(s[0].last_ok.values[1].value, 7);
+  EXPECT_GE(server.connections(), 6);  // one per request
 }
 
 }  // namespace
