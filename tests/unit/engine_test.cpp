@@ -454,5 +454,73 @@ TEST(PollEngine, AReplyThatArrivesWithTheDevicesCloseIsUsed) {
   EXPECT_GE(server.connections(), 6);  // one per request
 }
 
+// Host names: looked up on the resolver thread, again after each failure.
+TEST(PollEngine, AHostNameThatDidNotResolveIsLookedUpAgain) {
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  server.set_unit(port, 1, counting_image(2));
+  server.start();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  // DNS is down for the first two lookups (the daemon started before the network).
+  ResolveFn resolve = [calls](const std::string& host, int p) {
+    if (++*calls <= 2) return ResolvedAddress{{}, 0, "cannot resolve " + host + ": no network"};
+    return parse_ipv4("127.0.0.1", p);
+  };
+  std::vector<EngineEndpoint> eps{endpoint(0, port)};
+  eps[0].spec.host = "meter.example";
+  DeviceSpec d = device("named", 1, 2, 100ms);
+  d.timeout = 2000ms;
+  eps[0].devices.emplace_back(0, d);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec, resolve);
+  engine.start();
+  const bool ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 2; });
+  engine.stop();
+  auto s = rec.snapshot();
+  ASSERT_TRUE(ok) << s[0].last_error;
+  EXPECT_GE(s[0].failed, 1);
+  EXPECT_NE(s[0].last_error.find("cannot resolve meter.example"), std::string::npos) << s[0].last_error;
+  EXPECT_GE(calls->load(), 3);
+  EXPECT_EQ(s[0].last_ok.values[1].value, 1001);
+}
+
+TEST(PollEngine, ASlowLookupDelaysOnlyItsOwnEndpoint) {
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  server.set_unit(port, 1, counting_image(2));
+  server.set_unit(port, 2, counting_image(2));
+  server.start();
+  // The lookup of slow.example hangs until the test lets it go (a dead DNS server).
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  ResolveFn resolve = [release](const std::string&, int p) {
+    for (int i = 0; i < 3000 && !*release; ++i) std::this_thread::sleep_for(10ms);
+    return parse_ipv4("127.0.0.1", p);
+  };
+  std::vector<EngineEndpoint> eps{endpoint(0, port), endpoint(1, port)};
+  eps[0].spec.host = "slow.example";
+  eps[0].spec.connect_timeout = 200ms;
+  DeviceSpec slow = device("slow", 1, 2, 100ms), fast = device("fast", 2, 2, 100ms);
+  slow.timeout = fast.timeout = 2000ms;
+  eps[0].devices.emplace_back(0, slow);
+  eps[1].devices.emplace_back(1, fast);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec, resolve);
+  engine.start();
+  // The literal endpoint polls while the lookup hangs; the named one's polls fail, named.
+  const bool fast_ok = rec.wait([](const auto& devs) {
+    return devs.count(1) && devs.at(1).ok >= 3 && devs.count(0) && devs.at(0).failed >= 1;
+  });
+  auto before = rec.snapshot();
+  *release = true;
+  const bool slow_ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 1; });
+  engine.stop();
+  ASSERT_TRUE(fast_ok);
+  EXPECT_EQ(before[0].ok, 0);
+  EXPECT_NE(before[0].last_error.find("resolving slow.example took longer than 200 ms"),
+            std::string::npos)
+      << before[0].last_error;
+  EXPECT_TRUE(slow_ok);
+}
+
 }  // namespace
 }  // namespace facility::modbus
