@@ -61,6 +61,15 @@ struct Timer {
 
 }  // namespace
 
+NextSlot advance_slot(SteadyTime slot, std::chrono::milliseconds interval, SteadyTime now) {
+  NextSlot n{slot + interval, 0};
+  if (n.at <= now) {
+    n.skipped = static_cast<long>((now - n.at) / interval) + 1;
+    n.at += interval * n.skipped;
+  }
+  return n;
+}
+
 std::chrono::milliseconds start_offset(const std::string& id, std::chrono::milliseconds interval) {
   // FNV-1a: stable across runs and platforms, unlike std::hash.
   std::uint64_t h = 1469598103934665603ull;
@@ -183,13 +192,9 @@ struct PollEngine::Impl {
       d.slot = slot;
       eps[d.ep].ready.push_back(di);
     }
-    // Next slot on the device's own grid; slots already past are skipped, not made up.
-    d.next_slot = slot + interval;
-    if (d.next_slot <= now) {
-      const auto behind = (now - d.next_slot) / interval + 1;
-      for (long i = 0; i < behind; ++i) obs.on_overrun(d.poll.index());
-      d.next_slot += interval * behind;
-    }
+    const NextSlot next = advance_slot(slot, interval, now);
+    for (long i = 0; i < next.skipped; ++i) obs.on_overrun(d.poll.index());
+    d.next_slot = next.at;
     timers.push({d.next_slot, di, 0});
     proceed(eps[d.ep], now);
   }

@@ -85,6 +85,14 @@ class PollEngine {
   std::thread thread_;
 };
 
+// A device's next slot on its own grid after `slot`, skipping the slots already past at `now`
+// (they are not made up: each is an overrun). Shared by the engine and the serial poller.
+struct NextSlot {
+  SteadyTime at;
+  long skipped = 0;
+};
+NextSlot advance_slot(SteadyTime slot, std::chrono::milliseconds interval, SteadyTime now);
+
 // The first poll's offset within the interval, from a hash of the device id (stable per id).
 std::chrono::milliseconds start_offset(const std::string& id, std::chrono::milliseconds interval);
 

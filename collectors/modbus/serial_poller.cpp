@@ -226,13 +226,9 @@ void SerialLinePoller::run() {
     const SteadyTime slot = it->next_slot;
     const auto interval = it->poll.spec().interval;
     if (SteadyClock::now() >= it->backoff_until) poll_device(*it, slot);
-    it->next_slot = slot + interval;
-    const auto now = SteadyClock::now();
-    if (it->next_slot <= now) {
-      const auto behind = (now - it->next_slot) / interval + 1;
-      for (long i = 0; i < behind && i < 1000; ++i) obs_.on_overrun(it->poll.index());
-      it->next_slot += interval * behind;
-    }
+    const NextSlot next = advance_slot(slot, interval, SteadyClock::now());
+    for (long i = 0; i < next.skipped; ++i) obs_.on_overrun(it->poll.index());
+    it->next_slot = next.at;
   }
   if (devs_.empty()) {
     std::unique_lock lock(mu_);

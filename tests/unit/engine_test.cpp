@@ -569,5 +569,21 @@ TEST(PollEngine, AnIllegalAddressInABridgedGapCostsOneExceptionOnly) {
   expect_read_only(server);
 }
 
+TEST(PollEngine, SlotsAlreadyPastAreSkippedAndCounted) {
+  const SteadyTime t{};
+  // On time: the next slot, nothing skipped.
+  NextSlot n = advance_slot(t, 1000ms, t + 500ms);
+  EXPECT_EQ(n.at, t + 1000ms);
+  EXPECT_EQ(n.skipped, 0);
+  // 3.5 intervals late: slots 1, 2 and 3 are gone (not made up), the next is slot 4.
+  n = advance_slot(t, 1000ms, t + 3500ms);
+  EXPECT_EQ(n.at, t + 4000ms);
+  EXPECT_EQ(n.skipped, 3);
+  // Hours late (a suspended host): every skipped slot is counted, none is capped away.
+  n = advance_slot(t, 1000ms, t + std::chrono::hours(2) + 1ms);
+  EXPECT_EQ(n.skipped, 7200);
+  EXPECT_EQ(n.at, t + std::chrono::hours(2) + 1000ms);
+}
+
 }  // namespace
 }  // namespace facility::modbus
