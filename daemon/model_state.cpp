@@ -173,17 +173,20 @@ void update_energy(std::vector<EnergySeries>& series, const SiteSnapshot& ss,
       auto it = readings.find(m.device);
       if (it == readings.end() || !it->second.reading) continue;
       const DeviceReading& r = *it->second.reading;
-      if (r.polled_at <= m.last_seen) continue;
-      m.last_seen = r.polled_at;
       auto e = r.points.find("energy");
-      if (e == r.points.end() || !e->second.value) continue;
+      if (e == r.points.end()) continue;
+      // A counter read every N-th poll is carried between its reads: fed once, at its read time.
+      const TimePoint read_at = e->second.read_at != TimePoint{} ? e->second.read_at : r.polled_at;
+      if (read_at <= m.last_seen) continue;
+      m.last_seen = read_at;
+      if (!e->second.value) continue;
       std::optional<double> power;
       if (auto p = r.points.find("active_power"); p != r.points.end() && p->second.value) {
         power = to_base_unit(*p->second.value, p->second.unit);
       } else if (auto fp = feed_power.find(m.device); fp != feed_power.end()) {
         power = fp->second;
       }
-      m.tracker->add(r.polled_at, to_base_unit(*e->second.value, e->second.unit), power);
+      m.tracker->add(read_at, to_base_unit(*e->second.value, e->second.unit), power);
     }
     s.advance(now);
   }

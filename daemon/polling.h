@@ -20,6 +20,10 @@ namespace facility {
 
 // The collector's view of one configured device (plan options merged from profile and device).
 modbus::DeviceSpec make_device_spec(const Device& d);
+// The collectors' view of an endpoint with its settings: a serial line, or a TCP endpoint (the
+// daemon and `facilityd probe` build them here, so they cannot drift apart).
+modbus::SerialSpec make_serial_spec(const Endpoint& ep, const EndpointSettings& es);
+modbus::EndpointSpec make_endpoint_spec(const Endpoint& ep, const EndpointSettings& es);
 
 class PollingService : private modbus::PollObserver {
  public:

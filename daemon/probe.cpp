@@ -167,6 +167,7 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
   // One attempt only: a probe reports what it sees, it does not back off.
   es.backoff_initial = es.backoff_max = std::chrono::hours(1);
   modbus::DeviceSpec spec = make_device_spec(dev);
+  spec.backoff_max = es.backoff_max;
   spec.interval = std::chrono::hours(1);
   spec.capture_raw = true;
   spec.first_poll_offset = std::chrono::milliseconds(0);
@@ -181,33 +182,14 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
                      std::chrono::seconds(2);
   modbus::PollResult r;
   if (dev.endpoint.transport == Transport::kRtu) {
-    modbus::SerialSpec s;
-    s.key = dev.endpoint.key();
-    s.device = dev.endpoint.device;
-    s.baud = es.baud;
-    s.parity = es.parity;
-    s.data_bits = es.data_bits;
-    s.stop_bits = es.stop_bits;
-    s.pause_after_connect = es.pause_after_connect;
-    s.pause_between_requests = es.pause_between_requests;
-    s.backoff_initial = es.backoff_initial;
-    s.backoff_max = es.backoff_max;
+    const modbus::SerialSpec s = make_serial_spec(dev.endpoint, es);
     modbus::SerialLinePoller poller(0, s, {{0, spec}}, shot);
     poller.start();
     r = shot.wait(limit);
     poller.stop();
   } else {
     modbus::EngineEndpoint e;
-    e.spec.key = dev.endpoint.key();
-    e.spec.framing = dev.endpoint.transport == Transport::kRtuOverTcp ? modbus::Framing::kRtu
-                                                                      : modbus::Framing::kTcp;
-    e.spec.host = dev.endpoint.host;
-    e.spec.port = dev.endpoint.port;
-    e.spec.connect_timeout = es.connect_timeout;
-    e.spec.pause_after_connect = es.pause_after_connect;
-    e.spec.pause_between_requests = es.pause_between_requests;
-    e.spec.backoff_initial = es.backoff_initial;
-    e.spec.backoff_max = es.backoff_max;
+    e.spec = make_endpoint_spec(dev.endpoint, es);
     e.devices.emplace_back(0, spec);
     modbus::PollEngine engine({e}, shot);
     engine.start();

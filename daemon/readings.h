@@ -28,6 +28,9 @@ struct PointValue {
   // Enumeration points: the name of the code in `value`; string points: the string (their
   // value is nullopt). Empty for plain numbers.
   std::string text = {};
+  // When this value was read; a point read every N-th poll carries an older value between its
+  // reads. Epoch = the reading's polled_at.
+  TimePoint read_at{};
 };
 
 struct DeviceReading {

@@ -18,24 +18,61 @@ const char* to_string(RequestResult r) {
   return "?";
 }
 
+namespace {
+
+std::string where(const DeviceSpec& s, const ReadRequest& r) {
+  return "unit " + std::to_string(s.unit) + " FC" + std::to_string(static_cast<int>(r.kind)) +
+         " @" + std::to_string(r.address) + "+" + std::to_string(r.count);
+}
+
+AddressRange range_of(const PointSpec& p) {
+  return {p.kind, p.address, static_cast<std::uint16_t>(p.address + p.width() - 1)};
+}
+
+bool overlaps(const AddressRange& r, const PointSpec& p) {
+  return r.kind == p.kind && r.first < p.address + p.width() && r.last >= p.address;
+}
+
+}  // namespace
+
 DevicePoll::DevicePoll(DeviceSpec spec, std::size_t index)
     : spec_(std::move(spec)), index_(index) {
   codecs_.reserve(spec_.points.size());
-  for (const auto& p : spec_.points) codecs_.emplace_back(p);
-  unreadable_.assign(spec_.points.size(), false);
-  unreadable_why_.assign(spec_.points.size(), {});
+  for (const auto& p : spec_.points) {
+    codecs_.emplace_back(p);
+    if (!is_bit_kind(p.kind)) widest_register_point_ = std::max(widest_register_point_, p.width());
+  }
+  const std::size_t n = spec_.points.size();
+  rejected_.assign(n, false);
+  by_function_.assign(n, false);
+  plan_unreadable_.assign(n, false);
+  unreadable_why_.assign(n, {});
+  reprobe_at_.assign(n, {});
+  reprobe_wait_.assign(n, std::chrono::milliseconds(0));
+  last_.assign(n, Decoded{});
+  last_read_at_.assign(n, {});
   learned_cap_ = std::clamp(spec_.plan.max_registers, 1, 125);
   replan();
 }
 
 std::size_t DevicePoll::unreadable_points() const {
-  return static_cast<std::size_t>(std::count(unreadable_.begin(), unreadable_.end(), true));
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < spec_.points.size(); ++i) n += unreadable(i) ? 1 : 0;
+  return n;
 }
 
 void DevicePoll::replan() {
   PlanOptions o = spec_.plan;
   o.max_registers = learned_cap_;
-  // One plan per point group (points read every N cycles); the common case is one group.
+  for (const Learned& l : learned_) o.forbidden.push_back(l.range);
+  // Points the plan cannot read are judged afresh: a point that shares a register with one the
+  // device rejected comes back when that one answers a re-probe.
+  for (std::size_t i = 0; i < spec_.points.size(); ++i) {
+    if (!plan_unreadable_[i]) continue;
+    plan_unreadable_[i] = false;
+    if (!rejected_[i]) unreadable_why_[i].clear();
+  }
+  // One plan per point group (points read every N polls); the common case is one group.
   std::vector<int> groups;
   for (std::size_t i = 0; i < spec_.points.size(); ++i) {
     if (std::find(groups.begin(), groups.end(), every(i)) == groups.end()) groups.push_back(every(i));
@@ -44,17 +81,23 @@ void DevicePoll::replan() {
   groups_.clear();
   plan_.clear();
   for (int g : groups) {
-    std::vector<bool> exclude = unreadable_;
+    std::vector<bool> exclude = rejected_;
     for (std::size_t i = 0; i < exclude.size(); ++i) exclude[i] = exclude[i] || every(i) != g;
     Plan p = make_plan(spec_.points, o, &exclude);
     for (std::size_t i : p.unreadable) {
-      if (!unreadable_[i]) {
-        unreadable_[i] = true;
-        unreadable_why_[i] = "address in a forbidden range";
+      const PointSpec& pt = spec_.points[i];
+      plan_unreadable_[i] = true;
+      if (!is_bit_kind(pt.kind) && pt.width() > o.max_registers) {
+        unreadable_why_[i] = "wider than the registers-per-read cap " + std::to_string(o.max_registers);
+      } else if (std::any_of(learned_.begin(), learned_.end(),
+                             [&](const Learned& l) { return overlaps(l.range, pt); })) {
+        unreadable_why_[i] = "shares an address the device rejected";
+      } else {
+        unreadable_why_[i] = "address in a never_read range";
       }
     }
     plan_.insert(plan_.end(), p.reads.begin(), p.reads.end());
-    groups_.emplace_back(g, std::move(p.reads));
+    groups_.push_back({g, std::move(p.reads)});
   }
   replan_needed_ = false;
 }
@@ -62,18 +105,44 @@ void DevicePoll::replan() {
 RequestEvent DevicePoll::event(RequestResult r, int exc) const {
   RequestEvent e;
   e.device_index = index_;
-  e.function = queue_.empty() ? 0 : static_cast<int>(queue_.front().kind);
+  e.function = queue_.empty() ? 0 : static_cast<int>(queue_.front().read.kind);
   e.result = r;
   e.exception_code = exc;
   return e;
 }
 
 void DevicePoll::begin(SteadyTime now, SteadyTime scheduled) {
+  for (std::size_t i : readable_again_) {
+    rejected_[i] = by_function_[i] = false;
+    unreadable_why_[i].clear();
+    reprobe_wait_[i] = std::chrono::milliseconds(0);
+    std::erase_if(learned_, [i](const Learned& l) { return l.owner == static_cast<long>(i); });
+    replan_needed_ = true;
+  }
+  readable_again_.clear();
   if (replan_needed_) replan();
-  ++cycle_;
   queue_.clear();
-  for (const auto& [n, reads] : groups_) {
-    if ((cycle_ - 1) % static_cast<std::uint64_t>(n) == 0) queue_.insert(queue_.end(), reads.begin(), reads.end());
+  splits_.clear();
+  due_groups_.clear();
+  for (const Group& g : groups_) {
+    auto due = std::find_if(next_due_.begin(), next_due_.end(),
+                            [&](const auto& d) { return d.first == g.every; });
+    if (g.every > 1 && due != next_due_.end() && now < due->second) continue;
+    due_groups_.push_back(g.every);
+    for (const ReadRequest& r : g.reads) queue_.push_back({r});
+  }
+  // Re-probes of rejected points whose time has come: one read per point, one per function
+  // for points rejected with "illegal function".
+  std::array<bool, 5> function_probed{};
+  for (std::size_t i = 0; i < spec_.points.size(); ++i) {
+    if (!rejected_[i] || now < reprobe_at_[i]) continue;
+    const PointSpec& p = spec_.points[i];
+    if (by_function_[i]) {
+      if (function_probed[static_cast<std::size_t>(p.kind)]) continue;
+      function_probed[static_cast<std::size_t>(p.kind)] = true;
+    }
+    queue_.push_back({ReadRequest{p.kind, p.address, static_cast<std::uint16_t>(p.width()), {i}},
+                      -1, true});
   }
   values_.assign(spec_.points.size(), Decoded{});
   read_now_.assign(spec_.points.size(), false);
@@ -82,7 +151,6 @@ void DevicePoll::begin(SteadyTime now, SteadyTime scheduled) {
   busy_left_ = spec_.busy_retries;
   requests_ = 0;
   ok_ = false;
-  timed_out_ = false;
   error_.clear();
   started_ = now;
   scheduled_ = scheduled;
@@ -107,32 +175,161 @@ DevicePoll::Outcome DevicePoll::next_or_done() {
   return o;
 }
 
-void DevicePoll::mark_unreadable(std::size_t point, const std::string& why, bool forbid) {
-  unreadable_[point] = true;
-  unreadable_why_[point] = why;
-  if (forbid) {
-    const PointSpec& p = spec_.points[point];
-    spec_.plan.forbidden.push_back(
-        {p.kind, p.address, static_cast<std::uint16_t>(p.address + p.width() - 1)});
+DevicePoll::Outcome DevicePoll::pop_and_next(const RequestEvent& ev) {
+  queue_.pop_front();
+  Outcome o = next_or_done();
+  o.event = ev;
+  return o;
+}
+
+// The device answered but the cycle cannot complete: it fails and the device backs off like
+// after a timeout (a gateway answering 11 has spent its own timeout on the bus first).
+DevicePoll::Outcome DevicePoll::failed_exception(const ReadRequest& req, int code,
+                                                 const RequestEvent& ev, const std::string& suffix) {
+  ++consecutive_failures_;
+  Outcome o = finish(false, where(spec_, req) + ": " + describe_exception(code) + suffix, false);
+  o.event = ev;
+  return o;
+}
+
+void DevicePoll::reject(std::size_t point, int code, bool forbid, SteadyTime now) {
+  rejected_[point] = true;
+  by_function_[point] = code == kIllegalFunction;
+  unreadable_why_[point] = describe_exception(code);
+  reprobe_wait_[point] = spec_.reprobe_unreadable;
+  reprobe_at_[point] = now + reprobe_wait_[point];
+  if (forbid) learned_.push_back({range_of(spec_.points[point]), static_cast<long>(point)});
+  replan_needed_ = true;
+}
+
+void DevicePoll::reprobe_failed(std::size_t point, int code, SteadyTime now) {
+  const auto wait = std::min(reprobe_wait_[point] * 2,
+                             std::max(spec_.reprobe_unreadable_max, spec_.reprobe_unreadable));
+  auto again = [&](std::size_t i) {
+    reprobe_wait_[i] = wait;
+    reprobe_at_[i] = now + wait;
+    unreadable_why_[i] = describe_exception(code);
+  };
+  if (!by_function_[point]) {
+    again(point);
+    return;
+  }
+  for (std::size_t i = 0; i < spec_.points.size(); ++i) {
+    if (by_function_[i] && spec_.points[i].kind == spec_.points[point].kind) again(i);
+  }
+}
+
+// Forbids the addresses of [first, end) that no point of the device maps: a point of a slower
+// group (not in this plan) may live in a hole of this group's read, and its own read finds out
+// whether the device rejects it.
+void DevicePoll::forbid_holes(RegisterKind kind, std::uint32_t first, std::uint32_t end) {
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> mapped;
+  for (const PointSpec& p : spec_.points) {
+    if (p.kind == kind) mapped.emplace_back(p.address, p.address + static_cast<std::uint32_t>(p.width()));
+  }
+  std::sort(mapped.begin(), mapped.end());
+  std::uint32_t a = first;
+  for (const auto& [lo, hi] : mapped) {
+    if (hi <= a) continue;
+    if (lo >= end) break;
+    if (lo > a) {
+      learned_.push_back({{kind, static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(lo - 1)}, -1});
+    }
+    a = std::max(a, hi);
+  }
+  if (a < end) {
+    learned_.push_back({{kind, static_cast<std::uint16_t>(a), static_cast<std::uint16_t>(end - 1)}, -1});
   }
   replan_needed_ = true;
 }
 
-namespace {
-std::string where(const DeviceSpec& s, const ReadRequest& r) {
-  return "unit " + std::to_string(s.unit) + " FC" + std::to_string(static_cast<int>(r.kind)) +
-         " @" + std::to_string(r.address) + "+" + std::to_string(r.count);
+void DevicePoll::split_half_done(int split_index, bool ok) {
+  if (split_index < 0) return;
+  Split& s = splits_[static_cast<std::size_t>(split_index)];
+  if (!ok) {
+    s.failed = true;
+    return;
+  }
+  if (--s.pending > 0 || s.failed) return;
+  if (s.gap_first < s.gap_end) {
+    forbid_holes(s.kind, s.gap_first, s.gap_end);
+  } else if (!is_bit_kind(s.kind) && largest_ok_ < s.count) {
+    // Nothing unmapped between the halves, yet the whole was rejected: the device limits the
+    // length of a read (some say so with exception 2 instead of 3).
+    learned_cap_ = std::min(learned_cap_, std::max(largest_ok_, widest_register_point_));
+    replan_needed_ = true;
+  }
 }
-}  // namespace
+
+// Splits the failed read at the front of the queue into two halves (by point count).
+void DevicePoll::split(const Queued& q, int code) {
+  const ReadRequest& req = q.read;
+  std::vector<std::size_t> pts = req.points;
+  std::sort(pts.begin(), pts.end(), [this](std::size_t a, std::size_t b) {
+    return spec_.points[a].address < spec_.points[b].address;
+  });
+  const std::size_t half = pts.size() / 2;
+  auto sub = [&](std::size_t from, std::size_t to) {
+    ReadRequest r{req.kind, 0, 0, {}};
+    std::uint32_t lo = UINT32_MAX, hi = 0;
+    for (std::size_t i = from; i < to; ++i) {
+      const PointSpec& p = spec_.points[pts[i]];
+      lo = std::min<std::uint32_t>(lo, p.address);
+      hi = std::max<std::uint32_t>(hi, p.address + static_cast<std::uint32_t>(p.width()));
+      r.points.push_back(pts[i]);
+    }
+    r.address = static_cast<std::uint16_t>(lo);
+    r.count = static_cast<std::uint16_t>(hi - lo);
+    return r;
+  };
+  ReadRequest lo = sub(0, half), hi = sub(half, pts.size());
+  int id = -1;
+  if (code == kIllegalDataAddress) {
+    id = static_cast<int>(splits_.size());
+    splits_.push_back({req.kind, req.count, std::uint32_t{lo.address} + lo.count, hi.address});
+  }
+  const int parent = q.split;
+  queue_.pop_front();
+  split_half_done(parent, false);
+  queue_.push_front({std::move(hi), id});
+  queue_.push_front({std::move(lo), id});
+  replan_needed_ = true;
+}
+
+void DevicePoll::note_ok(const ReadRequest& req) {
+  if (is_bit_kind(req.kind)) return;
+  largest_ok_ = std::max<int>(largest_ok_, req.count);
+  if (req.count > learned_cap_) {
+    learned_cap_ = std::min(static_cast<int>(req.count), std::clamp(spec_.plan.max_registers, 1, 125));
+    replan_needed_ = true;
+  }
+}
 
 DevicePoll::Outcome DevicePoll::on_reply(std::span<const std::uint8_t> pdu) {
-  const ReadRequest req = queue_.front();
+  const Queued& q = queue_.front();
+  const ReadRequest& req = q.read;
   // One buffer per thread, not per device: thousands of devices share a few pollers.
   thread_local std::array<std::uint16_t, 2000> scratch;
   const ParsedReply pr = parse_read_reply(pdu, req.kind, req.count, scratch.data());
   if (pr.kind == ReplyKind::kMalformed) return on_malformed(pr.error);
+  const SteadyTime now = started_;  // the cycle's time (injected by tests)
   if (pr.kind == ReplyKind::kData) {
     const RequestEvent ev = event(RequestResult::kOk);
+    consecutive_failures_ = 0;
+    note_ok(req);
+    if (q.reprobe) {
+      // The point answers again. Its value is used from the next cycle on, when the plan holds
+      // it again (the gauge of unreadable points changes once, then).
+      readable_again_.push_back(req.points.front());
+      if (by_function_[req.points.front()]) {
+        for (std::size_t i = 0; i < spec_.points.size(); ++i) {
+          if (by_function_[i] && spec_.points[i].kind == req.kind && i != req.points.front()) {
+            readable_again_.push_back(i);
+          }
+        }
+      }
+      return pop_and_next(ev);
+    }
     for (std::size_t pi : req.points) {
       const PointSpec& p = spec_.points[pi];
       const std::span<const std::uint16_t> words(scratch.data() + (p.address - req.address),
@@ -141,89 +338,71 @@ DevicePoll::Outcome DevicePoll::on_reply(std::span<const std::uint8_t> pdu) {
       read_now_[pi] = true;
       if (spec_.capture_raw) raw_[pi].assign(words.begin(), words.end());
     }
-    consecutive_failures_ = 0;
-    queue_.pop_front();
-    Outcome o = next_or_done();
-    o.event = ev;
-    return o;
+    split_half_done(q.split, true);
+    return pop_and_next(ev);
   }
   // An exception reply.
   const int code = pr.exception_code;
   const RequestEvent ev = event(RequestResult::kException, code);
-  Outcome o;
   if (code == kServerDeviceBusy || code == kAcknowledge) {
     if (busy_left_-- > 0) {
+      Outcome o;
       o.step = Step::kSendAfter;
       o.delay = spec_.busy_retry_delay;
       o.event = ev;
       return o;
     }
-    o = finish(false, where(spec_, req) + ": " + describe_exception(code) + " after " +
-                          std::to_string(spec_.busy_retries) + " retries",
-               false);
+    return failed_exception(req, code, ev,
+                            " after " + std::to_string(spec_.busy_retries) + " retries");
+  }
+  const bool rejects = code == kIllegalFunction || code == kIllegalDataAddress ||
+                       code == kIllegalDataValue;
+  if (rejects && q.reprobe) {
+    reprobe_failed(req.points.front(), code, now);
+    return pop_and_next(ev);
+  }
+  if ((code == kIllegalDataAddress || code == kIllegalDataValue) && req.points.size() > 1) {
+    if (code == kIllegalDataValue && !is_bit_kind(req.kind)) {
+      // The read was too long for this device. Lower the cap, but never below a read it has
+      // answered or a point that needs the room: that would make the point unreadable.
+      const int cap = std::max({req.count / 2, largest_ok_, widest_register_point_});
+      if (cap < req.count) learned_cap_ = std::min(learned_cap_, cap);
+    }
+    Outcome o;
+    split(q, code);
+    o.step = Step::kSend;
     o.event = ev;
     return o;
   }
   if (code == kIllegalDataAddress || code == kIllegalDataValue) {
-    if (req.points.size() > 1) {
-      // Split the batch: read the halves; whatever still fails alone is the culprit.
-      if (code == kIllegalDataValue) learned_cap_ = std::max(1, std::min<int>(learned_cap_, req.count / 2));
-      std::vector<std::size_t> pts = req.points;
-      std::sort(pts.begin(), pts.end(), [this](std::size_t a, std::size_t b) {
-        return spec_.points[a].address < spec_.points[b].address;
-      });
-      const std::size_t half = pts.size() / 2;
-      auto sub = [&](std::size_t from, std::size_t to) {
-        ReadRequest r{req.kind, 0, 0, {}};
-        std::uint32_t lo = UINT32_MAX, hi = 0;
-        for (std::size_t i = from; i < to; ++i) {
-          const PointSpec& p = spec_.points[pts[i]];
-          lo = std::min<std::uint32_t>(lo, p.address);
-          hi = std::max<std::uint32_t>(hi, p.address + static_cast<std::uint32_t>(p.width()));
-          r.points.push_back(pts[i]);
-        }
-        r.address = static_cast<std::uint16_t>(lo);
-        r.count = static_cast<std::uint16_t>(hi - lo);
-        return r;
-      };
-      queue_.pop_front();
-      queue_.push_front(sub(half, pts.size()));
-      queue_.push_front(sub(0, half));
-      replan_needed_ = true;
-      o.step = Step::kSend;
-      o.event = ev;
-      return o;
-    }
-    mark_unreadable(req.points.front(), describe_exception(code), code == kIllegalDataAddress);
-    queue_.pop_front();
-    o = next_or_done();
-    o.event = ev;
-    return o;
+    const std::size_t point = req.points.front();
+    split_half_done(q.split, false);
+    reject(point, code, code == kIllegalDataAddress, now);
+    return pop_and_next(ev);
   }
   if (code == kIllegalFunction) {
     for (std::size_t i = 0; i < spec_.points.size(); ++i) {
-      if (spec_.points[i].kind == req.kind) mark_unreadable(i, describe_exception(code), false);
+      if (spec_.points[i].kind == req.kind && !rejected_[i]) reject(i, code, false, now);
     }
-    std::erase_if(queue_, [&](const ReadRequest& r) { return r.kind == req.kind; });
-    o = next_or_done();
+    const RegisterKind kind = req.kind;
+    queue_.pop_front();
+    std::erase_if(queue_, [&](const Queued& r) { return r.read.kind == kind; });
+    Outcome o = next_or_done();
     o.event = ev;
     return o;
   }
-  o = finish(false, where(spec_, req) + ": " + describe_exception(code), false);
-  o.event = ev;
-  return o;
+  return failed_exception(req, code, ev);
 }
 
 DevicePoll::Outcome DevicePoll::on_timeout() {
   const RequestEvent ev = event(RequestResult::kTimeout);
-  timed_out_ = true;
   Outcome o;
   if (attempts_left_-- > 0) {
     o.step = Step::kReconnectSend;
   } else {
     ++consecutive_failures_;
     o = finish(false,
-               where(spec_, queue_.front()) + ": timeout (no reply within " +
+               where(spec_, queue_.front().read) + ": timeout (no reply within " +
                    std::to_string(spec_.timeout.count()) + " ms)",
                true);
   }
@@ -238,7 +417,7 @@ DevicePoll::Outcome DevicePoll::on_connection_lost(const std::string& why) {
     o.step = Step::kReconnectSend;
   } else {
     ++consecutive_failures_;
-    o = finish(false, where(spec_, queue_.front()) + ": " + why, true);
+    o = finish(false, where(spec_, queue_.front().read) + ": " + why, true);
   }
   o.event = ev;
   return o;
@@ -247,7 +426,7 @@ DevicePoll::Outcome DevicePoll::on_connection_lost(const std::string& why) {
 DevicePoll::Outcome DevicePoll::on_malformed(const std::string& why) {
   const RequestEvent ev = event(RequestResult::kMalformed);
   ++consecutive_failures_;
-  Outcome o = finish(false, where(spec_, queue_.front()) + ": malformed reply: " + why, true);
+  Outcome o = finish(false, where(spec_, queue_.front().read) + ": malformed reply: " + why, true);
   o.event = ev;
   return o;
 }
@@ -274,26 +453,33 @@ PollResult DevicePoll::take_result(SteadyTime now) {
   r.lateness = started_ - scheduled_;
   r.requests = requests_;
   if (ok_) {
-    if (last_.size() != spec_.points.size()) {
-      last_.assign(spec_.points.size(), Decoded{});
-      last_cycle_.assign(spec_.points.size(), 0);
+    // The groups read this cycle are due again N intervals after this cycle's slot. A group
+    // whose read failed was not read (the cycle failed) and stays due.
+    for (int g : due_groups_) {
+      auto due = std::find_if(next_due_.begin(), next_due_.end(),
+                              [&](const auto& d) { return d.first == g; });
+      if (due == next_due_.end()) due = next_due_.insert(next_due_.end(), {g, SteadyTime{}});
+      due->second = scheduled_ + g * spec_.interval;
     }
     r.values.reserve(spec_.points.size());
     for (std::size_t i = 0; i < spec_.points.size(); ++i) {
       const PointSpec& p = spec_.points[i];
+      bool carried = false;
       if (read_now_[i]) {
         last_[i] = values_[i];
-        last_cycle_[i] = cycle_;
-      } else if (every(i) > 1) {
-        // A slower group not due this cycle: its last value, while it is within its own
-        // interval; never older.
-        const bool recent = last_cycle_[i] != 0 &&
-                            cycle_ - last_cycle_[i] < static_cast<std::uint64_t>(every(i));
-        values_[i] = recent ? last_[i] : Decoded{std::nullopt, {}, false};
+        last_read_at_[i] = r.completed_at;
+      } else if (every(i) > 1 && last_read_at_[i] != std::chrono::system_clock::time_point{}) {
+        // A slower group not due this cycle: not yet N intervals since the slot it was read
+        // in, so its last value is younger than its own interval.
+        values_[i] = last_[i];
+        carried = true;
       }
       Decoded& d = values_[i];
-      r.values.push_back({p.name, d.value, std::move(d.text), p.unit, unreadable_[i]});
-      if (spec_.capture_raw) r.values.back().raw = std::move(raw_[i]);
+      r.values.push_back({p.name, d.value, std::move(d.text), p.unit, unreadable(i)});
+      PolledValue& v = r.values.back();
+      v.read_at = carried ? last_read_at_[i] : r.completed_at;
+      if (v.unreadable) v.unreadable_why = unreadable_why_[i];
+      if (spec_.capture_raw) v.raw = std::move(raw_[i]);
     }
   }
   error_.clear();

@@ -4,19 +4,33 @@
 // classes, retries and the "split the batch, remember the bad address" rule exist once.
 //
 // Error classes (counted in facility_modbus_requests_total{result}):
-//   exception 5, 6 (acknowledge, busy)  retried after busy_retry_delay, up to busy_retries
+//   exception 5, 6 (acknowledge, busy)  retried after busy_retry_delay, up to busy_retries; then
+//                                        the cycle fails and the device backs off
 //   exception 2, 3 on a batched read     split the read in two and read the halves; a single
 //                                        point that still fails is a configuration problem of
 //                                        that point: it is marked unreadable, its address is
 //                                        remembered as forbidden, and the plan is remade so
-//                                        the other points keep arriving (exception 3 on a long
-//                                        read also halves the device's registers-per-read cap)
+//                                        the other points keep arriving. When both halves of a
+//                                        read that failed with exception 2 succeed, the device
+//                                        rejected the unmapped hole between them: that hole is
+//                                        forbidden (never bridged again). Exception 3 on a long
+//                                        read lowers the device's registers-per-read cap, never
+//                                        below the largest read it answered or the widest point
 //   exception 1 (illegal function)       every point of that function is unreadable
-//   other exceptions (4, 10, 11, ...)    the cycle fails; the connection is kept
+//   other exceptions (4, 10, 11, ...)    the cycle fails and the device backs off; the
+//                                        connection is kept
 //   timeout, connection lost             retried `retries` times on a new connection, then the
 //                                        cycle fails; the device backs off exponentially
 //   malformed reply                      the cycle fails and the connection is re-opened
-// Unreadable points stay unreadable until the daemon restarts; their values are absent.
+// Unreadable points are re-probed with one single-point read (one per function for exception
+// 1) reprobe_unreadable after they were marked, then twice as long each time it fails, up to
+// reprobe_unreadable_max; a point that answers is planned again from the next cycle. Points the
+// plan cannot read at all (a never_read overlap) are not re-probed.
+//
+// Point groups (DeviceSpec::every): a group read every N-th poll is due by the clock -- when
+// N x interval has passed since the slot it was last read in -- so a device that backed off
+// reads it on its first good poll. A group whose read failed stays due. Between its reads a
+// group's points carry the value of their last read, with the time of that read (read_at).
 //
 // Thread-safety: none; one DevicePoll is driven by one thread at a time.
 #pragma once
@@ -49,13 +63,16 @@ struct DeviceSpec {
   std::chrono::milliseconds backoff_max{60000};  // longest pause of a failing device
   PlanOptions plan;  // max_registers, max_gap, forbidden ranges
   std::vector<PointSpec> points;
-  // Per point: read it every N-th cycle (point groups with a longer interval, e.g. energy
-  // counters or nameplate strings). Empty, or 1, means every cycle. Between its reads a slow
-  // point carries the value of its last successful read -- for at most N cycles, so it is
-  // never older than its own interval.
+  // Per point: read it every N-th poll (point groups with a longer interval, e.g. energy
+  // counters or nameplate strings). Empty, or 1, means every poll. Between its reads a slow
+  // point carries the value of its last successful read, and the time of that read.
   std::vector<int> every;
   // Keep each point's raw words in PolledValue::raw (for `facilityd probe`; costs a copy).
   bool capture_raw = false;
+  // An unreadable point is read alone again this long after it was marked, then twice as long
+  // after every failed re-probe, at most reprobe_unreadable_max.
+  std::chrono::milliseconds reprobe_unreadable{std::chrono::minutes(5)};
+  std::chrono::milliseconds reprobe_unreadable_max{std::chrono::hours(1)};
   // First poll this long after start instead of at the hash-spread offset (probe: 0).
   std::optional<std::chrono::milliseconds> first_poll_offset;
 };
@@ -78,6 +95,10 @@ struct PolledValue {
   std::string unit;
   bool unreadable = false;  // the device rejects this point's address (configuration problem)
   std::vector<std::uint16_t> raw = {};  // words as received, when DeviceSpec::capture_raw
+  // When the value was read: the completed_at of the cycle that read it -- this cycle's, or an
+  // earlier one's for a slower point group's carried value.
+  std::chrono::system_clock::time_point read_at{};
+  std::string unreadable_why = {};  // why, when unreadable ("exception 2 (...)")
 };
 
 struct PollResult {
@@ -107,7 +128,7 @@ class DevicePoll {
   void begin(SteadyTime now, SteadyTime scheduled);
   bool in_cycle() const { return in_cycle_; }
   // The read to send now (valid while in_cycle() and the last outcome asked for a send).
-  const ReadRequest& request() const { return queue_.front(); }
+  const ReadRequest& request() const { return queue_.front().read; }
   void on_sent() { ++requests_; }
 
   enum class Step {
@@ -137,48 +158,92 @@ class DevicePoll {
   PollResult take_result(SteadyTime now);
 
   // When the device may be polled again after this cycle: `slot` (its next scheduled time), or
-  // later while it keeps failing with timeouts / lost connections (exponential backoff).
+  // later while its cycles keep failing (exponential backoff: 2, 4, 8 ... intervals).
   SteadyTime next_poll(SteadyTime slot, SteadyTime now) const;
 
  private:
+  struct Queued {
+    ReadRequest read;
+    int split = -1;        // index in splits_ of the failed read this is a half of
+    bool reprobe = false;  // a single-point re-probe of an unreadable point
+  };
+  // A read that failed with exception 2 and was split in two: if both halves then succeed, the
+  // device rejected the hole [gap_first, gap_end) between them.
+  struct Split {
+    RegisterKind kind;
+    std::uint16_t count;  // of the failed read
+    std::uint32_t gap_first, gap_end;
+    int pending = 2;
+    bool failed = false;  // a half failed too: the culprit lies inside it
+  };
+  // An address range the device rejected; owner = the point it belongs to, or -1 for a hole.
+  struct Learned {
+    AddressRange range;
+    long owner;
+  };
+
   Outcome finish(bool ok, std::string error, bool reconnect);
   Outcome next_or_done();
-  void mark_unreadable(std::size_t point, const std::string& why, bool forbid);
+  Outcome pop_and_next(const RequestEvent& ev);
+  Outcome failed_exception(const ReadRequest& req, int code, const RequestEvent& ev,
+                           const std::string& suffix = "");
+  void split(const Queued& q, int code);
+  void split_half_done(int split_index, bool ok);
+  void forbid_holes(RegisterKind kind, std::uint32_t first, std::uint32_t end);
+  void reject(std::size_t point, int code, bool forbid, SteadyTime now);
+  void reprobe_failed(std::size_t point, int code, SteadyTime now);
+  void note_ok(const ReadRequest& req);
   void replan();
   RequestEvent event(RequestResult r, int exc = 0) const;
-
-  DeviceSpec spec_;
-  std::size_t index_;
-  std::vector<PointCodec> codecs_;
+  bool unreadable(std::size_t i) const { return rejected_[i] || plan_unreadable_[i]; }
   int every(std::size_t point) const {
     return spec_.every.size() > point ? std::max(1, spec_.every[point]) : 1;
   }
 
+  DeviceSpec spec_;
+  std::size_t index_;
+  std::vector<PointCodec> codecs_;
+  int widest_register_point_ = 1;
+
   std::vector<ReadRequest> plan_;
-  std::vector<std::pair<int, std::vector<ReadRequest>>> groups_;  // (every N cycles, reads)
-  std::uint64_t cycle_ = 0;
-  std::vector<Decoded> last_;                // last successful value of each point
-  std::vector<std::uint64_t> last_cycle_;    // the cycle it was read in; 0 = never
-  std::vector<bool> read_now_;               // read in the current cycle
-  std::vector<bool> unreadable_;
+  struct Group {
+    int every;
+    std::vector<ReadRequest> reads;
+  };
+  std::vector<Group> groups_;
+  std::vector<std::pair<int, SteadyTime>> next_due_;  // (every N polls, due at); default: now
+  std::vector<Decoded> last_;                          // last successful value of each point
+  std::vector<std::chrono::system_clock::time_point> last_read_at_;  // epoch = never read
+  std::vector<bool> read_now_;                         // read in the current cycle
+
+  // Points the device rejected (learned; re-probed) and points the plan cannot read.
+  std::vector<bool> rejected_;
+  std::vector<bool> by_function_;  // rejected with exception 1: re-probed once per function
+  std::vector<bool> plan_unreadable_;
   std::vector<std::string> unreadable_why_;
+  std::vector<SteadyTime> reprobe_at_;
+  std::vector<std::chrono::milliseconds> reprobe_wait_;
+  std::vector<std::size_t> readable_again_;  // answered a re-probe: planned from the next cycle
+  std::vector<Learned> learned_;
   int learned_cap_ = 125;
+  int largest_ok_ = 0;  // largest register read the device answered
   bool replan_needed_ = false;
 
   // Current cycle.
   bool in_cycle_ = false;
-  std::deque<ReadRequest> queue_;  // front = in flight / next
+  std::deque<Queued> queue_;  // front = in flight / next
+  std::vector<Split> splits_;
+  std::vector<int> due_groups_;  // `every` of the groups read this cycle
   std::vector<Decoded> values_;
   std::vector<std::vector<std::uint16_t>> raw_;
   int attempts_left_ = 0;
   int busy_left_ = 0;
   int requests_ = 0;
   bool ok_ = false;
-  bool timed_out_ = false;
   std::string error_;
   SteadyTime started_{};
   SteadyTime scheduled_{};
-  int consecutive_failures_ = 0;  // timeouts / connection losses, for the backoff
+  int consecutive_failures_ = 0;  // failed cycles in a row, for the backoff
 };
 
 }  // namespace facility::modbus

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +18,7 @@
 #include <queue>
 #include <stdexcept>
 
+#include "collectors/modbus/resolver.h"
 #include "collectors/unique_fd.h"
 
 namespace facility::modbus {
@@ -49,6 +49,7 @@ enum class State : std::uint8_t {
   kReady,     // connected, nothing in flight
   kAwaiting,  // a request is in flight
   kBackoff,   // connecting failed; waiting until next_connect
+  kResolving,  // waiting for the resolver thread's answer for the endpoint's host name
 };
 
 struct Timer {
@@ -59,6 +60,15 @@ struct Timer {
 };
 
 }  // namespace
+
+NextSlot advance_slot(SteadyTime slot, std::chrono::milliseconds interval, SteadyTime now) {
+  NextSlot n{slot + interval, 0};
+  if (n.at <= now) {
+    n.skipped = static_cast<long>((now - n.at) / interval) + 1;
+    n.at += interval * n.skipped;
+  }
+  return n;
+}
 
 std::chrono::milliseconds start_offset(const std::string& id, std::chrono::milliseconds interval) {
   // FNV-1a: stable across runs and platforms, unlike std::hash.
@@ -81,8 +91,10 @@ struct PollEngine::Impl {
     std::size_t index;
     EndpointSpec spec;
     sockaddr_storage addr{};
-    socklen_t addr_len = 0;
-    std::string resolve_error;
+    socklen_t addr_len = 0;   // 0: a host name not resolved yet
+    bool named = false;       // host is a name, not an IPv4 literal
+    bool re_resolve = false;  // look the name up again before the next connect
+    bool resolving = false;   // a lookup is with the resolver
     UniqueFd fd;
     State state = State::kDisconnected;
     std::uint64_t gen = 0;  // invalidates the endpoint's pending timer
@@ -106,8 +118,10 @@ struct PollEngine::Impl {
   UniqueFd wake;
   std::atomic<bool> stopping{false};
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
+  Resolver resolver;
 
-  Impl(std::vector<EngineEndpoint> endpoints, PollObserver& o) : obs(o) {
+  Impl(std::vector<EngineEndpoint> endpoints, PollObserver& o, ResolveFn resolve)
+      : obs(o), resolver(resolve ? std::move(resolve) : ResolveFn(resolve_with_getaddrinfo)) {
     epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
     wake.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!epoll || !wake) throw std::runtime_error("poll engine: epoll/eventfd failed");
@@ -115,11 +129,18 @@ struct PollEngine::Impl {
     ev.events = EPOLLIN;
     ev.data.u64 = UINT64_MAX;
     ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev);
+    ev.data.u64 = kResolverEvent;
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, resolver.fd(), &ev);
     for (auto& e : endpoints) {
       Ep ep;
       ep.index = e.index;
       ep.spec = std::move(e.spec);
-      resolve(ep);
+      // IPv4 literals here; names on the first connect, by the resolver thread (never here:
+      // the daemon's start-up must not wait for DNS).
+      const ResolvedAddress a = parse_ipv4(ep.spec.host, ep.spec.port);
+      ep.named = a.len == 0;
+      ep.addr = a.addr;
+      ep.addr_len = a.len;
       const std::size_t ei = eps.size();
       eps.push_back(std::move(ep));
       for (auto& [idx, spec] : e.devices) {
@@ -128,20 +149,28 @@ struct PollEngine::Impl {
     }
   }
 
-  void resolve(Ep& ep) {
-    addrinfo hints{};
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const std::string port = std::to_string(ep.spec.port);
-    const int rc = ::getaddrinfo(ep.spec.host.c_str(), port.c_str(), &hints, &res);
-    if (rc != 0 || !res) {
-      ep.resolve_error = "cannot resolve " + ep.spec.host + ": " + ::gai_strerror(rc);
-      return;
+  static constexpr std::uint64_t kResolverEvent = UINT64_MAX - 1;
+
+  void on_resolved(SteadyTime now) {
+    for (Resolver::Answer& a : resolver.take()) {
+      Ep& ep = eps[a.tag];
+      ep.resolving = false;
+      if (a.address.len > 0) {
+        ep.addr = a.address.addr;
+        ep.addr_len = a.address.len;
+        ep.re_resolve = false;
+      } else if (ep.addr_len > 0) {
+        // The name did resolve before: try the address it had (DNS may be down, not the device).
+        spdlog::debug("{}: {}; using the previous address", ep.spec.key, a.address.error);
+      }
+      if (ep.state != State::kResolving) continue;  // gave up waiting; the answer is kept
+      if (ep.addr_len == 0) {
+        connect_failed(ep, a.address.error, now);
+      } else {
+        ep.state = State::kDisconnected;
+        start_connect(ep, now);
+      }
     }
-    std::memcpy(&ep.addr, res->ai_addr, res->ai_addrlen);
-    ep.addr_len = res->ai_addrlen;
-    ::freeaddrinfo(res);
   }
 
   // ---- timers ----------------------------------------------------------------------------
@@ -163,13 +192,9 @@ struct PollEngine::Impl {
       d.slot = slot;
       eps[d.ep].ready.push_back(di);
     }
-    // Next slot on the device's own grid; slots already past are skipped, not made up.
-    d.next_slot = slot + interval;
-    if (d.next_slot <= now) {
-      const auto behind = (now - d.next_slot) / interval + 1;
-      for (long i = 0; i < behind; ++i) obs.on_overrun(d.poll.index());
-      d.next_slot += interval * behind;
-    }
+    const NextSlot next = advance_slot(slot, interval, now);
+    for (long i = 0; i < next.skipped; ++i) obs.on_overrun(d.poll.index());
+    d.next_slot = next.at;
     timers.push({d.next_slot, di, 0});
     proceed(eps[d.ep], now);
   }
@@ -190,8 +215,13 @@ struct PollEngine::Impl {
   }
 
   void start_connect(Ep& ep, SteadyTime now) {
-    if (!ep.resolve_error.empty()) {
-      connect_failed(ep, ep.resolve_error, now);
+    if (ep.named && (ep.addr_len == 0 || ep.re_resolve)) {
+      if (!ep.resolving) {
+        ep.resolving = true;
+        resolver.request(static_cast<std::size_t>(&ep - eps.data()), ep.spec.host, ep.spec.port);
+      }
+      ep.state = State::kResolving;
+      set_ep_timer(ep, now + ep.spec.connect_timeout);
       return;
     }
     UniqueFd fd(::socket(ep.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -237,6 +267,9 @@ struct PollEngine::Impl {
 
   void connect_failed(Ep& ep, const std::string& why, SteadyTime now) {
     const bool was_open = static_cast<bool>(ep.fd);
+    // The name may point elsewhere now (a replaced device, a DHCP lease): look it up again on
+    // the next attempt, after the backoff.
+    if (ep.named) ep.re_resolve = true;
     close_conn(ep, false);
     if (was_open) obs.on_connection(ep.index, false);
     ep.backoff = ep.backoff.count() == 0 ? ep.spec.backoff_initial
@@ -312,6 +345,7 @@ struct PollEngine::Impl {
         }
         return;
       case State::kConnecting:
+      case State::kResolving:
       case State::kPausing:
       case State::kAwaiting:
         return;
@@ -319,6 +353,12 @@ struct PollEngine::Impl {
   }
 
   void send(Ep& ep, SteadyTime now) {
+    if (!ep.fd) {
+      // The device closed the connection after its last reply: open a new one, then send.
+      ep.resend = true;
+      start_connect(ep, now);
+      return;
+    }
     Dev& d = devs[static_cast<std::size_t>(ep.active)];
     if (ep.spec.pause_between_requests.count() > 0 && now < ep.last_io + ep.spec.pause_between_requests) {
       ep.state = State::kPausing;
@@ -411,6 +451,10 @@ struct PollEngine::Impl {
 
   void on_readable(Ep& ep, SteadyTime now) {
     std::array<std::uint8_t, 1024> buf;
+    // Why the stream ended (closed by the device, or an error), if it did. What arrived before
+    // the end is still read: devices and gateways that close after each transaction, or whose
+    // idle timer fires just after a reply, send the reply and the FIN together.
+    std::string ended;
     while (true) {
       const ssize_t n = ::recv(ep.fd.get(), buf.data(), buf.size(), 0);
       if (n > 0) {
@@ -419,15 +463,18 @@ struct PollEngine::Impl {
         continue;
       }
       if (n == 0) {
-        lost(ep, "connection closed by the device", now);
-        return;
+        ended = "connection closed by the device";
+        break;
       }
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      lost(ep, errno_text(errno), now);
+      ended = errno_text(errno);
+      break;
+    }
+    if (ep.rx.empty()) {
+      if (!ended.empty()) lost(ep, ended, now);
       return;
     }
-    if (ep.rx.empty()) return;
     if (ep.state != State::kAwaiting || ep.active < 0) {
       // Bytes nobody asked for: the stream cannot be trusted any more.
       spdlog::debug("{}: {} unexpected bytes; reconnecting", ep.spec.key, ep.rx.size());
@@ -440,7 +487,10 @@ struct PollEngine::Impl {
     ReplyFrame f;
     const FrameStatus st = find_reply(ep.spec.framing, ep.rx, ep.tid,
                                       static_cast<std::uint8_t>(d.poll.spec().unit), r.kind, r.count, f);
-    if (st == FrameStatus::kIncomplete) return;
+    if (st == FrameStatus::kIncomplete) {
+      if (!ended.empty()) lost(ep, ended, now);  // the rest of the reply will never come
+      return;
+    }
     ep.last_io = now;
     if (st == FrameStatus::kMalformed) {
       handle(ep, d, d.poll.on_malformed(f.error), now);
@@ -456,6 +506,9 @@ struct PollEngine::Impl {
     cancel_ep_timer(ep);
     const std::vector<std::uint8_t> frame = std::move(ep.rx);
     ep.rx.clear();
+    // A complete reply that came with the end of the stream is a good reply; the next request
+    // goes out on a new connection (send() opens one), and no request failed.
+    if (!ended.empty()) close_conn(ep, true);
     handle(ep, d, d.poll.on_reply(std::span(frame.data() + f.pdu_offset, f.pdu_size)), now);
   }
 
@@ -498,6 +551,12 @@ struct PollEngine::Impl {
         ep.state = State::kDisconnected;
         proceed(ep, now);
         return;
+      case State::kResolving:
+        // The lookup goes on (its answer is kept); the polls waiting for it fail now.
+        connect_failed(ep, "resolving " + ep.spec.host + " took longer than " +
+                               std::to_string(ep.spec.connect_timeout.count()) + " ms",
+                       now);
+        return;
       case State::kDisconnected:
       case State::kReady:
         return;
@@ -528,6 +587,10 @@ struct PollEngine::Impl {
       SteadyTime now = SteadyClock::now();
       for (int i = 0; i < n; ++i) {
         if (events[i].data.u64 == UINT64_MAX) continue;
+        if (events[i].data.u64 == kResolverEvent) {
+          on_resolved(now);
+          continue;
+        }
         on_event(eps[events[i].data.u64], events[i].events, now);
       }
       now = SteadyClock::now();
@@ -547,7 +610,11 @@ struct PollEngine::Impl {
 };
 
 PollEngine::PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer)
-    : impl_(std::make_unique<Impl>(std::move(endpoints), observer)) {}
+    : impl_(std::make_unique<Impl>(std::move(endpoints), observer, ResolveFn{})) {}
+
+PollEngine::PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer,
+                       ResolveFn resolve)
+    : impl_(std::make_unique<Impl>(std::move(endpoints), observer, std::move(resolve))) {}
 
 PollEngine::~PollEngine() { stop(); }
 

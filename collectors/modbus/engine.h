@@ -11,6 +11,10 @@
 // of cheap serial-to-Ethernet gateways (libmodbus has no such mode). Serial lines are polled by
 // SerialLinePoller (libmodbus RTU) instead.
 //
+// Host names are looked up on a resolver thread (resolver.h), never in the constructor or on the
+// I/O thread, and again after every failed connect, so a name that did not resolve at boot, or
+// that moved to a new address, is followed without a restart. IPv4 literals are used as they are.
+//
 // Per endpoint: its devices (unit ids) are served one request at a time, with an optional pause
 // after connecting and between requests. The connection is kept open between polls; when it
 // cannot be opened, the endpoint waits (exponential backoff from backoff_initial to backoff_max)
@@ -36,6 +40,7 @@
 #include "collectors/modbus/device_poll.h"
 #include "collectors/modbus/frame.h"
 #include "collectors/modbus/poll_observer.h"
+#include "collectors/modbus/resolver.h"
 
 namespace facility::modbus {
 
@@ -61,6 +66,8 @@ class PollEngine {
  public:
   // Throws std::invalid_argument for a device spec a codec rejects.
   PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer);
+  // With the host-name lookup injected (tests); the default is getaddrinfo.
+  PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer, ResolveFn resolve);
   ~PollEngine();
   PollEngine(const PollEngine&) = delete;
   PollEngine& operator=(const PollEngine&) = delete;
@@ -77,6 +84,14 @@ class PollEngine {
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
 };
+
+// A device's next slot on its own grid after `slot`, skipping the slots already past at `now`
+// (they are not made up: each is an overrun). Shared by the engine and the serial poller.
+struct NextSlot {
+  SteadyTime at;
+  long skipped = 0;
+};
+NextSlot advance_slot(SteadyTime slot, std::chrono::milliseconds interval, SteadyTime now);
 
 // The first poll's offset within the interval, from a hash of the device id (stable per id).
 std::chrono::milliseconds start_offset(const std::string& id, std::chrono::milliseconds interval);

@@ -16,7 +16,7 @@
 // window is allowed: fewer addresses, a subset of its holes, no new forbidden address). Among
 // windows starting at s, the longest allowed one contains a superset of the points of any
 // other. So choosing it leaves a subset of the points any optimal solution still has to cover,
-// and by induction the greedy uses no more windows than an optimum. plan_test.cpp checks this
+// and by induction the greedy uses no more windows than an optimum. planner_test.cpp checks this
 // against an exhaustive search on random tricky maps.
 //
 // Thread-safety: pure functions.
@@ -41,9 +41,6 @@ struct AddressRange {
   RegisterKind kind = RegisterKind::kHolding;
   std::uint16_t first = 0;
   std::uint16_t last = 0;
-  bool contains(RegisterKind k, std::uint32_t a) const {
-    return k == kind && a >= first && a <= last;
-  }
 };
 
 struct PlanOptions {

@@ -112,6 +112,19 @@ bool SerialLinePoller::open_line(std::string& error) {
   return true;
 }
 
+// After a timeout or a bad frame: wait for the line to fall silent (3.5 character times, at
+// least 1.75 ms as the RTU spec says for fast lines; a late reply lands meanwhile), then drop
+// whatever arrived, so the next request starts on a clean line.
+void SerialLinePoller::drain_line() {
+  if (!ctx_) return;
+  const double char_us = 11.0 * 1e6 / std::max(spec_.baud, 1);  // start + 8 data + parity/stop
+  const auto silence = std::chrono::microseconds(
+      std::max<long>(1750, static_cast<long>(3.5 * char_us)));
+  wait_until(SteadyClock::now() + silence);
+  modbus_flush(as_ctx(ctx_));
+  last_io_ = SteadyClock::now();
+}
+
 void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
   DevicePoll& p = d.poll;
   p.begin(SteadyClock::now(), slot);
@@ -122,18 +135,26 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
     obs_.on_request(o.event);
   }
   std::uint8_t rsp[MODBUS_RTU_MAX_ADU_LENGTH];
+  // The port itself failed (read/write error: an unplugged adapter). A silent or garbling
+  // slave is not fixed by reopening the tty: for those the line is only flushed.
+  bool port_failed = false;
   while (o.step != DevicePoll::Step::kDone && o.step != DevicePoll::Step::kDoneReconnect) {
     if (o.step == DevicePoll::Step::kSendAfter && !wait_until(SteadyClock::now() + o.delay)) {
       o = p.fail("stopping");
       break;
     }
     if (o.step == DevicePoll::Step::kReconnectSend) {
-      close_line();
-      next_open_ = {};
-      if (!open_line(error)) {
-        o = p.fail(error);
-        obs_.on_request(o.event);
-        break;
+      if (port_failed || !ctx_) {
+        close_line();
+        next_open_ = {};
+        if (!open_line(error)) {
+          o = p.fail(error);
+          obs_.on_request(o.event);
+          break;
+        }
+        port_failed = false;
+      } else {
+        drain_line();
       }
     }
     if (spec_.pause_between_requests.count() > 0) {
@@ -152,6 +173,7 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
     set_timeout(ctx, p.spec().timeout);
     p.on_sent();
     if (modbus_send_raw_request(ctx, req, sizeof req) == -1) {
+      port_failed = true;
       o = p.on_connection_lost("write to " + spec_.key + " failed (errno " +
                                std::to_string(errno) + ")");
     } else {
@@ -164,6 +186,7 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
         } else if (e == EMBBADCRC || e == EMBBADDATA || e == EMBMDATA || e == EMBBADSLAVE) {
           o = p.on_malformed(e == EMBBADCRC ? "bad CRC" : "invalid frame");
         } else {
+          port_failed = true;
           o = p.on_connection_lost("read from " + spec_.key + " failed (errno " +
                                    std::to_string(e) + ")");
         }
@@ -176,8 +199,11 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
     }
     obs_.on_request(o.event);
     if (o.step == DevicePoll::Step::kDoneReconnect) {
-      modbus_flush(as_ctx(ctx_));
-      close_line();
+      if (port_failed) {
+        close_line();
+      } else {
+        drain_line();  // the next device on the line starts clean
+      }
     }
   }
   const auto now = SteadyClock::now();
@@ -200,13 +226,9 @@ void SerialLinePoller::run() {
     const SteadyTime slot = it->next_slot;
     const auto interval = it->poll.spec().interval;
     if (SteadyClock::now() >= it->backoff_until) poll_device(*it, slot);
-    it->next_slot = slot + interval;
-    const auto now = SteadyClock::now();
-    if (it->next_slot <= now) {
-      const auto behind = (now - it->next_slot) / interval + 1;
-      for (long i = 0; i < behind && i < 1000; ++i) obs_.on_overrun(it->poll.index());
-      it->next_slot += interval * behind;
-    }
+    const NextSlot next = advance_slot(slot, interval, SteadyClock::now());
+    for (long i = 0; i < next.skipped; ++i) obs_.on_overrun(it->poll.index());
+    it->next_slot = next.at;
   }
   if (devs_.empty()) {
     std::unique_lock lock(mu_);

@@ -5,6 +5,11 @@
 // are validated by our own frame.h, and the same DevicePoll drives the cycle, so error classes
 // and counters are the ones of the TCP engine.
 //
+// A timeout or a bad frame from one slave does not reopen the port (that would not wake a dead
+// slave, and would flap the endpoint's up gauge and reset termios on every dead-meter poll):
+// the line is drained and the request resent. Only a read/write error on the port itself (an
+// unplugged USB adapter) closes it; it is reopened with backoff.
+//
 // libmodbus 3.1.6 waits with select(): a serial port whose fd lands at or above FD_SETSIZE
 // (possible when thousands of TCP sockets are open) is moved below it with F_DUPFD, or refused.
 //
@@ -58,6 +63,7 @@ class SerialLinePoller {
   void run();
   bool open_line(std::string& error);
   void close_line();
+  void drain_line();
   void poll_device(Dev& d, SteadyTime slot);
   bool wait_until(SteadyTime t);  // false when stopping
 

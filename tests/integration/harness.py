@@ -31,6 +31,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """n distinct free ports: every socket stays bound until all are picked, so the kernel cannot
+    hand out the same port twice (which free_port() called n times can)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def wait_port(port, timeout=15.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -149,7 +164,7 @@ def remap_config(src_config, source_dir, workdir):
     # Device endpoints only (the MQTT broker URI looks alike and is passed on the command line).
     ep = re.compile(r'(endpoint:\s*"?tcp://127\.0\.0\.1:)(\d+)')
     ports = sorted(set(m.group(2) for m in ep.finditer(text)))
-    mapping = {p: str(free_port()) for p in ports}
+    mapping = {p: str(n) for p, n in zip(ports, free_ports(len(ports)))}
     text = ep.sub(lambda m: m.group(1) + mapping[m.group(2)], text)
     text = re.sub(r"(?m)^profiles_dir:.*$",
                   "profiles_dir: " + os.path.join(os.path.abspath(source_dir), "config", "profiles"), text)

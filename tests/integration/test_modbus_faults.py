@@ -108,7 +108,10 @@ def main():
         with open(faults, "w") as f:
             f.write("c1-pdu-a=silent\nc2-pdu-a=busy\nc3-pdu-a=illegal:1\nc4-pdu-a=close\n")
         t_fault = time.time()
-        # Healthy devices on endpoints without faults: the serial meters and the G2 B-side PDUs.
+        # Healthy devices: the serial meters (a fault-free line), and the other PDUs on G2, which
+        # share that gateway with the closing c4-pdu-a (so this also checks that a closing
+        # neighbour costs them nothing). G1's healthy B-side PDUs share it with the silent,
+        # busy and illegal faults and are not held to a schedule here.
         healthy = ["meter-facility_total", "meter-it_total", "c4-pdu-b", "c5-pdu-a", "c5-pdu-b",
                    "c6-pdu-a", "c6-pdu-b"]
 

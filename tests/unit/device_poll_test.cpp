@@ -45,10 +45,11 @@ struct CycleRun {
   std::vector<RequestEvent> events;
 };
 
-// Drives one cycle to its end with `device` answering each request.
-CycleRun cycle(DevicePoll& p, const std::function<Bytes(const ReadRequest&)>& device) {
+// Drives one cycle, scheduled (and run) at `now`, to its end with `device` answering each
+// request.
+CycleRun cycle(DevicePoll& p, const std::function<Bytes(const ReadRequest&)>& device,
+               SteadyTime now = SteadyClock::now()) {
   CycleRun run;
-  const auto now = SteadyClock::now();
   p.begin(now, now);
   DevicePoll::Outcome o = p.first();
   int guard = 0;
@@ -58,7 +59,7 @@ CycleRun cycle(DevicePoll& p, const std::function<Bytes(const ReadRequest&)>& de
     o = p.on_reply(device(p.request()));
     run.events.push_back(o.event);
   }
-  run.result = p.take_result(SteadyClock::now());
+  run.result = p.take_result(now);
   return run;
 }
 
@@ -246,9 +247,10 @@ TEST(DevicePoll, SlowerPointGroupsAreReadEveryNthCycleAndCarriedWithinTheirInter
   };
   std::vector<std::size_t> sent;
   std::vector<std::optional<double>> energy;
+  const SteadyTime t0 = SteadyClock::now();
   for (int c = 0; c < 7; ++c) {
     if (c == 3) energy_base = 9;  // the counter moves between the 1st and the 2nd slow read
-    const CycleRun r = cycle(p, dev);
+    const CycleRun r = cycle(p, dev, t0 + c * s.interval);
     ASSERT_TRUE(r.result.ok);
     EXPECT_EQ(r.result.values[0].value, 0);  // the fast point every time
     sent.push_back(r.sent.size());
@@ -260,23 +262,309 @@ TEST(DevicePoll, SlowerPointGroupsAreReadEveryNthCycleAndCarriedWithinTheirInter
                                                        second, second}));
 }
 
-TEST(DevicePoll, ASlowPointIsNotCarriedAfterAFailedRead) {
+TEST(DevicePoll, ASlowGroupWhoseReadFailedIsReadAgainOnTheNextPoll) {
   DeviceSpec s = spec_of({reg("power", 0), reg("energy", 100)});
-  s.every = {1, 2};
+  s.interval = std::chrono::seconds(10);
+  s.every = {1, 3};
   DevicePoll p(s, 0);
   bool fail_energy = false;
   auto dev = [&](const ReadRequest& q) {
     return q.address == 100 && fail_energy ? exception(q.kind, 4) : answer(q, {});
   };
-  EXPECT_EQ(cycle(p, dev).result.values[1].value, 100);  // cycle 1: read
-  EXPECT_EQ(cycle(p, dev).result.values[1].value, 100);  // cycle 2: carried
+  const SteadyTime t0 = SteadyClock::now();
+  auto at = [&](int k) { return t0 + k * s.interval; };
+  EXPECT_EQ(cycle(p, dev, at(0)).result.values[1].value, 100);  // read
+  EXPECT_EQ(cycle(p, dev, at(1)).result.values[1].value, 100);  // carried
+  EXPECT_EQ(cycle(p, dev, at(2)).result.values[1].value, 100);  // carried
   fail_energy = true;
-  EXPECT_FALSE(cycle(p, dev).result.ok);                  // cycle 3: the read fails
+  EXPECT_FALSE(cycle(p, dev, at(3)).result.ok);                 // due; the read fails
   fail_energy = false;
-  // Cycle 4: energy is not due and its last value is two cycles old: absent, not frozen.
-  const CycleRun r = cycle(p, dev);
+  // The very next poll reads it again instead of leaving it absent for two more polls.
+  const CycleRun r = cycle(p, dev, at(4));
   ASSERT_TRUE(r.result.ok);
-  EXPECT_FALSE(r.result.values[1].value.has_value());
+  EXPECT_EQ(r.sent.size(), 2u);
+  EXPECT_EQ(r.result.values[1].value, 100);
+  // ... and its interval restarts from there: carried at 5 and 6, read at 7.
+  EXPECT_EQ(cycle(p, dev, at(5)).sent.size(), 1u);
+  EXPECT_EQ(cycle(p, dev, at(6)).sent.size(), 1u);
+  EXPECT_EQ(cycle(p, dev, at(7)).sent.size(), 2u);
+}
+
+TEST(DevicePoll, CarriedValuesKeepTheTimeTheyWereRead) {
+  DeviceSpec s = spec_of({reg("power", 0), reg("energy", 100, DataType::kUInt32)});
+  s.interval = std::chrono::seconds(10);
+  s.every = {1, 3};
+  DevicePoll p(s, 0);
+  const SteadyTime t0 = SteadyClock::now();
+  auto dev = [](const ReadRequest& q) { return answer(q, {}); };
+  std::vector<PollResult> rs;
+  for (int k = 0; k < 4; ++k) rs.push_back(cycle(p, dev, t0 + k * s.interval).result);
+  for (const PollResult& r : rs) {
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.values[0].read_at, r.completed_at);  // read this cycle
+  }
+  EXPECT_EQ(rs[0].values[1].read_at, rs[0].completed_at);
+  EXPECT_EQ(rs[1].values[1].read_at, rs[0].completed_at);  // carried: when it was read
+  EXPECT_EQ(rs[2].values[1].read_at, rs[0].completed_at);
+  EXPECT_EQ(rs[3].values[1].read_at, rs[3].completed_at);  // read again
+}
+
+TEST(DevicePoll, SlowGroupsAreDueByTimeSoBackoffNeverPresentsAnOldValueAsFresh) {
+  // Energy every 10 polls of 10 s. After it was read the device fails and backs off; the first
+  // good poll comes 320 s later. Counting cycles would call the group "not due" and carry a
+  // 320 s old value; by time it is overdue and read.
+  DeviceSpec s = spec_of({reg("power", 0), reg("energy", 100)});
+  s.interval = std::chrono::seconds(10);
+  s.retries = 0;
+  s.every = {1, 10};
+  DevicePoll p(s, 0);
+  const SteadyTime t0 = SteadyClock::now();
+  auto dev = [](const ReadRequest& q) { return answer(q, {}); };
+  ASSERT_TRUE(cycle(p, dev, t0).result.ok);
+  SteadyTime t = t0;
+  for (int k = 0; k < 5; ++k) {  // five failed polls, further and further apart
+    t = p.next_poll(t + s.interval, t);
+    p.begin(t, t);
+    (void)p.first();
+    (void)p.on_timeout();
+    EXPECT_FALSE(p.take_result(t).ok);
+  }
+  t = p.next_poll(t + s.interval, t);
+  ASSERT_GT(t - t0, 10 * s.interval);
+  const CycleRun r = cycle(p, dev, t);
+  ASSERT_TRUE(r.result.ok);
+  ASSERT_EQ(r.sent.size(), 2u);  // energy was read, not carried
+  EXPECT_EQ(r.result.values[1].read_at, r.result.completed_at);
+}
+
+TEST(DevicePoll, ALatePollReadsAGroupWhoseTimeHasCome) {
+  // Polls that start late (queued behind a slow unit on the same gateway) must not stretch a
+  // carried value's life: a group is due by the clock, not by its slot number.
+  DeviceSpec s = spec_of({reg("power", 0), reg("energy", 100)});
+  s.interval = std::chrono::seconds(10);
+  s.every = {1, 3};
+  DevicePoll p(s, 0);
+  const SteadyTime t0 = SteadyClock::now();
+  auto dev = [](const ReadRequest& q) { return answer(q, {}); };
+  ASSERT_TRUE(cycle(p, dev, t0).result.ok);
+  // The poll of slot 1 starts 25 s late: the value read at t0 would be 35 s old.
+  const SteadyTime late = t0 + std::chrono::seconds(35);
+  p.begin(late, t0 + s.interval);
+  std::vector<std::uint16_t> sent;
+  DevicePoll::Outcome o = p.first();
+  while (o.step == Step::kSend) {
+    sent.push_back(p.request().address);
+    o = p.on_reply(answer(p.request(), {}));
+  }
+  const PollResult r = p.take_result(late);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(sent, (std::vector<std::uint16_t>{0, 100}));
+  EXPECT_EQ(r.values[1].read_at, r.completed_at);
+}
+
+}  // namespace
+}  // namespace facility::modbus
+
+namespace facility::modbus {
+namespace {
+
+int exceptions(const CycleRun& r, int code) {
+  int n = 0;
+  for (const auto& e : r.events) n += e.result == RequestResult::kException && e.exception_code == code;
+  return n;
+}
+
+// A dead unit behind a TCP gateway (10/11), a device that stays busy after its retries (5/6) and
+// a device failure (4) fail the poll like a timeout does, so the device backs off too: a gateway
+// answers 11 only after its own serial timeout, and that costs the whole bus every poll.
+TEST(DevicePoll, GatewayBusyAndDeviceFailureExceptionsBackOffAndKeepTheConnection) {
+  for (int code : {4, 6, 10, 11}) {
+    SCOPED_TRACE(code);
+    DeviceSpec s = spec_of({reg("a", 0)});
+    s.interval = std::chrono::milliseconds(1000);
+    s.backoff_max = std::chrono::milliseconds(8000);
+    s.busy_retries = 1;
+    DevicePoll p(s, 0);
+    const auto now = SteadyClock::now();
+    const long want[] = {0, 2000, 4000, 8000, 8000};
+    for (long w : want) {
+      p.begin(now, now);
+      DevicePoll::Outcome o = p.first();
+      do {
+        o = p.on_reply(exception(RegisterKind::kHolding, code));
+      } while (o.step == Step::kSendAfter);
+      EXPECT_EQ(o.step, Step::kDone);  // not kDoneReconnect: the connection is fine
+      EXPECT_FALSE(p.take_result(now).ok);
+      EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(p.next_poll(now, now) - now)
+                    .count(),
+                w);
+    }
+    p.begin(now, now);
+    (void)p.first();
+    (void)p.on_reply(answer(p.request(), {}));
+    EXPECT_TRUE(p.take_result(now).ok);
+    EXPECT_EQ(p.next_poll(now, now), now);  // one answer ends the backoff
+  }
+}
+
+TEST(DevicePoll, AnIllegalAddressInABridgedHoleIsRemembered) {
+  // Points at 0 and 10; the device has nothing at 5 and says so. The planner bridges the hole
+  // (max_gap 16); after the split both points arrive, and the hole must never be read again.
+  DeviceSpec s = spec_of({reg("a", 0), reg("b", 10)});
+  s.plan.max_gap = 16;
+  DevicePoll p(s, 0);
+  const std::set<int> illegal{5};
+  auto dev = [&](const ReadRequest& q) { return answer(q, illegal); };
+  CycleRun r = cycle(p, dev);
+  ASSERT_TRUE(r.result.ok);
+  EXPECT_EQ(exceptions(r, 2), 1);
+  EXPECT_EQ(r.result.values[0].value, 0);
+  EXPECT_EQ(r.result.values[1].value, 10);
+  EXPECT_EQ(p.unreadable_points(), 0u);
+  for (int k = 0; k < 3; ++k) {
+    r = cycle(p, dev);
+    ASSERT_TRUE(r.result.ok);
+    EXPECT_EQ(exceptions(r, 2), 0) << "cycle " << k + 2;
+    EXPECT_EQ(r.sent.size(), 2u);
+    EXPECT_EQ(r.result.values[1].value, 10);
+  }
+}
+
+TEST(DevicePoll, HolesAreFoundInsideHalvesToo) {
+  // The bad address (2) lies in the hole inside the left half; the hole between the halves
+  // (5..9) is fine and stays bridged.
+  DeviceSpec s = spec_of({reg("a", 0), reg("b", 4), reg("c", 10), reg("d", 14)});
+  s.plan.max_gap = 16;
+  DevicePoll p(s, 0);
+  const std::set<int> illegal{2};
+  auto dev = [&](const ReadRequest& q) { return answer(q, illegal); };
+  CycleRun r = cycle(p, dev);
+  ASSERT_TRUE(r.result.ok);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(r.result.values[i].value.has_value()) << i;
+  r = cycle(p, dev);
+  EXPECT_EQ(exceptions(r, 2), 0);
+  ASSERT_EQ(r.sent.size(), 2u);
+  EXPECT_EQ(r.sent[1].address, 4);
+  EXPECT_EQ(r.sent[1].count, 11);  // 4..14: the good hole is still bridged
+}
+
+TEST(DevicePoll, OnlyTheUnmappedPartOfAHoleIsForbidden) {
+  // The fast group's read bridges registers 1..9; register 5 belongs to a slower point (read
+  // by its own group), register 7 is what the device rejects. Forbidding 1..9 would make the
+  // slower point unreadable; only 1..4 and 6..9 may be forbidden.
+  DeviceSpec s = spec_of({reg("a", 0), reg("slow", 5), reg("b", 10)});
+  s.plan.max_gap = 16;
+  s.interval = std::chrono::seconds(10);
+  s.every = {1, 6, 1};
+  DevicePoll p(s, 0);
+  const std::set<int> illegal{7};
+  auto dev = [&](const ReadRequest& q) { return answer(q, illegal); };
+  const SteadyTime t0 = SteadyClock::now();
+  CycleRun r = cycle(p, dev, t0);
+  ASSERT_TRUE(r.result.ok);
+  EXPECT_EQ(r.result.values[1].value, 5);
+  r = cycle(p, dev, t0 + s.interval);
+  EXPECT_EQ(exceptions(r, 2), 0);
+  EXPECT_EQ(r.sent.size(), 2u);
+  r = cycle(p, dev, t0 + 6 * s.interval);
+  EXPECT_EQ(exceptions(r, 2), 0);
+  EXPECT_FALSE(r.result.values[1].unreadable) << r.result.values[1].unreadable_why;
+  EXPECT_EQ(r.result.values[1].value, 5);
+  EXPECT_EQ(p.unreadable_points(), 0u);
+}
+
+TEST(DevicePoll, ExceptionThreeNeverLowersTheCapBelowAReadTheDeviceAnswered) {
+  // The device answers at most 30 registers; the map has a 20-register string and 16 single
+  // registers after it. Halving the cap blindly (36 / 2 = 18) would make the string unreadable
+  // although the device has just read it in a 28-register read.
+  // The map starts at 0x4142 so that the string's words ("AB", "AC", ...) hold no NUL.
+  constexpr int kBase = 0x4142;
+  PointSpec model = reg("model", kBase, DataType::kString);
+  model.length = 20;
+  std::vector<PointSpec> pts{model};
+  for (int a = kBase + 20; a < kBase + 36; ++a) {
+    pts.push_back(reg("r" + std::to_string(a), static_cast<std::uint16_t>(a)));
+  }
+  DevicePoll p(spec_of(pts), 0);
+  auto dev = [](const ReadRequest& q) {
+    return q.count > 30 ? exception(q.kind, 3) : answer(q, {});
+  };
+  for (int k = 0; k < 3; ++k) {
+    SCOPED_TRACE(k);
+    const CycleRun r = cycle(p, dev);
+    ASSERT_TRUE(r.result.ok) << r.result.error;
+    EXPECT_EQ(p.unreadable_points(), 0u);
+    EXPECT_FALSE(r.result.values[0].unreadable) << r.result.values[0].unreadable_why;
+    EXPECT_EQ(r.result.values[0].text.substr(0, 4), "ABAC");
+    EXPECT_EQ(r.result.values[16].value, kBase + 35);
+    if (k > 0) {
+      EXPECT_EQ(exceptions(r, 3), 0);
+      for (const auto& q : r.sent) EXPECT_LE(q.count, 30);
+    }
+  }
+}
+
+TEST(DevicePoll, UnreadablePointsAreReprobedWithALongBackoff) {
+  std::vector<PointSpec> pts;
+  for (int a = 0; a < 4; ++a) pts.push_back(reg("p" + std::to_string(a), static_cast<std::uint16_t>(a)));
+  DeviceSpec s = spec_of(pts);
+  s.interval = std::chrono::seconds(10);
+  s.reprobe_unreadable = std::chrono::seconds(60);
+  s.reprobe_unreadable_max = std::chrono::seconds(120);
+  DevicePoll p(s, 0);
+  std::set<int> illegal{2};
+  auto dev = [&](const ReadRequest& q) { return answer(q, illegal); };
+  const SteadyTime t0 = SteadyClock::now();
+  auto at = [&](int k) { return t0 + k * s.interval; };
+  CycleRun r = cycle(p, dev, at(0));
+  ASSERT_TRUE(r.result.values[2].unreadable);
+  EXPECT_NE(r.result.values[2].unreadable_why.find("exception 2"), std::string::npos);
+  // Until the re-probe is due: two reads around it, no exception.
+  std::vector<int> exc_per_cycle;
+  for (int k = 1; k <= 30; ++k) {
+    r = cycle(p, dev, at(k));
+    ASSERT_TRUE(r.result.ok);
+    exc_per_cycle.push_back(exceptions(r, 2));
+    EXPECT_TRUE(r.result.values[2].unreadable) << "cycle " << k;
+  }
+  // One single-point re-probe 60 s after, then 120 s after that (the max), 120 s again.
+  std::vector<int> want(30, 0);
+  want[6 - 1] = want[18 - 1] = want[30 - 1] = 1;
+  EXPECT_EQ(exc_per_cycle, want);
+  // The device is fixed (a firmware update, a gateway that had finished booting): the next
+  // re-probe succeeds and the point is back in the plan, read with its neighbours.
+  illegal.clear();
+  for (int k = 31; k <= 42; ++k) r = cycle(p, dev, at(k));
+  EXPECT_EQ(r.sent.size(), 3u);  // the re-probe at 42 (60 + 120 + 120 + 120 s)
+  r = cycle(p, dev, at(43));
+  EXPECT_EQ(p.unreadable_points(), 0u);
+  ASSERT_EQ(r.sent.size(), 1u);
+  EXPECT_EQ(r.result.values[2].value, 2);
+  EXPECT_FALSE(r.result.values[2].unreadable);
+}
+
+TEST(DevicePoll, AFunctionTheDeviceRejectedIsReprobedWithOneRead) {
+  PointSpec in0 = reg("in0", 0), in1 = reg("in1", 7);
+  in0.kind = in1.kind = RegisterKind::kInput;
+  DeviceSpec s = spec_of({reg("h", 0), in0, in1});
+  s.interval = std::chrono::seconds(10);
+  s.reprobe_unreadable = std::chrono::seconds(30);
+  DevicePoll p(s, 0);
+  bool reject = true;
+  auto dev = [&](const ReadRequest& q) {
+    return q.kind == RegisterKind::kInput && reject ? exception(q.kind, 1) : answer(q, {});
+  };
+  const SteadyTime t0 = SteadyClock::now();
+  CycleRun r = cycle(p, dev, t0);
+  EXPECT_TRUE(r.result.values[1].unreadable);
+  EXPECT_TRUE(r.result.values[2].unreadable);
+  EXPECT_EQ(cycle(p, dev, t0 + s.interval).sent.size(), 1u);
+  reject = false;
+  r = cycle(p, dev, t0 + 3 * s.interval);  // the re-probe: one read for the whole function
+  EXPECT_EQ(r.sent.size(), 2u);
+  r = cycle(p, dev, t0 + 4 * s.interval);
+  EXPECT_EQ(p.unreadable_points(), 0u);
+  EXPECT_EQ(r.result.values[2].value, 7);
 }
 
 }  // namespace

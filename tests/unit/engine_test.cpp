@@ -2,16 +2,23 @@
 // isolation (silent, busy, illegal address inside a batch, closing devices) while healthy
 // devices keep their schedule, more than 1,024 connections, and only function codes 1-4 sent.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "collectors/modbus/engine.h"
+#include "collectors/unique_fd.h"
 #include "sim/modbus_server.h"
 
 namespace facility::modbus {
@@ -87,7 +94,7 @@ DeviceSpec device(const std::string& id, int unit, int npoints,
   s.id = id;
   s.unit = unit;
   s.interval = interval;
-  s.timeout = 150ms;
+  s.timeout = 1000ms;  // not the subject unless a test says so: generous for a loaded machine
   s.retries = 0;
   s.busy_retries = 1;
   s.busy_retry_delay = 20ms;
@@ -115,6 +122,17 @@ EngineEndpoint endpoint(std::size_t index, std::uint16_t port, bool rtu = false)
   return e;
 }
 
+// A Recorder::wait predicate: at least `devices` devices reported, each with `n` good polls.
+std::function<bool(const std::map<std::size_t, Recorder::Device>&)> all_ok(std::size_t devices, int n) {
+  return [=](const std::map<std::size_t, Recorder::Device>& d) {
+    if (d.size() < devices) return false;
+    for (const auto& [i, dev] : d) {
+      if (dev.ok < n) return false;
+    }
+    return true;
+  };
+}
+
 void expect_read_only(const ModbusServer& s) {
   for (const auto& [fc, n] : s.function_code_counts()) {
     EXPECT_TRUE(fc >= 1 && fc <= 4) << "function code " << fc << " sent " << n << " times";
@@ -138,11 +156,7 @@ TEST(PollEngine, PollsAndDecodesOverTcpAndRtuOverTcp) {
   Recorder rec;
   PollEngine engine(std::move(eps), rec);
   engine.start();
-  ASSERT_TRUE(rec.wait([](const auto& d) {
-    if (d.size() < 6) return false;
-    for (const auto& [i, dev] : d) if (dev.ok < 3) return false;
-    return true;
-  }));
+  ASSERT_TRUE(rec.wait(all_ok(6, 3)));
   engine.stop();
   for (const auto& [i, dev] : rec.snapshot()) {
     SCOPED_TRACE(i);
@@ -187,8 +201,10 @@ TEST(PollEngine, FaultyDevicesCostOnlyTheirOwnSlot) {
   std::vector<EngineEndpoint> eps{endpoint(0, healthy), endpoint(1, silent), endpoint(2, gateway),
                                   endpoint(3, busy),    endpoint(4, illegal), endpoint(5, closing)};
   for (int u = 1; u <= 3; ++u) eps[0].devices.emplace_back(u - 1, device("h" + std::to_string(u), u, 8));
-  eps[1].devices.emplace_back(3, device("silent", 1, 8));
-  eps[2].devices.emplace_back(4, device("gw-silent", 1, 8));
+  DeviceSpec silent_dev = device("silent", 1, 8), gw_silent = device("gw-silent", 1, 8);
+  silent_dev.timeout = gw_silent.timeout = 150ms;  // the subject: they time out
+  eps[1].devices.emplace_back(3, silent_dev);
+  eps[2].devices.emplace_back(4, gw_silent);
   eps[2].devices.emplace_back(5, device("gw-healthy", 2, 8));
   eps[3].devices.emplace_back(6, device("busy", 1, 8));
   eps[4].devices.emplace_back(7, device("illegal", 1, 8));
@@ -267,13 +283,7 @@ TEST(PollEngine, MoreThan1024Connections) {
   Recorder rec;
   PollEngine engine(std::move(eps), rec);
   engine.start();
-  const bool all = rec.wait(
-      [](const auto& d) {
-        if (static_cast<int>(d.size()) < kEndpoints) return false;
-        for (const auto& [i, dev] : d) if (dev.ok < 2) return false;
-        return true;
-      },
-      60s);
+  const bool all = rec.wait(all_ok(kEndpoints, 2), 60s);
   engine.stop();
   ASSERT_TRUE(all);
   int failed = 0;
@@ -287,31 +297,103 @@ TEST(PollEngine, MoreThan1024Connections) {
   expect_read_only(server);
 }
 
-// Pauses are lower bounds, so a loaded machine cannot make this test fail: requests on one
-// endpoint are never closer together than pause_between_requests, and the first one never
-// comes sooner than pause_after_connect after the connection opened.
-class Timing : public Recorder {
+// A Modbus TCP device on a raw socket, one connection at a time: answers FC3 reads (every
+// register = 7) and records, per request, when it arrived and when its reply was about to be
+// sent, on the device's side of the wire. With close_after_reply it closes the connection after
+// every transaction, shutting its side in the same segment as the reply (TCP_CORK), so the
+// client sees the reply and the FIN in one read.
+class RecordingDevice {
  public:
-  void on_request(const RequestEvent& e) override {
-    Recorder::on_request(e);
-    std::lock_guard l(mu);
-    replies.push_back(std::chrono::steady_clock::now());
+  explicit RecordingDevice(bool close_after_reply)
+      : close_(close_after_reply), fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_.get(), 8) != 0) {
+      throw std::runtime_error("listen failed");
+    }
+    socklen_t len = sizeof a;
+    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
   }
-  void on_connection(std::size_t i, bool up) override {
-    Recorder::on_connection(i, up);
-    std::lock_guard l(mu);
-    if (up) connected.push_back(std::chrono::steady_clock::now());
+  ~RecordingDevice() {
+    stop_ = true;
+    thread_.join();
   }
-  std::mutex mu;
-  std::vector<std::chrono::steady_clock::time_point> replies, connected;
+  std::uint16_t port() const { return port_; }
+  int connections() const { return connections_; }
+  struct Exchange {
+    std::chrono::steady_clock::time_point arrived, replying;
+  };
+  std::vector<Exchange> exchanges() {
+    std::lock_guard l(mu_);
+    return exchanges_;
+  }
+
+ private:
+  // One request (12 bytes) from c, or false at EOF / stop.
+  bool read_request(int c, std::uint8_t (&req)[12]) {
+    std::size_t got = 0;
+    while (got < sizeof req && !stop_) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      const ssize_t n = ::recv(c, req + got, sizeof req - got, 0);
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return got == sizeof req;
+  }
+  void run() {
+    while (!stop_) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!c) continue;
+      ++connections_;
+      std::uint8_t req[12];
+      while (read_request(c.get(), req) && req[7] == 3) {
+        Exchange x{std::chrono::steady_clock::now(), {}};
+        const int count = req[10] << 8 | req[11];
+        std::vector<std::uint8_t> rep{req[0], req[1], 0, 0, 0, static_cast<std::uint8_t>(3 + 2 * count),
+                                      req[6], 3, static_cast<std::uint8_t>(2 * count)};
+        for (int i = 0; i < count; ++i) rep.insert(rep.end(), {0, 7});
+        const int one = 1;
+        if (close_) ::setsockopt(c.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+        x.replying = std::chrono::steady_clock::now();
+        {
+          std::lock_guard l(mu_);
+          exchanges_.push_back(x);
+        }
+        (void)::send(c.get(), rep.data(), rep.size(), MSG_NOSIGNAL);
+        if (close_) {
+          ::shutdown(c.get(), SHUT_WR);  // flushes the corked reply together with the FIN
+          pollfd w{c.get(), POLLIN, 0};
+          (void)::poll(&w, 1, 1000);  // let the client close first
+          break;
+        }
+      }
+    }
+  }
+
+  bool close_;
+  UniqueFd fd_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::mutex mu_;
+  std::vector<Exchange> exchanges_;
+  std::thread thread_;
 };
 
+// Pauses are lower bounds, measured where a loaded machine cannot shrink them: on the device's
+// side of the wire. The engine starts a pause when it has the previous reply, which is after the
+// device began sending it; so (request i+1 arrived) - (reply i began) >= pause_between_requests
+// whatever the scheduler does. The first request cannot arrive sooner than pause_after_connect
+// after start().
 TEST(PollEngine, PausesAfterConnectAndBetweenRequests) {
-  ModbusServer server;
-  const auto port = server.listen("127.0.0.1", 0);
-  for (int u = 1; u <= 3; ++u) server.set_unit(port, static_cast<std::uint8_t>(u), counting_image(4));
-  server.start();
-  std::vector<EngineEndpoint> eps{endpoint(0, port)};
+  RecordingDevice server(/*close_after_reply=*/false);
+  std::vector<EngineEndpoint> eps{endpoint(0, server.port())};
   eps[0].spec.pause_after_connect = 150ms;
   eps[0].spec.pause_between_requests = 80ms;
   for (int u = 1; u <= 3; ++u) {
@@ -319,33 +401,32 @@ TEST(PollEngine, PausesAfterConnectAndBetweenRequests) {
     d.first_poll_offset = 0ms;  // all three due at once: the pauses must space them
     eps[0].devices.emplace_back(u - 1, d);
   }
-  Timing rec;
+  Recorder rec;
   PollEngine engine(std::move(eps), rec);
+  const auto started = std::chrono::steady_clock::now();
   engine.start();
-  ASSERT_TRUE(rec.wait([](const auto& d) {
-    if (d.size() < 3) return false;
-    for (const auto& [i, dev] : d) if (dev.ok < 3) return false;
-    return true;
-  }));
+  ASSERT_TRUE(rec.wait(all_ok(3, 3)));
   engine.stop();
-  std::lock_guard l(rec.mu);
-  ASSERT_EQ(rec.connected.size(), 1u);
-  ASSERT_GE(rec.replies.size(), 9u);
-  // The first reply comes after the pause (plus a round trip) from the connection.
-  EXPECT_GE(rec.replies[0] - rec.connected[0], 150ms);
-  for (std::size_t i = 1; i < rec.replies.size(); ++i) {
-    EXPECT_GE(rec.replies[i] - rec.replies[i - 1], 80ms) << "request " << i;
+  const auto x = server.exchanges();
+  ASSERT_GE(x.size(), 9u);
+  EXPECT_EQ(server.connections(), 1);
+  EXPECT_GE(x[0].arrived - started, 150ms);
+  for (std::size_t i = 1; i < x.size(); ++i) {
+    EXPECT_GE(x[i].arrived - x[i - 1].replying, 80ms) << "request " << i;
   }
-  expect_read_only(server);
 }
 
 TEST(PollEngine, UnreachableEndpointFailsFastAndBacksOff) {
   // A port nobody listens on: connect is refused at once; polls fail with "connection".
-  std::uint16_t port;
-  {
-    ModbusServer probe;
-    port = probe.listen("127.0.0.1", 0);
-  }
+  // A port bound but not listening: refused, and no other process can take it meanwhile.
+  UniqueFd reserved(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(reserved.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(reserved.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  const std::uint16_t port = ntohs(a.sin_port);
   std::vector<EngineEndpoint> eps{endpoint(0, port)};
   eps[0].devices.emplace_back(0, device("gone", 1, 2, 100ms));
   Recorder rec;
@@ -359,6 +440,149 @@ TEST(PollEngine, UnreachableEndpointFailsFastAndBacksOff) {
   EXPECT_NE(d[0].last_error.find("refused"), std::string::npos) << d[0].last_error;
   // Backoff: ~15 slots of 100 ms passed, far fewer polls were attempted.
   EXPECT_LT(d[0].failed, 12);
+}
+
+TEST(PollEngine, AReplyThatArrivesWithTheDevicesCloseIsUsed) {
+  RecordingDevice server(/*close_after_reply=*/true);
+  std::vector<EngineEndpoint> eps{endpoint(0, server.port())};
+  DeviceSpec d = device("closer", 1, 1, 100ms);
+  d.timeout = 2000ms;  // not the subject: generous for a loaded machine
+  PointSpec far = d.points[0];
+  far.name = "far";
+  far.address = 200;  // a second read in the same cycle: it needs a new connection
+  d.points.push_back(far);
+  eps[0].devices.emplace_back(0, d);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  const bool ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 3; });
+  engine.stop();
+  auto s = rec.snapshot();
+  ASSERT_TRUE(ok) << "ok " << s[0].ok << ", failed " << s[0].failed << ": " << s[0].last_error;
+  EXPECT_EQ(s[0].failed, 0) << s[0].last_error;
+  EXPECT_EQ(s[0].results["connection"], 0);
+  EXPECT_GE(s[0].results["ok"], 6);
+  EXPECT_EQ(s[0].last_ok.values[0].value, 7);
+  EXPECT_EQ(s[0].last_ok.values[1].value, 7);
+  EXPECT_GE(server.connections(), 6);  // one per request
+}
+
+// Host names: looked up on the resolver thread, again after each failure.
+TEST(PollEngine, AHostNameThatDidNotResolveIsLookedUpAgain) {
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  server.set_unit(port, 1, counting_image(2));
+  server.start();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  // DNS is down for the first two lookups (the daemon started before the network).
+  ResolveFn resolve = [calls](const std::string& host, int p) {
+    if (++*calls <= 2) return ResolvedAddress{{}, 0, "cannot resolve " + host + ": no network"};
+    return parse_ipv4("127.0.0.1", p);
+  };
+  std::vector<EngineEndpoint> eps{endpoint(0, port)};
+  eps[0].spec.host = "meter.example";
+  DeviceSpec d = device("named", 1, 2, 100ms);
+  d.timeout = 2000ms;
+  eps[0].devices.emplace_back(0, d);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec, resolve);
+  engine.start();
+  const bool ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 2; });
+  engine.stop();
+  auto s = rec.snapshot();
+  ASSERT_TRUE(ok) << s[0].last_error;
+  EXPECT_GE(s[0].failed, 1);
+  EXPECT_NE(s[0].last_error.find("cannot resolve meter.example"), std::string::npos) << s[0].last_error;
+  EXPECT_GE(calls->load(), 3);
+  EXPECT_EQ(s[0].last_ok.values[1].value, 1001);
+}
+
+TEST(PollEngine, ASlowLookupDelaysOnlyItsOwnEndpoint) {
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  server.set_unit(port, 1, counting_image(2));
+  server.set_unit(port, 2, counting_image(2));
+  server.start();
+  // The lookup of slow.example hangs until the test lets it go (a dead DNS server).
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  ResolveFn resolve = [release](const std::string&, int p) {
+    for (int i = 0; i < 3000 && !*release; ++i) std::this_thread::sleep_for(10ms);
+    return parse_ipv4("127.0.0.1", p);
+  };
+  std::vector<EngineEndpoint> eps{endpoint(0, port), endpoint(1, port)};
+  eps[0].spec.host = "slow.example";
+  eps[0].spec.connect_timeout = 200ms;
+  DeviceSpec slow = device("slow", 1, 2, 100ms), fast = device("fast", 2, 2, 100ms);
+  slow.timeout = fast.timeout = 2000ms;
+  eps[0].devices.emplace_back(0, slow);
+  eps[1].devices.emplace_back(1, fast);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec, resolve);
+  engine.start();
+  // The literal endpoint polls while the lookup hangs; the named one's polls fail, named.
+  const bool fast_ok = rec.wait([](const auto& devs) {
+    return devs.count(1) && devs.at(1).ok >= 3 && devs.count(0) && devs.at(0).failed >= 1;
+  });
+  auto before = rec.snapshot();
+  *release = true;
+  const bool slow_ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 1; });
+  engine.stop();
+  ASSERT_TRUE(fast_ok);
+  EXPECT_EQ(before[0].ok, 0);
+  EXPECT_NE(before[0].last_error.find("resolving slow.example took longer than 200 ms"),
+            std::string::npos)
+      << before[0].last_error;
+  EXPECT_TRUE(slow_ok);
+}
+
+TEST(PollEngine, AnIllegalAddressInABridgedGapCostsOneExceptionOnly) {
+  // Points at 0 and 10: the planner bridges 1..9 (max_gap 16); the device rejects 5, which no
+  // point maps. After the first split the hole is never read again.
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  server.set_unit(port, 1, counting_image(16));
+  Fault il;
+  il.illegal_addresses = {5};
+  server.set_fault(port, 1, il);
+  server.start();
+  std::vector<EngineEndpoint> eps{endpoint(0, port)};
+  DeviceSpec d = device("gap", 1, 1, 100ms);
+  d.timeout = 2000ms;
+  d.plan.max_gap = 16;
+  PointSpec b = d.points[0];
+  b.name = "b";
+  b.address = 10;
+  d.points.push_back(b);
+  eps[0].devices.emplace_back(0, d);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  const bool ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 5; });
+  engine.stop();
+  auto s = rec.snapshot();
+  ASSERT_TRUE(ok) << s[0].last_error;
+  EXPECT_EQ(s[0].failed, 0);
+  EXPECT_EQ(s[0].results["exception_2"], 1);
+  EXPECT_EQ(s[0].last_ok.values[0].value, 1000);
+  EXPECT_EQ(s[0].last_ok.values[1].value, 1010);
+  EXPECT_FALSE(s[0].last_ok.values[1].unreadable);
+  expect_read_only(server);
+}
+
+TEST(PollEngine, SlotsAlreadyPastAreSkippedAndCounted) {
+  const SteadyTime t{};
+  // On time: the next slot, nothing skipped.
+  NextSlot n = advance_slot(t, 1000ms, t + 500ms);
+  EXPECT_EQ(n.at, t + 1000ms);
+  EXPECT_EQ(n.skipped, 0);
+  // 3.5 intervals late: slots 1, 2 and 3 are gone (not made up), the next is slot 4.
+  n = advance_slot(t, 1000ms, t + 3500ms);
+  EXPECT_EQ(n.at, t + 4000ms);
+  EXPECT_EQ(n.skipped, 3);
+  // Hours late (a suspended host): every skipped slot is counted, none is capped away.
+  n = advance_slot(t, 1000ms, t + std::chrono::hours(2) + 1ms);
+  EXPECT_EQ(n.skipped, 7200);
+  EXPECT_EQ(n.at, t + std::chrono::hours(2) + 1000ms);
 }
 
 }  // namespace

@@ -497,6 +497,36 @@ TEST(EnergyPue, ThirtyTwoBitWrapMidWindow) {
   EXPECT_NEAR(*pue_of(s, 1, "instant")->pue, 1.3, 1e-12);
 }
 
+// ---- A counter read every third poll (a slower point group) -------------------------------
+
+TEST(EnergyPue, ACounterReadEveryThirdPollCountsAtItsReadTime) {
+  // The facility meter's power is read every 10 s, its energy counter every 30 s and carried
+  // in between, with the time it was read. Load: 100 kW until 510 s, 200 kW after. Fed at its
+  // read time, the counter gives the energy up to the model's latest grid point exactly;
+  // re-stamped with each poll's time, a carried value would claim that the counter stood
+  // still for up to 20 s.
+  auto true_j = [](double s) { return 100e3 * std::min(s, 510.0) + 200e3 * std::max(0.0, s - 510); };
+  Rig rig(kEnergySite);
+  std::shared_ptr<const FacilitySnapshot> snap;
+  for (double t = 0; t <= 1000; t += 10) {
+    const double read = 30 * std::floor(t / 30);  // when the counter was last read
+    rig.put("main", kw(t < 510 ? 100 : 200, 1000 + true_j(read) / 3.6e6), at_s(t),
+            {{"energy", at_s(read)}});
+    rig.put("ups", kw(80, 12345 + 80 * t / 3600), at_s(t));
+    rig.put("cool", kw(10, 500 + 10 * t / 3600), at_s(t));
+    rig.put("ca", watts(2000), at_s(t));
+    snap = rig.update(at_s(t));
+  }
+  const auto& s = site_of(*snap, "s");
+  const auto* fac = energy_of(s, "facility_total");
+  ASSERT_NE(fac, nullptr);
+  ASSERT_TRUE(fac->total_j);
+  // The last counter reading is from 990 s: the history reaches that far and no further.
+  EXPECT_DOUBLE_EQ(fac->history_s, 990);
+  EXPECT_NEAR(*fac->total_j, true_j(fac->history_s), 1e-3);
+  EXPECT_EQ(device_of(*snap, "main").counter_resets, 0u);
+}
+
 // ---- A PDU reboot resetting its counter -----------------------------------------------------
 
 // kPairSite again: two PDUs at 2 kW each (IT from the PDU sum, category 2), facility 5 kW.

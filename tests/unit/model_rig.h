@@ -83,12 +83,15 @@ class Rig {
     model_ = std::make_unique<FacilityModel>(config_);
   }
 
-  // A successful poll of `device` completed at `t`.
-  void put(const std::string& device, const Points& pts, TimePoint t) {
+  // A successful poll of `device` completed at `t`; `read_at`: points carried from an earlier
+  // read (a slower point group), with the time of that read.
+  void put(const std::string& device, const Points& pts, TimePoint t,
+           const std::map<std::string, TimePoint>& read_at = {}) {
     auto reading = std::make_shared<DeviceReading>();
     reading->device_id = device;
     reading->polled_at = t;
     for (const auto& [k, v] : pts) reading->points[k] = PointValue{v.first, v.second};
+    for (const auto& [k, at] : read_at) reading->points.at(k).read_at = at;
     auto& e = entries_[device];
     e.reading = std::move(reading);
     e.health.last_success = t;

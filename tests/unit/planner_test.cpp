@@ -192,7 +192,9 @@ struct Brute {
 TEST(PlannerMinimality, MatchesExhaustiveSearchOnRandomTrickyMaps) {
   std::mt19937 rng(20261201);
   const DataType widths[] = {DataType::kUInt16, DataType::kUInt32, DataType::kUInt64};
-  int checked = 0;
+  // The generator must produce the tricky cases, or the comparison proves little: maps where
+  // points share reads, and maps with points the planner cannot read (a forbidden range).
+  int merged = 0, with_unreadable = 0;
   for (int iter = 0; iter < 3000; ++iter) {
     PlanOptions o;
     o.max_registers = 2 + static_cast<int>(rng() % 12);
@@ -230,9 +232,11 @@ TEST(PlannerMinimality, MatchesExhaustiveSearchOnRandomTrickyMaps) {
       const bool unreadable = std::count(plan.unreadable.begin(), plan.unreadable.end(), i) > 0;
       EXPECT_EQ(covered[i], unreadable ? 0 : 1) << "iteration " << iter << " point " << i;
     }
-    ++checked;
+    merged += plan.reads.size() < readable.size() ? 1 : 0;
+    with_unreadable += plan.unreadable.empty() ? 0 : 1;
   }
-  EXPECT_EQ(checked, 3000);
+  EXPECT_GT(merged, 0);
+  EXPECT_GT(with_unreadable, 0);
 }
 
 }  // namespace
