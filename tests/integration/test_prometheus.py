@@ -242,6 +242,11 @@ def main():
                     f"a client that does not trust the test CA is refused ({e.reason})")
         st, _ = get(f"http://127.0.0.1:{tls_port}/metrics")
         c.check(st == 400, f"plain http on the TLS port is refused ({st})")
+        with open(os.path.join(src, "config/nginx/facilityd-metrics.conf")) as f:
+            server = f.read()
+        server = server[server.index("server {"):]
+        with open(os.path.join(src, "docs/prometheus.md")) as f:
+            c.check(server in f.read(), "docs/prometheus.md shows the tested nginx server block")
 
         # ---- Prometheus scrapes everything; every device is up --------------------------
         def targets_up():
