@@ -4,8 +4,8 @@
 // unit tests compare the text with, and the previous design the scrape benchmark measures).
 //
 // Why our own text writer: building prometheus-cpp MetricFamily objects and serializing them with
-// TextSerializer (ostream formatting) takes 4-8 times as long as writing the text directly with
-// std::to_chars: ~310 ms against ~75 ms for 100k series on the target machine (bench/RESULTS.md,
+// TextSerializer (ostream formatting) takes 5-8 times as long as writing the text directly with
+// std::to_chars: ~310 ms against ~55 ms for 100k series on the target machine (bench/RESULTS.md,
 // "Scrape latency and size while polling").
 //
 // Labels hold string_views: every label value must outlive the call that adds the sample
