@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/synthetic_site.h"
 #include "daemon/metrics.h"
 #include "daemon/model.h"
 
@@ -30,44 +31,16 @@ using namespace facility;
 using Steady = std::chrono::steady_clock;
 
 std::string make_config(int cabinets, const std::string& profiles) {
-  std::ostringstream y;
-  y << "profiles_dir: " << profiles << "\n"
-    << "cabinet_classes:\n  - {id: std, breaker: {amps: 20, volts: 220}}\n"
-    << "sites:\n  - id: s\n    rooms:\n";
-  const int rooms = std::max(1, cabinets / 200);
-  for (int r = 0; r < rooms; ++r) {
-    y << "      - id: r" << r << "\n        rows:\n          - id: w\n            cabinets:\n";
-    for (int c = r; c < cabinets; c += rooms) {
-      y << "              - {id: c" << c << ", class: std, status: " << (c % 10 ? "sold" : "free")
-        << "}\n";
-    }
-  }
-  y << "    devices:\n";
   int unit = 0;
-  auto ep = [&unit] {
+  bench::SyntheticSite site;
+  site.cabinets = cabinets;
+  site.profiles_dir = profiles;
+  site.endpoint = [&unit] {
     ++unit;
     return "\"tcp://127.0.0.1:" + std::to_string(20000 + unit / 240) +
            "\", unit: " + std::to_string(unit % 240 + 1);
   };
-  for (int c = 0; c < cabinets; ++c) {
-    for (const char* f : {"A", "B"}) {
-      y << "      - {id: c" << c << f << ", kind: pdu, profile: generic-pdu-1ph, endpoint: " << ep()
-        << ", cabinet: c" << c << ", feed: " << f << "}\n";
-    }
-    y << "      - {id: c" << c
-      << "e, kind: rack_sensor, profile: generic-rack-sensor, endpoint: " << ep() << ", cabinet: c"
-      << c << "}\n";
-  }
-  for (int u = 0; u < std::max(2, cabinets / 25); ++u) {
-    y << "      - {id: cool" << u << ", kind: cooling, profile: generic-crah, endpoint: " << ep()
-      << ", room: r" << u % rooms << ", capacity_kw: 120}\n";
-  }
-  const char* roles[] = {"facility_total", "cooling", "other", "other"};
-  for (int m = 0; m < 4; ++m) {
-    y << "      - {id: m" << m << ", kind: meter, profile: generic-energy-meter, endpoint: " << ep()
-      << ", role: " << roles[m] << "}\n";
-  }
-  return y.str();
+  return bench::synthetic_site_config(site);
 }
 
 // Fresh readings for every device at `t` (seconds since start).
