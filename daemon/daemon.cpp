@@ -79,6 +79,7 @@ ScrapeSources Daemon::scrape_sources() const {
       v.unchanged = st.unchanged_total;
       v.connects = st.connects_total;
       v.persist_errors = st.persist_errors_total;
+      v.alert_backlog_dropped = st.alert_backlog_dropped;
       return v;
     };
   }

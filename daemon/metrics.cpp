@@ -186,6 +186,11 @@ void mqtt_metrics(Families& fam, const MqttStatsView& m) {
   fam.family("facility_mqtt_outbox_persist_errors_total",
              "Writes or deletes of the MQTT outbox journal that failed.", Type::kCounter)
       .counter(none, d(m.persist_errors));
+  fam.family("facility_mqtt_alert_snapshots_lost_total",
+             "Model snapshots whose alert transitions were never published on MQTT because the "
+             "publisher lagged more than 256 such snapshots behind the model.",
+             Type::kCounter)
+      .counter(none, d(m.alert_backlog_dropped));
 }
 
 void render_live(Families& fam, const ScrapeSources& src) {

@@ -49,6 +49,7 @@ struct MqttStatsView {
   std::uint64_t unchanged = 0;  // not queued: within the deadbands
   std::uint64_t connects = 0;
   std::uint64_t persist_errors = 0;
+  std::uint64_t alert_backlog_dropped = 0;
 };
 
 // Outcome of the configuration loads (start and SIGHUP reloads).

@@ -906,6 +906,7 @@ MqttPublisher::Stats MqttPublisher::stats() const {
   {
     std::lock_guard lock(mu_);
     st.snapshots_superseded = superseded_;
+    st.alert_backlog_dropped = alert_backlog_dropped_;
     st.snapshots_processed = processed_;
   }
   return st;

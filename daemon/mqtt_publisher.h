@@ -67,6 +67,9 @@ class MqttPublisher {
     std::uint64_t queue_messages = 0;  // queued for this site, in flight included
   };
 
+  // Superseded snapshots with alert transitions kept for the worker (see publish()).
+  static constexpr std::size_t kMaxAlertBacklog = 256;
+
   struct Stats {
     bool connected = false;  // every site's connection is up (false with no sites)
     // Acknowledged by the broker (QoS 1/2) or written (QoS 0): data and status messages.
@@ -83,6 +86,9 @@ class MqttPublisher {
     std::uint64_t persist_errors_total = 0;  // journal writes or deletes that failed
     std::uint64_t snapshots_processed = 0;   // snapshots the worker rendered
     std::uint64_t snapshots_superseded = 0;  // replaced by a newer one before the worker ran
+    // Superseded snapshots whose alert transitions were never published: the worker lagged
+    // more than kMaxAlertBacklog snapshots with transitions behind the model.
+    std::uint64_t alert_backlog_dropped = 0;
     std::uint64_t connects_total = 0;
     std::vector<SiteStats> sites;
   };
@@ -161,9 +167,8 @@ class MqttPublisher {
   std::uint64_t superseded_ = 0;
   std::uint64_t processed_ = 0;
   // Alert transitions of superseded snapshots that the newer one no longer shows (raised and
-  // cleared in between), as alert-only snapshots, oldest first; bounded (a worker that lags
-  // this far behind is logged).
-  static constexpr std::size_t kMaxAlertBacklog = 256;
+  // cleared in between), as alert-only snapshots, oldest first; at most kMaxAlertBacklog (a
+  // worker that lags further behind is logged and counted in alert_backlog_dropped).
   std::deque<std::shared_ptr<const FacilitySnapshot>> alert_backlog_;
   std::uint64_t alert_backlog_dropped_ = 0;
 

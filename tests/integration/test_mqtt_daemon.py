@@ -140,7 +140,8 @@ def main():
                 "facility_mqtt_messages_unchanged_total", "facility_mqtt_messages_dropped_total",
                 "facility_mqtt_queue_messages", "facility_mqtt_queue_bytes",
                 "facility_mqtt_queue_limit_messages", "facility_mqtt_queue_limit_bytes",
-                "facility_mqtt_outbox_persist_errors_total"}
+                "facility_mqtt_outbox_persist_errors_total",
+                "facility_mqtt_alert_snapshots_lost_total"}
         c.check(fams == want, f"every MQTT metric family is exposed (missing {want - fams}, "
                               f"extra {fams - want})")
         s = h.parse_metrics(text)

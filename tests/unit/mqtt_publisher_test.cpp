@@ -708,5 +708,28 @@ TEST(MqttPublisherAlerts, TransitionsInSupersededSnapshotsAreStillPublished) {
   pub.stop();
 }
 
+// A worker that lags further than the backlog bound loses the oldest transitions: counted, not
+// silent.
+TEST(MqttPublisherAlerts, TransitionsBeyondTheBacklogBoundAreCounted) {
+  const int port = free_loopback_port();  // nothing listens: everything stays queued
+  TestFacility fac({"s1"}, 2);
+  MqttPublisher pub(settings_for(port, "ft-lag2", "t12"), {"s1"}, fast_options());
+  const TimePoint t0 = Clock::now();
+  AlertState a = raised_overload("c002", "critical", 0.97, 0.95, t0);
+  // Each snapshot flips the alert, so each one superseded hides a transition: n - 1 of them.
+  const std::size_t n = MqttPublisher::kMaxAlertBacklog + 6;
+  for (std::size_t i = 0; i < n; ++i) {
+    a.raised = i % 2 == 0;
+    a.since = t0 + std::chrono::seconds(i);
+    fac.alerts = {a};
+    pub.publish(fac.snapshot(a.since, a.raised ? 4850 : 3500));
+  }
+  const auto s = pub.stats();
+  EXPECT_EQ(s.snapshots_superseded, n - 1);
+  EXPECT_EQ(s.alert_backlog_dropped, 5u);
+  pub.start();
+  pub.stop();
+}
+
 }  // namespace
 }  // namespace facility
