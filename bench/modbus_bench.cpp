@@ -25,10 +25,10 @@
 #include <spdlog/spdlog.h>
 
 #include "bench/legacy/endpoint_poller.h"
-#include "daemon/collector_stats.h"
-#include "daemon/config.h"
-#include "daemon/polling.h"
-#include "daemon/readings.h"
+#include "daemon/polling/collector_stats.h"
+#include "daemon/config/config.h"
+#include "daemon/polling/polling.h"
+#include "daemon/readings/readings.h"
 
 namespace {
 

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "bench/synthetic_site.h"
-#include "daemon/metrics.h"
-#include "daemon/model.h"
+#include "daemon/sinks/prometheus/exposition.h"
+#include "daemon/model/model.h"
 
 namespace {
 

@@ -35,11 +35,11 @@
 #include <string>
 #include <vector>
 
-#include "daemon/config.h"
-#include "daemon/model.h"
-#include "daemon/mqtt_publisher.h"
-#include "daemon/mqtt_render.h"
-#include "tests/unit/mqtt_test_util.h"
+#include "daemon/config/config.h"
+#include "daemon/model/model.h"
+#include "daemon/sinks/mqtt/publisher.h"
+#include "daemon/sinks/mqtt/render.h"
+#include "tests/unit/support/mqtt_test_util.h"
 
 namespace {
 

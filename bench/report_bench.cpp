@@ -16,9 +16,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/history.h"
-#include "daemon/model.h"
-#include "daemon/report.h"
+#include "daemon/sinks/history/history.h"
+#include "daemon/model/model.h"
+#include "daemon/reports/report.h"
 
 namespace {
 

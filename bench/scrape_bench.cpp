@@ -45,8 +45,8 @@
 #include <vector>
 
 #include "bench/synthetic_site.h"
-#include "daemon/daemon.h"
-#include "daemon/metrics.h"
+#include "daemon/app/daemon.h"
+#include "daemon/sinks/prometheus/exposition.h"
 #include "sim/simulator.h"
 
 namespace {

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 #include "sim/simulator.h"
 
 namespace {

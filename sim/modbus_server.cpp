@@ -20,7 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "collectors/modbus/frame.h"
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 
 namespace facility::sim {
 namespace {

@@ -27,7 +27,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 #include "sim/modbus_server.h"
 #include "sim/site_model.h"
 

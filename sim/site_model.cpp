@@ -8,7 +8,7 @@
 #include <numbers>
 #include <set>
 
-#include "daemon/model.h"
+#include "daemon/model/model.h"
 
 namespace facility::sim {
 namespace {

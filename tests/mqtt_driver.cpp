@@ -24,9 +24,9 @@
 #include <string>
 #include <thread>
 
-#include "daemon/config.h"
-#include "daemon/mqtt_publisher.h"
-#include "daemon/mqtt_render.h"
+#include "daemon/config/config.h"
+#include "daemon/sinks/mqtt/publisher.h"
+#include "daemon/sinks/mqtt/render.h"
 
 namespace {
 

@@ -1,0 +1,126 @@
+// The facilityd service: pollers per endpoint -> reading store -> facility model -> sinks
+// (Prometheus /metrics, MQTT, history).
+//
+// start() validates the environment (the listen address binds) before anything is announced;
+// stop() shuts down sinks first, then pollers. Non-copyable, non-movable: it owns threads.
+//
+// reload() (SIGHUP) applies a new, already validated configuration without restarting the
+// process. What survives a reload (docs/prometheus.md, "Reload"):
+//   * the HTTP listener (its address: a changed daemon.listen needs a restart) and everything
+//     it serves; basic-auth credentials and the report routes switch to the new configuration;
+//   * the latest reading of every device whose definition (site, kind, endpoint, unit, place,
+//     role, register map) is unchanged, so its series do not blink;
+// and what restarts: the pollers (new connections), the facility model (alert hold timers,
+// in-memory energy windows and peaks start again; facility_site_energy_joules_total restarts
+// from 0, which Prometheus' increase() treats as a counter reset), the MQTT publisher and the
+// history writer. Devices removed from the configuration disappear from /metrics at once.
+//
+// Thread-safety: start()/reload()/stop() from the owning thread; snapshot() and
+// scrape_sources() from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/polling/collector_stats.h"
+#include "daemon/config/config.h"
+#include "daemon/sinks/prometheus/exposition.h"
+#include "daemon/model/model.h"
+#include "daemon/readings/readings.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace facility {
+
+class MqttPublisher;
+class HistoryRecorder;
+class HistoryWriter;
+class HttpGate;
+class HttpRoutes;
+class PollingService;
+
+struct DaemonOptions {
+  std::optional<std::string> listen;       // overrides daemon.listen
+  std::optional<std::string> mqtt_broker;  // overrides mqtt.broker
+  bool no_mqtt = false;
+  std::chrono::milliseconds model_interval{1000};
+  ExpositionMode exposition = ExpositionMode::kCached;
+};
+
+class Daemon {
+ public:
+  Daemon(std::shared_ptr<const Config> config, DaemonOptions opt);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Throws std::runtime_error with a clear message if the metrics listener cannot bind, or
+  // what a sink throws (e.g. an MQTT broker URI Paho refuses); after a throw nothing started
+  // by this call is left running and the listener is closed.
+  void start();
+  void stop();
+
+  // Switches to `config` (loaded and validated by the caller). Returns false and keeps the
+  // previous configuration running if the new one cannot be started; the reason is logged.
+  // Throws only if the previous configuration cannot start again either (then nothing polls
+  // and the caller should stop()).
+  bool reload(std::shared_ptr<const Config> config);
+  // Records a reload that failed before reload() (the new file did not load): the previous
+  // configuration stays in effect and facility_config_last_reload_successful becomes 0.
+  void reload_failed();
+
+  std::shared_ptr<const FacilitySnapshot> snapshot() const;
+  ScrapeSources scrape_sources() const;
+  int metrics_port() const;  // the bound port (useful with listen port 0)
+  std::string metrics_url() const;
+  std::size_t endpoint_count() const;
+
+ private:
+  void start_pipeline(std::shared_ptr<const Config> config);
+  void stop_pipeline();
+  void teardown();  // stop_pipeline() and close the listener
+  void model_loop();
+  void ensure_state_dir(const Config& config) const;
+  std::string start_history(const std::shared_ptr<const Config>& config);
+
+  DaemonOptions opt_;
+  std::string listen_;  // the address the listener was bound with
+
+  ReadingStore store_;  // survives reloads (devices whose definition changed are dropped)
+
+  // What scrapes read; replaced on reload under src_mu_.
+  mutable std::mutex src_mu_;
+  std::shared_ptr<const Config> config_;
+  std::shared_ptr<const FacilitySnapshot> snapshot_;
+  std::shared_ptr<CollectorStats> stats_;
+  std::shared_ptr<MqttPublisher> mqtt_;
+  std::shared_ptr<HistoryWriter> history_;
+  ReloadStatus reload_status_;
+
+  // The pipeline of one configuration (owning thread and model thread only).
+  std::unique_ptr<PollingService> polling_;
+  std::unique_ptr<FacilityModel> model_;
+  std::unique_ptr<HistoryRecorder> history_recorder_;
+
+  // The listener: kept across reloads.
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<Exposition> exposition_;
+  std::unique_ptr<HttpGate> gate_;      // authentication and /metrics
+  std::unique_ptr<HttpRoutes> routes_;  // "/" and /reports
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread model_thread_;
+  bool started_ = false;
+};
+
+}  // namespace facility

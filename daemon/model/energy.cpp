@@ -1,0 +1,260 @@
+#include "daemon/model/energy.h"
+
+#include "daemon/model/model.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace facility::model_detail {
+namespace {
+
+double seconds_between(TimePoint a, TimePoint b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+CounterTracker::At lerp(TimePoint t, TimePoint t0, const CounterTracker::At& a, TimePoint t1,
+                        const CounterTracker::At& b) {
+  if (t1 <= t0) return b;
+  const double f = seconds_between(t0, t) / seconds_between(t0, t1);
+  return {a.energy_j + f * (b.energy_j - a.energy_j), a.lost_s + f * (b.lost_s - a.lost_s)};
+}
+
+}  // namespace
+
+// ---- CounterTracker --------------------------------------------------------------------------
+
+double CounterFormat::resolution(double raw_j) const {
+  // One ulp of a float is at most |v| x 2^(1 - significand bits), whatever its scale and unit.
+  if (float_bits > 0) return std::abs(raw_j) * std::ldexp(1.0, 1 - float_bits);
+  return step_j;
+}
+
+CounterFormat counter_format(const ProfilePoint& p) {
+  const double unit = std::abs(to_base_unit(1.0, p.spec.unit));
+  const double step = std::abs(p.spec.scale) * unit;
+  using modbus::DataType;
+  switch (p.spec.type) {
+    case DataType::kInt16:
+    case DataType::kUInt16:
+      return {65536.0 * step, step, 0};
+    case DataType::kInt32:
+    case DataType::kUInt32:
+      return {4294967296.0 * step, step, 0};
+    case DataType::kFloat32:
+      return {std::nullopt, 0.0, 24};
+    case DataType::kFloat64:
+      return {std::nullopt, 0.0, 53};
+    default:
+      return {std::nullopt, step, 0};  // 64-bit counters do not wrap in practice
+  }
+}
+
+bool CounterTracker::plausible(double delta_j, double dt_s, std::optional<double> power_w,
+                               double raw_j) const {
+  if (!power_w) return true;
+  // Twice the largest power reading over the interval, plus two counter steps of quantisation.
+  const double step = format_.resolution(std::max(std::abs(raw_j), std::abs(base_raw_)));
+  return delta_j <= 2.0 * std::max(0.0, *power_w) * dt_s + 2.0 * step + 1.0;
+}
+
+void CounterTracker::accept(TimePoint t, const At& v, double raw_j,
+                            std::optional<double> power_w) {
+  samples_.push_back({t, v});
+  if (raw_j != base_raw_ || samples_.size() == 1) {
+    base_raw_ = raw_j;
+    changed_at_ = t;
+    max_power_ = power_w;
+  }
+  outlier_.reset();
+}
+
+void CounterTracker::add(TimePoint t, double raw_j, std::optional<double> power_w) {
+  if (!std::isfinite(raw_j)) return;
+  if (last_seen_ && t <= *last_seen_) return;
+  last_seen_ = t;
+  if (samples_.empty()) {
+    accept(t, {}, raw_j, power_w);
+    return;
+  }
+  // Power and time since the counter last moved: the energy it shows now accrued over them.
+  if (power_w) max_power_ = std::max(max_power_.value_or(*power_w), *power_w);
+  const std::optional<double> p = max_power_;
+  const double span = seconds_between(changed_at_, t);
+  const double dt = seconds_between(samples_.back().t, t);
+  At v = samples_.back().v;
+  const double d = raw_j - base_raw_;
+  if (d >= 0 && plausible(d, span, p, raw_j)) {
+    v.energy_j += d;
+    accept(t, v, raw_j, power_w);
+    return;
+  }
+  if (d < 0 && format_.modulus_j) {
+    const double w = d + *format_.modulus_j;
+    const bool ok = p ? plausible(w, span, p, raw_j) : w <= 0.1 * *format_.modulus_j;
+    if (w >= 0 && ok) {
+      ++wraps;
+      v.energy_j += w;
+      accept(t, v, raw_j, power_w);
+      return;
+    }
+  }
+  if (d < 0 && raw_j >= 0 && plausible(raw_j, span, p, raw_j)) {
+    // Restarted from zero: what it shows now was used since the reset; the energy between the
+    // previous reading and the reset is unknown.
+    ++resets;
+    v.lost_s += dt;
+    v.energy_j += raw_j;
+    accept(t, v, raw_j, power_w);
+    return;
+  }
+  if (outlier_ && raw_j >= outlier_->raw_j &&
+      plausible(raw_j - outlier_->raw_j, seconds_between(outlier_->t, t), p, raw_j)) {
+    // Two readings agree on a new level: it is real (a replaced meter, a reset to a non-zero
+    // value, a jump while nothing was read). What happened before the first of them is unknown.
+    if (d < 0) ++resets;
+    v.lost_s += seconds_between(samples_.back().t, outlier_->t);
+    v.energy_j += raw_j - outlier_->raw_j;
+    accept(t, v, raw_j, power_w);
+    return;
+  }
+  // An outlier: the baseline stays; nothing is held for it, so the grid waits for the next
+  // reading (within the device's staleness bound) instead of counting its interval as lost.
+  ++rejected;
+  outlier_ = Outlier{t, raw_j};
+}
+
+std::optional<CounterTracker::At> CounterTracker::at(TimePoint t) const {
+  if (samples_.empty() || t < samples_.front().t || t > samples_.back().t) return std::nullopt;
+  for (std::size_t i = samples_.size(); i-- > 0;) {
+    if (samples_[i].t <= t) {
+      if (samples_[i].t == t || i + 1 == samples_.size()) return samples_[i].v;
+      return lerp(t, samples_[i].t, samples_[i].v, samples_[i + 1].t, samples_[i + 1].v);
+    }
+  }
+  return std::nullopt;
+}
+
+void CounterTracker::trim(TimePoint t) {
+  while (samples_.size() >= 2 && samples_[1].t <= t) samples_.pop_front();
+}
+
+// ---- EnergySeries ----------------------------------------------------------------------------
+
+EnergySeries::EnergySeries(std::string role, std::vector<Member> members,
+                           std::chrono::milliseconds longest_window)
+    : role_(std::move(role)), members_(std::move(members)), last_grid_(members_.size()) {
+  const auto fine_span = std::min<std::chrono::milliseconds>(longest_window, kFineSpan);
+  fine_capacity_ = static_cast<std::size_t>(fine_span / kStep) + 2;
+  coarse_capacity_ =
+      longest_window > kFineSpan ? static_cast<std::size_t>(longest_window / kCoarseStep) + 2 : 0;
+}
+
+void EnergySeries::advance(TimePoint now) {
+  if (!pending_) {
+    started_ = now;
+    const auto s = std::chrono::ceil<std::chrono::seconds>(now.time_since_epoch()).count();
+    const auto step = kStep.count();
+    pending_ = TimePoint(std::chrono::seconds(((s + step - 1) / step) * step));
+  }
+  while (*pending_ <= now) {
+    const TimePoint t = *pending_;
+    for (const Member& m : members_) {
+      if (!m.tracker) continue;  // no counter: missing at every point
+      if (!m.tracker->empty() && m.tracker->last_time() >= t) continue;
+      // No reading at or after t yet: wait for one, unless the device is stale (or has not
+      // answered at all within its staleness bound of the start).
+      const TimePoint last = m.tracker->empty() ? started_ : m.tracker->last_time();
+      if (now - last <= m.stale_after) return;
+    }
+    finalize(t);
+    pending_ = t + kStep;
+  }
+}
+
+void EnergySeries::finalize(TimePoint t) {
+  const bool first = fine_.empty();
+  const double step = std::chrono::duration<double>(kStep).count();
+  std::vector<std::optional<CounterTracker::At>> at(members_.size());
+  bool any = false;
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    if (members_[i].tracker) at[i] = members_[i].tracker->at(t);
+    any = any || at[i].has_value();
+  }
+  // The history starts at the first point where some device has data: before it, nothing is
+  // known, and nothing is lost either.
+  if (first && !any) return;
+  bool complete = true;
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    Member& m = members_[i];
+    const auto& a = at[i];
+    if (!a) {
+      complete = false;
+      if (!first) lost_s_ += step;
+      continue;
+    }
+    if (last_grid_[i]) {
+      energy_j_ += a->energy_j - last_grid_[i]->v.energy_j;
+      lost_s_ += a->lost_s - last_grid_[i]->v.lost_s;
+    } else if (!first) {
+      lost_s_ += step;  // its first point: the step before it is not known
+    }
+    last_grid_[i] = LastGrid{t, *a};
+    m.tracker->trim(t);
+  }
+  complete_ = complete;
+  const Point p{t, energy_j_, lost_s_};
+  fine_.push_back(p);
+  while (fine_.size() > fine_capacity_) fine_.pop_front();
+  if (coarse_capacity_ > 0 && t.time_since_epoch() % kCoarseStep == std::chrono::seconds(0)) {
+    coarse_.push_back(p);
+    while (coarse_.size() > coarse_capacity_) coarse_.pop_front();
+  }
+}
+
+std::optional<TimePoint> EnergySeries::latest() const {
+  if (fine_.empty()) return std::nullopt;
+  return fine_.back().t;
+}
+
+std::optional<double> EnergySeries::total_j() const {
+  if (fine_.empty() || !complete_) return std::nullopt;
+  return energy_j_;
+}
+
+double EnergySeries::history_s() const {
+  if (fine_.empty()) return 0;
+  TimePoint first = fine_.front().t;
+  if (!coarse_.empty()) first = std::min(first, coarse_.front().t);
+  return seconds_between(first, fine_.back().t);
+}
+
+std::optional<EnergySeries::Window> EnergySeries::window(std::chrono::milliseconds w) const {
+  if (fine_.empty() || members_.empty() || w <= std::chrono::milliseconds(0)) return std::nullopt;
+  const Point& end = fine_.back();
+  const TimePoint start_t = end.t - w;
+  std::optional<Point> start;
+  if (w <= kFineSpan) {
+    const auto steps = static_cast<std::size_t>(w / kStep);
+    if (w % kStep != std::chrono::milliseconds(0) || steps >= fine_.size()) return std::nullopt;
+    start = fine_[fine_.size() - 1 - steps];
+  } else {
+    if (coarse_.empty() || coarse_.front().t > start_t) return std::nullopt;
+    for (std::size_t i = coarse_.size(); i-- > 0;) {
+      if (coarse_[i].t > start_t) continue;
+      const Point& a = coarse_[i];
+      const Point& b = i + 1 < coarse_.size() ? coarse_[i + 1] : end;
+      const auto v = lerp(start_t, a.t, {a.energy_j, a.lost_s}, b.t, {b.energy_j, b.lost_s});
+      start = Point{start_t, v.energy_j, v.lost_s};
+      break;
+    }
+    if (!start) return std::nullopt;
+  }
+  const double secs = std::chrono::duration<double>(w).count();
+  Window out;
+  out.energy_j = end.energy_j - start->energy_j;
+  const double lost = end.lost_s - start->lost_s;
+  out.coverage = std::clamp(1.0 - lost / (double(members_.size()) * secs), 0.0, 1.0);
+  return out;
+}
+
+}  // namespace facility::model_detail

@@ -1,0 +1,397 @@
+// FacilityModel: the stateless snapshot completed with what needs memory across cycles:
+// alert states with hysteresis and hold time, energy counters and PUE windows, cabinet peaks.
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <sstream>
+#include <unordered_map>
+
+#include "daemon/model/alerts.h"
+#include "daemon/model/energy.h"
+#include "daemon/model/internal.h"
+
+namespace facility {
+
+using model_detail::AlertBook;
+using model_detail::CounterTracker;
+using model_detail::EnergySeries;
+using model_detail::HoldAlarm;
+using model_detail::LevelAlarm;
+
+namespace {
+
+using Millis = std::chrono::milliseconds;
+
+// Rolling maximum over a window, in 96 buckets: memory per cabinet is bounded whatever the
+// window and the model interval.
+class PeakTracker {
+ public:
+  void add(TimePoint t, double v, Millis window) {
+    const auto width = bucket_width(window);
+    const auto start = TimePoint(std::chrono::floor<Millis>(t.time_since_epoch()) / width * width);
+    if (!buckets_.empty() && buckets_.back().first == start) {
+      buckets_.back().second = std::max(buckets_.back().second, v);
+    } else {
+      buckets_.emplace_back(start, v);
+    }
+  }
+  // Forgets buckets that ended more than `window` before t. Called on every cycle, also when
+  // there is nothing to add: a peak must age out while the power is unknown too.
+  void trim(TimePoint t, Millis window) {
+    const auto width = bucket_width(window);
+    while (!buckets_.empty() && buckets_.front().first + width + window <= t) buckets_.pop_front();
+  }
+  std::optional<double> max() const {
+    std::optional<double> m;
+    for (const auto& [t, v] : buckets_) m = std::max(m.value_or(v), v);
+    return m;
+  }
+
+ private:
+  static Millis bucket_width(Millis window) { return std::max<Millis>(window / 96, Millis(1000)); }
+  std::deque<std::pair<TimePoint, double>> buckets_;
+};
+
+std::string percent(double ratio) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(1);
+  os << ratio * 100 << " %";
+  return os.str();
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(digits);
+  os << v;
+  return os.str();
+}
+
+}  // namespace
+
+struct FacilityModel::State {
+  struct CabinetState {
+    LevelAlarm overload;
+    HoldAlarm failover;
+    LevelAlarm inlet;
+    PeakTracker peak;
+  };
+  struct SiteState {
+    std::vector<CabinetState> cabinets;  // in Site::cabinets order
+    std::vector<LevelAlarm> rooms;       // cooling redundancy, in Site::rooms order
+    std::vector<EnergySeries> energy;
+  };
+  std::vector<SiteState> sites;
+  AlertBook alerts;
+  std::optional<TimePoint> started;
+};
+
+FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
+    : config_(std::move(config)), state_(std::make_unique<State>()) {
+  const Config& cfg = *config_;
+  for (const Site& site : cfg.sites) {
+    State::SiteState ss;
+    ss.cabinets.resize(site.cabinets.size());
+    ss.rooms.resize(site.rooms.size());
+    const auto windows = site.facility.pue_windows;
+    const Millis longest = windows.empty() ? Millis(std::chrono::minutes(15)) : windows.back();
+
+    auto member = [&cfg](const Device& d) {
+      EnergySeries::Member m;
+      m.device = d.id;
+      m.stale_after = d.interval * cfg.daemon.stale_after_intervals;
+      if (d.profile) {
+        if (const ProfilePoint* p = d.profile->find("energy")) {
+          m.tracker.emplace(model_detail::counter_format(*p));
+        }
+      }
+      return m;
+    };
+    auto meters_with = [&site](auto pred) {
+      std::vector<const Device*> out;
+      for (const auto& d : site.devices) {
+        if (d.kind == DeviceKind::kMeter && pred(d)) out.push_back(&d);
+      }
+      return out;
+    };
+    auto add_series = [&](std::string role, const std::vector<const Device*>& devs) {
+      if (devs.empty()) return;
+      std::vector<EnergySeries::Member> ms;
+      for (const Device* d : devs) ms.push_back(member(*d));
+      ss.energy.emplace_back(std::move(role), std::move(ms), longest);
+    };
+    add_series("facility_total",
+               meters_with([](const Device& d) { return d.role == MeterRole::kFacilityTotal; }));
+    const auto by_cat = model_detail::it_meters_by_category(site);
+    for (int c = 1; c <= 3; ++c)
+      add_series(model_detail::it_role_name(c), by_cat[std::size_t(c - 1)]);
+    const bool it_meters =
+        std::any_of(by_cat.begin(), by_cat.end(), [](const auto& v) { return !v.empty(); });
+    add_series("cooling",
+               meters_with([](const Device& d) { return d.role == MeterRole::kCooling; }));
+    add_series("other", meters_with([](const Device& d) { return d.role == MeterRole::kOther; }));
+    if (!it_meters) {
+      // IT energy from the PDUs, only if every feed of every cabinet has one.
+      std::vector<const Device*> pdus;
+      std::size_t feeds = 0;
+      for (const auto& c : site.cabinets) feeds += c.feeds.size();
+      for (const auto& d : site.devices) {
+        if (d.kind == DeviceKind::kPdu) pdus.push_back(&d);
+      }
+      if (!pdus.empty() && pdus.size() == feeds) add_series("pdu_sum", pdus);
+    }
+    state_->sites.push_back(std::move(ss));
+  }
+}
+
+FacilityModel::~FacilityModel() = default;
+
+namespace {
+
+int category_of_role(const std::string& role) {
+  if (role == "pdu_sum") return 2;  // the rack PDUs' inlets: at the PDU output
+  for (const auto& c : kPueCategories) {
+    if (role == c.role_name) return c.category;
+  }
+  return 0;
+}
+
+void update_energy(std::vector<EnergySeries>& series, const SiteSnapshot& ss,
+                   const std::unordered_map<std::string, ReadingStore::Entry>& readings,
+                   TimePoint now) {
+  std::unordered_map<std::string, std::optional<double>> feed_power;
+  for (const auto& cs : ss.cabinets) {
+    for (const auto& f : cs.feeds) {
+      if (!f.device.empty()) feed_power[f.device] = f.power_w;
+    }
+  }
+  for (auto& s : series) {
+    for (auto& m : s.members()) {
+      if (!m.tracker) continue;
+      auto it = readings.find(m.device);
+      if (it == readings.end() || !it->second.reading) continue;
+      const DeviceReading& r = *it->second.reading;
+      auto e = r.points.find("energy");
+      if (e == r.points.end()) continue;
+      // A counter read every N-th poll is carried between its reads: fed once, at its read time.
+      const TimePoint read_at = e->second.read_at != TimePoint{} ? e->second.read_at : r.polled_at;
+      if (read_at <= m.last_seen) continue;
+      m.last_seen = read_at;
+      if (!e->second.value) continue;
+      std::optional<double> power;
+      if (auto p = r.points.find("active_power"); p != r.points.end() && p->second.value) {
+        power = to_base_unit(*p->second.value, p->second.unit);
+      } else if (auto fp = feed_power.find(m.device); fp != feed_power.end()) {
+        power = fp->second;
+      }
+      m.tracker->add(read_at, to_base_unit(*e->second.value, e->second.unit), power);
+    }
+    s.advance(now);
+  }
+}
+
+void energy_results(const Site& site, const std::vector<EnergySeries>& series, SiteSnapshot& ss) {
+  const FacilitySettings& fs = site.facility;
+  const EnergySeries* fac = nullptr;
+  const EnergySeries* cool = nullptr;
+  for (const auto& s : series) {
+    if (s.role() == "facility_total") fac = &s;
+    if (s.role() == "cooling") cool = &s;
+    EnergySnapshot es;
+    es.role = s.role();
+    es.devices = static_cast<int>(s.members().size());
+    es.total_j = s.total_j();
+    es.history_s = s.history_s();
+    for (const auto& w : fs.pue_windows) {
+      const auto win = s.window(w);
+      es.window_coverage.emplace_back(window_label(w),
+                                      win ? std::optional(win->coverage) : std::nullopt);
+    }
+    ss.energy.push_back(std::move(es));
+  }
+  // Covered energy of a window: exact at full coverage, extrapolated above the bound (< 1).
+  auto covered = [&fs](const std::optional<EnergySeries::Window>& w) -> std::optional<double> {
+    if (!w || w->coverage <= 0 || w->coverage < fs.pue_min_coverage) return std::nullopt;
+    return w->energy_j / w->coverage;
+  };
+  for (const auto& it : series) {
+    const int category = category_of_role(it.role());
+    if (category == 0) continue;
+    for (const auto& w : fs.pue_windows) {
+      PueValue pv;
+      pv.category = category;
+      pv.window = window_label(w);
+      const auto itw = it.window(w);
+      std::optional<EnergySeries::Window> facw, coolw;
+      if (fac) facw = fac->window(w);
+      if (cool) coolw = cool->window(w);
+      if (itw) pv.it_coverage = itw->coverage;
+      if (facw) pv.facility_coverage = facw->coverage;
+      if (coolw) pv.cooling_coverage = coolw->coverage;
+      const auto e_it = covered(itw);
+      if (e_it && *e_it > 0) {
+        if (auto e_f = covered(facw)) pv.pue = *e_f / *e_it;
+        if (auto e_c = covered(coolw)) pv.partial_cooling = (*e_it + *e_c) / *e_it;
+      }
+      ss.pue_values.push_back(pv);
+    }
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
+    const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now) {
+  auto snap = model_detail::build_snapshot(config_, readings, now);
+  State& st = *state_;
+  if (!st.started) st.started = now;
+  snap->model_uptime_s = std::chrono::duration<double>(now - *st.started).count();
+
+  std::unordered_map<std::string, DeviceSnapshot*> device_snaps;
+  for (auto& d : snap->devices) device_snaps[d.device->id] = &d;
+
+  for (std::size_t si = 0; si < snap->sites.size(); ++si) {
+    SiteSnapshot& ss = snap->sites[si];
+    const Site& site = *ss.site;
+    const FacilitySettings& fs = site.facility;
+    State::SiteState& sst = st.sites[si];
+    auto report = [&](AlertBook::Report r, const std::function<std::string()>& message) {
+      r.site = site.id;
+      st.alerts.report(r, message, now, fs.alert_retention);
+    };
+
+    for (std::size_t ci = 0; ci < ss.cabinets.size(); ++ci) {
+      CabinetSnapshot& cs = ss.cabinets[ci];
+      const Cabinet& cab = *cs.cabinet;
+      State::CabinetState& cst = sst.cabinets[ci];
+
+      // Overload, with hysteresis and hold time.
+      const auto& ov = cab.overload;
+      const auto& u = cs.utilization;
+      auto cond = [&u](double raise_at, double clear_below) {
+        if (!u) return LevelAlarm::Conditions{};
+        return LevelAlarm::Conditions{*u >= raise_at, *u < clear_below};
+      };
+      cst.overload.update(cond(ov.warning, ov.warning - ov.hysteresis),
+                          cond(ov.critical, ov.critical - ov.hysteresis), now, ov.hold);
+      cs.overload = cst.overload.level();
+      report({"", "cabinet_overload", cab.id, cs.overload, u,
+              cs.overload == OverloadState::kCritical ? ov.critical : ov.warning, "ratio"},
+             [&] {
+               return "cabinet " + cab.id + " at " + (u ? percent(*u) : std::string("unknown")) +
+                      " of its rated " + fixed(cab.rated_w, 0) + " W (warning from " +
+                      percent(ov.warning) + ", critical from " + percent(ov.critical) + ")";
+             });
+
+      // Failover risk: the margin is the smallest headroom relative to its capacity, over feeds
+      // and phases (compute_failover); the alert carries that feed's or phase's headroom.
+      if (cab.feeds.size() >= 2) {
+        const double derated = cab.feed_capacity_w * cab.derating;
+        std::optional<bool> raise, clear;
+        if (cs.failover_margin) {
+          raise = *cs.failover_margin < 0;
+          clear = *cs.failover_margin >= fs.failover.hysteresis;
+        }
+        cst.failover.update(raise, clear, now, fs.failover.hold);
+        cs.failover_risk = cst.failover.active();
+        report(
+            {"", "cabinet_failover_risk", cab.id,
+             cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk,
+             cs.failover_worst_w, 0.0, "W"},
+            [&] {
+              const std::string head = "cabinet " + cab.id + ": if one feed fails, ";
+              if (!cs.failover_worst_w) {
+                return head + "the other carries an unknown load against a derated capacity of " +
+                       fixed(derated, 0) + " W";
+              }
+              const bool phase = cs.failover_worst.rfind("phase ", 0) == 0;
+              const double cap = phase ? derated / 3.0 : derated;
+              const double load = cap - *cs.failover_worst_w;
+              return head + (phase ? cs.failover_worst + " of the other feed" : "the other feed") +
+                     " carries " + fixed(load, 0) + " W against a derated capacity of " +
+                     fixed(cap, 0) + " W (" + percent(cab.derating) + " of " +
+                     fixed(cab.feed_capacity_w, 0) + " W" + (phase ? " / 3" : "") + "): " +
+                     fixed(*cs.failover_worst_w, 0) + " W headroom";
+            });
+      }
+
+      // Inlet temperature against the ASHRAE ranges.
+      const auto& in = fs.inlet;
+      LevelAlarm::Conditions w{}, c{};
+      if (cs.inlet_c && cs.inlet_min_c) {
+        const double hi = *cs.inlet_c, lo = *cs.inlet_min_c, h = in.hysteresis_c;
+        w = {hi > in.recommended_high_c || lo < in.recommended_low_c,
+             hi <= in.recommended_high_c - h && lo >= in.recommended_low_c + h};
+        c = {hi > in.allowable_high_c || lo < in.allowable_low_c,
+             hi <= in.allowable_high_c - h && lo >= in.allowable_low_c + h};
+      }
+      cst.inlet.update(w, c, now, in.hold);
+      cs.inlet_state = cst.inlet.level();
+      {
+        const bool low = cs.inlet_min_c && cs.inlet_c && *cs.inlet_min_c < in.recommended_low_c &&
+                         *cs.inlet_c <= in.recommended_high_c;
+        const bool crit = cs.inlet_state == OverloadState::kCritical;
+        const double threshold = low ? (crit ? in.allowable_low_c : in.recommended_low_c)
+                                     : (crit ? in.allowable_high_c : in.recommended_high_c);
+        report({"", "inlet_temperature", cab.id, cs.inlet_state, low ? cs.inlet_min_c : cs.inlet_c,
+                threshold, "celsius"},
+               [&] {
+                 return "cabinet " + cab.id + " inlet " +
+                        (cs.inlet_c ? fixed(low ? *cs.inlet_min_c : *cs.inlet_c, 1) + " degC"
+                                    : std::string("unknown")) +
+                        " (ASHRAE " + in.ashrae_class + ": recommended " +
+                        fixed(in.recommended_low_c, 0) + "-" + fixed(in.recommended_high_c, 0) +
+                        " degC, allowable " + fixed(in.allowable_low_c, 0) + "-" +
+                        fixed(in.allowable_high_c, 0) + " degC)";
+               });
+      }
+
+      // Peak power over the peak window, for stranded power.
+      if (cs.power_w) cst.peak.add(now, *cs.power_w, fs.peak_window);
+      cst.peak.trim(now, fs.peak_window);
+      cs.peak_w = cst.peak.max();
+    }
+    model_detail::compute_stranded(ss);
+
+    // Cooling redundancy per room.
+    for (std::size_t ri = 0; ri < ss.rooms.size(); ++ri) {
+      RoomSnapshot& rs = ss.rooms[ri];
+      const CoolingCapacity& cc = rs.cooling;
+      LevelAlarm::Conditions w{}, c{};
+      const double margin = fs.failover.hysteresis * cc.n_plus_1_w.value_or(0.0);
+      if (cc.headroom_n_plus_1_w)
+        w = {*cc.headroom_n_plus_1_w < 0, *cc.headroom_n_plus_1_w >= margin};
+      if (cc.headroom_w) c = {*cc.headroom_w < 0, *cc.headroom_w >= margin};
+      sst.rooms[ri].update(w, c, now, fs.failover.hold);
+      rs.cooling_state = sst.rooms[ri].level();
+      const bool crit = rs.cooling_state == OverloadState::kCritical;
+      const std::optional<double> headroom = crit ? cc.headroom_w : cc.headroom_n_plus_1_w;
+      report({"", "cooling_redundancy", rs.room->id, rs.cooling_state, headroom, 0.0, "W"}, [&] {
+        return "room " + rs.room->id + ": " + std::to_string(cc.units_running) + " of " +
+               std::to_string(cc.units) + " cooling units running; " +
+               (crit ? "running capacity" : "capacity without the largest unit (N+1)") +
+               " minus IT heat load = " +
+               (headroom ? fixed(*headroom, 0) + " W" : std::string("unknown"));
+      });
+    }
+
+    update_energy(sst.energy, ss, readings, now);
+    energy_results(site, sst.energy, ss);
+    for (const auto& s : sst.energy) {
+      for (const auto& m : s.members()) {
+        auto it = device_snaps.find(m.device);
+        if (it == device_snaps.end() || !m.tracker) continue;
+        it->second->counter_tracked = true;
+        it->second->counter_wraps = m.tracker->wraps;
+        it->second->counter_resets = m.tracker->resets;
+        it->second->counter_rejected = m.tracker->rejected;
+      }
+    }
+  }
+  st.alerts.collect(now, snap->alerts);
+  return snap;
+}
+
+}  // namespace facility

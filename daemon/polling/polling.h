@@ -1,0 +1,59 @@
+// PollingService: turns the configured devices into running collectors that feed the
+// ReadingStore and the CollectorStats: one event-driven PollEngine thread for every Modbus TCP
+// and RTU-over-TCP endpoint, and one SerialLinePoller thread per RTU serial line.
+//
+// Thread-safety: start()/stop() from the owning thread. Non-copyable, non-movable. The observer
+// methods run on poller threads and only touch thread-safe state (ReadingStore, CollectorStats).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "collectors/modbus/engine.h"
+#include "collectors/modbus/serial_poller.h"
+#include "daemon/polling/collector_stats.h"
+#include "daemon/config/config.h"
+#include "daemon/readings/readings.h"
+
+namespace facility {
+
+// The collector's view of one configured device (plan options merged from profile and device).
+modbus::DeviceSpec make_device_spec(const Device& d);
+// The collectors' view of an endpoint with its settings: a serial line, or a TCP endpoint (the
+// daemon and `facilityd probe` build them here, so they cannot drift apart).
+modbus::SerialSpec make_serial_spec(const Endpoint& ep, const EndpointSettings& es);
+modbus::EndpointSpec make_endpoint_spec(const Endpoint& ep, const EndpointSettings& es);
+
+class PollingService : private modbus::PollObserver {
+ public:
+  // Called on a poller thread with every result before it is stored (benchmarks, tests).
+  using ResultHook = std::function<void(const modbus::PollResult&)>;
+
+  // `config`, `store` and `stats` must outlive the service. Configures `stats` for the devices.
+  PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
+                 ResultHook hook = nullptr);
+  ~PollingService() override;
+  PollingService(const PollingService&) = delete;
+  PollingService& operator=(const PollingService&) = delete;
+
+  void start();
+  void stop();  // idempotent
+  std::size_t endpoint_count() const { return endpoint_count_; }
+
+ private:
+  modbus::PollObserver& observer() { return *this; }
+  void on_result(modbus::PollResult&& r) override;
+  void on_request(const modbus::RequestEvent& e) override;
+  void on_overrun(std::size_t device_index) override;
+  void on_connection(std::size_t endpoint_index, bool up) override;
+
+  ReadingStore& store_;
+  CollectorStats& stats_;
+  ResultHook hook_;
+  std::size_t endpoint_count_ = 0;
+  std::unique_ptr<modbus::PollEngine> engine_;
+  std::vector<std::unique_ptr<modbus::SerialLinePoller>> serial_;
+};
+
+}  // namespace facility

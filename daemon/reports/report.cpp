@@ -1,0 +1,494 @@
+#include "daemon/reports/report.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <regex>
+#include <unordered_map>
+
+namespace facility {
+namespace {
+
+constexpr std::int64_t kDay = 86400;
+constexpr double kMonthS = 365.25 / 12 * 86400;
+constexpr std::int64_t kDefaultPeriod = 30 * kDay;
+constexpr std::int64_t kMaxMinutePeriod = 7 * kDay;
+constexpr std::size_t kMaxSeriesPoints = 400;
+
+// Nearest-rank percentile: the smallest value with at least q of the values at or below it.
+template <typename T>
+double percentile(std::vector<T>& v, double q) {
+  if (v.empty()) return kNaN;
+  const std::size_t rank = std::size_t(std::ceil(q * double(v.size())));
+  const std::size_t k = std::clamp<std::size_t>(rank, 1, v.size()) - 1;
+  std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(k), v.end());
+  return v[k];
+}
+
+double nmax(double a, double b) { return std::isnan(a) ? b : std::isnan(b) ? a : std::max(a, b); }
+
+std::string category_name(int c) {
+  const auto* info = pue_category_info(c);
+  return info ? "category " + std::to_string(c) + " (" + info->where + ")" : "unknown category";
+}
+
+// Least-squares line through (x, y); returns the trend and its forecast against `limit`.
+ReportForecast forecast(std::string quantity, std::string unit, double limit,
+                        const std::vector<std::pair<double, double>>& pts) {
+  ReportForecast f;
+  f.quantity = std::move(quantity);
+  f.unit = std::move(unit);
+  f.limit = limit;
+  if (pts.size() < 3 || pts.back().first - pts.front().first < 2 || !(limit > 0)) {
+    f.status = "not enough data";
+    return f;
+  }
+  double sx = 0, sy = 0;
+  for (const auto& [x, y] : pts) {
+    sx += x;
+    sy += y;
+  }
+  const double n = double(pts.size()), mx = sx / n, my = sy / n;
+  double sxx = 0, sxy = 0;
+  for (const auto& [x, y] : pts) {
+    sxx += (x - mx) * (x - mx);
+    sxy += (x - mx) * (y - my);
+  }
+  const double a = sxy / sxx, b = my - a * mx;
+  f.slope_per_day = a;
+  const double last_x = pts.back().first;
+  if (pts.back().second >= limit || a * last_x + b >= limit) {
+    f.status = "reached";
+    return f;
+  }
+  if (a <= 1e-12) {
+    f.status = "no growth";
+    return f;
+  }
+  const double x = (limit - b) / a;  // days since the epoch
+  if (x > 1e6) {
+    f.status = "no growth";
+    return f;
+  }
+  f.date = std::int64_t(std::llround(x * kDay));
+  f.status = "forecast";
+  return f;
+}
+
+}  // namespace
+
+std::optional<ReportFormat> parse_report_format(const std::string& s) {
+  if (s == "text" || s == "txt") return ReportFormat::kText;
+  if (s == "markdown" || s == "md") return ReportFormat::kMarkdown;
+  if (s == "csv") return ReportFormat::kCsv;
+  if (s == "json") return ReportFormat::kJson;
+  if (s == "html") return ReportFormat::kHtml;
+  return std::nullopt;
+}
+
+const char* content_type(ReportFormat f) {
+  switch (f) {
+    case ReportFormat::kText:
+      return "text/plain; charset=utf-8";
+    case ReportFormat::kMarkdown:
+      return "text/markdown; charset=utf-8";
+    case ReportFormat::kCsv:
+      return "text/csv; charset=utf-8";
+    case ReportFormat::kJson:
+      return "application/json";
+    case ReportFormat::kHtml:
+      return "text/html; charset=utf-8";
+  }
+  return "text/plain";
+}
+
+const char* file_extension(ReportFormat f) {
+  switch (f) {
+    case ReportFormat::kText:
+      return "txt";
+    case ReportFormat::kMarkdown:
+      return "md";
+    case ReportFormat::kCsv:
+      return "csv";
+    case ReportFormat::kJson:
+      return "json";
+    case ReportFormat::kHtml:
+      return "html";
+  }
+  return "txt";
+}
+
+std::int64_t parse_report_time(const std::string& s, std::int64_t now) {
+  if (s == "now") return now;
+  static const std::regex rel(R"(^-([0-9]{1,6})([mhd])$)");
+  static const std::regex abs(
+      R"(^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?Z?)?$)");
+  std::smatch m;
+  if (std::regex_match(s, m, rel)) {
+    const std::int64_t n = std::stoll(m[1].str());
+    const char u = m[2].str()[0];
+    return now - n * (u == 'm' ? 60 : u == 'h' ? 3600 : kDay);
+  }
+  if (std::regex_match(s, m, abs)) {
+    using namespace std::chrono;
+    const year_month_day ymd{year(std::stoi(m[1].str())), month(unsigned(std::stoi(m[2].str()))),
+                             day(unsigned(std::stoi(m[3].str())))};
+    const int hh = m[4].matched ? std::stoi(m[4].str()) : 0;
+    const int mm = m[5].matched ? std::stoi(m[5].str()) : 0;
+    const int ss = m[6].matched ? std::stoi(m[6].str()) : 0;
+    if (ymd.ok() && hh < 24 && mm < 60 && ss < 60) {
+      return sys_days(ymd).time_since_epoch().count() * kDay + hh * 3600 + mm * 60 + ss;
+    }
+  }
+  throw ReportError("bad time \"" + s +
+                    "\": expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z] (UTC), now, or -7d / -12h "
+                    "/ -90m");
+}
+
+std::string format_utc(std::int64_t t, bool with_time) {
+  using namespace std::chrono;
+  const auto days = sys_days(floor<std::chrono::days>(sys_seconds(seconds(t))));
+  const year_month_day ymd(days);
+  const std::int64_t sod = t - days.time_since_epoch().count() * kDay;
+  char buf[64];
+  if (with_time) {
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d UTC", int(ymd.year()),
+                  unsigned(ymd.month()), unsigned(ymd.day()), int(sod / 3600),
+                  int(sod % 3600 / 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", int(ymd.year()), unsigned(ymd.month()),
+                  unsigned(ymd.day()));
+  }
+  return buf;
+}
+
+Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req,
+                      const ReportProgress& progress) {
+  const Site* site = cfg.find_site(req.site);
+  if (!site) {
+    std::string ids;
+    for (const auto& s : cfg.sites) ids += (ids.empty() ? "" : ", ") + s.id;
+    throw ReportError("unknown site \"" + req.site + "\" (configured: " + ids + ")");
+  }
+  // One read transaction, so every query below sees the same snapshot of the history: the
+  // writer commits every flush interval and rolls hours up, which moves rolled_up_to and the
+  // rows it separates between the hour and minute tables.
+  struct ReadSnapshot {
+    HistoryDb& db;
+    explicit ReadSnapshot(HistoryDb& d) : db(d) { db.exec("BEGIN;"); }
+    ~ReadSnapshot() { sqlite3_exec(db.handle(), "COMMIT;", nullptr, nullptr, nullptr); }
+    ReadSnapshot(const ReadSnapshot&) = delete;
+    ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+  } snapshot(db);
+  const FacilitySettings& fs = site->facility;
+  Report r;
+  r.site = site->id;
+  r.site_name = site->name;
+  r.ownership = to_string(site->ownership);
+  r.currency = site->report.currency;
+  r.generated_at = req.now;
+
+  // ---- Period and resolution -------------------------------------------------------------
+  r.to = req.to.value_or(req.now);
+  r.requested_from = req.from.value_or(r.to - kDefaultPeriod);
+  r.from = r.requested_from;
+  const auto ext_min = db.extent(Resolution::kMinute, site->id);
+  const auto ext_hour = db.extent(Resolution::kHour, site->id);
+  if (ext_min) r.history_start = ext_min->first;
+  if (ext_hour) r.history_start = std::min(r.history_start.value_or(ext_hour->first), ext_hour->first);
+  if (!req.from && r.history_start && *r.history_start > r.from) {
+    r.from = *r.history_start;  // the default period starts where the history starts
+  }
+  if (r.to <= r.from) {
+    throw ReportError("empty period: from " + format_utc(r.from) + " is not before to " +
+                      format_utc(r.to));
+  }
+  Resolution res = Resolution::kHour;
+  if (req.resolution) {
+    res = *req.resolution;
+    // The exact per-cabinet p95 keeps one value per cabinet per row: at minutes over 35 days a
+    // 2,000-cabinet site would need ~400 MB in the monitoring daemon, for one HTTP request.
+    if (res == Resolution::kMinute && r.to - r.from > kMaxMinutePeriod) {
+      throw ReportError("resolution minute covers at most 7 days (this period is " +
+                        std::to_string((r.to - r.from + kDay - 1) / kDay) +
+                        " days): use resolution hour, or a shorter period");
+    }
+  } else if (ext_min && ext_min->first <= r.from + 60 && r.to - r.from <= kMaxMinutePeriod) {
+    res = Resolution::kMinute;
+  }
+  r.resolution_s = int(res);
+  if (res == Resolution::kHour) {
+    r.from = r.from / 3600 * 3600;
+    r.to = (r.to + 3599) / 3600 * 3600;
+  } else {
+    r.from = r.from / 60 * 60;
+  }
+  r.period_s = double(r.to - r.from);
+  r.months = r.period_s / kMonthS;
+
+  // ---- Inventory (the configuration as it is now) ------------------------------------------
+  std::unordered_map<std::string, std::size_t> index;
+  for (const auto& c : site->cabinets) {
+    CabinetFigures f;
+    f.id = c.id;
+    f.room = c.room;
+    f.status = to_string(c.status);
+    f.rated_w = c.rated_w;
+    index.emplace(c.id, r.cabinets.size());
+    r.cabinets.push_back(std::move(f));
+    r.rated_w += c.rated_w;
+    ++r.delivered;
+    if (c.status == CabinetStatus::kSold) ++r.sold;
+    if (c.status == CabinetStatus::kInternal) ++r.internal;
+    if (c.status == CabinetStatus::kFree) ++r.free;
+  }
+  r.planned = site->planned_cabinets;  // the loader resolves "absent" to the delivered ones
+  r.reserve_ratio = fs.capacity_reserve;
+  r.reserve_w = r.rated_w * fs.capacity_reserve;
+  r.equivalent_w = fs.cabinet_equivalent_w;
+
+  // ---- Site rows ------------------------------------------------------------------------
+  std::vector<double> site_avgs, it_avgs;
+  SiteInterval total;
+  std::int64_t expected_t = r.from;
+  std::vector<ReportGap> gaps;
+  auto gap_until = [&](std::int64_t t) {
+    if (t > expected_t) gaps.push_back({expected_t, t - expected_t});
+  };
+  std::map<std::int64_t, PlanPoint> days;
+  std::vector<SeriesPoint> rows;
+  double last_cool = kNaN;
+  SiteInterval last;
+  db.read_sites(res, site->id, r.from, r.to, [&](std::int64_t t, const SiteInterval& s) {
+    if (s.samples_s <= 0 && s.cab_known_s <= 0) return;
+    gap_until(t);
+    expected_t = t + r.resolution_s;
+    total.merge(s);
+    last = s;
+    r.last_row_t = t;
+    if (s.powered_known == s.total && s.total > 0) {
+      r.powered = s.powered;
+      r.powered_at = t;
+    }
+    ++r.rows;
+    SeriesPoint p;
+    p.t = t;
+    if (s.cab_s > 0) {
+      p.avg_w = s.cab_j / s.cab_s;
+      site_avgs.push_back(p.avg_w);
+    }
+    p.peak_w = s.cab_peak_w;
+    if (s.it_s > 0) {
+      p.it_w = s.it_j / s.it_s;
+      it_avgs.push_back(p.it_w);
+    }
+    rows.push_back(p);
+    if (!std::isnan(s.cool_hr_min_w)) last_cool = s.cool_hr_min_w;
+    PlanPoint& d = days[t / kDay * kDay];
+    d.day = t / kDay * kDay;
+    if (s.powered_known == s.total && s.total > 0) {
+      d.actual = std::max(d.actual.value_or(0), s.powered_max);
+    }
+    d.peak_w = nmax(d.peak_w, s.cab_peak_w);
+  });
+  gap_until(r.to);
+  if (progress) progress(0.05);
+
+  r.recorded_s = total.samples_s;
+  r.coverage_recorded = total.samples_s / r.period_s;
+  const double cab_expected = double(r.delivered) * r.period_s;
+  r.coverage_cabinet_power = cab_expected > 0 ? total.cab_known_s / cab_expected : 0;
+  r.coverage_capacity = total.cab_s / r.period_s;
+  r.coverage_it = total.it_s / r.period_s;
+  r.coverage_facility = total.fac_s / r.period_s;
+  r.coverage_pue = total.pue_s / r.period_s;
+  r.coverage_cooling = total.cool_hr_s / r.period_s;
+  std::sort(gaps.begin(), gaps.end(),
+            [](const ReportGap& a, const ReportGap& b) { return a.seconds > b.seconds; });
+  r.gap_count = int(gaps.size());
+  for (const auto& g : gaps) r.gap_total_s += double(g.seconds);
+  if (gaps.size() > 10) gaps.resize(10);
+  r.gaps = std::move(gaps);
+
+  r.powered_max = total.powered_max;
+  if (total.cab_s > 0) r.avg_w = total.cab_j / total.cab_s;
+  r.p95_w = percentile(site_avgs, 0.95);
+  r.peak_w = total.cab_peak_w;
+  if (total.it_s > 0) r.it_avg_w = total.it_j / total.it_s;
+  r.it_peak_w = total.it_peak_w;
+  r.it_p95_w = percentile(it_avgs, 0.95);
+  r.headroom_p95_w = r.rated_w - r.p95_w;
+  r.headroom_peak_w = r.rated_w - r.peak_w;
+  r.headroom_reserve_p95_w = r.rated_w - r.reserve_w - r.p95_w;
+  r.headroom_reserve_peak_w = r.rated_w - r.reserve_w - r.peak_w;
+
+  if (total.it_s > 0) r.it_kwh = total.it_j / 3.6e6;
+  if (total.fac_s > 0) r.facility_kwh = total.fac_j / 3.6e6;
+  if (total.cool_s > 0) r.cooling_kwh = total.cool_j / 3.6e6;
+  if (total.pue_it_j > 0) r.pue = total.pue_fac_j / total.pue_it_j;
+  r.pue_category = last.pue_category;
+  r.pue_category_name = category_name(last.pue_category);
+  r.cooling_headroom_min_w = total.cool_hr_min_w;
+  r.cooling_headroom_end_w = last_cool;
+
+  // Chart series, at most kMaxSeriesPoints (averages of averages, highest peak).
+  {
+    const std::size_t per = std::max<std::size_t>(1, (rows.size() + kMaxSeriesPoints - 1) /
+                                                         kMaxSeriesPoints);
+    for (std::size_t i = 0; i < rows.size(); i += per) {
+      SeriesPoint p;
+      p.t = rows[i].t;
+      double sa = 0, si = 0;
+      int na = 0, ni = 0;
+      for (std::size_t k = i; k < std::min(rows.size(), i + per); ++k) {
+        if (!std::isnan(rows[k].avg_w)) sa += rows[k].avg_w, ++na;
+        if (!std::isnan(rows[k].it_w)) si += rows[k].it_w, ++ni;
+        p.peak_w = nmax(p.peak_w, rows[k].peak_w);
+      }
+      if (na) p.avg_w = sa / na;
+      if (ni) p.it_w = si / ni;
+      r.series.push_back(p);
+    }
+  }
+
+  // ---- Cabinet rows ---------------------------------------------------------------------
+  const auto layouts = db.layouts(site->id);
+  std::unordered_map<std::int64_t, std::vector<std::optional<std::size_t>>> map_of_layout;
+  for (const auto& [id, l] : layouts) {
+    auto& m = map_of_layout[id];
+    for (const auto& c : l.cabinets) {
+      auto it = index.find(c.id);
+      m.push_back(it == index.end() ? std::nullopt : std::optional(it->second));
+    }
+  }
+  std::vector<std::vector<float>> avgs(r.cabinets.size());
+  std::vector<CabinetInterval> sums(r.cabinets.size());
+  const double expected_rows = double(std::max<std::int64_t>(1, db.count_rows(res, site->id, r.from, r.to)));
+  std::int64_t seen = 0;
+  db.read_cabinets(res, site->id, r.from, r.to,
+                   [&](std::int64_t, std::int64_t layout, const std::vector<CabinetInterval>& v) {
+                     auto it = map_of_layout.find(layout);
+                     if (it != map_of_layout.end()) {
+                       const auto& m = it->second;
+                       for (std::size_t k = 0; k < v.size() && k < m.size(); ++k) {
+                         if (!m[k]) continue;
+                         sums[*m[k]].merge(v[k]);
+                         if (v[k].known_s > 0) avgs[*m[k]].push_back(float(v[k].avg_w()));
+                       }
+                     }
+                     if (progress && ++seen % 256 == 0) {
+                       progress(0.05 + 0.9 * std::min(1.0, double(seen) / expected_rows));
+                     }
+                   });
+
+  double stranded_w = 0;
+  for (std::size_t i = 0; i < r.cabinets.size(); ++i) {
+    CabinetFigures& f = r.cabinets[i];
+    const CabinetInterval& s = sums[i];
+    f.known_s = s.known_s;
+    f.powered_s = s.powered_s;
+    f.overload_s = s.overload_s;
+    f.incidents = s.overload_starts;
+    f.failover_min_w = s.failover_min_w;
+    f.failover_neg_s = s.failover_neg_s;
+    f.avg_w = s.avg_w();
+    f.peak_w = s.peak_w;
+    f.p95_w = percentile(avgs[i], 0.95);
+    if (f.rated_w > 0) {
+      f.p95_util = f.p95_w / f.rated_w;
+      f.peak_util = f.peak_w / f.rated_w;
+    }
+    f.in_use = s.powered_s > 0 || f.status == "sold";
+    f.idle = s.known_s > 0 && s.powered_s <= 0;
+    r.incidents += f.incidents;
+    r.incident_s += f.overload_s;
+    if (f.in_use) {
+      if (std::isnan(f.p95_util)) {
+        ++r.bands_no_data;
+        ++r.stranded_unknown;
+      } else {
+        const double u = f.p95_util;
+        ++r.bands[u < 0.40 ? 0 : u < 0.80 ? 1 : u < 0.95 ? 2 : 3];
+        ++r.histogram[std::size_t(std::clamp(int(std::floor(u * 10)), 0, 11))];
+        // An overloaded cabinet strands nothing; it does not give capacity back either.
+        stranded_w += std::max(0.0, f.rated_w - f.p95_w);
+        ++r.stranded_cabinets;
+      }
+    }
+    if (f.idle) {
+      ++r.idle_cabinets;
+      r.idle_rated_w += f.rated_w;
+      if (f.status != "sold") ++r.idle_unsold;
+    }
+    if (!std::isnan(f.failover_min_w) && f.failover_min_w < 0) r.failover_negative.push_back(i);
+  }
+  // No cabinet with data: unknown, not "0 W stranded".
+  if (r.stranded_cabinets > 0) r.stranded_w = stranded_w;
+  for (std::size_t i = 0; i < r.cabinets.size(); ++i) {
+    if (!std::isnan(r.cabinets[i].peak_util)) r.top.push_back(i);
+  }
+  std::stable_sort(r.top.begin(), r.top.end(), [&](std::size_t a, std::size_t b) {
+    return r.cabinets[a].peak_util > r.cabinets[b].peak_util;
+  });
+  if (r.top.size() > 10) r.top.resize(10);
+  std::stable_sort(r.failover_negative.begin(), r.failover_negative.end(),
+                   [&](std::size_t a, std::size_t b) {
+                     return r.cabinets[a].failover_min_w < r.cabinets[b].failover_min_w;
+                   });
+
+  // ---- Cost -----------------------------------------------------------------------------
+  const ReportSettings& ps = site->report;
+  if (ps.price_per_kw_month) {
+    r.price_basis = "stranded kW x " + std::to_string(std::llround(*ps.price_per_kw_month)) +
+                    " " + ps.currency + " per kW-month";
+    r.stranded_cost_month = r.stranded_w / 1000 * *ps.price_per_kw_month;
+    r.idle_cost_month = r.idle_rated_w / 1000 * *ps.price_per_kw_month;
+  } else if (ps.price_per_cabinet_month) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "stranded kW / %.1f kW x %.0f %s per cabinet-month",
+                  r.equivalent_w / 1000, *ps.price_per_cabinet_month, ps.currency.c_str());
+    r.price_basis = buf;
+    r.stranded_cost_month = r.stranded_w / r.equivalent_w * *ps.price_per_cabinet_month;
+    r.idle_cost_month = r.idle_cabinets * *ps.price_per_cabinet_month;
+  } else {
+    r.price_basis = "no price configured (report.price_per_cabinet_month or price_per_kw_month)";
+  }
+  r.stranded_cost_period = r.stranded_cost_month * r.months;
+  r.idle_cost_period = r.idle_cost_month * r.months;
+  if (ps.sell_price_per_cabinet_month) {
+    r.idle_sales_forgone_period = r.idle_unsold * *ps.sell_price_per_cabinet_month * r.months;
+  }
+
+  // ---- Plan and forecast ------------------------------------------------------------------
+  for (auto& [day, d] : days) {
+    if (!site->build_out_plan.empty()) {
+      d.planned = plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(day)));
+    }
+    r.days.push_back(d);
+  }
+  if (!site->build_out_plan.empty()) {
+    r.plan_at_end = plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(r.to - 1)));
+    // Against the plan at the time of the count, which is the end unless the end was stale.
+    const auto plan_then =
+        r.powered ? plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(
+                                                      r.powered_at + r.resolution_s - 1)))
+                  : std::nullopt;
+    if (r.powered && plan_then && *plan_then > 0) {
+      r.attainment = double(*r.powered) / *plan_then;
+    }
+  }
+  std::vector<std::pair<double, double>> cab_pts, pow_pts;
+  for (const auto& d : r.days) {
+    const double x = double(d.day) / kDay + 0.5;
+    if (d.actual) cab_pts.emplace_back(x, *d.actual);
+    if (!std::isnan(d.peak_w)) pow_pts.emplace_back(x, d.peak_w);
+  }
+  r.forecasts.push_back(forecast("powered cabinets", "cabinets", r.planned, cab_pts));
+  r.forecasts.push_back(forecast("cabinet power (daily peak)", "W", r.rated_w - r.reserve_w,
+                                 pow_pts));
+  if (progress) progress(1.0);
+  return r;
+}
+
+}  // namespace facility

@@ -1,0 +1,456 @@
+#include "daemon/sinks/mqtt/render.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <unordered_map>
+
+namespace facility {
+
+namespace {
+
+using nlohmann::json;
+
+// The payload vocabulary is part of the MQTT contract (docs/mqtt.md), so it is spelled out here
+// rather than borrowed from the config/model to_string() helpers: renaming an enum value there
+// must not silently change what dashboards receive.
+const char* quality_name(Quality q) {
+  switch (q) {
+    case Quality::kGood: return "good";
+    case Quality::kStale: return "stale";
+    case Quality::kError: return "error";
+  }
+  return "error";
+}
+
+const char* cabinet_status_name(CabinetStatus s) {
+  switch (s) {
+    case CabinetStatus::kSold: return "sold";
+    case CabinetStatus::kInternal: return "internal";
+    case CabinetStatus::kFree: return "free";
+  }
+  return "free";
+}
+
+const char* device_kind_name(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::kPdu: return "pdu";
+    case DeviceKind::kMeter: return "meter";
+    case DeviceKind::kCooling: return "cooling";
+    case DeviceKind::kRackSensor: return "rack_sensor";
+  }
+  return "unknown";
+}
+
+const char* overload_name(OverloadState s) {
+  switch (s) {
+    case OverloadState::kOk: return "ok";
+    case OverloadState::kWarning: return "warning";
+    case OverloadState::kCritical: return "critical";
+  }
+  return "ok";
+}
+
+// JSON has no NaN/Inf: nlohmann would print them as null anyway, but being explicit keeps the
+// "unknown is null, never 0" rule visible at every call site.
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json num(const std::optional<double>& v) { return v ? num(*v) : json(nullptr); }
+json opt_bool(const std::optional<bool>& v) { return v ? json(*v) : json(nullptr); }
+json opt_string(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+json phase_json(const PhasePower& p, bool total_known) {
+  return json{
+      {"power_w", num(p.power_w)},
+      {"current_a", num(p.current_a)},
+      {"voltage_v", num(p.voltage_v)},
+      // Headroom compares against the cabinet total, which is only known when every feed is.
+      {"failover_headroom_w", total_known ? num(p.failover_headroom_w) : json(nullptr)},
+  };
+}
+
+json cabinet_json(const SiteSnapshot& site, const CabinetSnapshot& cs, const std::string& ts) {
+  const Cabinet& c = *cs.cabinet;
+  // Totals and everything derived from them are only meaningful when every feed is fresh; the
+  // model already leaves them empty otherwise, and this keeps it true even if the model changes.
+  const bool good = cs.quality == Quality::kGood;
+  const auto total = [good](const auto& v) { return good ? num(v) : json(nullptr); };
+
+  json feeds = json::object();
+  // Configured feeds always appear, measured or not.
+  for (const auto& f : c.feeds)
+    feeds[f] = json{{"power_w", nullptr},
+                    {"device", nullptr},
+                    {"estimated", false},
+                    {"failover_headroom_w", nullptr},
+                    {"phases", json::object()}};
+  for (const auto& f : cs.feeds) {
+    json phases = json::object();
+    for (const auto& p : f.phases) phases[p.phase] = phase_json(p, good);
+    // A feed's own power comes from its own PDU: shown whenever that PDU is fresh, even if the
+    // other feed's PDU is not (the model leaves power_w empty for a stale feed).
+    feeds[f.feed] = json{{"power_w", num(f.power_w)},
+                         {"device", opt_string(f.device)},
+                         {"estimated", f.estimated},
+                         {"failover_headroom_w", total(f.failover_headroom_w)},
+                         {"phases", std::move(phases)}};
+  }
+
+  return json{
+      {"ts", ts},
+      {"site", site.site->id},
+      {"room", c.room},
+      {"row", c.row},
+      {"cabinet", c.id},
+      {"status", cabinet_status_name(c.status)},
+      // Undecided (a silent feed may hide the load) is null, never a fresh "false".
+      {"powered", cs.powered_known ? json(cs.powered) : json(nullptr)},
+      {"quality", quality_name(cs.quality)},
+      {"estimated", cs.estimated},
+      {"power_w", total(cs.power_w)},
+      {"rated_w", num(c.rated_w)},
+      {"utilization", total(cs.utilization)},
+      {"failover_headroom_w", total(cs.failover_headroom_w)},
+      {"overload", good ? json(overload_name(cs.overload)) : json(nullptr)},
+      {"phase_imbalance", total(cs.phase_imbalance)},
+      {"feeds", std::move(feeds)},
+      {"inlet_c", num(cs.inlet_c)},
+      {"humidity_ratio", num(cs.humidity_ratio)},
+      {"units",
+       {{"power_w", "W"},
+        {"rated_w", "W"},
+        {"failover_headroom_w", "W"},
+        {"utilization", "ratio"},
+        {"phase_imbalance", "ratio"},
+        {"current_a", "A"},
+        {"voltage_v", "V"},
+        {"inlet_c", "celsius"},
+        {"humidity_ratio", "ratio"}}},
+  };
+}
+
+// A site summary is "good" when every source of its IT and facility power is fresh.
+Quality summary_quality(const SiteSnapshot& s) {
+  bool has_facility_meter = false;
+  for (const auto& d : s.site->devices)
+    if (d.kind == DeviceKind::kMeter && d.role == MeterRole::kFacilityTotal)
+      has_facility_meter = true;
+  const bool it_ok = s.it_coverage >= 1.0;
+  const bool fac_ok = !has_facility_meter || s.facility_coverage >= 1.0;
+  return it_ok && fac_ok ? Quality::kGood : Quality::kStale;
+}
+
+json summary_json(const SiteSnapshot& s, const std::string& ts) {
+  const Site& site = *s.site;
+  return json{
+      {"ts", ts},
+      {"site", site.id},
+      {"name", site.name},
+      {"quality", quality_name(summary_quality(s))},
+      {"it_power_w", num(s.it_power_w)},
+      {"it_power_source", opt_string(s.it_power_source)},
+      {"facility_power_w", num(s.facility_power_w)},
+      {"cooling_power_w", num(s.cooling_power_w)},
+      {"pue", num(s.pue)},
+      {"pue_category", s.pue_category},
+      {"coverage", {{"it", num(s.it_coverage)}, {"facility", num(s.facility_coverage)}}},
+      {"rated_w", num(s.rated_w)},
+      {"cabinets",
+       {{"total", s.cabinets_total},
+        {"powered", s.cabinets_powered},
+        {"sold", s.cabinets_sold},
+        {"internal", s.cabinets_internal},
+        {"free", s.cabinets_free},
+        {"planned", site.planned_cabinets},
+        {"measured", s.cabinets_measured}}},
+      {"occupancy", {{"powered", num(s.occupancy_powered)}, {"sold", num(s.occupancy_sold)}}},
+      {"units",
+       {{"it_power_w", "W"},
+        {"facility_power_w", "W"},
+        {"cooling_power_w", "W"},
+        {"rated_w", "W"},
+        {"pue", "ratio"},
+        {"coverage", "ratio"},
+        {"occupancy", "ratio"}}},
+  };
+}
+
+json cooling_json(const std::string& site_id, const CoolingSnapshot& cs, const DeviceSnapshot* ds,
+                  const std::string& ts) {
+  const Device& d = *cs.device;
+  // Without a device entry we cannot vouch for freshness: report stale and show no numbers.
+  const Quality q = ds ? ds->quality : Quality::kStale;
+  const bool good = q == Quality::kGood;
+  std::optional<double> delta;
+  if (cs.supply_c && cs.return_c) delta = *cs.return_c - *cs.supply_c;
+  const auto v = [good](const std::optional<double>& x) { return good ? num(x) : json(nullptr); };
+  return json{
+      {"ts", ts},
+      {"site", site_id},
+      {"device", d.id},
+      {"room", opt_string(d.room)},
+      {"quality", quality_name(q)},
+      {"supply_c", v(cs.supply_c)},
+      {"return_c", v(cs.return_c)},
+      {"delta_t_c", v(delta)},
+      {"power_w", v(cs.power_w)},
+      {"fan_ratio", v(cs.fan_ratio)},
+      {"running", good ? opt_bool(cs.running) : json(nullptr)},
+      {"units",
+       {{"supply_c", "celsius"},
+        {"return_c", "celsius"},
+        {"delta_t_c", "celsius"},
+        {"power_w", "W"},
+        {"fan_ratio", "ratio"}}},
+  };
+}
+
+json device_json(const DeviceSnapshot& ds, const std::string& ts) {
+  const Device& d = *ds.device;
+  json j{
+      {"ts", ts},
+      {"site", d.site},
+      {"device", d.id},
+      {"kind", device_kind_name(d.kind)},
+      {"profile", d.profile_name},
+      {"up", ds.up},
+      {"quality", quality_name(ds.quality)},
+      {"last_success",
+       ds.last_success == TimePoint{} ? json(nullptr) : json(format_rfc3339_ms(ds.last_success))},
+      // An old error next to a working device only confuses: show it while the device is down.
+      {"error", ds.up ? json(nullptr) : opt_string(ds.last_error)},
+  };
+  if (!d.cabinet.empty()) j["cabinet"] = d.cabinet;
+  if (!d.feed.empty()) j["feed"] = d.feed;
+  if (!d.room.empty()) j["room"] = d.room;
+
+  // Points as read, in the profile's unit; only from a fresh reading, never stale values.
+  json points = json::object();
+  if (ds.reading && ds.quality == Quality::kGood) {
+    for (const auto& [name, pv] : ds.reading->points) {
+      json p{{"value", num(pv.value)}, {"unit", pv.unit}};
+      // Enumerations carry their state name, string points their content (the value is then
+      // the enum's code, or null for a string).
+      if (!pv.text.empty()) p["text"] = pv.text;
+      points[name] = std::move(p);
+    }
+  }
+  j["points"] = std::move(points);
+  return j;
+}
+
+json alert_json(const AlertState& a, const std::string& quality, const std::string& ts) {
+  return json{
+      {"ts", ts},
+      {"site", a.site},
+      {"kind", a.kind},
+      {"subject", a.subject},
+      {"state", a.raised ? "raised" : "cleared"},
+      {"raised", a.raised},
+      {"severity", a.severity.empty() ? json(nullptr) : json(a.severity)},
+      {"value", num(a.value)},
+      {"threshold", num(a.threshold)},
+      {"unit", opt_string(a.unit)},
+      {"since", a.since == TimePoint{} ? json(nullptr) : json(format_rfc3339_ms(a.since))},
+      {"message", opt_string(a.message)},
+      {"quality", quality},
+  };
+}
+
+void warn_invalid(const char* what, const std::string& id) {
+  spdlog::warn("mqtt: {} id \"{}\" cannot be an MQTT topic level ('/', '+', '#' or empty); "
+               "not published",
+               what, id);
+}
+
+const SiteSnapshot* find_site(const FacilitySnapshot& snap, const std::string& site_id) {
+  for (const auto& s : snap.sites)
+    if (s.site && s.site->id == site_id) return &s;
+  return nullptr;
+}
+
+// Sites in snapshot order, then any site that only appears through its devices or alerts.
+std::vector<std::string> site_order(const FacilitySnapshot& snap) {
+  std::vector<std::string> order;
+  std::set<std::string> seen;
+  for (const auto& s : snap.sites)
+    if (s.site && seen.insert(s.site->id).second) order.push_back(s.site->id);
+  for (const auto& d : snap.devices)
+    if (d.device && seen.insert(d.device->site).second) order.push_back(d.device->site);
+  for (const auto& a : snap.alerts)
+    if (seen.insert(a.site).second) order.push_back(a.site);
+  return order;
+}
+
+void to_strings(std::vector<RenderedMessage>& in, std::vector<MqttMessage>& out) {
+  for (auto& r : in)
+    out.push_back(MqttMessage{std::move(r.site), std::move(r.topic), dump_payload(r.body), true,
+                              r.kind});
+  in.clear();
+}
+
+}  // namespace
+
+const char* to_string(MqttTopicKind k) {
+  switch (k) {
+    case MqttTopicKind::kSummary: return "summary";
+    case MqttTopicKind::kCabinet: return "cabinet";
+    case MqttTopicKind::kCooling: return "cooling";
+    case MqttTopicKind::kDevice: return "device";
+    case MqttTopicKind::kAlert: return "alert";
+  }
+  return "?";
+}
+
+std::string format_rfc3339_ms(TimePoint t) {
+  using namespace std::chrono;
+  const auto ms = floor<milliseconds>(t);  // floor, not round: never jump into the next second
+  const auto day = floor<days>(ms);
+  const year_month_day ymd{day};
+  const hh_mm_ss<milliseconds> hms{ms - day};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()),
+                static_cast<int>(hms.subseconds().count()));
+  return buf;
+}
+
+bool is_valid_topic_level(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c == '/' || c == '+' || c == '#' || c == '\0') return false;
+  return true;
+}
+
+bool is_valid_topic_prefix(const std::string& p) {
+  if (p.empty() || p.front() == '$') return false;  // $-topics belong to the broker
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t slash = p.find('/', start);
+    const std::string level = p.substr(start, slash == std::string::npos ? slash : slash - start);
+    if (!is_valid_topic_level(level)) return false;  // also rejects "a//b", "/a", "a/"
+    if (slash == std::string::npos) return true;
+    start = slash + 1;
+  }
+}
+
+std::string mqtt_status_topic(const std::string& prefix, const std::string& site) {
+  return prefix + "/" + site + "/status";
+}
+
+// Error strings come from devices and libraries and may not be valid UTF-8; a throwing dump()
+// would lose the whole snapshot, so invalid bytes are replaced.
+std::string dump_payload(const json& body) {
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void render_state(const FacilitySnapshot& snap, const std::string& prefix,
+                  const std::string& site_id, std::vector<RenderedMessage>& out) {
+  if (!is_valid_topic_level(site_id)) {
+    warn_invalid("site", site_id);
+    return;
+  }
+  const std::string ts = format_rfc3339_ms(snap.computed_at);
+  const std::string base = prefix + "/" + site_id + "/";
+  const auto add = [&](MqttTopicKind kind, const std::string& id, json body) {
+    out.push_back(RenderedMessage{site_id, base + to_string(kind) + "/" + id, kind,
+                                  std::move(body)});
+  };
+
+  std::unordered_map<const Device*, const DeviceSnapshot*> device_by_ptr;
+  for (const auto& ds : snap.devices)
+    if (ds.device) device_by_ptr.emplace(ds.device, &ds);
+
+  if (const SiteSnapshot* s = find_site(snap, site_id)) {
+    out.push_back(RenderedMessage{site_id, base + "summary", MqttTopicKind::kSummary,
+                                  summary_json(*s, ts)});
+    for (const auto& cs : s->cabinets) {
+      if (!cs.cabinet) continue;
+      if (!is_valid_topic_level(cs.cabinet->id)) {
+        warn_invalid("cabinet", cs.cabinet->id);
+        continue;
+      }
+      add(MqttTopicKind::kCabinet, cs.cabinet->id, cabinet_json(*s, cs, ts));
+    }
+    for (const auto& cs : s->cooling) {
+      if (!cs.device) continue;
+      if (!is_valid_topic_level(cs.device->id)) {
+        warn_invalid("device", cs.device->id);
+        continue;
+      }
+      const auto it = device_by_ptr.find(cs.device);
+      add(MqttTopicKind::kCooling, cs.device->id,
+          cooling_json(site_id, cs, it == device_by_ptr.end() ? nullptr : it->second, ts));
+    }
+  }
+  for (const auto& ds : snap.devices) {
+    if (!ds.device || ds.device->site != site_id) continue;
+    if (!is_valid_topic_level(ds.device->id)) {
+      warn_invalid("device", ds.device->id);
+      continue;
+    }
+    add(MqttTopicKind::kDevice, ds.device->id, device_json(ds, ts));
+  }
+}
+
+void render_alerts(const FacilitySnapshot& snap, const std::string& prefix,
+                   const std::string& site_id, std::vector<RenderedMessage>& out) {
+  if (!is_valid_topic_level(site_id)) return;  // warned by render_state
+  const std::string ts = format_rfc3339_ms(snap.computed_at);
+  const SiteSnapshot* site = find_site(snap, site_id);
+  // The quality of the data behind an alert is its subject's current quality (a cabinet, a
+  // device, or the site's summary); built only when the site has alerts.
+  std::unordered_map<std::string, Quality> subject_quality;
+  bool indexed = false;
+  for (const auto& a : snap.alerts) {
+    if (a.site != site_id) continue;
+    if (!is_valid_topic_level(a.kind) || !is_valid_topic_level(a.subject)) {
+      warn_invalid("alert kind/subject", a.kind + "/" + a.subject);
+      continue;
+    }
+    if (!indexed) {
+      indexed = true;
+      for (const auto& ds : snap.devices)
+        if (ds.device && ds.device->site == site_id)
+          subject_quality[ds.device->id] = ds.quality;
+      if (site) {
+        for (const auto& cs : site->cabinets)
+          if (cs.cabinet) subject_quality[cs.cabinet->id] = cs.quality;
+        subject_quality[site_id] = summary_quality(*site);
+      }
+    }
+    const auto q = subject_quality.find(a.subject);
+    // A subject that is no entity (rare): the alert carries its own value or nothing.
+    const std::string quality = q != subject_quality.end() ? quality_name(q->second)
+                                : a.value                 ? "good"
+                                                          : "stale";
+    out.push_back(RenderedMessage{site_id,
+                                  prefix + "/" + site_id + "/alert/" + a.kind + "/" + a.subject,
+                                  MqttTopicKind::kAlert, alert_json(a, quality, ts)});
+  }
+}
+
+std::vector<MqttMessage> render_site_messages(const FacilitySnapshot& snap,
+                                              const std::string& prefix,
+                                              const std::string& site) {
+  std::vector<RenderedMessage> r;
+  std::vector<MqttMessage> out;
+  render_state(snap, prefix, site, r);
+  render_alerts(snap, prefix, site, r);
+  to_strings(r, out);
+  return out;
+}
+
+std::vector<MqttMessage> render_messages(const FacilitySnapshot& snap, const std::string& prefix) {
+  std::vector<MqttMessage> out;
+  for (const auto& site : site_order(snap)) {
+    auto msgs = render_site_messages(snap, prefix, site);
+    std::move(msgs.begin(), msgs.end(), std::back_inserter(out));
+  }
+  return out;
+}
+
+}  // namespace facility
