@@ -24,6 +24,7 @@
 #include "bench/synthetic_site.h"
 #include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/model/model.h"
+#include "tests/support/reference_exposition.h"
 
 namespace {
 

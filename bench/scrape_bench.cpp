@@ -48,6 +48,7 @@
 #include "daemon/app/daemon.h"
 #include "daemon/sinks/prometheus/exposition.h"
 #include "sim/simulator.h"
+#include "tests/support/reference_exposition.h"
 
 namespace {
 
@@ -271,13 +272,13 @@ void run(const std::string& size, int interval_s, int window_s, const std::strin
   // The modes take turns in every round, so that a change in the machine's load hits all alike.
   const int reps = series > 50000 ? 7 : 15;
   std::vector<double> hit, miss, direct, pcpp;
-  Exposition warm(ExpositionMode::kCached);
+  Exposition warm;
   warm.render(fixed);
   for (int r = 0; r < reps; ++r) {
     hit.push_back(ms_of([&] { warm.render(fixed); }));
-    miss.push_back(ms_of([&] { Exposition(ExpositionMode::kCached).render(fixed); }));
-    direct.push_back(ms_of([&] { Exposition(ExpositionMode::kDirect).render(fixed); }));
-    pcpp.push_back(ms_of([&] { Exposition(ExpositionMode::kPrometheusCpp).render(fixed); }));
+    miss.push_back(ms_of([&] { Exposition().render(fixed); }));
+    direct.push_back(ms_of([&] { testing::ReferenceExposition(ExpositionMode::kDirect).render(fixed); }));
+    pcpp.push_back(ms_of([&] { testing::ReferenceExposition(ExpositionMode::kPrometheusCpp).render(fixed); }));
   }
   const double cached_hit = percentile(hit, 0.5), cached_miss = percentile(miss, 0.5);
   const double direct_ms = percentile(direct, 0.5), pcpp_ms = percentile(pcpp, 0.5);

@@ -8,12 +8,12 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "daemon/sinks/history/history.h"
 #include "daemon/app/http_gate.h"
-#include "daemon/sinks/mqtt/publisher.h"
+#include "daemon/app/sinks.h"
+#include "daemon/config/shard.h"
 #include "daemon/polling/polling.h"
 #include "daemon/reports/http_routes.h"
-#include "daemon/config/shard.h"
+#include "daemon/sinks/prometheus/prometheus_sink.h"
 
 namespace facility {
 namespace {
@@ -41,49 +41,42 @@ std::string device_fingerprint(const Config& cfg, const Device& d) {
   return os.str();
 }
 
+// The command line's overrides (--mqtt-broker, --no-mqtt) are part of the configuration the
+// sinks see.
+std::shared_ptr<const Config> with_overrides(std::shared_ptr<const Config> cfg,
+                                             const DaemonOptions& opt) {
+  if (!opt.mqtt_broker && !opt.no_mqtt) return cfg;
+  auto c = std::make_shared<Config>(*cfg);
+  if (opt.mqtt_broker) c->mqtt.broker = *opt.mqtt_broker;
+  if (opt.no_mqtt) c->mqtt.enabled = false;
+  return c;
+}
+
 }  // namespace
 
 Daemon::Daemon(std::shared_ptr<const Config> config, DaemonOptions opt)
-    : opt_(std::move(opt)), config_(std::move(config)) {
+    : opt_(std::move(opt)), config_(with_overrides(std::move(config), opt_)) {
   reload_status_.last_success_unix = unix_now();
 }
 
 Daemon::~Daemon() { stop(); }
 
 std::shared_ptr<const FacilitySnapshot> Daemon::snapshot() const {
-  std::lock_guard lock(src_mu_);
-  return snapshot_;
+  return prometheus_ ? prometheus_->latest() : nullptr;
 }
 
-ScrapeSources Daemon::scrape_sources() const {
+ScrapeSources Daemon::live_sources() const {
   ScrapeSources s;
   std::lock_guard lock(src_mu_);
   s.config = config_;
-  s.snapshot = snapshot_;
   s.collector = stats_;
-  s.history = history_;
+  s.sinks.assign(sinks_.begin(), sinks_.end());
   s.reload = reload_status_;
-  if (mqtt_) {
-    s.mqtt = [m = mqtt_, cfg = config_] {
-      MqttStatsView v;
-      const auto st = m->stats();
-      v.enabled = true;
-      v.connected = st.connected;
-      v.published = st.published_total;
-      v.dropped = st.dropped_total;
-      v.queued = st.queue_messages;
-      v.queue_bytes = st.queue_bytes;
-      v.queue_limit_messages = cfg->mqtt.outbox.max_messages;
-      v.queue_limit_bytes = cfg->mqtt.outbox.max_bytes;
-      v.queued_total = st.queued_total;
-      v.unchanged = st.unchanged_total;
-      v.connects = st.connects_total;
-      v.persist_errors = st.persist_errors_total;
-      v.alert_backlog_dropped = st.alert_backlog_dropped;
-      return v;
-    };
-  }
   return s;
+}
+
+ScrapeSources Daemon::scrape_sources() const {
+  return prometheus_ ? prometheus_->sources() : live_sources();
 }
 
 std::size_t Daemon::endpoint_count() const { return polling_ ? polling_->endpoint_count() : 0; }
@@ -114,10 +107,10 @@ void Daemon::start() {
     throw std::runtime_error("cannot listen on " + listen_ + " for /metrics: " + e.what() +
                              " (is another process using the port? set daemon.listen or --listen)");
   }
-  exposition_ = std::make_shared<Exposition>(opt_.exposition);
+  prometheus_ = std::make_shared<PrometheusSink>([this] { return live_sources(); });
   gate_ = std::make_unique<HttpGate>(metrics_port());
   gate_->set_auth(cfg->daemon.auth);
-  gate_->set_metrics(exposition_, [this] { return scrape_sources(); });
+  gate_->set_metrics(prometheus_->exposition(), [this] { return prometheus_->sources(); });
   if (cfg->daemon.auth.password) {
     spdlog::info("HTTP basic authentication on every route (user from {}, password from {})",
                  cfg->daemon.auth.username_source, cfg->daemon.auth.password_source);
@@ -151,28 +144,29 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg) {
 
   // First snapshot before anything can scrape, so /metrics is never half-initialised.
   model_ = std::make_unique<FacilityModel>(cfg);
-  auto first = model_->update(store_.snapshot(), Clock::now());
+  prometheus_->take(model_->update(store_.snapshot(), Clock::now()));
 
   ensure_state_dir(*cfg);
-  const std::string history_file = start_history(cfg);
-
-  std::shared_ptr<MqttPublisher> mqtt;
-  if (cfg->mqtt.enabled && !opt_.no_mqtt) {
-    MqttSettings ms = cfg->mqtt;
-    if (opt_.mqtt_broker) ms.broker = *opt_.mqtt_broker;
-    std::vector<std::string> site_ids;
-    for (const auto& s : cfg->sites) site_ids.push_back(s.id);
-    MqttPublisherOptions mo;
-    mo.state_dir = cfg->daemon.state_dir;
-    mqtt = std::make_shared<MqttPublisher>(ms, site_ids, mo);
-    mqtt->start();
+  std::vector<std::shared_ptr<Sink>> sinks{prometheus_};
+  std::string history_file;
+  try {
+    for (const SinkFactory make : sink_factories()) {
+      auto sink = make(cfg);
+      if (!sink) continue;
+      sink->start();
+      sinks.push_back(sink);
+      if (auto source = sink->report_source(); !source.empty()) history_file = source;
+    }
+  } catch (...) {
+    // Nothing half-started stays behind (the history writer's thread and its lock).
+    for (auto it = sinks.rbegin(); it != sinks.rend(); ++it) (*it)->stop();
+    throw;
   }
   {
     std::lock_guard lock(src_mu_);
     config_ = cfg;
-    snapshot_ = std::move(first);
     stats_ = stats;
-    mqtt_ = mqtt;
+    sinks_ = std::move(sinks);
   }
   routes_ = std::make_unique<HttpRoutes>(metrics_port(), cfg, history_file);
   gate_->set_auth(cfg->daemon.auth);
@@ -192,21 +186,14 @@ void Daemon::stop_pipeline() {
   }
   cv_.notify_all();
   if (model_thread_.joinable()) model_thread_.join();
-  std::shared_ptr<MqttPublisher> mqtt;
-  std::shared_ptr<HistoryWriter> history;
+  std::vector<std::shared_ptr<Sink>> sinks;
   {
     std::lock_guard lock(src_mu_);
-    mqtt = mqtt_;
-    history = history_;
+    sinks = sinks_;
   }
-  if (mqtt) mqtt->stop();
+  // In reverse start order; each flushes what it holds (the history its minute in progress).
+  for (auto it = sinks.rbegin(); it != sinks.rend(); ++it) (*it)->stop();
   if (polling_) polling_->stop();
-  if (history) {
-    // The minute in progress too, so a clean restart or reload loses nothing.
-    if (history_recorder_) history->submit(history_recorder_->flush());
-    history->stop();
-  }
-  history_recorder_.reset();
 }
 
 // The state directory holds the history database and the MQTT outbox journal. Under systemd it
@@ -225,33 +212,9 @@ void Daemon::ensure_state_dir(const Config& config) const {
   }
 }
 
-// Returns the database path, or "" when the history is off.
-std::string Daemon::start_history(const std::shared_ptr<const Config>& cfg) {
-  std::shared_ptr<HistoryWriter> writer;
-  std::string path;
-  if (cfg->history.enabled) {
-    path = history_path(*cfg);
-    writer = std::make_shared<HistoryWriter>(cfg, path);
-    try {
-      writer->start();
-      history_recorder_ = std::make_unique<HistoryRecorder>(cfg);
-      spdlog::info("history in {}", path);
-    } catch (const std::exception& e) {
-      // Monitoring matters more than the history: run without it, and say so (and
-      // facility_history_up says 0).
-      spdlog::error("history disabled: {} (set daemon.state_dir, or history.enabled: false)",
-                    e.what());
-      writer.reset();
-      path.clear();
-    }
-  }
-  std::lock_guard lock(src_mu_);
-  history_ = std::move(writer);
-  return path;
-}
-
-bool Daemon::reload(std::shared_ptr<const Config> cfg) {
+bool Daemon::reload(std::shared_ptr<const Config> next) {
   if (!started_) return false;
+  const std::shared_ptr<const Config> cfg = with_overrides(std::move(next), opt_);
   std::shared_ptr<const Config> old;
   {
     std::lock_guard lock(src_mu_);
@@ -311,12 +274,10 @@ void Daemon::reload_failed() {
 void Daemon::model_loop() {
   bool first_cycle_logged = false;
   const auto t0 = std::chrono::steady_clock::now();
-  std::shared_ptr<MqttPublisher> mqtt;
-  std::shared_ptr<HistoryWriter> history;
+  std::vector<std::shared_ptr<Sink>> sinks;
   {
     std::lock_guard lock(src_mu_);
-    mqtt = mqtt_;
-    history = history_;
+    sinks = sinks_;
   }
   while (true) {
     {
@@ -324,10 +285,6 @@ void Daemon::model_loop() {
       if (cv_.wait_for(lock, opt_.model_interval, [this] { return stopping_; })) break;
     }
     auto snap = model_->update(store_.snapshot(), Clock::now());
-    {
-      std::lock_guard lock(src_mu_);
-      snapshot_ = snap;
-    }
     if (!first_cycle_logged) {
       std::size_t up = 0, polled = 0;
       const ShardSettings& shard = snap->config->daemon.shard;
@@ -343,13 +300,7 @@ void Daemon::model_loop() {
         first_cycle_logged = true;
       }
     }
-    if (history_recorder_ && history) {
-      auto minutes = history_recorder_->add(*snap);
-      if (!minutes.empty()) history->submit(std::move(minutes));
-    }
-    // Every cycle: the publisher checks alerts on each snapshot and state topics every
-    // mqtt.publish_interval; handing over never waits.
-    if (mqtt) mqtt->publish(snap);
+    for (const auto& sink : sinks) sink->take(snap);
   }
 }
 
@@ -367,8 +318,7 @@ void Daemon::teardown() {
   gate_.reset();
   exposer_.reset();
   std::lock_guard lock(src_mu_);
-  mqtt_.reset();
-  history_.reset();
+  sinks_.clear();
 }
 
 }  // namespace facility

@@ -1,5 +1,6 @@
 // The facilityd service: pollers per endpoint -> reading store -> facility model -> sinks
-// (Prometheus /metrics, MQTT, history).
+// (a list of daemon/sinks/sink.h: the Prometheus exposition, then what daemon/app/sinks.cpp
+// registers: the history and MQTT).
 //
 // start() validates the environment (the listen address binds) before anything is announced;
 // stop() shuts down sinks first, then pollers. Non-copyable, non-movable: it owns threads.
@@ -28,11 +29,12 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/polling/collector_stats.h"
 #include "daemon/config/config.h"
-#include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/model/model.h"
+#include "daemon/polling/collector_stats.h"
 #include "daemon/readings/readings.h"
+#include "daemon/sinks/prometheus/exposition.h"
+#include "daemon/sinks/sink.h"
 
 namespace prometheus {
 class Exposer;
@@ -40,19 +42,16 @@ class Exposer;
 
 namespace facility {
 
-class MqttPublisher;
-class HistoryRecorder;
-class HistoryWriter;
 class HttpGate;
 class HttpRoutes;
 class PollingService;
+class PrometheusSink;
 
 struct DaemonOptions {
   std::optional<std::string> listen;       // overrides daemon.listen
   std::optional<std::string> mqtt_broker;  // overrides mqtt.broker
   bool no_mqtt = false;
   std::chrono::milliseconds model_interval{1000};
-  ExpositionMode exposition = ExpositionMode::kCached;
 };
 
 class Daemon {
@@ -89,7 +88,7 @@ class Daemon {
   void teardown();  // stop_pipeline() and close the listener
   void model_loop();
   void ensure_state_dir(const Config& config) const;
-  std::string start_history(const std::shared_ptr<const Config>& config);
+  ScrapeSources live_sources() const;
 
   DaemonOptions opt_;
   std::string listen_;  // the address the listener was bound with
@@ -99,20 +98,18 @@ class Daemon {
   // What scrapes read; replaced on reload under src_mu_.
   mutable std::mutex src_mu_;
   std::shared_ptr<const Config> config_;
-  std::shared_ptr<const FacilitySnapshot> snapshot_;
   std::shared_ptr<CollectorStats> stats_;
-  std::shared_ptr<MqttPublisher> mqtt_;
-  std::shared_ptr<HistoryWriter> history_;
+  // Every sink of the running pipeline, the Prometheus exposition first.
+  std::vector<std::shared_ptr<Sink>> sinks_;
   ReloadStatus reload_status_;
 
   // The pipeline of one configuration (owning thread and model thread only).
   std::unique_ptr<PollingService> polling_;
   std::unique_ptr<FacilityModel> model_;
-  std::unique_ptr<HistoryRecorder> history_recorder_;
 
-  // The listener: kept across reloads.
+  // The listener and the exposition it serves: kept across reloads.
   std::unique_ptr<prometheus::Exposer> exposer_;
-  std::shared_ptr<Exposition> exposition_;
+  std::shared_ptr<PrometheusSink> prometheus_;
   std::unique_ptr<HttpGate> gate_;      // authentication and /metrics
   std::unique_ptr<HttpRoutes> routes_;  // "/" and /reports
 

@@ -181,9 +181,6 @@ int main(int argc, char** argv) {
   std::string state_dir;
   run_cmd->add_option("--state-dir", state_dir,
                       "Override daemon.state_dir (history database, MQTT outbox)");
-  std::string exposition = "cached";
-  // For bench/run_scrape_bench.py: how /metrics is rendered (cached, direct, prometheus-cpp).
-  run_cmd->add_option("--exposition", exposition)->group("");
   run_cmd->footer(R"(Signals: SIGHUP reloads the configuration (systemctl reload facilityd). A file
 that does not load is refused: its problems are logged as FILE:LINE:COL: message, the
 previous configuration stays in effect and facility_config_last_reload_successful becomes 0.
@@ -200,69 +197,16 @@ What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanl
   check_cmd->add_option("config", config_path, "Configuration file (YAML)")->required();
   check_cmd->add_flag("-q,--quiet", quiet, "Print nothing when the configuration is valid");
 
-  facility::ProbeOptions probe;
-  std::string probe_timeout = "1s", probe_parity;
-  auto* probe_cmd = app.add_subcommand(
-      "probe",
-      "Read one device once and print every point decoded: value, unit, raw registers. "
-      "Either --device ID --config FILE, or ENDPOINT --unit N --profile NAME.");
-  probe_cmd->add_option("endpoint", probe.endpoint,
-                        "tcp://HOST:PORT, rtu-over-tcp://HOST:PORT (serial gateway speaking RTU) "
-                        "or rtu:///dev/ttyUSB0");
-  probe_cmd->add_option("--device", probe.device_id, "Device id in the configuration");
-  probe_cmd->add_option("-c,--config", probe.config_path, "Configuration file (with --device)");
-  probe_cmd->add_option("--unit", probe.unit, "Modbus unit id")->capture_default_str();
-  probe_cmd->add_option("--profile", probe.profile, "Profile name or path to a profile .yaml");
-  probe_cmd->add_option("--profiles-dir", probe.profiles_dir,
-                        "Where profile names are looked up (default /etc/facilityd/profiles, "
-                        "then ./config/profiles)");
-  probe_cmd->add_option("--timeout", probe_timeout, "Response timeout")->capture_default_str();
-  probe_cmd->add_option("--baud", probe.baud, "Serial: baud rate (default 9600)");
-  probe_cmd->add_option("--parity", probe_parity, "Serial: none, even or odd (default none)");
-  probe_cmd->add_option("--stop-bits", probe.stop_bits, "Serial: 1 or 2 (default 1)");
-  probe_cmd->footer(R"(Examples:
-  facilityd probe --device hl1-meter-ups --config /etc/facilityd/facilityd.yaml
-  facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
-  facilityd probe rtu:///dev/ttyUSB0 --unit 1 --profile eastron-sdm630 --baud 9600 --parity even
-Exit status: 0 when the device answered every read, 1 when the poll failed, 2 for bad options.)");
+  facility::ProbeCliOptions probe_opt;
+  auto* probe_cmd = facility::add_probe_subcommand(app, probe_opt);
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
 
   if (*check_cmd) return check_config(config_path, quiet);
-  if (*probe_cmd) {
-    const bool by_device = !probe.device_id.empty();
-    if (by_device == !probe.endpoint.empty() || (by_device && probe.config_path.empty()) ||
-        (!by_device && probe.profile.empty())) {
-      std::fprintf(stderr, "facilityd probe: give either --device ID --config FILE, or "
-                           "ENDPOINT --unit N --profile NAME (see facilityd probe --help)\n");
-      return 2;
-    }
-    const auto t = facility::parse_duration(probe_timeout);
-    if (!t) {
-      std::fprintf(stderr, "facilityd probe: bad --timeout \"%s\" (e.g. 500ms, 2s)\n",
-                   probe_timeout.c_str());
-      return 2;
-    }
-    probe.timeout = *t;
-    if (!probe_parity.empty()) {
-      if (probe_parity != "none" && probe_parity != "even" && probe_parity != "odd") {
-        std::fprintf(stderr, "facilityd probe: --parity must be none, even or odd\n");
-        return 2;
-      }
-      probe.parity = probe_parity == "none" ? 'N' : probe_parity == "even" ? 'E' : 'O';
-    }
-    spdlog::set_level(spdlog::level::warn);
-    return facility::run_probe(probe, std::cout, std::cerr);
-  }
+  if (*probe_cmd) return facility::run_probe_cli(probe_opt);
   if (*report_cmd) return facility::run_report_cli(report_opt);
-  if (const auto m = facility::parse_exposition_mode(exposition)) {
-    opt.exposition = *m;
-  } else {
-    std::fprintf(stderr, "facilityd run: --exposition must be cached, direct or prometheus-cpp\n");
-    return 2;
-  }
   if (!listen.empty()) opt.listen = listen;
   if (!broker.empty()) opt.mqtt_broker = broker;
   return run(config_path, opt, state_dir);

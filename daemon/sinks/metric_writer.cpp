@@ -52,18 +52,6 @@ void append_help(std::string& out, std::string_view help) {
   }
 }
 
-prometheus::MetricType to_prometheus(Type t) {
-  switch (t) {
-    case Type::kCounter:
-      return prometheus::MetricType::Counter;
-    case Type::kHistogram:
-      return prometheus::MetricType::Histogram;
-    case Type::kGauge:
-      break;
-  }
-  return prometheus::MetricType::Gauge;
-}
-
 const char* type_name(Type t) {
   switch (t) {
     case Type::kCounter:
@@ -76,23 +64,10 @@ const char* type_name(Type t) {
   return "gauge";
 }
 
-std::vector<prometheus::ClientMetric::Label> to_prometheus(const Labels& l) {
-  std::vector<prometheus::ClientMetric::Label> r;
-  r.reserve(l.items().size());
-  for (const auto& x : l.items()) r.push_back({std::string(x.name), std::string(x.value)});
-  return r;
-}
-
 }  // namespace
 
-Family::Family(std::string_view name, std::string_view help, Type type, bool text)
-    : name_(name), help_(help), type_(type), text_(text) {
-  if (!text_) {
-    mf_.name = name_;
-    mf_.help = help_;
-    mf_.type = to_prometheus(type);
-  }
-}
+Family::Family(std::string_view name, std::string_view help, Type type, SampleObserver* observer)
+    : name_(name), help_(help), type_(type), observer_(observer) {}
 
 void Family::text_sample(std::string_view suffix, const Labels& l, const Label* extra, double v) {
   body_ += name_;
@@ -120,46 +95,33 @@ void Family::text_sample(std::string_view suffix, const Labels& l, const Label* 
 
 void Family::scalar(const Labels& l, double v) {
   ++n_;
-  if (text_) {
-    text_sample("", l, nullptr, v);
+  if (observer_) {
+    observer_->scalar(*this, l, v);
     return;
   }
-  prometheus::ClientMetric m;
-  m.label = to_prometheus(l);
-  (type_ == Type::kCounter ? m.counter.value : m.gauge.value) = v;
-  mf_.metric.push_back(std::move(m));
+  text_sample("", l, nullptr, v);
 }
 
 void Family::histogram(const Labels& l, std::span<const double> bounds,
                        std::span<const std::uint64_t> buckets, std::uint64_t count, double sum) {
   n_ += bounds.size() + 3;
-  if (text_) {
-    std::uint64_t cum = 0;
-    std::string le;
-    for (std::size_t b = 0; b < bounds.size(); ++b) {
-      cum += b < buckets.size() ? buckets[b] : 0;
-      le.clear();
-      append_number(le, bounds[b]);
-      const Label x{"le", le};
-      text_sample("_bucket", l, &x, static_cast<double>(cum));
-    }
-    const Label inf{"le", "+Inf"};
-    text_sample("_bucket", l, &inf, static_cast<double>(count));
-    text_sample("_sum", l, nullptr, sum);
-    text_sample("_count", l, nullptr, static_cast<double>(count));
+  if (observer_) {
+    observer_->histogram(*this, l, bounds, buckets, count, sum);
     return;
   }
-  prometheus::ClientMetric m;
-  m.label = to_prometheus(l);
-  m.histogram.sample_count = count;
-  m.histogram.sample_sum = sum;
   std::uint64_t cum = 0;
+  std::string le;
   for (std::size_t b = 0; b < bounds.size(); ++b) {
     cum += b < buckets.size() ? buckets[b] : 0;
-    m.histogram.bucket.push_back({cum, bounds[b]});
+    le.clear();
+    append_number(le, bounds[b]);
+    const Label x{"le", le};
+    text_sample("_bucket", l, &x, static_cast<double>(cum));
   }
-  m.histogram.bucket.push_back({count, std::numeric_limits<double>::infinity()});
-  mf_.metric.push_back(std::move(m));
+  const Label inf{"le", "+Inf"};
+  text_sample("_bucket", l, &inf, static_cast<double>(count));
+  text_sample("_sum", l, nullptr, sum);
+  text_sample("_count", l, nullptr, static_cast<double>(count));
 }
 
 void Families::append_text(std::string& out) const {
@@ -176,14 +138,6 @@ void Families::append_text(std::string& out) const {
     out += '\n';
     out += f.body_;
   }
-}
-
-std::vector<prometheus::MetricFamily> Families::take() {
-  std::vector<prometheus::MetricFamily> r;
-  for (auto& f : fams_) {
-    if (f.n_ > 0) r.push_back(std::move(f.mf_));
-  }
-  return r;
 }
 
 std::size_t Families::series() const {

@@ -1,20 +1,19 @@
-// The exposition writer shared by the metric files (metrics.cpp, metrics_facility.cpp,
-// history_metrics.cpp): families of samples written either straight into Prometheus text format
-// 0.0.4 (what /metrics serves) or into prometheus-cpp MetricFamily objects (the reference the
-// unit tests compare the text with, and the previous design the scrape benchmark measures).
+// The metrics writer: families of samples written straight into Prometheus text format 0.0.4,
+// the body of /metrics. The facility families (sinks/prometheus) and every sink's health
+// (Sink::health) are written through it.
 //
 // Why our own text writer: building prometheus-cpp MetricFamily objects and serializing them with
 // TextSerializer (ostream formatting) takes 5-8 times as long as writing the text directly with
 // std::to_chars: ~310 ms against ~55 ms for 100k series on the target machine (bench/RESULTS.md,
-// "Scrape latency and size while polling").
+// "Scrape latency and size while polling"). prometheus-cpp stays the reference the text must
+// match: the unit tests and the scrape benchmark attach a SampleObserver that builds its
+// MetricFamily objects from the same samples (tests/support/reference_exposition.h).
 //
 // Labels hold string_views: every label value must outlive the call that adds the sample
 // (config strings do; keep computed values in a named local).
 //
 // Thread-safety: a Families object belongs to one render; the functions are reentrant.
 #pragma once
-
-#include <prometheus/metric_family.h>
 
 #include <array>
 #include <cstdint>
@@ -26,7 +25,6 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/model/model.h"
 
 namespace facility::metrics_detail {
 
@@ -56,6 +54,19 @@ class Labels {
 
 enum class Type { kGauge, kCounter, kHistogram };
 
+class Family;
+
+// Takes every sample instead of the text writer, before any formatting (tests and benchmarks:
+// the prometheus-cpp reference). The product attaches none.
+class SampleObserver {
+ public:
+  virtual ~SampleObserver() = default;
+  virtual void scalar(const Family& f, const Labels& l, double v) = 0;
+  virtual void histogram(const Family& f, const Labels& l, std::span<const double> bounds,
+                         std::span<const std::uint64_t> buckets, std::uint64_t count,
+                         double sum) = 0;
+};
+
 // One metric family: its HELP, TYPE and samples.
 class Family {
  public:
@@ -69,40 +80,40 @@ class Family {
   void histogram(const Labels& l, std::span<const double> bounds,
                  std::span<const std::uint64_t> buckets, std::uint64_t count, double sum);
   std::size_t samples() const { return n_; }
+  const std::string& name() const { return name_; }
+  const std::string& help() const { return help_; }
+  Type type() const { return type_; }
 
  private:
   friend class Families;
-  Family(std::string_view name, std::string_view help, Type type, bool text);
+  Family(std::string_view name, std::string_view help, Type type, SampleObserver* observer);
   void scalar(const Labels& l, double v);  // a gauge or counter sample, as the family's type
   void text_sample(std::string_view suffix, const Labels& l, const Label* extra, double v);
 
   std::string name_, help_;
   Type type_;
-  bool text_;
-  std::string body_;              // text mode: the sample lines
-  prometheus::MetricFamily mf_;   // reference mode
-  std::size_t n_ = 0;             // series (a histogram counts buckets + sum + count)
+  SampleObserver* observer_;  // null in the product
+  std::string body_;          // the sample lines
+  std::size_t n_ = 0;         // series (a histogram counts buckets + sum + count)
 };
 
 class Families {
  public:
-  enum class Mode { kText, kPrometheusCpp };
-  explicit Families(Mode m = Mode::kText) : text_(m == Mode::kText) {}
+  // With an observer, samples go to it and no text is written.
+  explicit Families(SampleObserver* observer = nullptr) : observer_(observer) {}
 
   // The reference stays valid for the lifetime of this object. Each name once per render.
   Family& family(std::string_view name, std::string_view help, Type type) {
-    fams_.push_back(Family(name, help, type, text_));
+    fams_.push_back(Family(name, help, type, observer_));
     return fams_.back();
   }
-  // Text mode: appends "# HELP", "# TYPE" and the samples of every family that has samples
-  // (a family without samples is left out: only what is known is exposed).
+  // Appends "# HELP", "# TYPE" and the samples of every family that has samples (a family
+  // without samples is left out: only what is known is exposed).
   void append_text(std::string& out) const;
-  // Reference mode: the families with samples.
-  std::vector<prometheus::MetricFamily> take();
   std::size_t series() const;
 
  private:
-  bool text_;
+  SampleObserver* observer_;
   std::deque<Family> fams_;  // deque: references stay valid while families are added
 };
 
@@ -111,15 +122,9 @@ void append_number(std::string& out, double v);
 // A label value escaped for the text format (backslash, double quote, newline).
 void append_escaped(std::string& out, std::string_view v);
 
-// Labels {site, room, row, cabinet} of a cabinet.
-inline Labels cabinet_labels(const Cabinet& c) {
-  return Labels{{"site", c.site}, {"room", c.room}, {"row", c.row}, {"cabinet", c.id}};
-}
-
-// The facility families (cabinets, racks, cooling units, rooms, sites, devices, model alerts):
-// metrics_facility.cpp. Everything there is a function of the snapshot alone, so the text can be
-// cached per snapshot. In a sharded daemon (daemon.shard) only the shard's entities and the
-// site aggregates that are whole are written (docs/prometheus.md, "Sharding").
-void render_facility(Families& fam, const FacilitySnapshot& snap);
-
 }  // namespace facility::metrics_detail
+
+namespace facility {
+// What sinks write their health metrics with (Sink::health).
+using MetricWriter = metrics_detail::Families;
+}  // namespace facility

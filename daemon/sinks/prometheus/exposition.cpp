@@ -1,6 +1,5 @@
 #include "daemon/sinks/prometheus/exposition.h"
 
-#include <prometheus/text_serializer.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,8 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/sinks/history/history_metrics.h"
-#include "daemon/sinks/metric_writer.h"
+#include "daemon/sinks/prometheus/facility_metrics.h"
 #include "facilityd_version.h"
 
 namespace facility {
@@ -143,104 +141,33 @@ void collector_metrics(Families& fam, const CollectorStats& st) {
   }
 }
 
-void mqtt_metrics(Families& fam, const MqttStatsView& m) {
-  if (!m.enabled) return;
-  const auto d = [](std::uint64_t v) { return static_cast<double>(v); };
-  const Labels none;
-  fam.family("facility_mqtt_connected", "1 if every site's connection to the MQTT broker is up.",
-             Type::kGauge)
-      .gauge(none, m.connected ? 1.0 : 0.0);
-  fam.family("facility_mqtt_connects_total",
-             "Successful MQTT connections (first one and every reconnect).", Type::kCounter)
-      .counter(none, d(m.connects));
-  fam.family("facility_mqtt_messages_published_total",
-             "MQTT messages acknowledged by the broker (QoS 1/2) or written (QoS 0), status "
-             "messages included.",
-             Type::kCounter)
-      .counter(none, d(m.published));
-  fam.family("facility_mqtt_messages_queued_total",
-             "MQTT data messages handed to the outbox; each is later published or dropped.",
-             Type::kCounter)
-      .counter(none, d(m.queued_total));
-  fam.family("facility_mqtt_messages_unchanged_total",
-             "MQTT state messages not sent because no value moved beyond its deadband.",
-             Type::kCounter)
-      .counter(none, d(m.unchanged));
-  auto& dropped = fam.family("facility_mqtt_messages_dropped_total",
-                             "MQTT messages dropped, by reason (queue_full, expired, rejected, "
-                             "shutdown).",
-                             Type::kCounter);
-  for (const auto& [reason, n] : m.dropped) dropped.counter(Labels{{"reason", reason}}, d(n));
-  fam.family("facility_mqtt_queue_messages", "MQTT messages in the outbox, waiting or in flight.",
-             Type::kGauge)
-      .gauge(none, d(m.queued));
-  fam.family("facility_mqtt_queue_bytes",
-             "Topic and payload bytes of the MQTT messages in the outbox.", Type::kGauge)
-      .gauge(none, d(m.queue_bytes));
-  fam.family("facility_mqtt_queue_limit_messages",
-             "Bound of the MQTT outbox in messages (mqtt.outbox.max_messages).", Type::kGauge)
-      .gauge(none, d(m.queue_limit_messages));
-  fam.family("facility_mqtt_queue_limit_bytes",
-             "Bound of the MQTT outbox in bytes (mqtt.outbox.max_bytes).", Type::kGauge)
-      .gauge(none, d(m.queue_limit_bytes));
-  fam.family("facility_mqtt_outbox_persist_errors_total",
-             "Writes or deletes of the MQTT outbox journal that failed.", Type::kCounter)
-      .counter(none, d(m.persist_errors));
-  fam.family("facility_mqtt_alert_snapshots_lost_total",
-             "Model snapshots whose alert transitions were never published on MQTT because the "
-             "publisher lagged more than 256 such snapshots behind the model.",
-             Type::kCounter)
-      .counter(none, d(m.alert_backlog_dropped));
-}
-
 void render_live(Families& fam, const ScrapeSources& src) {
   daemon_metrics(fam, src);
   if (src.collector) collector_metrics(fam, *src.collector);
-  if (src.mqtt) mqtt_metrics(fam, src.mqtt());
-  if (src.history_metrics) render_history_metrics(fam, src.history.get());
+  for (const auto& sink : src.sinks) sink->health(fam);
   process_metrics(fam);
 }
 
 }  // namespace
 
-std::optional<ExpositionMode> parse_exposition_mode(const std::string& s) {
-  if (s == "cached") return ExpositionMode::kCached;
-  if (s == "direct") return ExpositionMode::kDirect;
-  if (s == "prometheus-cpp") return ExpositionMode::kPrometheusCpp;
-  return std::nullopt;
-}
-
-std::vector<prometheus::MetricFamily> render_metrics(const ScrapeSources& src) {
-  Families fam(Families::Mode::kPrometheusCpp);
-  if (src.snapshot) render_facility(fam, *src.snapshot);
-  render_live(fam, src);
-  return fam.take();
+void render_scrape(MetricWriter& out, const ScrapeSources& src) {
+  if (src.snapshot) render_facility(out, *src.snapshot);
+  render_live(out, src);
 }
 
 Exposition::Body Exposition::render(const ScrapeSources& src) const {
   Body body;
-  if (mode_ == ExpositionMode::kPrometheusCpp) {
-    body.live = prometheus::TextSerializer().Serialize(render_metrics(src));
-    return body;
-  }
   if (src.snapshot) {
-    auto render_snapshot = [&src] {
+    std::lock_guard lock(mu_);
+    if (cached_snapshot_ != src.snapshot) {
       Families fam;
       render_facility(fam, *src.snapshot);
       auto text = std::make_shared<std::string>();
       fam.append_text(*text);
-      return std::shared_ptr<const std::string>(std::move(text));
-    };
-    if (mode_ == ExpositionMode::kDirect) {
-      body.facility = render_snapshot();
-    } else {
-      std::lock_guard lock(mu_);
-      if (cached_snapshot_ != src.snapshot) {
-        cached_text_ = render_snapshot();
-        cached_snapshot_ = src.snapshot;
-      }
-      body.facility = cached_text_;
+      cached_text_ = std::move(text);
+      cached_snapshot_ = src.snapshot;
     }
+    body.facility = cached_text_;
   }
   Families live;
   render_live(live, src);

@@ -22,6 +22,7 @@
 #include "daemon/reports/http_routes.h"
 #include "daemon/config/shard.h"
 #include "model_rig.h"
+#include "tests/support/reference_exposition.h"
 
 namespace facility {
 namespace {
@@ -29,6 +30,7 @@ namespace {
 using testing::Rig;
 using testing::at_s;
 using testing::Points;
+using testing::ReferenceExposition;
 
 // ---- A small parser of the text format, independent of the writer ------------------------
 
@@ -252,7 +254,6 @@ ScrapeSources sources_of(const Rig&, std::shared_ptr<const FacilitySnapshot> sna
   ScrapeSources s;
   s.config = snap->config;
   s.snapshot = std::move(snap);
-  s.history_metrics = false;
   return s;
 }
 
@@ -276,7 +277,7 @@ TEST(Exposition, TextEqualsPrometheusCppSerializerAndIsWellFormed) {
   ScrapeSources full = src;
   full.collector = collector;
 
-  const Parsed text = parse(Exposition(ExpositionMode::kDirect).render(full).text());
+  const Parsed text = parse(ReferenceExposition(ExpositionMode::kDirect).render(full).text());
   ASSERT_TRUE(text.errors.empty()) << text.errors.front();
   const Parsed ref = parse(prometheus::TextSerializer().Serialize(render_metrics(full)));
   ASSERT_TRUE(ref.errors.empty()) << ref.errors.front();
@@ -314,7 +315,7 @@ TEST(Exposition, OneSeriesPerCabinetForQuantitiesThatAreTheSameOnEveryFeed) {
   Rig rig(site_yaml(""));
   feed(rig, 0);
   const Parsed p =
-      parse(Exposition(ExpositionMode::kDirect).render(sources_of(rig, rig.update(at_s(0)))).text());
+      parse(ReferenceExposition(ExpositionMode::kDirect).render(sources_of(rig, rig.update(at_s(0)))).text());
   EXPECT_EQ(count_prefix(p, "facility_cabinet_failover_headroom_watts{"), 24u);
   EXPECT_EQ(count_prefix(p, "facility_cabinet_phase_failover_headroom_watts{"), 6u * 3);
   EXPECT_EQ(count_prefix(p, "facility_cabinet_feed_power_watts{"), 48u);
@@ -338,7 +339,7 @@ TEST(Exposition, CachesTheFacilityPartPerSnapshotButNotTheLivePart) {
   collector->configure({"mmain"}, {"tcp://127.0.0.1:2"}, {0});
   ScrapeSources src = sources_of(rig, s1);
   src.collector = collector;
-  const Exposition cached(ExpositionMode::kCached);
+  const ReferenceExposition cached(ExpositionMode::kCached);
   const auto a = cached.render(src);
   collector->on_poll(0, 0.01, true);
   const auto b = cached.render(src);
@@ -354,8 +355,8 @@ TEST(Exposition, CachesTheFacilityPartPerSnapshotButNotTheLivePart) {
   EXPECT_NE(c.facility.get(), b.facility.get()) << "a new snapshot is rendered again";
   EXPECT_NE(*c.facility, *b.facility);
   // Every mode serves the same series.
-  const auto direct = parse(Exposition(ExpositionMode::kDirect).render(src).text()).samples;
-  const auto ref = parse(Exposition(ExpositionMode::kPrometheusCpp).render(src).text()).samples;
+  const auto direct = parse(ReferenceExposition(ExpositionMode::kDirect).render(src).text()).samples;
+  const auto ref = parse(ReferenceExposition(ExpositionMode::kPrometheusCpp).render(src).text()).samples;
   const auto mine = parse(c.text()).samples;
   EXPECT_EQ(without_process(mine), without_process(direct));
   EXPECT_EQ(without_process(mine).size(), without_process(ref).size());
