@@ -8,7 +8,8 @@
 #include <numbers>
 #include <set>
 
-#include "daemon/model/model.h"
+#include "daemon/config/points.h"
+#include "daemon/config/units.h"
 
 namespace facility::sim {
 namespace {
@@ -225,21 +226,21 @@ double hash_range(std::uint64_t h, double lo, double hi) {
 
 const char* to_string(Quantity q) {
   switch (q) {
-    case Quantity::kActivePower: return "active_power";
+    case Quantity::kActivePower: return points::kActivePower;
     case Quantity::kApparentPower: return "apparent_power";
     case Quantity::kReactivePower: return "reactive_power";
-    case Quantity::kEnergy: return "energy";
-    case Quantity::kCurrent: return "current";
-    case Quantity::kVoltage: return "voltage";
-    case Quantity::kPowerFactor: return "power_factor";
+    case Quantity::kEnergy: return points::kEnergy;
+    case Quantity::kCurrent: return points::kCurrent;
+    case Quantity::kVoltage: return points::kVoltage;
+    case Quantity::kPowerFactor: return points::kPowerFactor;
     case Quantity::kFrequency: return "frequency";
-    case Quantity::kSupplyTemp: return "supply_temperature";
+    case Quantity::kSupplyTemp: return points::kSupplyTemperature;
     case Quantity::kSetpoint: return "setpoint";
-    case Quantity::kReturnTemp: return "return_temperature";
-    case Quantity::kInletTemp: return "inlet_temperature";
-    case Quantity::kOutletTemp: return "outlet_temperature";
-    case Quantity::kAmbientTemp: return "ambient_temperature";
-    case Quantity::kHumidity: return "humidity";
+    case Quantity::kReturnTemp: return points::kReturnTemperature;
+    case Quantity::kInletTemp: return points::kInletTemperature;
+    case Quantity::kOutletTemp: return points::kOutletTemperature;
+    case Quantity::kAmbientTemp: return points::kAmbientTemperature;
+    case Quantity::kHumidity: return points::kHumidity;
     case Quantity::kFan: return "fan";
     case Quantity::kOn: return "on";
     case Quantity::kAlarm: return "alarm";
@@ -290,8 +291,11 @@ PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
     return set(Quantity::kConstant);
   }
   if (is_energy_unit(u)) return set(Quantity::kEnergy);
-  if (kind == DeviceKind::kRackSensor && has("u_occupied")) return set(Quantity::kRackUnitsOccupied);
-  if (kind == DeviceKind::kRackSensor && has("u_total")) return set(Quantity::kRackUnitsTotal);
+  const Contribution role = kind_info(kind).contributes;
+  if (role == Contribution::kCabinetSensor && has(points::kUOccupied))
+    return set(Quantity::kRackUnitsOccupied);
+  if (role == Contribution::kCabinetSensor && has(points::kUTotal))
+    return set(Quantity::kRackUnitsTotal);
   if (u == "W" || u == "kW") {
     if (has("reactive")) return set(Quantity::kReactivePower);
     if (has("apparent")) return set(Quantity::kApparentPower);
@@ -302,12 +306,12 @@ PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
   if (u == "Hz") return set(Quantity::kFrequency);
   if (u == "rpm") return set(Quantity::kFan);
   if (u == "celsius") {
-    if (kind == DeviceKind::kCooling) {
+    if (role == Contribution::kRoomCooling) {
       if (has_any({"setpoint", "set_point"})) return set(Quantity::kSetpoint);
       if (has_any({"return", "intake", "inlet"})) return set(Quantity::kReturnTemp);
       return set(Quantity::kSupplyTemp);
     }
-    if (kind == DeviceKind::kRackSensor) {
+    if (role == Contribution::kCabinetSensor) {
       if (has_any({"outlet", "exhaust", "rear", "hot"})) return set(Quantity::kOutletTemp);
       return set(Quantity::kInletTemp);
     }
@@ -343,6 +347,26 @@ struct SiteModel::Impl {
   }
 
   void build(const Config& cfg, double epoch, std::vector<std::string>& warnings);
+  // The parts of build().
+  struct DeviceCounts {
+    std::map<std::pair<std::string, std::string>, int> pdus_on_feed;  // (cabinet, feed)
+    std::map<MeterRole, int> meters_by_role;
+    std::map<int, int> it_meters_by_category;
+    double cooling_weight_sum = 0;
+  };
+  static MeterRole meter_group(const Site& site, MeterRole role);
+  static int count_of(const std::map<MeterRole, int>& m, MeterRole role) {
+    auto it = m.find(role);
+    return it == m.end() ? 0 : it->second;
+  }
+  CabinetModel cabinet_model(const Site& site, const Cabinet& cab, const Wave& diurnal_unit) const;
+  DeviceCounts count_devices(const Site& site) const;
+  void model_pdu(const Device& d, const DeviceCounts& n, bool phase_points, SiteData& sd,
+                 DeviceModel& dm, std::vector<std::string>& warnings);
+  void model_meter(const Site& site, const Device& d, const DeviceCounts& counts,
+                   const SiteData& sd, double site_it_e0, DeviceModel& dm) const;
+  void model_cooling(const Device& d, const DeviceCounts& n, DeviceModel& dm) const;
+  void model_rack_sensor(const Device& d, DeviceModel& dm) const;
   // Energy-counter hints (wrap, reset), once every device is built.
   void place_counters(std::vector<std::string>& warnings);
 
@@ -383,6 +407,177 @@ Electrical SiteModel::Impl::electrical(const Device& d, bool three_phase, bool m
   return el;
 }
 
+// The load curve and feed split of one cabinet.
+CabinetModel SiteModel::Impl::cabinet_model(const Site& site, const Cabinet& cab,
+                                            const Wave& diurnal_unit) const {
+  CabinetModel cm;
+  cm.site = &site;
+  cm.cabinet = &cab;
+  double load;
+  if (cab.sim.load) {
+    load = *cab.sim.load;
+  } else if (cab.status == CabinetStatus::kFree) {
+    load = 0;  // nobody's equipment in it
+  } else {
+    load = r(0.45, 0.75, {"load", site.id, cab.id});
+  }
+  double d = kDiurnalAmplitude;
+  double noise = kNoiseAmplitudes[0] + kNoiseAmplitudes[1] + kNoiseAmplitudes[2];
+  const double full_noise = noise;
+  damp_near_rating(load, d, noise);
+  cm.curve.mean_w = cab.rated_w * load;
+  cm.curve.diurnal = diurnal_unit;
+  cm.curve.diurnal.amp = d;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const double period = kNoisePeriods[i];
+    cm.curve.noise[i] = make_wave(h({"noise", site.id, cab.id, std::to_string(i)}),
+                                  kNoiseAmplitudes[i] * noise / full_noise, period * 0.9,
+                                  period * 1.1);
+  }
+  // Feed split: dual-corded servers share almost evenly, with a small tilt to one side.
+  const std::size_t nf = cab.feeds.size();
+  if (nf == 1) {
+    cm.feed_share = {1.0};
+  } else if (nf == 2) {
+    const double a = r(0.48, 0.54, {"feed", site.id, cab.id});
+    cm.feed_share = {a, 1.0 - a};
+  } else if (nf > 2) {
+    double sum = 0;
+    for (std::size_t i = 0; i < nf; ++i) {
+      cm.feed_share.push_back(r(0.9, 1.1, {"feed", site.id, cab.id, cab.feeds[i]}));
+      sum += cm.feed_share.back();
+    }
+    for (double& s : cm.feed_share) s /= sum;
+  }
+  return cm;
+}
+
+SiteModel::Impl::DeviceCounts SiteModel::Impl::count_devices(const Site& site) const {
+  DeviceCounts n;
+  for (const Device& d : site.devices) {
+    const Contribution role = kind_info(d.kind).contributes;
+    if (role == Contribution::kCabinetFeed) ++n.pdus_on_feed[{d.cabinet, d.feed}];
+    if (role == Contribution::kSiteMeter) {
+      ++n.meters_by_role[meter_group(site, d.role)];
+      if (const int c = it_category(d.role, site.pue_category)) ++n.it_meters_by_category[c];
+    }
+    if (role == Contribution::kRoomCooling) n.cooling_weight_sum += r(0.9, 1.1, {"cw", d.id});
+  }
+  return n;
+}
+
+// IT meters of one PUE category share the IT load; other roles count per role.
+MeterRole SiteModel::Impl::meter_group(const Site& site, MeterRole role) {
+  const int c = it_category(role, site.pue_category);
+  return c > 0 ? MeterRole::kItTotal : role;
+}
+
+// A PDU: its share of its cabinet's feed.
+void SiteModel::Impl::model_pdu(const Device& d, const DeviceCounts& n, bool phase_points,
+                                SiteData& sd, DeviceModel& dm,
+                                std::vector<std::string>& warnings) {
+  dm.source = Source::kCabinet;
+  dm.e0_j = r(1500, 9000, {"e0", d.id}) * kJoulesPerKwh;
+  const Cabinet* cab = dm.cabinet >= 0 ? cabinets[static_cast<std::size_t>(dm.cabinet)].cabinet
+                                       : nullptr;
+  if (!cab) {
+    warnings.push_back("pdu " + d.id + ": cabinet \"" + d.cabinet +
+                       "\" not found; it serves 0 W");
+  } else {
+    std::string feed = d.feed;
+    if (feed.empty() && cab->feeds.size() == 1) feed = cab->feeds[0];
+    auto f = std::find(cab->feeds.begin(), cab->feeds.end(), feed);
+    if (f == cab->feeds.end()) {
+      warnings.push_back("pdu " + d.id + ": feed \"" + d.feed + "\" is not a feed of " +
+                         cab->id + "; it serves 0 W");
+    } else {
+      const auto& cm = cabinets[static_cast<std::size_t>(dm.cabinet)];
+      const auto sharing = n.pdus_on_feed.find({d.cabinet, d.feed});
+      dm.share = cm.feed_share[static_cast<std::size_t>(f - cab->feeds.begin())] /
+                 std::max(1, sharing == n.pdus_on_feed.end() ? 0 : sharing->second);
+    }
+  }
+  const bool three = phase_points || (cab && cab->breaker && cab->breaker->phases == 3);
+  dm.el = electrical(d, three, false);
+  sd.pdus.push_back(devices.size());
+}
+
+// A site meter: the IT, facility or cooling load of its role, or a small constant one.
+void SiteModel::Impl::model_meter(const Site& site, const Device& d, const DeviceCounts& counts,
+                                  const SiteData& sd, double site_it_e0, DeviceModel& dm) const {
+  const int category = it_category(d.role, site.pue_category);
+  const auto in_category = counts.it_meters_by_category.find(category);
+  const double n =
+      std::max(1, category > 0 ? (in_category == counts.it_meters_by_category.end()
+                                      ? 0
+                                      : in_category->second)
+                               : count_of(counts.meters_by_role, d.role));
+  switch (meter_group(site, d.role)) {
+    case MeterRole::kItUpsOutput:
+    case MeterRole::kItPduOutput:
+    case MeterRole::kItEquipmentInput:
+    case MeterRole::kItTotal:
+      dm.source = Source::kIt;
+      dm.e0_j = site_it_e0 / n;
+      break;
+    case MeterRole::kFacilityTotal:
+      dm.source = Source::kFacility;
+      dm.e0_j = site_it_e0 * sd.pue / n;
+      break;
+    case MeterRole::kCooling:
+      dm.source = Source::kCooling;
+      dm.e0_j = site_it_e0 * (sd.pue - 1) * kCoolingShareOfOverhead / n;
+      break;
+    case MeterRole::kOther:
+    case MeterRole::kNone:
+      // Offices, lighting, a pump room: small and steady.
+      dm.source = Source::kConstant;
+      dm.const_w = r(2000, 8000, {"other", d.id});
+      dm.e0_j = r(2e4, 1e5, {"e0", d.id}) * kJoulesPerKwh;
+      break;
+  }
+  dm.share = 1.0 / n;
+  dm.el = electrical(d, true, true);  // site meters sit on three-phase boards
+  dm.ambient_c = r(10, 20, {"amb", d.id});
+}
+
+// A cooling unit: its share of the site's cooling load, setpoint and air.
+void SiteModel::Impl::model_cooling(const Device& d, const DeviceCounts& n,
+                                    DeviceModel& dm) const {
+  dm.source = Source::kCooling;
+  dm.share = n.cooling_weight_sum > 0 ? r(0.9, 1.1, {"cw", d.id}) / n.cooling_weight_sum : 0;
+  dm.e0_j = r(5e4, 3e5, {"e0", d.id}) * kJoulesPerKwh;
+  dm.el = electrical(d, true, false);
+  // Setpoints come in half degrees, as operators set them.
+  dm.setpoint_c = 18.0 + 0.5 * static_cast<double>(h({"sp", d.id}) % 5);
+  dm.delta_c = r(10, 12, {"dt", d.id});
+  dm.fan = r(0.55, 0.80, {"fan", d.id});
+  dm.humidity = r(0.40, 0.55, {"rh", d.id});
+}
+
+// A rack sensor: inlet air, humidity and rack units from its cabinet.
+void SiteModel::Impl::model_rack_sensor(const Device& d, DeviceModel& dm) const {
+  dm.source = Source::kNone;
+  const Cabinet* cab = dm.cabinet >= 0 ? cabinets[static_cast<std::size_t>(dm.cabinet)].cabinet
+                                       : nullptr;
+  dm.inlet_c = d.sim.inlet_c.value_or(
+      cab && cab->sim.inlet_c ? *cab->sim.inlet_c : r(21, 25, {"inlet", d.id}));
+  dm.humidity = r(0.40, 0.55, {"rh", d.id});
+  dm.el = electrical(d, false, false);
+  // U-space: servers fill a cabinet roughly with its load; free cabinets are empty.
+  if (cab) {
+    const double load = cab->rated_w > 0
+                            ? cabinets[static_cast<std::size_t>(dm.cabinet)].curve.mean_w /
+                                  cab->rated_w
+                            : 0.0;
+    dm.u_total = cab->rack_units;
+    dm.u_occupied = load <= 0 ? 0.0
+                              : std::min<double>(cab->rack_units - 2,
+                                                 std::round(cab->rack_units *
+                                                            (0.2 + 0.65 * std::min(load, 1.0))));
+  }
+}
+
 void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::string>& warnings) {
   // The diurnal sine is sin(2π t / day) in absolute time; shift it to the epoch.
   const Wave diurnal_unit{1.0, kTwoPi / kDay, kTwoPi * std::fmod(epoch, kDay) / kDay};
@@ -393,73 +588,14 @@ void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::st
     SiteData sd;
     sd.site = &site;
     sd.pue = site.sim.pue.value_or(kDefaultPue);
-
-    // Cabinets.
     std::map<std::string, int> cab_index;
     for (const Cabinet& cab : site.cabinets) {
-      CabinetModel cm;
-      cm.site = &site;
-      cm.cabinet = &cab;
-      double load;
-      if (cab.sim.load) {
-        load = *cab.sim.load;
-      } else if (cab.status == CabinetStatus::kFree) {
-        load = 0;  // nobody's equipment in it
-      } else {
-        load = r(0.45, 0.75, {"load", site.id, cab.id});
-      }
-      double d = kDiurnalAmplitude;
-      double noise = kNoiseAmplitudes[0] + kNoiseAmplitudes[1] + kNoiseAmplitudes[2];
-      const double full_noise = noise;
-      damp_near_rating(load, d, noise);
-      cm.curve.mean_w = cab.rated_w * load;
-      cm.curve.diurnal = diurnal_unit;
-      cm.curve.diurnal.amp = d;
-      for (std::size_t i = 0; i < 3; ++i) {
-        const double period = kNoisePeriods[i];
-        cm.curve.noise[i] = make_wave(h({"noise", site.id, cab.id, std::to_string(i)}),
-                                      kNoiseAmplitudes[i] * noise / full_noise, period * 0.9,
-                                      period * 1.1);
-      }
-      // Feed split: dual-corded servers share almost evenly, with a small tilt to one side.
-      const std::size_t nf = cab.feeds.size();
-      if (nf == 1) {
-        cm.feed_share = {1.0};
-      } else if (nf == 2) {
-        const double a = r(0.48, 0.54, {"feed", site.id, cab.id});
-        cm.feed_share = {a, 1.0 - a};
-      } else if (nf > 2) {
-        double sum = 0;
-        for (std::size_t i = 0; i < nf; ++i) {
-          cm.feed_share.push_back(r(0.9, 1.1, {"feed", site.id, cab.id, cab.feeds[i]}));
-          sum += cm.feed_share.back();
-        }
-        for (double& s : cm.feed_share) s /= sum;
-      }
       cab_index[cab.id] = static_cast<int>(cabinets.size());
-      cabinets.push_back(std::move(cm));
+      cabinets.push_back(cabinet_model(site, cab, diurnal_unit));
     }
-
-    // How many PDUs share each (cabinet, feed), and how many meters have each role.
-    std::map<std::pair<std::string, std::string>, int> pdus_on_feed;
-    // IT meters of one PUE category share the IT load; other roles count per role.
-    auto meter_group = [&site](MeterRole role) {
-      const int c = it_category(role, site.pue_category);
-      return c > 0 ? MeterRole::kItTotal : role;
-    };
-    std::map<MeterRole, int> meters_by_role;
-    std::map<int, int> it_meters_by_category;
-    double cooling_weight_sum = 0;
-    for (const Device& d : site.devices) {
-      if (d.kind == DeviceKind::kPdu) ++pdus_on_feed[{d.cabinet, d.feed}];
-      if (d.kind == DeviceKind::kMeter) {
-        ++meters_by_role[meter_group(d.role)];
-        if (const int c = it_category(d.role, site.pue_category)) ++it_meters_by_category[c];
-      }
-      if (d.kind == DeviceKind::kCooling) cooling_weight_sum += r(0.9, 1.1, {"cw", d.id});
-    }
-    sd.has_facility_meter = meters_by_role[MeterRole::kFacilityTotal] > 0;
-    sd.has_cooling_meter = meters_by_role[MeterRole::kCooling] > 0;
+    const DeviceCounts n = count_devices(site);
+    sd.has_facility_meter = count_of(n.meters_by_role, MeterRole::kFacilityTotal) > 0;
+    sd.has_cooling_meter = count_of(n.meters_by_role, MeterRole::kCooling) > 0;
     // Lifetime energy of the site's IT load at the epoch; the other meters are scaled from it
     // so that cumulative energy ratios look like the PUE too.
     const double site_it_e0 = r(1.5e6, 4.0e6, {"e0", site.id}) * kJoulesPerKwh;
@@ -485,100 +621,20 @@ void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::st
         auto it = cab_index.find(d.cabinet);
         if (it != cab_index.end()) dm.cabinet = it->second;
       }
-      switch (d.kind) {
-        case DeviceKind::kPdu: {
-          dm.source = Source::kCabinet;
-          dm.e0_j = r(1500, 9000, {"e0", d.id}) * kJoulesPerKwh;
-          const Cabinet* cab = dm.cabinet >= 0 ? cabinets[static_cast<std::size_t>(dm.cabinet)].cabinet
-                                               : nullptr;
-          if (!cab) {
-            warnings.push_back("pdu " + d.id + ": cabinet \"" + d.cabinet +
-                               "\" not found; it serves 0 W");
-          } else {
-            std::string feed = d.feed;
-            if (feed.empty() && cab->feeds.size() == 1) feed = cab->feeds[0];
-            auto f = std::find(cab->feeds.begin(), cab->feeds.end(), feed);
-            if (f == cab->feeds.end()) {
-              warnings.push_back("pdu " + d.id + ": feed \"" + d.feed + "\" is not a feed of " +
-                                 cab->id + "; it serves 0 W");
-            } else {
-              const auto& cm = cabinets[static_cast<std::size_t>(dm.cabinet)];
-              dm.share = cm.feed_share[static_cast<std::size_t>(f - cab->feeds.begin())] /
-                         std::max(1, pdus_on_feed[{d.cabinet, d.feed}]);
-            }
-          }
-          const bool three = phase_points || (cab && cab->breaker && cab->breaker->phases == 3);
-          dm.el = electrical(d, three, false);
-          sd.pdus.push_back(devices.size());
+      // A kind behaves as the part it plays in the model (daemon/config/device_kinds.h).
+      switch (kind_info(d.kind).contributes) {
+        case Contribution::kCabinetFeed:
+          model_pdu(d, n, phase_points, sd, dm, warnings);
           break;
-        }
-        case DeviceKind::kMeter: {
-          const int category = it_category(d.role, site.pue_category);
-          const double n = std::max(1, category > 0 ? it_meters_by_category[category]
-                                                    : meters_by_role[d.role]);
-          switch (meter_group(d.role)) {
-            case MeterRole::kItUpsOutput:
-            case MeterRole::kItPduOutput:
-            case MeterRole::kItEquipmentInput:
-            case MeterRole::kItTotal:
-              dm.source = Source::kIt;
-              dm.e0_j = site_it_e0 / n;
-              break;
-            case MeterRole::kFacilityTotal:
-              dm.source = Source::kFacility;
-              dm.e0_j = site_it_e0 * sd.pue / n;
-              break;
-            case MeterRole::kCooling:
-              dm.source = Source::kCooling;
-              dm.e0_j = site_it_e0 * (sd.pue - 1) * kCoolingShareOfOverhead / n;
-              break;
-            case MeterRole::kOther:
-            case MeterRole::kNone:
-              // Offices, lighting, a pump room: small and steady.
-              dm.source = Source::kConstant;
-              dm.const_w = r(2000, 8000, {"other", d.id});
-              dm.e0_j = r(2e4, 1e5, {"e0", d.id}) * kJoulesPerKwh;
-              break;
-          }
-          dm.share = 1.0 / n;
-          dm.el = electrical(d, true, true);  // site meters sit on three-phase boards
-          dm.ambient_c = r(10, 20, {"amb", d.id});
+        case Contribution::kSiteMeter:
+          model_meter(site, d, n, sd, site_it_e0, dm);
           break;
-        }
-        case DeviceKind::kCooling: {
-          dm.source = Source::kCooling;
-          dm.share = cooling_weight_sum > 0 ? r(0.9, 1.1, {"cw", d.id}) / cooling_weight_sum : 0;
-          dm.e0_j = r(5e4, 3e5, {"e0", d.id}) * kJoulesPerKwh;
-          dm.el = electrical(d, true, false);
-          // Setpoints come in half degrees, as operators set them.
-          dm.setpoint_c = 18.0 + 0.5 * static_cast<double>(h({"sp", d.id}) % 5);
-          dm.delta_c = r(10, 12, {"dt", d.id});
-          dm.fan = r(0.55, 0.80, {"fan", d.id});
-          dm.humidity = r(0.40, 0.55, {"rh", d.id});
+        case Contribution::kRoomCooling:
+          model_cooling(d, n, dm);
           break;
-        }
-        case DeviceKind::kRackSensor: {
-          dm.source = Source::kNone;
-          const Cabinet* cab = dm.cabinet >= 0 ? cabinets[static_cast<std::size_t>(dm.cabinet)].cabinet
-                                               : nullptr;
-          dm.inlet_c = d.sim.inlet_c.value_or(
-              cab && cab->sim.inlet_c ? *cab->sim.inlet_c : r(21, 25, {"inlet", d.id}));
-          dm.humidity = r(0.40, 0.55, {"rh", d.id});
-          dm.el = electrical(d, false, false);
-          // U-space: servers fill a cabinet roughly with its load; free cabinets are empty.
-          if (cab) {
-            const double load = cab->rated_w > 0
-                                    ? cabinets[static_cast<std::size_t>(dm.cabinet)].curve.mean_w /
-                                          cab->rated_w
-                                    : 0.0;
-            dm.u_total = cab->rack_units;
-            dm.u_occupied = load <= 0 ? 0.0
-                                      : std::min<double>(cab->rack_units - 2,
-                                                         std::round(cab->rack_units *
-                                                                    (0.2 + 0.65 * std::min(load, 1.0))));
-          }
+        case Contribution::kCabinetSensor:
+          model_rack_sensor(d, dm);
           break;
-        }
       }
       dm.temp_wobble = make_wave(h({"tw", d.id}), 0.15, 900, 1500);
       dm.hum_wobble = make_wave(h({"hw", d.id}), 0.01, 1800, 3000);

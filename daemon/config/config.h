@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "collectors/modbus/codec.h"
+#include "daemon/config/device_kinds.h"
 #include "daemon/config/facility.h"
 #include "daemon/config/history.h"
 #include "daemon/config/modbus.h"
@@ -74,7 +75,6 @@ struct Profile {
 
 // ---- Inventory ---------------------------------------------------------------------------
 
-enum class DeviceKind { kPdu, kMeter, kCooling, kRackSensor };
 // Meter roles. The three it_at_* roles say where IT power is measured, which is the ISO/IEC
 // 30134-2 PUE category: UPS output (1), PDU output (2), IT equipment input (3). kItTotal
 // ("it_total", kept for compatibility) is IT power at the site's `pue_category`.
@@ -91,7 +91,7 @@ enum class MeterRole {
 enum class CabinetStatus { kFree, kSold, kInternal };
 enum class Ownership { kSelfBuilt, kLeased };
 
-const char* to_string(DeviceKind k);
+const char* to_string(DeviceKind k);  // the kind's name (device_kinds.h)
 const char* to_string(MeterRole r);
 const char* to_string(CabinetStatus s);
 const char* to_string(Ownership o);

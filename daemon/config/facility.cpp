@@ -367,50 +367,26 @@ void resolve_cabinet(Diagnostics& d, MapReader& cr, const Config& cfg, const Sit
 }
 
 void parse_device_facility(Diagnostics& d, MapReader& dr, const Site& site, Device& dev) {
+  // Whether the device's kind has these keys at all is checked with the kind's other keys.
   dev.nominal_voltage_v = site.facility.nominal_voltage_v;
   dev.nominal_power_factor = site.facility.nominal_power_factor;
-  const bool pdu = dev.kind == DeviceKind::kPdu;
-  for (const char* k : {"nominal_voltage_v", "nominal_power_factor"}) {
-    if (dr.has(k) && !pdu)
-      d.error(dr.key_node(k), dr.what() + ": \"" + k + "\" applies only to pdu");
-  }
   if (auto v = ratio_in(d, dr, "nominal_voltage_v", 0, 1000, true)) dev.nominal_voltage_v = *v;
   if (auto v = ratio_in(d, dr, "nominal_power_factor", 0, 1, true)) dev.nominal_power_factor = *v;
-  if (dr.has("capacity_kw") && dev.kind != DeviceKind::kCooling) {
-    d.error(dr.key_node("capacity_kw"), dr.what() + ": \"capacity_kw\" applies only to cooling");
-  }
   if (auto v = ratio_in(d, dr, "capacity_kw", 0, 100000, true)) dev.capacity_w = *v * 1000;
 }
 
 void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev) {
-  if (!dev.profile) return;
+  const DeviceKindInfo& kind = kind_info(dev.kind);
+  if (!dev.profile || kind.required_points.empty()) return;
   const Profile& p = *dev.profile;
-  auto has_all = [&](std::initializer_list<const char*> names) {
-    return std::all_of(names.begin(), names.end(),
-                       [&](const char* n) { return p.find(n) != nullptr; });
-  };
-  std::string missing;
-  switch (dev.kind) {
-    case DeviceKind::kPdu:
-      // Power directly, or per phase, or current to estimate it from.
-      if (!has_all({"active_power"}) &&
-          !has_all({"active_power_l1", "active_power_l2", "active_power_l3"}) &&
-          !has_all({"current"}) && !has_all({"current_l1", "current_l2", "current_l3"})) {
-        missing = "\"active_power\" (or active_power_l1..l3, current, or current_l1..l3)";
-      }
-      break;
-    case DeviceKind::kMeter:
-      if (!has_all({"active_power"})) missing = "\"active_power\"";
-      break;
-    case DeviceKind::kRackSensor:
-      if (!has_all({"inlet_temperature"})) missing = "\"inlet_temperature\"";
-      break;
-    case DeviceKind::kCooling:
-      break;
-  }
-  if (!missing.empty()) {
-    d.error(dr.get("profile"), dr.what() + ": profile \"" + dev.profile_name + "\" has no point " +
-                                   missing + ", which a " + to_string(dev.kind) + " needs");
+  const bool served = std::any_of(
+      kind.required_points.begin(), kind.required_points.end(), [&p](const auto& set) {
+        return std::all_of(set.begin(), set.end(), [&p](const char* n) { return p.find(n); });
+      });
+  if (!served) {
+    d.error(dr.get("profile"), dr.what() + ": profile \"" + dev.profile_name +
+                                   "\" has no point " + kind.missing_points + ", which a " +
+                                   kind.name + " needs");
   }
 }
 

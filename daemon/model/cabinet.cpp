@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "daemon/config/points.h"
 #include "daemon/model/internal.h"
 
 namespace facility::model_detail {
@@ -40,7 +41,7 @@ std::optional<double> imbalance(const std::vector<std::optional<double>>& xs) {
 std::optional<bool> outlets_on(const DeviceReading& r) {
   std::optional<bool> any;
   for (const auto& [name, pv] : r.points) {
-    const bool count = name == "outlets_on";
+    const bool count = name == points::kOutletsOn;
     const bool single = name.size() > 10 && name.rfind("outlet_", 0) == 0 &&
                         name.compare(name.size() - 3, 3, "_on") == 0;
     if ((count || single) && pv.value) any = any.value_or(false) || *pv.value > 0;
@@ -58,16 +59,15 @@ FeedPower compute_feed(const std::string& feed, const Device* pdu, const FreshVi
   if (!r) return fp;
   // The reading is looked up once; its points directly (this runs for every PDU every cycle).
   auto get = [r](const std::string& p) { return point_value(*r, p); };
-  const double pf = estimate_pf(get("power_factor"), pdu->nominal_power_factor);
+  const double pf = estimate_pf(get(points::kPowerFactor), pdu->nominal_power_factor);
 
   bool any_phase = false;
   for (int i = 0; i < 3; ++i) {
-    const std::string sfx = std::string("_l") + char('1' + i);
     PhasePower ph;
     ph.phase = kPhaseNames[i];
-    ph.power_w = get("active_power" + sfx);
-    ph.current_a = get("current" + sfx);
-    ph.voltage_v = get("voltage" + sfx);
+    ph.power_w = get(points::phase_point(points::kActivePower, i + 1));
+    ph.current_a = get(points::phase_point(points::kCurrent, i + 1));
+    ph.voltage_v = get(points::phase_point(points::kVoltage, i + 1));
     if (!ph.power_w && ph.current_a) {
       ph.power_w = *ph.current_a * ph.voltage_v.value_or(pdu->nominal_voltage_v) * pf;
       ph.estimated = true;
@@ -77,11 +77,11 @@ FeedPower compute_feed(const std::string& feed, const Device* pdu, const FreshVi
   }
   if (!any_phase) fp.phases.clear();
 
-  fp.current_a = get("current");
-  fp.voltage_v = get("voltage");
-  fp.energy_j = get("energy");
+  fp.current_a = get(points::kCurrent);
+  fp.voltage_v = get(points::kVoltage);
+  fp.energy_j = get(points::kEnergy);
   fp.outlets_on = outlets_on(*r);
-  if (auto p = get("active_power")) {
+  if (auto p = get(points::kActivePower)) {
     fp.power_w = p;
   } else if (!fp.phases.empty() &&
              std::all_of(fp.phases.begin(), fp.phases.end(),
@@ -228,14 +228,14 @@ CabinetSnapshot compute_cabinet(const Cabinet& cab, const std::vector<const Devi
   for (const Device* s : sensors) {
     const DeviceReading* r = v.reading(s->id);
     if (!r) continue;
-    if (auto t = point_value(*r, "inlet_temperature")) {
+    if (auto t = point_value(*r, points::kInletTemperature)) {
       cs.inlet_c = std::max(cs.inlet_c.value_or(*t), *t);
       cs.inlet_min_c = std::min(cs.inlet_min_c.value_or(*t), *t);
     }
-    if (auto h = point_value(*r, "humidity")) cs.humidity_ratio = *h;
-    if (auto u = point_value(*r, "u_occupied")) {
+    if (auto h = point_value(*r, points::kHumidity)) cs.humidity_ratio = *h;
+    if (auto u = point_value(*r, points::kUOccupied)) {
       cs.u_occupied = std::max(cs.u_occupied.value_or(0.0), *u);
-      cs.u_total = point_value(*r, "u_total").value_or(double(cab.rack_units));
+      cs.u_total = point_value(*r, points::kUTotal).value_or(double(cab.rack_units));
     }
   }
   if (cs.inlet_c) cs.inlet_state = inlet_level(*cs.inlet_c, *cs.inlet_min_c, inlet);

@@ -15,7 +15,8 @@ using nlohmann::json;
 
 // The payload vocabulary is part of the MQTT contract (docs/mqtt.md), so it is spelled out here
 // rather than borrowed from the config/model to_string() helpers: renaming an enum value there
-// must not silently change what dashboards receive.
+// must not silently change what dashboards receive. (A device's "kind" is the name its kind has
+// in the configuration, daemon/config/device_kinds.h: the same word in both places.)
 const char* quality_name(Quality q) {
   switch (q) {
     case Quality::kGood: return "good";
@@ -32,16 +33,6 @@ const char* cabinet_status_name(CabinetStatus s) {
     case CabinetStatus::kFree: return "free";
   }
   return "free";
-}
-
-const char* device_kind_name(DeviceKind k) {
-  switch (k) {
-    case DeviceKind::kPdu: return "pdu";
-    case DeviceKind::kMeter: return "meter";
-    case DeviceKind::kCooling: return "cooling";
-    case DeviceKind::kRackSensor: return "rack_sensor";
-  }
-  return "unknown";
 }
 
 const char* overload_name(OverloadState s) {
@@ -134,7 +125,8 @@ json cabinet_json(const SiteSnapshot& site, const CabinetSnapshot& cs, const std
 Quality summary_quality(const SiteSnapshot& s) {
   bool has_facility_meter = false;
   for (const auto& d : s.site->devices)
-    if (d.kind == DeviceKind::kMeter && d.role == MeterRole::kFacilityTotal)
+    if (kind_info(d.kind).contributes == Contribution::kSiteMeter &&
+        d.role == MeterRole::kFacilityTotal)
       has_facility_meter = true;
   const bool it_ok = s.it_coverage >= 1.0;
   const bool fac_ok = !has_facility_meter || s.facility_coverage >= 1.0;
@@ -212,7 +204,7 @@ json device_json(const DeviceSnapshot& ds, const std::string& ts) {
       {"ts", ts},
       {"site", d.site},
       {"device", d.id},
-      {"kind", device_kind_name(d.kind)},
+      {"kind", kind_info(d.kind).name},
       {"profile", d.profile_name},
       {"up", ds.up},
       {"quality", quality_name(ds.quality)},

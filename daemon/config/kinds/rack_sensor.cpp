@@ -1,0 +1,21 @@
+// A rack sensor of a cabinet: inlet (and outlet) air temperature, humidity, occupied rack units.
+#include "daemon/config/device_kinds.h"
+#include "daemon/config/points.h"
+
+namespace facility::kinds {
+namespace {
+
+constexpr KindKey kKeys[] = {
+    {"cabinet", true},
+};
+constexpr const char* kInlet[] = {points::kInletTemperature};
+constexpr std::span<const char* const> kRequired[] = {kInlet};
+
+}  // namespace
+
+extern const DeviceKindInfo kRackSensor{
+    DeviceKind::kRackSensor, "rack_sensor", "rack_sensor", Contribution::kCabinetSensor, kKeys,
+    false, kRequired, "\"inlet_temperature\"",
+};
+
+}  // namespace facility::kinds
