@@ -1,18 +1,22 @@
-// Shared building blocks of the configuration loader: position-aware diagnostics and a YAML
-// mapping reader that rejects unknown and duplicate keys. Each config section (inventory,
-// Modbus, MQTT) is parsed in its own file with these.
+// Shared building blocks of the configuration loader: position-aware diagnostics, a YAML
+// mapping reader that rejects unknown and duplicate keys, and the section parsers. Each config
+// section (daemon, profiles, inventory, devices, facility, Modbus, MQTT, history) is parsed in
+// its own file with these; config.cpp's load_config() puts them together.
 //
 // Thread-safety: none needed; used only while loading.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <initializer_list>
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -54,6 +58,9 @@ class MapReader {
  public:
   MapReader(Diagnostics& d, const YAML::Node& node, std::string what,
             std::initializer_list<const char*> allowed)
+      : MapReader(d, node, std::move(what), std::span<const char* const>(allowed)) {}
+  MapReader(Diagnostics& d, const YAML::Node& node, std::string what,
+            std::span<const char* const> allowed)
       : d_(d), node_(node), what_(std::move(what)) {
     if (!node.IsMap()) {
       if (!node.IsNull()) d_.error(node, what_ + ": expected a mapping of keys to values");
@@ -228,7 +235,69 @@ class MapReader {
   std::unordered_map<std::string, YAML::Node> keys_;
 };
 
-// Section parsers, one file each (config_modbus.cpp, config_mqtt.cpp).
+// ---- One load_config() run (config.cpp puts the sections together) ----------------------
+
+// Checks and stores an entity's `id` (letters, digits, '_', '.', '-').
+bool check_id(Diagnostics& d, MapReader& r, const std::string& what, std::string& out);
+YAML::Node load_yaml(Diagnostics& d, const std::string& path);
+// A `simulate` mapping with the given keys (facility-sim's hints; the daemon ignores them).
+SimHints parse_sim(Diagnostics& d, MapReader& parent, std::initializer_list<const char*> keys);
+
+// Top-level `defaults`: what devices and cabinets get when they do not say.
+struct Defaults {
+  Millis interval{15000};
+  Millis timeout{1000};
+  int retries = 1;
+  double rated_w = 4400;
+  std::vector<std::string> feeds{"A", "B"};
+};
+
+// Profiles (profile.cpp): one file parsed; and the profiles of one configuration, loaded
+// lazily, only those referenced by devices, each file once, into Config::profiles.
+std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path);
+class ProfileLibrary {
+ public:
+  // The directory: `profiles_dir` of `top`, relative to the config file, default "profiles".
+  ProfileLibrary(Diagnostics& d, Config& cfg, MapReader& top);
+  // Null (and an error at `at`, naming `what`) when the profile is missing or has errors.
+  std::shared_ptr<const Profile> get(const std::string& name, const YAML::Node& at,
+                                     const std::string& what);
+
+ private:
+  Diagnostics& d_;
+  Config& cfg_;
+  std::filesystem::path dir_;
+};
+
+// What the site and device parsers share during one load: the result, the defaults, the
+// profiles, and the identities that must be unique across the whole file.
+struct LoadContext {
+  Diagnostics& d;
+  Config& cfg;
+  Defaults defs;
+  ProfileLibrary& profiles;
+  std::unordered_map<std::string, SourceLoc> device_ids;
+  std::unordered_set<std::string> site_ids;
+  // endpoint key -> unit -> device id: two devices cannot share an address.
+  std::unordered_map<std::string, std::unordered_map<int, std::string>> addresses;
+};
+
+// Top-level `daemon` and `defaults` (daemon_section.cpp). parse_daemon_section returns the
+// `shard` node when the daemon is sharded, for check_sharded's messages.
+YAML::Node parse_daemon_section(Diagnostics& d, const YAML::Node& node, DaemonSettings& out);
+// What a sharded daemon cannot do (publish MQTT, keep the history).
+void check_sharded(Diagnostics& d, const YAML::Node& shard_node, const Config& cfg);
+Defaults parse_defaults(Diagnostics& d, const YAML::Node& node);
+
+// One entry of `sites`, its rooms, rows and cabinets (inventory.cpp) and its devices
+// (devices.cpp); appended to ctx.cfg.sites.
+void parse_site(LoadContext& ctx, const YAML::Node& node);
+void parse_device(LoadContext& ctx, Site& site, const std::unordered_set<std::string>& room_ids,
+                  const YAML::Node& node);
+// Two devices measuring one feed of one cabinet would double-count its power.
+void check_feeds_measured_once(Diagnostics& d, const Site& site);
+
+// Section parsers, one file each (modbus.cpp, mqtt.cpp).
 Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string& what,
                         const std::string& s);
 void parse_mqtt_settings(Diagnostics& d, const YAML::Node& node, MqttSettings& out);
@@ -250,7 +319,7 @@ void parse_device_modbus(Diagnostics& d, MapReader& r, DeviceModbusSettings& out
 // max_registers_per_read; at least one point read on every poll.
 void check_device_modbus(Diagnostics& d, MapReader& dr, const Device& dev);
 
-// Facility-model sections (config_facility.cpp).
+// Facility-model sections (facility.cpp).
 std::string format_number(double v);
 FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
                                          const std::string& what, const FacilitySettings& base);
@@ -267,7 +336,7 @@ void parse_device_facility(Diagnostics& d, MapReader& dr, const Site& site, Devi
 void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev);
 void check_site_facility(Diagnostics& d, MapReader& sr, const Site& site);
 
-// History and report sections (config_history.cpp): top-level `history` and `report`.
+// History and report sections (history.cpp): top-level `history` and `report`.
 void parse_history_section(Diagnostics& d, MapReader& top, Config& cfg);
 ReportSettings parse_report_settings(Diagnostics& d, const YAML::Node& node,
                                      const std::string& what, const ReportSettings& base);

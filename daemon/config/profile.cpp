@@ -1,0 +1,255 @@
+// Profiles (register maps, config/profiles/*.yaml): one file per device model, parsed point by
+// point; and the library of profiles one configuration uses, loaded lazily, each file once.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <climits>
+#include <filesystem>
+#include <regex>
+#include <set>
+#include <unordered_set>
+
+#include "daemon/config/reader.h"
+#include "daemon/config/units.h"
+
+namespace facility::config_detail {
+namespace fs = std::filesystem;
+namespace {
+
+bool lower_snake_case(const std::string& s) {
+  static const std::regex re(R"(^[a-z][a-z0-9_]*$)");
+  return std::regex_match(s, re);
+}
+
+// function, address, type, order, bit and length: where the value is and how it is encoded.
+void parse_point_encoding(Diagnostics& d, MapReader& pr, const YAML::Node& pn,
+                          const std::string& label, modbus::PointSpec& s) {
+  if (auto f = pr.str("function", true)) {
+    if (auto k = modbus::parse_register_kind(*f)) {
+      s.kind = *k;
+    } else {
+      d.error(pr.get("function"), label + ": unknown function \"" + *f +
+                                      "\" (expected coil, discrete_input, holding, input)");
+    }
+  }
+  if (auto a = pr.integer("address", 0, 65535, true)) s.address = std::uint16_t(*a);
+  if (auto t = pr.str("type")) {
+    if (auto dt = modbus::parse_data_type(*t)) {
+      s.type = *dt;
+    } else {
+      d.error(pr.get("type"), label + ": unknown type \"" + *t +
+                                  "\" (expected bool, int16, uint16, int32, uint32, int64, "
+                                  "uint64, float32, float64, string)");
+    }
+  } else if (modbus::is_bit_kind(s.kind)) {
+    s.type = modbus::DataType::kBool;
+  } else {
+    d.error(pn, label + ": missing required key \"type\"");
+  }
+  if (modbus::is_bit_kind(s.kind) && s.type != modbus::DataType::kBool) {
+    d.error(pr.get("type"), label + ": coils and discrete inputs hold single bits: type must be bool");
+  }
+  if (auto o = pr.str("order")) {
+    if (auto wo = modbus::parse_word_order(*o)) {
+      s.order = *wo;
+    } else {
+      d.error(pr.get("order"),
+              label + ": unknown word order \"" + *o + "\" (expected ABCD, CDAB, BADC, DCBA)");
+    }
+  }
+  if (auto b = pr.integer("bit", 0, 15)) {
+    s.bit = int(*b);
+    if (s.type != modbus::DataType::kBool || modbus::is_bit_kind(s.kind)) {
+      d.error(pr.get("bit"), label + ": \"bit\" applies only to type bool on a register");
+    }
+  } else if (s.type == modbus::DataType::kBool && !modbus::is_bit_kind(s.kind)) {
+    s.bit = -1;  // whole register != 0
+  }
+  if (auto l = pr.integer("length", 1, 123)) {
+    s.length = int(*l);
+    if (s.type != modbus::DataType::kString) {
+      d.error(pr.get("length"), label + ": \"length\" applies only to type string");
+    }
+  } else if (s.type == modbus::DataType::kString && !pr.has("length")) {
+    d.error(pn, label + ": a string needs \"length\" (registers, two characters each)");
+    s.length = 1;
+  }
+  if (s.type == modbus::DataType::kString && modbus::is_bit_kind(s.kind)) s.length = 1;
+}
+
+// `enum`: raw codes to state names.
+void parse_point_enum(Diagnostics& d, MapReader& pr, const std::string& label,
+                      modbus::PointSpec& s) {
+  if (!pr.has("enum")) return;
+  const YAML::Node en = pr.get("enum");
+  if (!en.IsMap() || en.size() == 0) {
+    d.error(en, label + ": \"enum\" must map raw codes to names, e.g. {0: stopped, 1: running}");
+  } else if (s.type == modbus::DataType::kString || s.type == modbus::DataType::kFloat32 ||
+             s.type == modbus::DataType::kFloat64) {
+    d.error(pr.key_node("enum"), label + ": \"enum\" needs an integer or bool type");
+  } else {
+    std::set<std::int64_t> codes;
+    for (auto it = en.begin(); it != en.end(); ++it) {
+      auto code = pr.parse_int(it->first, it->first.Scalar(), "enum code", INT64_MIN, INT64_MAX);
+      const std::string name = it->second.IsScalar() ? it->second.Scalar() : "";
+      if (!lower_snake_case(name)) {
+        d.error(it->second, label + ": enum name \"" + name + "\" must be lower_snake_case");
+        continue;
+      }
+      if (!code) continue;
+      if (!codes.insert(*code).second) {
+        d.error(it->first, label + ": enum code " + it->first.Scalar() + " listed twice");
+        continue;
+      }
+      s.enum_names.emplace_back(*code, name);
+    }
+  }
+  if (pr.has("scale") || pr.has("offset")) {
+    d.error(pr.key_node(pr.has("scale") ? "scale" : "offset"),
+            label + ": an enumeration keeps its raw code; scale and offset do not apply");
+  }
+}
+
+// scale, offset, unit and the "not available" sentinels: what the raw value means.
+void parse_point_value(Diagnostics& d, MapReader& pr, const std::string& label,
+                       modbus::PointSpec& s) {
+  s.scale = pr.num("scale").value_or(1.0);
+  s.offset = pr.num("offset").value_or(0.0);
+  if (pr.has("scale") && s.scale == 0.0) d.error(pr.get("scale"), label + ": scale must not be 0");
+  if (auto u = pr.str("unit", true)) {
+    s.unit = *u;
+    if (!is_known_unit(*u)) {
+      d.error(pr.get("unit"), label + ": unknown unit \"" + *u +
+                                  "\" (expected W, kW, Wh, kWh, MWh, A, V, Hz, celsius, percent, "
+                                  "ratio, rpm, none)");
+    }
+  }
+  for (const auto& [v, at] : pr.str_list("not_available")) {
+    if (auto iv = pr.parse_int(at, v, "not_available", INT64_MIN, INT64_MAX)) {
+      s.not_available.push_back(*iv);
+    }
+  }
+}
+
+// The point fits in one read of the profile, and it is not in a range the device must never be
+// asked for.
+void check_point_width(Diagnostics& d, MapReader& pr, const YAML::Node& pn,
+                       const std::string& label, const Profile& p, const modbus::PointSpec& s) {
+  if (!modbus::is_bit_kind(s.kind) && s.width() > p.max_registers_per_read) {
+    d.error(pr.has("type") ? pr.get("type") : YAML::Node(pn),
+            label + ": is " + std::to_string(s.width()) + " registers wide, more than "
+                "max_registers_per_read (" + std::to_string(p.max_registers_per_read) +
+                "), so no read could hold it");
+  }
+}
+void check_point_never_read(Diagnostics& d, MapReader& pr, const std::string& label,
+                            const Profile& p, const modbus::PointSpec& s) {
+  for (const auto& nr : p.never_read) {
+    if (nr.kind == s.kind && nr.first < s.address + s.width() && nr.last >= s.address) {
+      d.error(pr.get("address"), label + ": overlaps a never_read range (" +
+                                     std::to_string(nr.first) + ".." + std::to_string(nr.last) +
+                                     ")");
+      break;
+    }
+  }
+}
+
+void parse_point(Diagnostics& d, const YAML::Node& pn, Profile& p,
+                 std::unordered_set<std::string>& names) {
+  MapReader pr(d, pn, "point",
+               {"name", "function", "address", "type", "order", "bit", "length", "scale",
+                "offset", "unit", "not_available", "enum", "interval", "description"});
+  if (!pr.ok()) return;
+  ProfilePoint pp;
+  auto& s = pp.spec;
+  std::string label = "point";
+  if (auto n = pr.str("name", true)) {
+    s.name = *n;
+    label = "point \"" + *n + "\"";
+    if (!lower_snake_case(*n)) d.error(pr.get("name"), label + ": name must be lower_snake_case");
+    if (!names.insert(*n).second) d.error(pr.get("name"), label + ": duplicate point name");
+  }
+  parse_point_encoding(d, pr, pn, label, s);
+  parse_point_enum(d, pr, label, s);
+  if (static_cast<int>(s.address) + s.width() > 65536) {
+    d.error(pr.get("address"), label + ": value runs past address 65535");
+  }
+  parse_point_value(d, pr, label, s);
+  check_point_width(d, pr, pn, label, p, s);
+  pp.description = pr.str("description").value_or("");
+  pp.interval = pr.duration("interval");
+  check_point_never_read(d, pr, label, p, s);
+  p.points.push_back(std::move(pp));
+}
+
+}  // namespace
+
+std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) {
+  YAML::Node root = load_yaml(d, path);
+  if (!root.IsDefined() || root.IsNull()) {
+    if (d.errors().empty()) d.error(SourceLoc{path, 0, 0}, "profile file is empty");
+    return nullptr;
+  }
+  auto p = std::make_shared<Profile>();
+  p->loc = SourceLoc{path, 1, 1};
+  MapReader r(d, root, "profile",
+              {"name", "description", "source", "max_registers_per_read", "max_gap", "never_read",
+               "points"});
+  if (!r.ok()) return nullptr;
+  const std::string stem = fs::path(path).stem().string();
+  if (auto n = r.str("name", true)) {
+    p->name = *n;
+    if (*n != stem) {
+      d.error(r.get("name"),
+              "profile: name \"" + *n + "\" must match the file name \"" + stem + ".yaml\"");
+    }
+  }
+  p->description = r.str("description").value_or("");
+  p->source = r.str("source").value_or("");
+  if (auto m = r.integer("max_registers_per_read", 1, 125)) p->max_registers_per_read = int(*m);
+  if (auto m = r.integer("max_gap", 0, 125)) p->max_gap = int(*m);
+  p->never_read = parse_address_ranges(d, r, "never_read");
+  std::unordered_set<std::string> names;
+  auto points = r.seq("points", true);
+  if (points.empty() && r.has("points")) d.error(r.get("points"), "profile: no points defined");
+  for (const auto& pn : points) parse_point(d, pn, *p, names);
+  return p;
+}
+
+ProfileLibrary::ProfileLibrary(Diagnostics& d, Config& cfg, MapReader& top)
+    : d_(d), cfg_(cfg) {
+  const fs::path base = fs::path(cfg.path).parent_path();
+  dir_ = base / "profiles";
+  if (auto pd = top.str("profiles_dir")) {
+    dir_ = fs::path(*pd).is_absolute() ? fs::path(*pd) : base / *pd;
+  }
+}
+
+std::shared_ptr<const Profile> ProfileLibrary::get(const std::string& name, const YAML::Node& at,
+                                                   const std::string& what) {
+  auto it = cfg_.profiles.find(name);
+  if (it != cfg_.profiles.end()) return it->second;
+  const fs::path file = dir_ / (name + ".yaml");
+  if (!fs::exists(file)) {
+    std::string avail;
+    if (fs::is_directory(dir_)) {
+      std::vector<std::string> names;
+      for (const auto& e : fs::directory_iterator(dir_)) {
+        if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+      }
+      std::sort(names.begin(), names.end());
+      for (const auto& n : names) avail += (avail.empty() ? "" : ", ") + n;
+    }
+    d_.error(at, what + ": unknown profile \"" + name + "\" (no file " + file.string() + ")" +
+                     (avail.empty() ? "" : "; available: " + avail));
+    cfg_.profiles[name] = nullptr;
+    return nullptr;
+  }
+  Diagnostics pd(file.string());
+  auto p = parse_profile(pd, file.string());
+  for (auto& e : pd.errors()) d_.errors().push_back(std::move(e));
+  cfg_.profiles[name] = pd.errors().empty() ? p : nullptr;
+  return cfg_.profiles[name];
+}
+
+}  // namespace facility::config_detail
