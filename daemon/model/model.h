@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "daemon/config/config.h"
+#include "daemon/config/units.h"
 #include "daemon/readings/readings.h"
 
 namespace facility {
@@ -262,11 +263,6 @@ struct FacilitySnapshot {
   double model_uptime_s = 0;       // how long FacilityModel has been accumulating history
 };
 
-// Converts a value in one of the profile units (W, kW, Wh, kWh, MWh, A, V, Hz, celsius,
-// percent, ratio, rpm, none) to base units (W, J, A, V, Hz, degC, ratio, rpm, 1).
-double to_base_unit(double v, const std::string& unit);
-bool is_known_unit(const std::string& unit);
-
 // Window label: 15m, 1h, 24h, 30d (days from 2 days up, hours from 1 hour, then m, s).
 std::string window_label(std::chrono::milliseconds w);
 
@@ -289,7 +285,7 @@ class FacilityModel {
   std::shared_ptr<const FacilitySnapshot> update(
       const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now);
 
-  struct State;  // model_state.cpp
+  struct State;  // state.cpp
 
  private:
   std::shared_ptr<const Config> config_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <unordered_map>
 
+#include "daemon/config/points.h"
 #include "daemon/model/internal.h"
 
 namespace facility::model_detail {
@@ -105,7 +106,7 @@ const char* it_role_name(int category) {
 std::vector<std::vector<const Device*>> it_meters_by_category(const Site& site) {
   std::vector<std::vector<const Device*>> out(3);
   for (const auto& d : site.devices) {
-    if (d.kind != DeviceKind::kMeter) continue;
+    if (kind_info(d.kind).contributes != Contribution::kSiteMeter) continue;
     const int c = it_category(d.role, site.pue_category);
     if (c >= 1 && c <= 3) out[std::size_t(c - 1)].push_back(&d);
   }
@@ -125,65 +126,111 @@ void compute_stranded(SiteSnapshot& ss) {
   }
 }
 
-void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimePoint now,
-                  SiteSnapshot& ss) {
-  ss.site = &site;
-  const FacilitySettings& fs = site.facility;
+namespace {
 
-  // Which PDU measures which (cabinet, feed); which sensors sit in which cabinet.
+// The site's devices sorted by what they contribute (device_kinds.h): the PDUs and sensors of
+// each cabinet, the meters by role; rack sensors and cooling units become snapshots here.
+struct SiteDevices {
   std::unordered_map<std::string, std::vector<const Device*>> pdus_by_cab, sensors_by_cab;
   std::vector<const Device*> facility_meters, cooling_meters;
-  int sensors = 0, sensors_fresh = 0, u_capable = 0;
+  int sensors = 0, sensors_fresh = 0;
+};
+
+RackSensorSnapshot rack_sensor_of(const Device& d, const FreshView& v) {
+  RackSensorSnapshot rs;
+  rs.device = &d;
+  rs.cabinet = d.cabinet;
+  rs.inlet_c = v.get(d.id, points::kInletTemperature);
+  rs.outlet_c = v.get(d.id, points::kOutletTemperature);
+  rs.humidity_ratio = v.get(d.id, points::kHumidity);
+  if (rs.inlet_c && rs.humidity_ratio) {
+    rs.dew_point_c = dew_point_c(*rs.inlet_c, *rs.humidity_ratio);
+  }
+  return rs;
+}
+
+CoolingSnapshot cooling_unit_of(const Device& d, const FreshView& v) {
+  CoolingSnapshot cs;
+  cs.device = &d;
+  cs.supply_c = v.get(d.id, points::kSupplyTemperature);
+  cs.return_c = v.get(d.id, points::kReturnTemperature);
+  cs.power_w = v.get(d.id, points::kActivePower);
+  cs.fan_ratio = v.get(d.id, points::kFanSpeed);
+  if (auto r = v.get(d.id, points::kRunning)) cs.running = *r != 0.0;
+  if (cs.supply_c && cs.return_c) cs.delta_t_c = *cs.return_c - *cs.supply_c;
+  return cs;
+}
+
+SiteDevices sort_devices(const Site& site, const FreshView& v, SiteSnapshot& ss) {
+  SiteDevices sd;
   for (const auto& d : site.devices) {
-    switch (d.kind) {
-      case DeviceKind::kPdu:
-        pdus_by_cab[d.cabinet].push_back(&d);
+    switch (kind_info(d.kind).contributes) {
+      case Contribution::kCabinetFeed:
+        sd.pdus_by_cab[d.cabinet].push_back(&d);
         break;
-      case DeviceKind::kRackSensor: {
-        sensors_by_cab[d.cabinet].push_back(&d);
-        RackSensorSnapshot rs;
-        rs.device = &d;
-        rs.cabinet = d.cabinet;
-        rs.inlet_c = v.get(d.id, "inlet_temperature");
-        rs.outlet_c = v.get(d.id, "outlet_temperature");
-        rs.humidity_ratio = v.get(d.id, "humidity");
-        if (rs.inlet_c && rs.humidity_ratio)
-          rs.dew_point_c = dew_point_c(*rs.inlet_c, *rs.humidity_ratio);
-        ss.rack_sensors.push_back(rs);
-        ++sensors;
-        if (rs.inlet_c) ++sensors_fresh;
+      case Contribution::kCabinetSensor:
+        sd.sensors_by_cab[d.cabinet].push_back(&d);
+        ss.rack_sensors.push_back(rack_sensor_of(d, v));
+        ++sd.sensors;
+        if (ss.rack_sensors.back().inlet_c) ++sd.sensors_fresh;
         break;
-      }
-      case DeviceKind::kCooling: {
-        CoolingSnapshot cs;
-        cs.device = &d;
-        cs.supply_c = v.get(d.id, "supply_temperature");
-        cs.return_c = v.get(d.id, "return_temperature");
-        cs.power_w = v.get(d.id, "active_power");
-        cs.fan_ratio = v.get(d.id, "fan_speed");
-        if (auto r = v.get(d.id, "running")) cs.running = *r != 0.0;
-        if (cs.supply_c && cs.return_c) cs.delta_t_c = *cs.return_c - *cs.supply_c;
-        ss.cooling.push_back(cs);
+      case Contribution::kRoomCooling:
+        ss.cooling.push_back(cooling_unit_of(d, v));
         break;
-      }
-      case DeviceKind::kMeter:
-        if (d.role == MeterRole::kFacilityTotal) facility_meters.push_back(&d);
-        if (d.role == MeterRole::kCooling) cooling_meters.push_back(&d);
+      case Contribution::kSiteMeter:
+        if (d.role == MeterRole::kFacilityTotal) sd.facility_meters.push_back(&d);
+        if (d.role == MeterRole::kCooling) sd.cooling_meters.push_back(&d);
         break;
     }
   }
+  return sd;
+}
 
+// Every cabinet; returns how many have a rack sensor whose profile reports rack units.
+int compute_cabinets(const Config& cfg, const Site& site, const FreshView& v, SiteDevices& sd,
+                     SiteSnapshot& ss) {
+  int u_capable = 0;
   for (const Cabinet& cab : site.cabinets) {
-    const auto& sens = sensors_by_cab[cab.id];
-    if (std::any_of(sens.begin(), sens.end(),
-                    [](const Device* s) { return s->profile && s->profile->find("u_occupied"); })) {
+    const auto& sens = sd.sensors_by_cab[cab.id];
+    if (std::any_of(sens.begin(), sens.end(), [](const Device* s) {
+          return s->profile && s->profile->find(points::kUOccupied);
+        })) {
       ++u_capable;
     }
-    ss.cabinets.push_back(compute_cabinet(cab, pdus_by_cab[cab.id], sens, v,
-                                          cfg.daemon.powered_threshold_w, fs.inlet));
+    ss.cabinets.push_back(compute_cabinet(cab, sd.pdus_by_cab[cab.id], sens, v,
+                                          cfg.daemon.powered_threshold_w, site.facility.inlet));
   }
+  return u_capable;
+}
 
-  // Rooms, then the site as a whole.
+RoomSnapshot compute_room(const Room& room, const SiteSnapshot& ss, double capacity_reserve) {
+  RoomSnapshot rs;
+  rs.room = &room;
+  std::vector<const CabinetSnapshot*> mine;
+  for (const auto& cs : ss.cabinets) {
+    if (cs.cabinet->room == room.id) {
+      mine.push_back(&cs);
+      count(rs.occupancy, cs);
+    }
+  }
+  rs.capacity = capacity_of(mine, capacity_reserve);
+  std::vector<const CoolingSnapshot*> units;
+  for (const auto& c : ss.cooling) {
+    if (c.device->room == room.id) units.push_back(&c);
+  }
+  rs.cooling = cooling_of(units, rs.capacity.measured_w);
+  if (rs.cooling.headroom_w && *rs.cooling.headroom_w < 0) {
+    rs.cooling_state = OverloadState::kCritical;
+  } else if (rs.cooling.headroom_n_plus_1_w && *rs.cooling.headroom_n_plus_1_w < 0) {
+    rs.cooling_state = OverloadState::kWarning;
+  }
+  return rs;
+}
+
+// Rooms, then the site as a whole: occupancy, capacity, cooling capacity, stranded power.
+// Returns the cooling units whose running state is known.
+int compute_rooms_and_capacity(const Site& site, SiteSnapshot& ss) {
+  const FacilitySettings& fs = site.facility;
   std::vector<const CabinetSnapshot*> all;
   for (const auto& cs : ss.cabinets) {
     all.push_back(&cs);
@@ -191,26 +238,7 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
   }
   int cooling_known = 0;
   for (const Room& room : site.rooms) {
-    RoomSnapshot rs;
-    rs.room = &room;
-    std::vector<const CabinetSnapshot*> mine;
-    for (const auto& cs : ss.cabinets) {
-      if (cs.cabinet->room == room.id) {
-        mine.push_back(&cs);
-        count(rs.occupancy, cs);
-      }
-    }
-    rs.capacity = capacity_of(mine, fs.capacity_reserve);
-    std::vector<const CoolingSnapshot*> units;
-    for (const auto& c : ss.cooling) {
-      if (c.device->room == room.id) units.push_back(&c);
-    }
-    rs.cooling = cooling_of(units, rs.capacity.measured_w);
-    if (rs.cooling.headroom_w && *rs.cooling.headroom_w < 0) {
-      rs.cooling_state = OverloadState::kCritical;
-    } else if (rs.cooling.headroom_n_plus_1_w && *rs.cooling.headroom_n_plus_1_w < 0) {
-      rs.cooling_state = OverloadState::kWarning;
-    }
+    RoomSnapshot rs = compute_room(room, ss, fs.capacity_reserve);
     ss.cooling_capacity.units += rs.cooling.units;
     ss.cooling_capacity.units_running += rs.cooling.units_running;
     ss.cooling_capacity.units_known += rs.cooling.units_known;
@@ -220,20 +248,22 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
   }
   ss.capacity = capacity_of(all, fs.capacity_reserve);
   ss.cooling_capacity.heat_load_w = ss.capacity.measured_w;
-  {
-    double running = 0;
-    bool all_running_known = ss.cooling_capacity.units > 0;
-    for (const auto& r : ss.rooms) {
-      if (r.cooling.units == 0) continue;
-      if (!r.cooling.running_w)
-        all_running_known = false;
-      else
-        running += *r.cooling.running_w;
-    }
-    if (all_running_known) ss.cooling_capacity.running_w = running;
+  double running = 0;
+  bool all_running_known = ss.cooling_capacity.units > 0;
+  for (const auto& r : ss.rooms) {
+    if (r.cooling.units == 0) continue;
+    if (!r.cooling.running_w)
+      all_running_known = false;
+    else
+      running += *r.cooling.running_w;
   }
+  if (all_running_known) ss.cooling_capacity.running_w = running;
   compute_stranded(ss);
+  return cooling_known;
+}
 
+// The flat cabinet counts, occupancy ratios and the build-out plan at `now`.
+void fill_occupancy(const Site& site, TimePoint now, SiteSnapshot& ss) {
   const Occupancy& o = ss.occupancy;
   ss.rated_w = ss.capacity.rated_w;
   ss.cabinets_total = o.total;
@@ -251,40 +281,49 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
   if (ss.plan_powered && *ss.plan_powered > 0 && o.powered_known == o.total) {
     ss.plan_attainment = double(o.powered) / *ss.plan_powered;
   }
+}
 
-  // IT terms: meters by category; without any IT meter, the sum of the PDUs (category 2).
-  struct ItTerm {
-    int category;
-    SourceSum sum;
-  };
+struct ItTerm {
+  int category;
+  SourceSum sum;
+};
+
+// IT terms: meters by category; without any IT meter, the sum of the PDUs (category 2).
+std::vector<ItTerm> it_terms_of(const Site& site, const FreshView& v, SiteSnapshot& ss) {
   std::vector<ItTerm> it_terms;
   const auto by_cat = it_meters_by_category(site);
   for (int c = 1; c <= 3; ++c) {
     const auto& meters = by_cat[std::size_t(c - 1)];
-    if (!meters.empty()) it_terms.push_back({c, sum_points(meters, "active_power", v)});
+    if (!meters.empty()) it_terms.push_back({c, sum_points(meters, points::kActivePower, v)});
   }
-  if (it_terms.empty()) {
-    // Coverage counts feeds, so one silent PDU of a pair is 50 % of that cabinet, not 0 or 100.
-    ItTerm t{2, {}};
-    int fresh = 0;
-    for (const auto& cs : ss.cabinets) {
-      for (const auto& f : cs.feeds) {
-        ++t.sum.count;
-        if (f.power_w) {
-          t.sum.partial += *f.power_w;
-          ++fresh;
-        }
+  if (!it_terms.empty()) {
+    ss.it_power_source = "meter";
+    return it_terms;
+  }
+  // Coverage counts feeds, so one silent PDU of a pair is 50 % of that cabinet, not 0 or 100.
+  ItTerm t{2, {}};
+  int fresh = 0;
+  for (const auto& cs : ss.cabinets) {
+    for (const auto& f : cs.feeds) {
+      ++t.sum.count;
+      if (f.power_w) {
+        t.sum.partial += *f.power_w;
+        ++fresh;
       }
     }
-    t.sum.coverage = t.sum.count > 0 ? double(fresh) / t.sum.count : 0.0;
-    if (t.sum.count > 0 && fresh == t.sum.count) t.sum.value = t.sum.partial;
-    ss.it_power_source = "pdu_sum";
-    it_terms.push_back(t);
-  } else {
-    ss.it_power_source = "meter";
   }
-  const SourceSum fac = sum_points(facility_meters, "active_power", v);
-  const SourceSum cool = sum_points(cooling_meters, "active_power", v);
+  t.sum.coverage = t.sum.count > 0 ? double(fresh) / t.sum.count : 0.0;
+  if (t.sum.count > 0 && fresh == t.sum.count) t.sum.value = t.sum.partial;
+  ss.it_power_source = "pdu_sum";
+  it_terms.push_back(t);
+  return it_terms;
+}
+
+// Site power terms and the instant PUE of every category with an IT source.
+void compute_power_and_pue(const Site& site, const FreshView& v, const SourceSum& fac,
+                           const SourceSum& cool, SiteSnapshot& ss) {
+  const FacilitySettings& fs = site.facility;
+  const std::vector<ItTerm> it_terms = it_terms_of(site, v, ss);
   ss.it_power_w = it_terms.front().sum.value;
   ss.it_coverage = it_terms.front().sum.coverage;
   ss.pue_category = it_terms.front().category;
@@ -308,8 +347,23 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
     if (t.category == ss.pue_category) ss.pue = pv.pue;
     ss.pue_values.push_back(pv);
   }
+}
+
+}  // namespace
+
+void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimePoint now,
+                  SiteSnapshot& ss) {
+  ss.site = &site;
+  SiteDevices sd = sort_devices(site, v, ss);
+  const int u_capable = compute_cabinets(cfg, site, v, sd, ss);
+  const int cooling_known = compute_rooms_and_capacity(site, ss);
+  fill_occupancy(site, now, ss);
+  const SourceSum fac = sum_points(sd.facility_meters, points::kActivePower, v);
+  const SourceSum cool = sum_points(sd.cooling_meters, points::kActivePower, v);
+  compute_power_and_pue(site, v, fac, cool, ss);
 
   // Coverage of every aggregate.
+  const Occupancy& o = ss.occupancy;
   auto cover = [&ss](const char* q, double c) { ss.coverage.emplace_back(q, c); };
   cover("it_power", ss.it_coverage);
   if (fac.count > 0) cover("facility_power", fac.coverage);
@@ -318,7 +372,7 @@ void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimeP
     cover("cabinet_power", double(o.measured) / o.total);
     cover("powered_state", double(o.powered_known) / o.total);
   }
-  if (sensors > 0) cover("rack_inlet", double(sensors_fresh) / sensors);
+  if (sd.sensors > 0) cover("rack_inlet", double(sd.sensors_fresh) / sd.sensors);
   if (u_capable > 0) cover("rack_units", double(o.u_reporting) / u_capable);
   if (ss.cooling_capacity.units > 0) {
     cover("cooling_units", double(cooling_known) / ss.cooling_capacity.units);

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "daemon/config/points.h"
 #include "daemon/model/alerts.h"
 #include "daemon/model/energy.h"
 #include "daemon/model/internal.h"
@@ -103,7 +104,7 @@ FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
       m.device = d.id;
       m.stale_after = d.interval * cfg.daemon.stale_after_intervals;
       if (d.profile) {
-        if (const ProfilePoint* p = d.profile->find("energy")) {
+        if (const ProfilePoint* p = d.profile->find(points::kEnergy)) {
           m.tracker.emplace(model_detail::counter_format(*p));
         }
       }
@@ -112,7 +113,7 @@ FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
     auto meters_with = [&site](auto pred) {
       std::vector<const Device*> out;
       for (const auto& d : site.devices) {
-        if (d.kind == DeviceKind::kMeter && pred(d)) out.push_back(&d);
+        if (kind_info(d.kind).contributes == Contribution::kSiteMeter && pred(d)) out.push_back(&d);
       }
       return out;
     };
@@ -138,7 +139,7 @@ FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
       std::size_t feeds = 0;
       for (const auto& c : site.cabinets) feeds += c.feeds.size();
       for (const auto& d : site.devices) {
-        if (d.kind == DeviceKind::kPdu) pdus.push_back(&d);
+        if (kind_info(d.kind).contributes == Contribution::kCabinetFeed) pdus.push_back(&d);
       }
       if (!pdus.empty() && pdus.size() == feeds) add_series("pdu_sum", pdus);
     }
@@ -173,7 +174,7 @@ void update_energy(std::vector<EnergySeries>& series, const SiteSnapshot& ss,
       auto it = readings.find(m.device);
       if (it == readings.end() || !it->second.reading) continue;
       const DeviceReading& r = *it->second.reading;
-      auto e = r.points.find("energy");
+      auto e = r.points.find(points::kEnergy);
       if (e == r.points.end()) continue;
       // A counter read every N-th poll is carried between its reads: fed once, at its read time.
       const TimePoint read_at = e->second.read_at != TimePoint{} ? e->second.read_at : r.polled_at;
@@ -181,7 +182,7 @@ void update_energy(std::vector<EnergySeries>& series, const SiteSnapshot& ss,
       m.last_seen = read_at;
       if (!e->second.value) continue;
       std::optional<double> power;
-      if (auto p = r.points.find("active_power"); p != r.points.end() && p->second.value) {
+      if (auto p = r.points.find(points::kActivePower); p != r.points.end() && p->second.value) {
         power = to_base_unit(*p->second.value, p->second.unit);
       } else if (auto fp = feed_power.find(m.device); fp != feed_power.end()) {
         power = fp->second;
@@ -242,6 +243,145 @@ void energy_results(const Site& site, const std::vector<EnergySeries>& series, S
 
 }  // namespace
 
+namespace {
+
+using CabinetState = FacilityModel::State::CabinetState;
+
+// Hands alert states to the book with the site, the time and the retention filled in.
+struct Reporter {
+  AlertBook& book;
+  const std::string& site;
+  TimePoint now;
+  Millis retention;
+  void operator()(AlertBook::Report r, const std::function<std::string()>& message) const {
+    r.site = site;
+    book.report(r, message, now, retention);
+  }
+};
+
+// Overload, with hysteresis and hold time.
+void update_overload(const Cabinet& cab, CabinetSnapshot& cs, CabinetState& cst, TimePoint now,
+                     const Reporter& report) {
+  const auto& ov = cab.overload;
+  const auto& u = cs.utilization;
+  auto cond = [&u](double raise_at, double clear_below) {
+    if (!u) return LevelAlarm::Conditions{};
+    return LevelAlarm::Conditions{*u >= raise_at, *u < clear_below};
+  };
+  cst.overload.update(cond(ov.warning, ov.warning - ov.hysteresis),
+                      cond(ov.critical, ov.critical - ov.hysteresis), now, ov.hold);
+  cs.overload = cst.overload.level();
+  report({"", "cabinet_overload", cab.id, cs.overload, u,
+          cs.overload == OverloadState::kCritical ? ov.critical : ov.warning, "ratio"},
+         [&] {
+           return "cabinet " + cab.id + " at " + (u ? percent(*u) : std::string("unknown")) +
+                  " of its rated " + fixed(cab.rated_w, 0) + " W (warning from " +
+                  percent(ov.warning) + ", critical from " + percent(ov.critical) + ")";
+         });
+}
+
+// Failover risk: the margin is the smallest headroom relative to its capacity, over feeds and
+// phases (compute_failover); the alert carries that feed's or phase's headroom.
+void update_failover(const Cabinet& cab, const FacilitySettings& fs, CabinetSnapshot& cs,
+                     CabinetState& cst, TimePoint now, const Reporter& report) {
+  if (cab.feeds.size() < 2) return;
+  const double derated = cab.feed_capacity_w * cab.derating;
+  std::optional<bool> raise, clear;
+  if (cs.failover_margin) {
+    raise = *cs.failover_margin < 0;
+    clear = *cs.failover_margin >= fs.failover.hysteresis;
+  }
+  cst.failover.update(raise, clear, now, fs.failover.hold);
+  cs.failover_risk = cst.failover.active();
+  report({"", "cabinet_failover_risk", cab.id,
+          cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk, cs.failover_worst_w,
+          0.0, "W"},
+         [&] {
+           const std::string head = "cabinet " + cab.id + ": if one feed fails, ";
+           if (!cs.failover_worst_w) {
+             return head + "the other carries an unknown load against a derated capacity of " +
+                    fixed(derated, 0) + " W";
+           }
+           const bool phase = cs.failover_worst.rfind("phase ", 0) == 0;
+           const double cap = phase ? derated / 3.0 : derated;
+           const double load = cap - *cs.failover_worst_w;
+           return head + (phase ? cs.failover_worst + " of the other feed" : "the other feed") +
+                  " carries " + fixed(load, 0) + " W against a derated capacity of " +
+                  fixed(cap, 0) + " W (" + percent(cab.derating) + " of " +
+                  fixed(cab.feed_capacity_w, 0) + " W" + (phase ? " / 3" : "") + "): " +
+                  fixed(*cs.failover_worst_w, 0) + " W headroom";
+         });
+}
+
+// Inlet temperature against the ASHRAE ranges.
+void update_inlet(const Cabinet& cab, const InletSettings& in, CabinetSnapshot& cs,
+                  CabinetState& cst, TimePoint now, const Reporter& report) {
+  LevelAlarm::Conditions w{}, c{};
+  if (cs.inlet_c && cs.inlet_min_c) {
+    const double hi = *cs.inlet_c, lo = *cs.inlet_min_c, h = in.hysteresis_c;
+    w = {hi > in.recommended_high_c || lo < in.recommended_low_c,
+         hi <= in.recommended_high_c - h && lo >= in.recommended_low_c + h};
+    c = {hi > in.allowable_high_c || lo < in.allowable_low_c,
+         hi <= in.allowable_high_c - h && lo >= in.allowable_low_c + h};
+  }
+  cst.inlet.update(w, c, now, in.hold);
+  cs.inlet_state = cst.inlet.level();
+  const bool low = cs.inlet_min_c && cs.inlet_c && *cs.inlet_min_c < in.recommended_low_c &&
+                   *cs.inlet_c <= in.recommended_high_c;
+  const bool crit = cs.inlet_state == OverloadState::kCritical;
+  const double threshold = low ? (crit ? in.allowable_low_c : in.recommended_low_c)
+                               : (crit ? in.allowable_high_c : in.recommended_high_c);
+  report({"", "inlet_temperature", cab.id, cs.inlet_state, low ? cs.inlet_min_c : cs.inlet_c,
+          threshold, "celsius"},
+         [&] {
+           return "cabinet " + cab.id + " inlet " +
+                  (cs.inlet_c ? fixed(low ? *cs.inlet_min_c : *cs.inlet_c, 1) + " degC"
+                              : std::string("unknown")) +
+                  " (ASHRAE " + in.ashrae_class + ": recommended " +
+                  fixed(in.recommended_low_c, 0) + "-" + fixed(in.recommended_high_c, 0) +
+                  " degC, allowable " + fixed(in.allowable_low_c, 0) + "-" +
+                  fixed(in.allowable_high_c, 0) + " degC)";
+         });
+}
+
+// Cooling redundancy of one room.
+void update_cooling(const FacilitySettings& fs, RoomSnapshot& rs, LevelAlarm& alarm,
+                    TimePoint now, const Reporter& report) {
+  const CoolingCapacity& cc = rs.cooling;
+  LevelAlarm::Conditions w{}, c{};
+  const double margin = fs.failover.hysteresis * cc.n_plus_1_w.value_or(0.0);
+  if (cc.headroom_n_plus_1_w) w = {*cc.headroom_n_plus_1_w < 0, *cc.headroom_n_plus_1_w >= margin};
+  if (cc.headroom_w) c = {*cc.headroom_w < 0, *cc.headroom_w >= margin};
+  alarm.update(w, c, now, fs.failover.hold);
+  rs.cooling_state = alarm.level();
+  const bool crit = rs.cooling_state == OverloadState::kCritical;
+  const std::optional<double> headroom = crit ? cc.headroom_w : cc.headroom_n_plus_1_w;
+  report({"", "cooling_redundancy", rs.room->id, rs.cooling_state, headroom, 0.0, "W"}, [&] {
+    return "room " + rs.room->id + ": " + std::to_string(cc.units_running) + " of " +
+           std::to_string(cc.units) + " cooling units running; " +
+           (crit ? "running capacity" : "capacity without the largest unit (N+1)") +
+           " minus IT heat load = " +
+           (headroom ? fixed(*headroom, 0) + " W" : std::string("unknown"));
+  });
+}
+
+// The energy-counter events of every tracked device, onto its DeviceSnapshot.
+void record_counter_events(const std::vector<EnergySeries>& series,
+                           std::unordered_map<std::string, DeviceSnapshot*>& device_snaps) {
+  for (const auto& s : series) {
+    for (const auto& m : s.members()) {
+      auto it = device_snaps.find(m.device);
+      if (it == device_snaps.end() || !m.tracker) continue;
+      it->second->counter_tracked = true;
+      it->second->counter_wraps = m.tracker->wraps;
+      it->second->counter_resets = m.tracker->resets;
+      it->second->counter_rejected = m.tracker->rejected;
+    }
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
     const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now) {
   auto snap = model_detail::build_snapshot(config_, readings, now);
@@ -257,138 +397,26 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
     const Site& site = *ss.site;
     const FacilitySettings& fs = site.facility;
     State::SiteState& sst = st.sites[si];
-    auto report = [&](AlertBook::Report r, const std::function<std::string()>& message) {
-      r.site = site.id;
-      st.alerts.report(r, message, now, fs.alert_retention);
-    };
-
+    const Reporter report{st.alerts, site.id, now, fs.alert_retention};
     for (std::size_t ci = 0; ci < ss.cabinets.size(); ++ci) {
       CabinetSnapshot& cs = ss.cabinets[ci];
       const Cabinet& cab = *cs.cabinet;
       State::CabinetState& cst = sst.cabinets[ci];
-
-      // Overload, with hysteresis and hold time.
-      const auto& ov = cab.overload;
-      const auto& u = cs.utilization;
-      auto cond = [&u](double raise_at, double clear_below) {
-        if (!u) return LevelAlarm::Conditions{};
-        return LevelAlarm::Conditions{*u >= raise_at, *u < clear_below};
-      };
-      cst.overload.update(cond(ov.warning, ov.warning - ov.hysteresis),
-                          cond(ov.critical, ov.critical - ov.hysteresis), now, ov.hold);
-      cs.overload = cst.overload.level();
-      report({"", "cabinet_overload", cab.id, cs.overload, u,
-              cs.overload == OverloadState::kCritical ? ov.critical : ov.warning, "ratio"},
-             [&] {
-               return "cabinet " + cab.id + " at " + (u ? percent(*u) : std::string("unknown")) +
-                      " of its rated " + fixed(cab.rated_w, 0) + " W (warning from " +
-                      percent(ov.warning) + ", critical from " + percent(ov.critical) + ")";
-             });
-
-      // Failover risk: the margin is the smallest headroom relative to its capacity, over feeds
-      // and phases (compute_failover); the alert carries that feed's or phase's headroom.
-      if (cab.feeds.size() >= 2) {
-        const double derated = cab.feed_capacity_w * cab.derating;
-        std::optional<bool> raise, clear;
-        if (cs.failover_margin) {
-          raise = *cs.failover_margin < 0;
-          clear = *cs.failover_margin >= fs.failover.hysteresis;
-        }
-        cst.failover.update(raise, clear, now, fs.failover.hold);
-        cs.failover_risk = cst.failover.active();
-        report(
-            {"", "cabinet_failover_risk", cab.id,
-             cs.failover_risk ? OverloadState::kWarning : OverloadState::kOk,
-             cs.failover_worst_w, 0.0, "W"},
-            [&] {
-              const std::string head = "cabinet " + cab.id + ": if one feed fails, ";
-              if (!cs.failover_worst_w) {
-                return head + "the other carries an unknown load against a derated capacity of " +
-                       fixed(derated, 0) + " W";
-              }
-              const bool phase = cs.failover_worst.rfind("phase ", 0) == 0;
-              const double cap = phase ? derated / 3.0 : derated;
-              const double load = cap - *cs.failover_worst_w;
-              return head + (phase ? cs.failover_worst + " of the other feed" : "the other feed") +
-                     " carries " + fixed(load, 0) + " W against a derated capacity of " +
-                     fixed(cap, 0) + " W (" + percent(cab.derating) + " of " +
-                     fixed(cab.feed_capacity_w, 0) + " W" + (phase ? " / 3" : "") + "): " +
-                     fixed(*cs.failover_worst_w, 0) + " W headroom";
-            });
-      }
-
-      // Inlet temperature against the ASHRAE ranges.
-      const auto& in = fs.inlet;
-      LevelAlarm::Conditions w{}, c{};
-      if (cs.inlet_c && cs.inlet_min_c) {
-        const double hi = *cs.inlet_c, lo = *cs.inlet_min_c, h = in.hysteresis_c;
-        w = {hi > in.recommended_high_c || lo < in.recommended_low_c,
-             hi <= in.recommended_high_c - h && lo >= in.recommended_low_c + h};
-        c = {hi > in.allowable_high_c || lo < in.allowable_low_c,
-             hi <= in.allowable_high_c - h && lo >= in.allowable_low_c + h};
-      }
-      cst.inlet.update(w, c, now, in.hold);
-      cs.inlet_state = cst.inlet.level();
-      {
-        const bool low = cs.inlet_min_c && cs.inlet_c && *cs.inlet_min_c < in.recommended_low_c &&
-                         *cs.inlet_c <= in.recommended_high_c;
-        const bool crit = cs.inlet_state == OverloadState::kCritical;
-        const double threshold = low ? (crit ? in.allowable_low_c : in.recommended_low_c)
-                                     : (crit ? in.allowable_high_c : in.recommended_high_c);
-        report({"", "inlet_temperature", cab.id, cs.inlet_state, low ? cs.inlet_min_c : cs.inlet_c,
-                threshold, "celsius"},
-               [&] {
-                 return "cabinet " + cab.id + " inlet " +
-                        (cs.inlet_c ? fixed(low ? *cs.inlet_min_c : *cs.inlet_c, 1) + " degC"
-                                    : std::string("unknown")) +
-                        " (ASHRAE " + in.ashrae_class + ": recommended " +
-                        fixed(in.recommended_low_c, 0) + "-" + fixed(in.recommended_high_c, 0) +
-                        " degC, allowable " + fixed(in.allowable_low_c, 0) + "-" +
-                        fixed(in.allowable_high_c, 0) + " degC)";
-               });
-      }
-
+      update_overload(cab, cs, cst, now, report);
+      update_failover(cab, fs, cs, cst, now, report);
+      update_inlet(cab, fs.inlet, cs, cst, now, report);
       // Peak power over the peak window, for stranded power.
       if (cs.power_w) cst.peak.add(now, *cs.power_w, fs.peak_window);
       cst.peak.trim(now, fs.peak_window);
       cs.peak_w = cst.peak.max();
     }
     model_detail::compute_stranded(ss);
-
-    // Cooling redundancy per room.
     for (std::size_t ri = 0; ri < ss.rooms.size(); ++ri) {
-      RoomSnapshot& rs = ss.rooms[ri];
-      const CoolingCapacity& cc = rs.cooling;
-      LevelAlarm::Conditions w{}, c{};
-      const double margin = fs.failover.hysteresis * cc.n_plus_1_w.value_or(0.0);
-      if (cc.headroom_n_plus_1_w)
-        w = {*cc.headroom_n_plus_1_w < 0, *cc.headroom_n_plus_1_w >= margin};
-      if (cc.headroom_w) c = {*cc.headroom_w < 0, *cc.headroom_w >= margin};
-      sst.rooms[ri].update(w, c, now, fs.failover.hold);
-      rs.cooling_state = sst.rooms[ri].level();
-      const bool crit = rs.cooling_state == OverloadState::kCritical;
-      const std::optional<double> headroom = crit ? cc.headroom_w : cc.headroom_n_plus_1_w;
-      report({"", "cooling_redundancy", rs.room->id, rs.cooling_state, headroom, 0.0, "W"}, [&] {
-        return "room " + rs.room->id + ": " + std::to_string(cc.units_running) + " of " +
-               std::to_string(cc.units) + " cooling units running; " +
-               (crit ? "running capacity" : "capacity without the largest unit (N+1)") +
-               " minus IT heat load = " +
-               (headroom ? fixed(*headroom, 0) + " W" : std::string("unknown"));
-      });
+      update_cooling(fs, ss.rooms[ri], sst.rooms[ri], now, report);
     }
-
     update_energy(sst.energy, ss, readings, now);
     energy_results(site, sst.energy, ss);
-    for (const auto& s : sst.energy) {
-      for (const auto& m : s.members()) {
-        auto it = device_snaps.find(m.device);
-        if (it == device_snaps.end() || !m.tracker) continue;
-        it->second->counter_tracked = true;
-        it->second->counter_wraps = m.tracker->wraps;
-        it->second->counter_resets = m.tracker->resets;
-        it->second->counter_rejected = m.tracker->rejected;
-      }
-    }
+    record_counter_events(sst.energy, device_snaps);
   }
   st.alerts.collect(now, snap->alerts);
   return snap;
