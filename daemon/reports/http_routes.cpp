@@ -19,10 +19,10 @@ struct HttpRoutes::Impl {
   std::shared_ptr<const Config> config;
   std::string history_path;
   std::atomic<int> in_flight{0};
-  std::mutex auth_mu;
-  std::function<bool(mg_connection*)> authorize;
 
   int handle(mg_connection* conn, const mg_request_info* ri);
+  int landing_page(mg_connection* conn, bool head) const;
+  int report(mg_connection* conn, const mg_request_info* ri, const std::string& site, bool head);
 };
 
 namespace {
@@ -92,39 +92,42 @@ int HttpRoutes::Impl::handle(mg_connection* conn, const mg_request_info* ri) {
   if (method != "GET" && !head) {
     return send_text(conn, 405, "Method Not Allowed", "only GET and HEAD", false, "Allow: GET, HEAD\r\n");
   }
-  {
-    std::lock_guard lock(auth_mu);
-    if (authorize && !authorize(conn)) return 401;
-  }
   const std::string uri = ri->local_uri;
-  if (uri == "/" || uri == "/reports" || uri == "/reports/") {
-    std::string body =
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>facilityd</title>"
-        "<style>body{font-family:sans-serif;max-width:50rem;margin:1rem auto;padding:0 1rem}"
-        "td{padding:.2rem .6rem}</style></head><body><h1>facilityd</h1>"
-        "<p><a href=\"/metrics\">/metrics</a>: Prometheus metrics (docs/metrics.md)</p>"
-        "<h2>Capacity reports</h2>";
-    if (history_path.empty()) {
-      body += "<p>The history is disabled (history.enabled: false), so there are no reports.</p>";
-    } else {
-      body += "<p>The last 30 days (or since the history starts); add <code>from</code> and "
-              "<code>to</code> (YYYY-MM-DD, UTC) for another period.</p><table>";
-      for (const auto& s : config->sites) {
-        const std::string base = "/reports/" + s.id;
-        body += "<tr><td><a href=\"" + base + "\">" + html_escape(s.id) + "</a></td><td>" +
-                html_escape(s.name) + "</td><td>";
-        for (const char* f : {"html", "text", "markdown", "csv", "json"}) {
-          body += "<a href=\"" + base + "?format=" + f + "\">" + f + "</a> ";
-        }
-        body += "</td></tr>";
-      }
-      body += "</table>";
-    }
-    body += "</body></html>\n";
-    return send(conn, 200, "OK", "text/html; charset=utf-8", body, head);
-  }
+  if (uri == "/" || uri == "/reports" || uri == "/reports/") return landing_page(conn, head);
+  return report(conn, ri, uri.substr(std::string("/reports/").size()), head);
+}
 
-  const std::string site = uri.substr(std::string("/reports/").size());
+// "/": links to /metrics and to every site's report in every format.
+int HttpRoutes::Impl::landing_page(mg_connection* conn, bool head) const {
+  std::string body =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>facilityd</title>"
+      "<style>body{font-family:sans-serif;max-width:50rem;margin:1rem auto;padding:0 1rem}"
+      "td{padding:.2rem .6rem}</style></head><body><h1>facilityd</h1>"
+      "<p><a href=\"/metrics\">/metrics</a>: Prometheus metrics (docs/metrics.md)</p>"
+      "<h2>Capacity reports</h2>";
+  if (history_path.empty()) {
+    body += "<p>The history is disabled (history.enabled: false), so there are no reports.</p>";
+  } else {
+    body += "<p>The last 30 days (or since the history starts); add <code>from</code> and "
+            "<code>to</code> (YYYY-MM-DD, UTC) for another period.</p><table>";
+    for (const auto& s : config->sites) {
+      const std::string base = "/reports/" + s.id;
+      body += "<tr><td><a href=\"" + base + "\">" + html_escape(s.id) + "</a></td><td>" +
+              html_escape(s.name) + "</td><td>";
+      for (const char* f : {"html", "text", "markdown", "csv", "json"}) {
+        body += "<a href=\"" + base + "?format=" + f + "\">" + f + "</a> ";
+      }
+      body += "</td></tr>";
+    }
+    body += "</table>";
+  }
+  body += "</body></html>\n";
+  return send(conn, 200, "OK", "text/html; charset=utf-8", body, head);
+}
+
+// /reports/<site>?format=...&from=...&to=...&resolution=...
+int HttpRoutes::Impl::report(mg_connection* conn, const mg_request_info* ri,
+                             const std::string& site, bool head) {
   if (!config->find_site(site)) {
     return send_text(conn, 404, "Not Found", "no site \"" + site + "\"; see / for the list", head);
   }
@@ -184,15 +187,6 @@ int HttpRoutes::Impl::handle(mg_connection* conn, const mg_request_info* ri) {
 
 int HttpRoutes::handle_request(mg_connection* conn) { return begin_request(conn); }
 
-const CivetCallbacks* HttpRoutes::callbacks() {
-  static const CivetCallbacks cb = [] {
-    CivetCallbacks c;
-    c.begin_request = &begin_request;
-    return c;
-  }();
-  return &cb;
-}
-
 HttpRoutes::HttpRoutes(int port, std::shared_ptr<const Config> config, std::string history_path)
     : port_(port), impl_(std::make_shared<Impl>()) {
   impl_->config = std::move(config);
@@ -205,11 +199,6 @@ HttpRoutes::~HttpRoutes() {
   std::lock_guard lock(g_mu);
   auto it = g_routes.find(port_);
   if (it != g_routes.end() && it->second == impl_) g_routes.erase(it);
-}
-
-void HttpRoutes::set_authorize(std::function<bool(mg_connection*)> fn) {
-  std::lock_guard lock(impl_->auth_mu);
-  impl_->authorize = std::move(fn);
 }
 
 }  // namespace facility

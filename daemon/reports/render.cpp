@@ -87,181 +87,196 @@ std::string powered_note(const Report& r) {
          "cabinets, whose count is only a lower bound).";
 }
 
-std::vector<Section> document(const Report& r) {
-  std::vector<Section> doc;
+// How much of the period the history covers, and its gaps.
+Section coverage_section(const Report& r) {
+  Section s{"coverage", "Data coverage", {}, {}, {}};
+  s.items.push_back(ratio_item("recorded", "Recorded (the daemon was running)", r.coverage_recorded));
+  s.items.push_back(ratio_item("cabinet_power", "Cabinet power known (cabinet-time)",
+                               r.coverage_cabinet_power));
+  s.items.push_back(ratio_item("capacity", "Every cabinet's power known (site sum)",
+                               r.coverage_capacity));
+  s.items.push_back(ratio_item("it_power", "IT power known", r.coverage_it));
+  s.items.push_back(ratio_item("facility_power", "Facility power known", r.coverage_facility));
+  s.items.push_back(ratio_item("pue", "IT and facility power both known (PUE)", r.coverage_pue));
+  s.items.push_back(ratio_item("cooling_headroom", "Cooling headroom known", r.coverage_cooling));
+  s.items.push_back(item("gaps", "Gaps (no data)", std::to_string(r.gap_count) + ", " +
+                                                       duration(r.gap_total_s) + " in total",
+                         r.gap_total_s, "s"));
+  Table t{"gaps", "Longest gaps", {"from", "length"}, {}};
+  for (const auto& g : r.gaps) t.rows.push_back({format_utc(g.start), duration(double(g.seconds))});
+  if (!t.rows.empty()) s.tables.push_back(t);
+  if (r.history_start && *r.history_start > r.requested_from) {
+    s.notes.push_back("The history starts at " + format_utc(*r.history_start) +
+                      ", after the start of the requested period (" +
+                      format_utc(r.requested_from) + ").");
+  }
+  if (r.coverage_recorded < 0.999) {
+    s.notes.push_back("Figures below are computed over the recorded time only; nothing is "
+                      "extrapolated into the gaps.");
+  }
+  return s;
+}
+
+// Cabinet counts, rated and measured power, headroom to rated and to the reserve.
+Section capacity_section(const Report& r) {
+  const std::string eq_label = num(r.equivalent_w / 1000, 1) + " kW";
   const double eq = r.equivalent_w;
-  const std::string eq_label = num(eq / 1000, 1) + " kW";
   const double powered = r.powered ? double(*r.powered) : kNaN;
   const std::string pnote = powered_note(r);
+  Section s{"capacity", "Capacity", {}, {}, {}};
+  s.items.push_back(count_item("planned", "Cabinets planned", r.planned));
+  s.items.push_back(count_item("delivered", "Cabinets delivered", r.delivered));
+  s.items.push_back(count_item("powered", "Cabinets powered (end of period)", powered));
+  s.items.push_back(count_item("powered_max", "Cabinets powered (most at once)", r.powered_max));
+  s.items.push_back(count_item("sold", "Cabinets sold", r.sold));
+  s.items.push_back(count_item("internal", "Cabinets internal", r.internal));
+  s.items.push_back(count_item("free", "Cabinets free", r.free));
+  s.items.push_back(kw_item("rated", "Rated power (delivered)", r.rated_w));
+  s.items.push_back(kw_item("reserve", "Reserve (" + pct(r.reserve_ratio) + " of rated)", r.reserve_w));
+  s.items.push_back(kw_item("average", "Measured average (sum of cabinets)", r.avg_w));
+  s.items.push_back(kw_item("p95", "Measured p95", r.p95_w));
+  s.items.push_back(kw_item("peak", "Measured peak", r.peak_w));
+  s.items.push_back(kw_item("it_average", "IT power average (site IT term)", r.it_avg_w));
+  s.items.push_back(kw_item("it_p95", "IT power p95 (site IT term)", r.it_p95_w));
+  s.items.push_back(kw_item("it_peak", "IT power peak (site IT term)", r.it_peak_w));
+  Table t{"headroom", "Headroom", {"", "kW", eq_label + " cabinets"}, {}};
+  auto row = [&](const std::string& label, double w) {
+    t.rows.push_back({label, kw(w), num(w / eq, 1)});
+  };
+  row("to rated, at p95", r.headroom_p95_w);
+  row("to rated, at peak", r.headroom_peak_w);
+  row("to reserve, at p95", r.headroom_reserve_p95_w);
+  row("to reserve, at peak", r.headroom_reserve_peak_w);
+  s.tables.push_back(t);
+  if (!pnote.empty()) s.notes.push_back(pnote);
+  return s;
+}
 
-  {
-    Section s{"coverage", "Data coverage", {}, {}, {}};
-    s.items.push_back(ratio_item("recorded", "Recorded (the daemon was running)", r.coverage_recorded));
-    s.items.push_back(ratio_item("cabinet_power", "Cabinet power known (cabinet-time)",
-                                 r.coverage_cabinet_power));
-    s.items.push_back(ratio_item("capacity", "Every cabinet's power known (site sum)",
-                                 r.coverage_capacity));
-    s.items.push_back(ratio_item("it_power", "IT power known", r.coverage_it));
-    s.items.push_back(ratio_item("facility_power", "Facility power known", r.coverage_facility));
-    s.items.push_back(ratio_item("pue", "IT and facility power both known (PUE)", r.coverage_pue));
-    s.items.push_back(ratio_item("cooling_headroom", "Cooling headroom known", r.coverage_cooling));
-    s.items.push_back(item("gaps", "Gaps (no data)", std::to_string(r.gap_count) + ", " +
-                                                         duration(r.gap_total_s) + " in total",
-                           r.gap_total_s, "s"));
-    Table t{"gaps", "Longest gaps", {"from", "length"}, {}};
-    for (const auto& g : r.gaps) t.rows.push_back({format_utc(g.start), duration(double(g.seconds))});
-    if (!t.rows.empty()) s.tables.push_back(t);
-    if (r.history_start && *r.history_start > r.requested_from) {
-      s.notes.push_back("The history starts at " + format_utc(*r.history_start) +
-                        ", after the start of the requested period (" +
-                        format_utc(r.requested_from) + ").");
-    }
-    if (r.coverage_recorded < 0.999) {
-      s.notes.push_back("Figures below are computed over the recorded time only; nothing is "
-                        "extrapolated into the gaps.");
-    }
-    doc.push_back(std::move(s));
+// Utilisation bands, the top cabinets, overload incidents, negative failover headroom.
+Section cabinets_section(const Report& r) {
+  Section s{"cabinets", "Cabinets", {}, {}, {}};
+  const char* names[] = {"below_40", "40_to_80", "80_to_95", "95_and_above"};
+  const char* labels[] = {"< 40 % of rated at p95", "40-80 %", "80-95 %", ">= 95 %"};
+  for (int i = 0; i < 4; ++i) s.items.push_back(count_item(names[i], labels[i], r.bands[std::size_t(i)]));
+  s.items.push_back(count_item("no_data", "In use, no power data", r.bands_no_data));
+  s.items.push_back(count_item("overload_incidents", "Overload incidents", r.incidents));
+  s.items.push_back(item("overload_duration", "Overload duration (all cabinets)",
+                         duration(r.incident_s), r.incident_s, "s"));
+  s.items.push_back(count_item("failover_negative", "Cabinets with negative failover headroom",
+                               double(r.failover_negative.size())));
+  Table top{"top", "Top 10 by peak utilisation",
+            {"cabinet", "room", "status", "rated kW", "peak kW", "peak util", "p95 kW",
+             "p95 util", "incidents"},
+            {}};
+  for (auto i : r.top) {
+    const auto& c = r.cabinets[i];
+    top.rows.push_back({c.id, c.room, c.status, kw(c.rated_w), kw(c.peak_w), pct(c.peak_util),
+                        kw(c.p95_w), pct(c.p95_util), std::to_string(c.incidents)});
   }
-  {
-    Section s{"capacity", "Capacity", {}, {}, {}};
-    s.items.push_back(count_item("planned", "Cabinets planned", r.planned));
-    s.items.push_back(count_item("delivered", "Cabinets delivered", r.delivered));
-    s.items.push_back(count_item("powered", "Cabinets powered (end of period)", powered));
-    s.items.push_back(count_item("powered_max", "Cabinets powered (most at once)", r.powered_max));
-    s.items.push_back(count_item("sold", "Cabinets sold", r.sold));
-    s.items.push_back(count_item("internal", "Cabinets internal", r.internal));
-    s.items.push_back(count_item("free", "Cabinets free", r.free));
-    s.items.push_back(kw_item("rated", "Rated power (delivered)", r.rated_w));
-    s.items.push_back(kw_item("reserve", "Reserve (" + pct(r.reserve_ratio) + " of rated)", r.reserve_w));
-    s.items.push_back(kw_item("average", "Measured average (sum of cabinets)", r.avg_w));
-    s.items.push_back(kw_item("p95", "Measured p95", r.p95_w));
-    s.items.push_back(kw_item("peak", "Measured peak", r.peak_w));
-    s.items.push_back(kw_item("it_average", "IT power average (site IT term)", r.it_avg_w));
-    s.items.push_back(kw_item("it_p95", "IT power p95 (site IT term)", r.it_p95_w));
-    s.items.push_back(kw_item("it_peak", "IT power peak (site IT term)", r.it_peak_w));
-    Table t{"headroom", "Headroom", {"", "kW", eq_label + " cabinets"}, {}};
-    auto row = [&](const std::string& label, double w) {
-      t.rows.push_back({label, kw(w), num(w / eq, 1)});
-    };
-    row("to rated, at p95", r.headroom_p95_w);
-    row("to rated, at peak", r.headroom_peak_w);
-    row("to reserve, at p95", r.headroom_reserve_p95_w);
-    row("to reserve, at peak", r.headroom_reserve_peak_w);
-    s.tables.push_back(t);
-    if (!pnote.empty()) s.notes.push_back(pnote);
-    doc.push_back(std::move(s));
+  s.tables.push_back(top);
+  Table fo{"failover", "Negative failover headroom (one feed carrying the whole cabinet; worst feed or phase)",
+           {"cabinet", "room", "lowest headroom kW", "time negative"}, {}};
+  for (auto i : r.failover_negative) {
+    const auto& c = r.cabinets[i];
+    fo.rows.push_back({c.id, c.room, kw(c.failover_min_w), duration(c.failover_neg_s)});
   }
-  {
-    Section s{"cabinets", "Cabinets", {}, {}, {}};
-    const char* names[] = {"below_40", "40_to_80", "80_to_95", "95_and_above"};
-    const char* labels[] = {"< 40 % of rated at p95", "40-80 %", "80-95 %", ">= 95 %"};
-    for (int i = 0; i < 4; ++i) s.items.push_back(count_item(names[i], labels[i], r.bands[std::size_t(i)]));
-    s.items.push_back(count_item("no_data", "In use, no power data", r.bands_no_data));
-    s.items.push_back(count_item("overload_incidents", "Overload incidents", r.incidents));
-    s.items.push_back(item("overload_duration", "Overload duration (all cabinets)",
-                           duration(r.incident_s), r.incident_s, "s"));
-    s.items.push_back(count_item("failover_negative", "Cabinets with negative failover headroom",
-                                 double(r.failover_negative.size())));
-    Table top{"top", "Top 10 by peak utilisation",
-              {"cabinet", "room", "status", "rated kW", "peak kW", "peak util", "p95 kW",
-               "p95 util", "incidents"},
-              {}};
-    for (auto i : r.top) {
-      const auto& c = r.cabinets[i];
-      top.rows.push_back({c.id, c.room, c.status, kw(c.rated_w), kw(c.peak_w), pct(c.peak_util),
-                          kw(c.p95_w), pct(c.p95_util), std::to_string(c.incidents)});
-    }
-    s.tables.push_back(top);
-    Table fo{"failover", "Negative failover headroom (one feed carrying the whole cabinet; worst feed or phase)",
-             {"cabinet", "room", "lowest headroom kW", "time negative"}, {}};
-    for (auto i : r.failover_negative) {
-      const auto& c = r.cabinets[i];
-      fo.rows.push_back({c.id, c.room, kw(c.failover_min_w), duration(c.failover_neg_s)});
-    }
-    if (!fo.rows.empty()) s.tables.push_back(fo);
-    doc.push_back(std::move(s));
+  if (!fo.rows.empty()) s.tables.push_back(fo);
+  return s;
+}
+
+// Stranded power and idle cabinets, with their cost.
+Section stranded_section(const Report& r) {
+  const std::string eq_label = num(r.equivalent_w / 1000, 1) + " kW";
+  const double eq = r.equivalent_w;
+  Section s{"stranded", "Stranded power and idle cabinets", {}, {}, {}};
+  // Cabinets in use without data are not counted: the sum is then a lower bound.
+  const std::string at_least = r.stranded_unknown > 0 && !std::isnan(r.stranded_w) ? ">= " : "";
+  Item stranded = kw_item("stranded", "Stranded power (rated - p95, powered or sold cabinets)",
+                          r.stranded_w);
+  stranded.value = at_least + stranded.value;
+  s.items.push_back(stranded);
+  s.items.push_back(item("stranded_equivalent", "Stranded, in " + eq_label + " cabinets",
+                         at_least + num(r.stranded_w / eq, 1), r.stranded_w / eq, "cabinets"));
+  s.items.push_back(count_item("stranded_cabinets", "Cabinets counted", r.stranded_cabinets));
+  s.items.push_back(money_item("stranded_cost_month", "Stranded cost per month",
+                               r.stranded_cost_month, r.currency));
+  s.items.push_back(money_item("stranded_cost_period", "Stranded cost over the period (" +
+                                                           num(r.months, 2) + " months)",
+                               r.stranded_cost_period, r.currency));
+  s.items.push_back(count_item("idle", "Idle delivered cabinets (never powered)", r.idle_cabinets));
+  s.items.push_back(kw_item("idle_rated", "Rated power of idle cabinets", r.idle_rated_w));
+  s.items.push_back(money_item("idle_cost_month", "Idle cabinets' cost per month",
+                               r.idle_cost_month, r.currency));
+  s.items.push_back(money_item("idle_cost_period", "Idle cabinets' cost over the period",
+                               r.idle_cost_period, r.currency));
+  if (!std::isnan(r.idle_sales_forgone_period)) {
+    s.items.push_back(money_item("idle_sales_forgone", "Sales forgone on unsold idle cabinets",
+                                 r.idle_sales_forgone_period, r.currency));
   }
-  {
-    Section s{"stranded", "Stranded power and idle cabinets", {}, {}, {}};
-    // Cabinets in use without data are not counted: the sum is then a lower bound.
-    const std::string at_least = r.stranded_unknown > 0 && !std::isnan(r.stranded_w) ? ">= " : "";
-    Item stranded = kw_item("stranded", "Stranded power (rated - p95, powered or sold cabinets)",
-                            r.stranded_w);
-    stranded.value = at_least + stranded.value;
-    s.items.push_back(stranded);
-    s.items.push_back(item("stranded_equivalent", "Stranded, in " + eq_label + " cabinets",
-                           at_least + num(r.stranded_w / eq, 1), r.stranded_w / eq, "cabinets"));
-    s.items.push_back(count_item("stranded_cabinets", "Cabinets counted", r.stranded_cabinets));
-    s.items.push_back(money_item("stranded_cost_month", "Stranded cost per month",
-                                 r.stranded_cost_month, r.currency));
-    s.items.push_back(money_item("stranded_cost_period", "Stranded cost over the period (" +
-                                                             num(r.months, 2) + " months)",
-                                 r.stranded_cost_period, r.currency));
-    s.items.push_back(count_item("idle", "Idle delivered cabinets (never powered)", r.idle_cabinets));
-    s.items.push_back(kw_item("idle_rated", "Rated power of idle cabinets", r.idle_rated_w));
-    s.items.push_back(money_item("idle_cost_month", "Idle cabinets' cost per month",
-                                 r.idle_cost_month, r.currency));
-    s.items.push_back(money_item("idle_cost_period", "Idle cabinets' cost over the period",
-                                 r.idle_cost_period, r.currency));
-    if (!std::isnan(r.idle_sales_forgone_period)) {
-      s.items.push_back(money_item("idle_sales_forgone", "Sales forgone on unsold idle cabinets",
-                                   r.idle_sales_forgone_period, r.currency));
-    }
-    s.notes.push_back("Price basis: " + r.price_basis + ".");
-    if (r.stranded_unknown > 0) {
-      s.notes.push_back(std::to_string(r.stranded_unknown) +
-                        " cabinets in use had no power data and are not counted: stranded power "
-                        "and its cost are lower bounds.");
-    }
-    doc.push_back(std::move(s));
+  s.notes.push_back("Price basis: " + r.price_basis + ".");
+  if (r.stranded_unknown > 0) {
+    s.notes.push_back(std::to_string(r.stranded_unknown) +
+                      " cabinets in use had no power data and are not counted: stranded power "
+                      "and its cost are lower bounds.");
   }
-  {
-    Section s{"plan", "Occupancy against the build-out plan", {}, {}, {}};
-    s.items.push_back(item("plan_at_end", "Planned powered cabinets (end of period)",
-                           r.plan_at_end ? std::to_string(*r.plan_at_end) : "no plan",
-                           r.plan_at_end ? double(*r.plan_at_end) : kNaN, "cabinets"));
-    s.items.push_back(count_item("powered", "Powered cabinets (end of period)", powered));
-    s.items.push_back(ratio_item("attainment", "Attainment (powered / planned)", r.attainment));
-    if (!pnote.empty()) s.notes.push_back(pnote);
-    Table f{"forecast", "Linear forecast", {"quantity", "limit", "trend per day", "reached on", "status"}, {}};
-    for (const auto& fc : r.forecasts) {
-      const bool w = fc.unit == "W";
-      f.rows.push_back({fc.quantity, w ? kw(fc.limit) + " kW" : num(fc.limit, 0),
-                        w ? kw(fc.slope_per_day) + " kW" : num(fc.slope_per_day, 2),
-                        fc.date ? format_utc(*fc.date, false) : "-", fc.status});
-    }
-    s.tables.push_back(f);
-    Table d{"days", "Planned vs actual by day", {"day", "planned", "actual (most powered)", "peak kW"}, {}};
-    const std::size_t step = std::max<std::size_t>(1, (r.days.size() + 59) / 60);
-    for (std::size_t i = 0; i < r.days.size(); i += step) {
-      const auto& p = r.days[i];
-      d.rows.push_back({format_utc(p.day, false), p.planned ? std::to_string(*p.planned) : "-",
-                        p.actual ? std::to_string(*p.actual) : "n/a", kw(p.peak_w)});
-    }
-    s.tables.push_back(d);
-    if (step > 1) s.notes.push_back("Every " + std::to_string(step) + "th day is listed.");
-    s.notes.push_back("Limits: powered cabinets = planned cabinets; cabinet power = rated power "
-                      "of the delivered cabinets minus the reserve.");
-    doc.push_back(std::move(s));
+  return s;
+}
+
+// Occupancy against the build-out plan, and the linear forecasts.
+Section plan_section(const Report& r) {
+  const double powered = r.powered ? double(*r.powered) : kNaN;
+  const std::string pnote = powered_note(r);
+  Section s{"plan", "Occupancy against the build-out plan", {}, {}, {}};
+  s.items.push_back(item("plan_at_end", "Planned powered cabinets (end of period)",
+                         r.plan_at_end ? std::to_string(*r.plan_at_end) : "no plan",
+                         r.plan_at_end ? double(*r.plan_at_end) : kNaN, "cabinets"));
+  s.items.push_back(count_item("powered", "Powered cabinets (end of period)", powered));
+  s.items.push_back(ratio_item("attainment", "Attainment (powered / planned)", r.attainment));
+  if (!pnote.empty()) s.notes.push_back(pnote);
+  Table f{"forecast", "Linear forecast", {"quantity", "limit", "trend per day", "reached on", "status"}, {}};
+  for (const auto& fc : r.forecasts) {
+    const bool w = fc.unit == "W";
+    f.rows.push_back({fc.quantity, w ? kw(fc.limit) + " kW" : num(fc.limit, 0),
+                      w ? kw(fc.slope_per_day) + " kW" : num(fc.slope_per_day, 2),
+                      fc.date ? format_utc(*fc.date, false) : "-", fc.status});
   }
-  {
-    Section s{"energy", "Energy and PUE", {}, {}, {}};
-    s.items.push_back(item("it_energy", "IT energy", num(r.it_kwh, 1) + " kWh", r.it_kwh, "kWh"));
-    s.items.push_back(item("facility_energy", "Facility energy", num(r.facility_kwh, 1) + " kWh",
-                           r.facility_kwh, "kWh"));
-    s.items.push_back(item("cooling_energy", "Cooling energy", num(r.cooling_kwh, 1) + " kWh",
-                           r.cooling_kwh, "kWh"));
-    s.items.push_back(item("pue", "PUE (energy-weighted), " + r.pue_category_name, num(r.pue, 3),
-                           r.pue, "ratio"));
-    s.items.push_back(kw_item("cooling_headroom_min", "Cooling N+1 headroom, worst room, lowest",
-                              r.cooling_headroom_min_w));
-    s.items.push_back(kw_item("cooling_headroom_end", "Cooling N+1 headroom, worst room, at the end",
-                              r.cooling_headroom_end_w));
-    s.notes.push_back("PUE = facility energy / IT energy over the time both were measured (" +
-                      pct(r.coverage_pue) + " of the period).");
-    doc.push_back(std::move(s));
+  s.tables.push_back(f);
+  Table d{"days", "Planned vs actual by day", {"day", "planned", "actual (most powered)", "peak kW"}, {}};
+  const std::size_t step = std::max<std::size_t>(1, (r.days.size() + 59) / 60);
+  for (std::size_t i = 0; i < r.days.size(); i += step) {
+    const auto& p = r.days[i];
+    d.rows.push_back({format_utc(p.day, false), p.planned ? std::to_string(*p.planned) : "-",
+                      p.actual ? std::to_string(*p.actual) : "n/a", kw(p.peak_w)});
   }
-  return doc;
+  s.tables.push_back(d);
+  if (step > 1) s.notes.push_back("Every " + std::to_string(step) + "th day is listed.");
+  s.notes.push_back("Limits: powered cabinets = planned cabinets; cabinet power = rated power "
+                    "of the delivered cabinets minus the reserve.");
+  return s;
+}
+
+// Energy and PUE over the period, and the cooling headroom.
+Section energy_section(const Report& r) {
+  Section s{"energy", "Energy and PUE", {}, {}, {}};
+  s.items.push_back(item("it_energy", "IT energy", num(r.it_kwh, 1) + " kWh", r.it_kwh, "kWh"));
+  s.items.push_back(item("facility_energy", "Facility energy", num(r.facility_kwh, 1) + " kWh",
+                         r.facility_kwh, "kWh"));
+  s.items.push_back(item("cooling_energy", "Cooling energy", num(r.cooling_kwh, 1) + " kWh",
+                         r.cooling_kwh, "kWh"));
+  s.items.push_back(item("pue", "PUE (energy-weighted), " + r.pue_category_name, num(r.pue, 3),
+                         r.pue, "ratio"));
+  s.items.push_back(kw_item("cooling_headroom_min", "Cooling N+1 headroom, worst room, lowest",
+                            r.cooling_headroom_min_w));
+  s.items.push_back(kw_item("cooling_headroom_end", "Cooling N+1 headroom, worst room, at the end",
+                            r.cooling_headroom_end_w));
+  s.notes.push_back("PUE = facility energy / IT energy over the time both were measured (" +
+                    pct(r.coverage_pue) + " of the period).");
+  return s;
+}
+
+std::vector<Section> document(const Report& r) {
+  return {coverage_section(r), capacity_section(r), cabinets_section(r),
+          stranded_section(r), plan_section(r),     energy_section(r)};
 }
 
 std::string header_line(const Report& r) {
@@ -395,34 +410,45 @@ std::string render_csv(const Report& r, const std::vector<Section>& doc) {
 
 nlohmann::json jnum(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
 
-std::string render_json(const Report& r) {
+nlohmann::json json_site(const Report& r) {
   using nlohmann::json;
-  json j;
-  j["site"] = {{"id", r.site}, {"name", r.site_name}, {"ownership", r.ownership}};
-  j["period"] = {{"from", r.from},
-                 {"to", r.to},
-                 {"from_utc", format_utc(r.from)},
-                 {"to_utc", format_utc(r.to)},
-                 {"requested_from", r.requested_from},
-                 {"history_start", r.history_start ? json(*r.history_start) : json(nullptr)},
-                 {"resolution_s", r.resolution_s},
-                 {"rows", r.rows},
-                 {"generated_at", r.generated_at}};
+  return {{"id", r.site}, {"name", r.site_name}, {"ownership", r.ownership}};
+}
+
+nlohmann::json json_period(const Report& r) {
+  using nlohmann::json;
+  return {{"from", r.from},
+          {"to", r.to},
+          {"from_utc", format_utc(r.from)},
+          {"to_utc", format_utc(r.to)},
+          {"requested_from", r.requested_from},
+          {"history_start", r.history_start ? json(*r.history_start) : json(nullptr)},
+          {"resolution_s", r.resolution_s},
+          {"rows", r.rows},
+          {"generated_at", r.generated_at}};
+}
+
+nlohmann::json json_coverage(const Report& r) {
+  using nlohmann::json;
   json gaps = json::array();
   for (const auto& g : r.gaps) gaps.push_back({{"start", g.start}, {"seconds", g.seconds}});
-  j["coverage"] = {{"period_s", r.period_s},
-                   {"recorded_s", r.recorded_s},
-                   {"recorded", r.coverage_recorded},
-                   {"cabinet_power", r.coverage_cabinet_power},
-                   {"capacity", r.coverage_capacity},
-                   {"it_power", r.coverage_it},
-                   {"facility_power", r.coverage_facility},
-                   {"pue", r.coverage_pue},
-                   {"cooling_headroom", r.coverage_cooling},
-                   {"gap_count", r.gap_count},
-                   {"gap_total_s", r.gap_total_s},
-                   {"longest_gaps", gaps}};
-  j["capacity"] = {
+  return {{"period_s", r.period_s},
+          {"recorded_s", r.recorded_s},
+          {"recorded", r.coverage_recorded},
+          {"cabinet_power", r.coverage_cabinet_power},
+          {"capacity", r.coverage_capacity},
+          {"it_power", r.coverage_it},
+          {"facility_power", r.coverage_facility},
+          {"pue", r.coverage_pue},
+          {"cooling_headroom", r.coverage_cooling},
+          {"gap_count", r.gap_count},
+          {"gap_total_s", r.gap_total_s},
+          {"longest_gaps", gaps}};
+}
+
+nlohmann::json json_capacity(const Report& r) {
+  using nlohmann::json;
+  return {
       {"cabinets",
        {{"planned", r.planned},
         {"delivered", r.delivered},
@@ -452,6 +478,10 @@ std::string render_json(const Report& r) {
         {"rated_at_peak", jnum(r.headroom_peak_w / r.equivalent_w)},
         {"reserve_at_p95", jnum(r.headroom_reserve_p95_w / r.equivalent_w)},
         {"reserve_at_peak", jnum(r.headroom_reserve_peak_w / r.equivalent_w)}}}};
+}
+
+nlohmann::json json_cabinets(const Report& r) {
+  using nlohmann::json;
   json cabs = json::array();
   for (const auto& c : r.cabinets) {
     cabs.push_back({{"id", c.id},
@@ -477,33 +507,41 @@ std::string render_json(const Report& r) {
     for (auto i : v) a.push_back(r.cabinets[i].id);
     return a;
   };
-  j["cabinets"] = {{"bands_at_p95",
-                    {{"below_40", r.bands[0]},
-                     {"40_to_80", r.bands[1]},
-                     {"80_to_95", r.bands[2]},
-                     {"95_and_above", r.bands[3]},
-                     {"no_data", r.bands_no_data}}},
-                   {"utilization_histogram_p95", r.histogram},
-                   {"top_by_peak_utilization", ids(r.top)},
-                   {"negative_failover_headroom", ids(r.failover_negative)},
-                   {"overload_incidents", r.incidents},
-                   {"overload_s", r.incident_s},
-                   {"list", cabs}};
-  j["stranded"] = {{"power_w", jnum(r.stranded_w)},
-                   {"equivalent_cabinets", jnum(r.stranded_w / r.equivalent_w)},
-                   {"cabinets_counted", r.stranded_cabinets},
-                   {"cabinets_without_data", r.stranded_unknown},
-                   {"currency", r.currency},
-                   {"price_basis", r.price_basis},
-                   {"months", r.months},
-                   {"cost_per_month", jnum(r.stranded_cost_month)},
-                   {"cost_period", jnum(r.stranded_cost_period)},
-                   {"idle_cabinets", r.idle_cabinets},
-                   {"idle_unsold", r.idle_unsold},
-                   {"idle_rated_w", r.idle_rated_w},
-                   {"idle_cost_per_month", jnum(r.idle_cost_month)},
-                   {"idle_cost_period", jnum(r.idle_cost_period)},
-                   {"idle_sales_forgone_period", jnum(r.idle_sales_forgone_period)}};
+  return {{"bands_at_p95",
+           {{"below_40", r.bands[0]},
+            {"40_to_80", r.bands[1]},
+            {"80_to_95", r.bands[2]},
+            {"95_and_above", r.bands[3]},
+            {"no_data", r.bands_no_data}}},
+          {"utilization_histogram_p95", r.histogram},
+          {"top_by_peak_utilization", ids(r.top)},
+          {"negative_failover_headroom", ids(r.failover_negative)},
+          {"overload_incidents", r.incidents},
+          {"overload_s", r.incident_s},
+          {"list", cabs}};
+}
+
+nlohmann::json json_stranded(const Report& r) {
+  using nlohmann::json;
+  return {{"power_w", jnum(r.stranded_w)},
+          {"equivalent_cabinets", jnum(r.stranded_w / r.equivalent_w)},
+          {"cabinets_counted", r.stranded_cabinets},
+          {"cabinets_without_data", r.stranded_unknown},
+          {"currency", r.currency},
+          {"price_basis", r.price_basis},
+          {"months", r.months},
+          {"cost_per_month", jnum(r.stranded_cost_month)},
+          {"cost_period", jnum(r.stranded_cost_period)},
+          {"idle_cabinets", r.idle_cabinets},
+          {"idle_unsold", r.idle_unsold},
+          {"idle_rated_w", r.idle_rated_w},
+          {"idle_cost_per_month", jnum(r.idle_cost_month)},
+          {"idle_cost_period", jnum(r.idle_cost_period)},
+          {"idle_sales_forgone_period", jnum(r.idle_sales_forgone_period)}};
+}
+
+nlohmann::json json_plan(const Report& r) {
+  using nlohmann::json;
   json days = json::array();
   for (const auto& d : r.days) {
     days.push_back({{"day", format_utc(d.day, false)},
@@ -520,23 +558,44 @@ std::string render_json(const Report& r) {
                   {"date", f.date ? json(format_utc(*f.date, false)) : json(nullptr)},
                   {"status", f.status}});
   }
-  j["plan"] = {{"planned_at_end", r.plan_at_end ? json(*r.plan_at_end) : json(nullptr)},
-               {"attainment", jnum(r.attainment)},
-               {"days", days},
-               {"forecasts", fc}};
-  j["energy"] = {{"it_kwh", jnum(r.it_kwh)},
-                 {"facility_kwh", jnum(r.facility_kwh)},
-                 {"cooling_kwh", jnum(r.cooling_kwh)},
-                 {"pue", jnum(r.pue)},
-                 {"pue_category", r.pue_category},
-                 {"cooling_headroom_n_plus_1_min_w", jnum(r.cooling_headroom_min_w)},
-                 {"cooling_headroom_n_plus_1_end_w", jnum(r.cooling_headroom_end_w)}};
+  return {{"planned_at_end", r.plan_at_end ? json(*r.plan_at_end) : json(nullptr)},
+          {"attainment", jnum(r.attainment)},
+          {"days", days},
+          {"forecasts", fc}};
+}
+
+nlohmann::json json_energy(const Report& r) {
+  using nlohmann::json;
+  return {{"it_kwh", jnum(r.it_kwh)},
+          {"facility_kwh", jnum(r.facility_kwh)},
+          {"cooling_kwh", jnum(r.cooling_kwh)},
+          {"pue", jnum(r.pue)},
+          {"pue_category", r.pue_category},
+          {"cooling_headroom_n_plus_1_min_w", jnum(r.cooling_headroom_min_w)},
+          {"cooling_headroom_n_plus_1_end_w", jnum(r.cooling_headroom_end_w)}};
+}
+
+nlohmann::json json_series(const Report& r) {
+  using nlohmann::json;
   json series = json::array();
   for (const auto& p : r.series) {
     series.push_back({{"t", p.t}, {"average_w", jnum(p.avg_w)}, {"peak_w", jnum(p.peak_w)},
                       {"it_w", jnum(p.it_w)}});
   }
-  j["series"] = series;
+  return series;
+}
+
+std::string render_json(const Report& r) {
+  nlohmann::json j;
+  j["site"] = json_site(r);
+  j["period"] = json_period(r);
+  j["coverage"] = json_coverage(r);
+  j["capacity"] = json_capacity(r);
+  j["cabinets"] = json_cabinets(r);
+  j["stranded"] = json_stranded(r);
+  j["plan"] = json_plan(r);
+  j["energy"] = json_energy(r);
+  j["series"] = json_series(r);
   return j.dump(2) + "\n";
 }
 

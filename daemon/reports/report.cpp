@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <map>
 #include <numeric>
 #include <regex>
+#include <sqlite3.h>
 #include <unordered_map>
 
 namespace facility {
@@ -163,40 +166,36 @@ std::string format_utc(std::int64_t t, bool with_time) {
   return buf;
 }
 
-Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req,
-                      const ReportProgress& progress) {
-  const Site* site = cfg.find_site(req.site);
-  if (!site) {
-    std::string ids;
-    for (const auto& s : cfg.sites) ids += (ids.empty() ? "" : ", ") + s.id;
-    throw ReportError("unknown site \"" + req.site + "\" (configured: " + ids + ")");
-  }
-  // One read transaction, so every query below sees the same snapshot of the history: the
-  // writer commits every flush interval and rolls hours up, which moves rolled_up_to and the
-  // rows it separates between the hour and minute tables.
-  struct ReadSnapshot {
-    HistoryDb& db;
-    explicit ReadSnapshot(HistoryDb& d) : db(d) { db.exec("BEGIN;"); }
-    ~ReadSnapshot() { sqlite3_exec(db.handle(), "COMMIT;", nullptr, nullptr, nullptr); }
-    ReadSnapshot(const ReadSnapshot&) = delete;
-    ReadSnapshot& operator=(const ReadSnapshot&) = delete;
-  } snapshot(db);
-  const FacilitySettings& fs = site->facility;
-  Report r;
-  r.site = site->id;
-  r.site_name = site->name;
-  r.ownership = to_string(site->ownership);
-  r.currency = site->report.currency;
-  r.generated_at = req.now;
+namespace {
 
-  // ---- Period and resolution -------------------------------------------------------------
+// One read transaction, so every query of a report sees the same snapshot of the history: the
+// writer commits every flush interval and rolls hours up, which moves rolled_up_to and the rows
+// it separates between the hour and minute tables.
+struct ReadSnapshot {
+  HistoryDb& db;
+  explicit ReadSnapshot(HistoryDb& d) : db(d) { db.exec("BEGIN;"); }
+  ~ReadSnapshot() { sqlite3_exec(db.handle(), "COMMIT;", nullptr, nullptr, nullptr); }
+  ReadSnapshot(const ReadSnapshot&) = delete;
+  ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+};
+
+// ---- Header: site, period and resolution ---------------------------------------------------
+
+Resolution fill_header(HistoryDb& db, const Site& site, const ReportRequest& req, Report& r) {
+  r.site = site.id;
+  r.site_name = site.name;
+  r.ownership = to_string(site.ownership);
+  r.currency = site.report.currency;
+  r.generated_at = req.now;
   r.to = req.to.value_or(req.now);
   r.requested_from = req.from.value_or(r.to - kDefaultPeriod);
   r.from = r.requested_from;
-  const auto ext_min = db.extent(Resolution::kMinute, site->id);
-  const auto ext_hour = db.extent(Resolution::kHour, site->id);
+  const auto ext_min = db.extent(Resolution::kMinute, site.id);
+  const auto ext_hour = db.extent(Resolution::kHour, site.id);
   if (ext_min) r.history_start = ext_min->first;
-  if (ext_hour) r.history_start = std::min(r.history_start.value_or(ext_hour->first), ext_hour->first);
+  if (ext_hour) {
+    r.history_start = std::min(r.history_start.value_or(ext_hour->first), ext_hour->first);
+  }
   if (!req.from && r.history_start && *r.history_start > r.from) {
     r.from = *r.history_start;  // the default period starts where the history starts
   }
@@ -226,10 +225,15 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   }
   r.period_s = double(r.to - r.from);
   r.months = r.period_s / kMonthS;
+  return res;
+}
 
-  // ---- Inventory (the configuration as it is now) ------------------------------------------
+// ---- Inventory (the configuration as it is now) ----------------------------------------------
+
+// Returns the index of each cabinet id in r.cabinets.
+std::unordered_map<std::string, std::size_t> fill_inventory(const Site& site, Report& r) {
   std::unordered_map<std::string, std::size_t> index;
-  for (const auto& c : site->cabinets) {
+  for (const auto& c : site.cabinets) {
     CabinetFigures f;
     f.id = c.id;
     f.room = c.room;
@@ -243,29 +247,38 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     if (c.status == CabinetStatus::kInternal) ++r.internal;
     if (c.status == CabinetStatus::kFree) ++r.free;
   }
-  r.planned = site->planned_cabinets;  // the loader resolves "absent" to the delivered ones
+  const FacilitySettings& fs = site.facility;
+  r.planned = site.planned_cabinets;  // the loader resolves "absent" to the delivered ones
   r.reserve_ratio = fs.capacity_reserve;
   r.reserve_w = r.rated_w * fs.capacity_reserve;
   r.equivalent_w = fs.cabinet_equivalent_w;
+  return index;
+}
 
-  // ---- Site rows ------------------------------------------------------------------------
-  std::vector<double> site_avgs, it_avgs;
-  SiteInterval total;
-  std::int64_t expected_t = r.from;
+// ---- Site rows -----------------------------------------------------------------------------
+
+// What the site rows of the period add up to, for the sections below.
+struct SiteRows {
+  std::vector<double> site_avgs, it_avgs;  // per row: sum of cabinet power, IT term
+  SiteInterval total, last;
   std::vector<ReportGap> gaps;
-  auto gap_until = [&](std::int64_t t) {
-    if (t > expected_t) gaps.push_back({expected_t, t - expected_t});
-  };
   std::map<std::int64_t, PlanPoint> days;
   std::vector<SeriesPoint> rows;
   double last_cool = kNaN;
-  SiteInterval last;
-  db.read_sites(res, site->id, r.from, r.to, [&](std::int64_t t, const SiteInterval& s) {
+};
+
+SiteRows read_site_rows(HistoryDb& db, Resolution res, const Site& site, Report& r) {
+  SiteRows sr;
+  std::int64_t expected_t = r.from;
+  auto gap_until = [&](std::int64_t t) {
+    if (t > expected_t) sr.gaps.push_back({expected_t, t - expected_t});
+  };
+  db.read_sites(res, site.id, r.from, r.to, [&](std::int64_t t, const SiteInterval& s) {
     if (s.samples_s <= 0 && s.cab_known_s <= 0) return;
     gap_until(t);
     expected_t = t + r.resolution_s;
-    total.merge(s);
-    last = s;
+    sr.total.merge(s);
+    sr.last = s;
     r.last_row_t = t;
     if (s.powered_known == s.total && s.total > 0) {
       r.powered = s.powered;
@@ -276,16 +289,16 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     p.t = t;
     if (s.cab_s > 0) {
       p.avg_w = s.cab_j / s.cab_s;
-      site_avgs.push_back(p.avg_w);
+      sr.site_avgs.push_back(p.avg_w);
     }
     p.peak_w = s.cab_peak_w;
     if (s.it_s > 0) {
       p.it_w = s.it_j / s.it_s;
-      it_avgs.push_back(p.it_w);
+      sr.it_avgs.push_back(p.it_w);
     }
-    rows.push_back(p);
-    if (!std::isnan(s.cool_hr_min_w)) last_cool = s.cool_hr_min_w;
-    PlanPoint& d = days[t / kDay * kDay];
+    sr.rows.push_back(p);
+    if (!std::isnan(s.cool_hr_min_w)) sr.last_cool = s.cool_hr_min_w;
+    PlanPoint& d = sr.days[t / kDay * kDay];
     d.day = t / kDay * kDay;
     if (s.powered_known == s.total && s.total > 0) {
       d.actual = std::max(d.actual.value_or(0), s.powered_max);
@@ -293,8 +306,11 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
     d.peak_w = nmax(d.peak_w, s.cab_peak_w);
   });
   gap_until(r.to);
-  if (progress) progress(0.05);
+  return sr;
+}
 
+void fill_coverage(SiteRows& sr, Report& r) {
+  const SiteInterval& total = sr.total;
   r.recorded_s = total.samples_s;
   r.coverage_recorded = total.samples_s / r.period_s;
   const double cab_expected = double(r.delivered) * r.period_s;
@@ -304,103 +320,131 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   r.coverage_facility = total.fac_s / r.period_s;
   r.coverage_pue = total.pue_s / r.period_s;
   r.coverage_cooling = total.cool_hr_s / r.period_s;
+  auto& gaps = sr.gaps;
   std::sort(gaps.begin(), gaps.end(),
             [](const ReportGap& a, const ReportGap& b) { return a.seconds > b.seconds; });
   r.gap_count = int(gaps.size());
   for (const auto& g : gaps) r.gap_total_s += double(g.seconds);
   if (gaps.size() > 10) gaps.resize(10);
   r.gaps = std::move(gaps);
+}
 
+void fill_capacity(SiteRows& sr, Report& r) {
+  const SiteInterval& total = sr.total;
   r.powered_max = total.powered_max;
   if (total.cab_s > 0) r.avg_w = total.cab_j / total.cab_s;
-  r.p95_w = percentile(site_avgs, 0.95);
+  r.p95_w = percentile(sr.site_avgs, 0.95);
   r.peak_w = total.cab_peak_w;
   if (total.it_s > 0) r.it_avg_w = total.it_j / total.it_s;
   r.it_peak_w = total.it_peak_w;
-  r.it_p95_w = percentile(it_avgs, 0.95);
+  r.it_p95_w = percentile(sr.it_avgs, 0.95);
   r.headroom_p95_w = r.rated_w - r.p95_w;
   r.headroom_peak_w = r.rated_w - r.peak_w;
   r.headroom_reserve_p95_w = r.rated_w - r.reserve_w - r.p95_w;
   r.headroom_reserve_peak_w = r.rated_w - r.reserve_w - r.peak_w;
+}
 
+void fill_energy(const SiteRows& sr, Report& r) {
+  const SiteInterval& total = sr.total;
   if (total.it_s > 0) r.it_kwh = total.it_j / 3.6e6;
   if (total.fac_s > 0) r.facility_kwh = total.fac_j / 3.6e6;
   if (total.cool_s > 0) r.cooling_kwh = total.cool_j / 3.6e6;
   if (total.pue_it_j > 0) r.pue = total.pue_fac_j / total.pue_it_j;
-  r.pue_category = last.pue_category;
-  r.pue_category_name = category_name(last.pue_category);
+  r.pue_category = sr.last.pue_category;
+  r.pue_category_name = category_name(sr.last.pue_category);
   r.cooling_headroom_min_w = total.cool_hr_min_w;
-  r.cooling_headroom_end_w = last_cool;
+  r.cooling_headroom_end_w = sr.last_cool;
+}
 
-  // Chart series, at most kMaxSeriesPoints (averages of averages, highest peak).
-  {
-    const std::size_t per = std::max<std::size_t>(1, (rows.size() + kMaxSeriesPoints - 1) /
-                                                         kMaxSeriesPoints);
-    for (std::size_t i = 0; i < rows.size(); i += per) {
-      SeriesPoint p;
-      p.t = rows[i].t;
-      double sa = 0, si = 0;
-      int na = 0, ni = 0;
-      for (std::size_t k = i; k < std::min(rows.size(), i + per); ++k) {
-        if (!std::isnan(rows[k].avg_w)) sa += rows[k].avg_w, ++na;
-        if (!std::isnan(rows[k].it_w)) si += rows[k].it_w, ++ni;
-        p.peak_w = nmax(p.peak_w, rows[k].peak_w);
-      }
-      if (na) p.avg_w = sa / na;
-      if (ni) p.it_w = si / ni;
-      r.series.push_back(p);
+// Chart series, at most kMaxSeriesPoints (averages of averages, highest peak).
+void fill_series(const std::vector<SeriesPoint>& rows, Report& r) {
+  const std::size_t per =
+      std::max<std::size_t>(1, (rows.size() + kMaxSeriesPoints - 1) / kMaxSeriesPoints);
+  for (std::size_t i = 0; i < rows.size(); i += per) {
+    SeriesPoint p;
+    p.t = rows[i].t;
+    double sa = 0, si = 0;
+    int na = 0, ni = 0;
+    for (std::size_t k = i; k < std::min(rows.size(), i + per); ++k) {
+      if (!std::isnan(rows[k].avg_w)) sa += rows[k].avg_w, ++na;
+      if (!std::isnan(rows[k].it_w)) si += rows[k].it_w, ++ni;
+      p.peak_w = nmax(p.peak_w, rows[k].peak_w);
     }
+    if (na) p.avg_w = sa / na;
+    if (ni) p.it_w = si / ni;
+    r.series.push_back(p);
   }
+}
 
-  // ---- Cabinet rows ---------------------------------------------------------------------
-  const auto layouts = db.layouts(site->id);
+// ---- Cabinet rows --------------------------------------------------------------------------
+
+// Per cabinet: the merged intervals and one average per row (for the exact p95).
+struct CabinetRows {
+  std::vector<CabinetInterval> sums;
+  std::vector<std::vector<float>> avgs;
+};
+
+CabinetRows read_cabinet_rows(HistoryDb& db, Resolution res, const Site& site, const Report& r,
+                              const std::unordered_map<std::string, std::size_t>& index,
+                              const ReportProgress& progress) {
+  // Rows name their cabinets through a layout; map each layout position to today's cabinet.
   std::unordered_map<std::int64_t, std::vector<std::optional<std::size_t>>> map_of_layout;
-  for (const auto& [id, l] : layouts) {
+  for (const auto& [id, l] : db.layouts(site.id)) {
     auto& m = map_of_layout[id];
     for (const auto& c : l.cabinets) {
       auto it = index.find(c.id);
       m.push_back(it == index.end() ? std::nullopt : std::optional(it->second));
     }
   }
-  std::vector<std::vector<float>> avgs(r.cabinets.size());
-  std::vector<CabinetInterval> sums(r.cabinets.size());
-  const double expected_rows = double(std::max<std::int64_t>(1, db.count_rows(res, site->id, r.from, r.to)));
+  CabinetRows cr;
+  cr.sums.resize(r.cabinets.size());
+  cr.avgs.resize(r.cabinets.size());
+  const double expected_rows =
+      double(std::max<std::int64_t>(1, db.count_rows(res, site.id, r.from, r.to)));
   std::int64_t seen = 0;
-  db.read_cabinets(res, site->id, r.from, r.to,
+  db.read_cabinets(res, site.id, r.from, r.to,
                    [&](std::int64_t, std::int64_t layout, const std::vector<CabinetInterval>& v) {
                      auto it = map_of_layout.find(layout);
                      if (it != map_of_layout.end()) {
                        const auto& m = it->second;
                        for (std::size_t k = 0; k < v.size() && k < m.size(); ++k) {
                          if (!m[k]) continue;
-                         sums[*m[k]].merge(v[k]);
-                         if (v[k].known_s > 0) avgs[*m[k]].push_back(float(v[k].avg_w()));
+                         cr.sums[*m[k]].merge(v[k]);
+                         if (v[k].known_s > 0) cr.avgs[*m[k]].push_back(float(v[k].avg_w()));
                        }
                      }
                      if (progress && ++seen % 256 == 0) {
                        progress(0.05 + 0.9 * std::min(1.0, double(seen) / expected_rows));
                      }
                    });
+  return cr;
+}
 
+// One cabinet's figures from its merged intervals.
+void fill_cabinet(const CabinetInterval& s, std::vector<float>& avgs, CabinetFigures& f) {
+  f.known_s = s.known_s;
+  f.powered_s = s.powered_s;
+  f.overload_s = s.overload_s;
+  f.incidents = s.overload_starts;
+  f.failover_min_w = s.failover_min_w;
+  f.failover_neg_s = s.failover_neg_s;
+  f.avg_w = s.avg_w();
+  f.peak_w = s.peak_w;
+  f.p95_w = percentile(avgs, 0.95);
+  if (f.rated_w > 0) {
+    f.p95_util = f.p95_w / f.rated_w;
+    f.peak_util = f.peak_w / f.rated_w;
+  }
+  f.in_use = s.powered_s > 0 || f.status == "sold";
+  f.idle = s.known_s > 0 && s.powered_s <= 0;
+}
+
+// The cabinets section, and the stranded power and idle cabinets that come from the same loop.
+void fill_cabinets(CabinetRows& cr, Report& r) {
   double stranded_w = 0;
   for (std::size_t i = 0; i < r.cabinets.size(); ++i) {
     CabinetFigures& f = r.cabinets[i];
-    const CabinetInterval& s = sums[i];
-    f.known_s = s.known_s;
-    f.powered_s = s.powered_s;
-    f.overload_s = s.overload_s;
-    f.incidents = s.overload_starts;
-    f.failover_min_w = s.failover_min_w;
-    f.failover_neg_s = s.failover_neg_s;
-    f.avg_w = s.avg_w();
-    f.peak_w = s.peak_w;
-    f.p95_w = percentile(avgs[i], 0.95);
-    if (f.rated_w > 0) {
-      f.p95_util = f.p95_w / f.rated_w;
-      f.peak_util = f.peak_w / f.rated_w;
-    }
-    f.in_use = s.powered_s > 0 || f.status == "sold";
-    f.idle = s.known_s > 0 && s.powered_s <= 0;
+    fill_cabinet(cr.sums[i], cr.avgs[i], f);
     r.incidents += f.incidents;
     r.incident_s += f.overload_s;
     if (f.in_use) {
@@ -436,9 +480,11 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
                    [&](std::size_t a, std::size_t b) {
                      return r.cabinets[a].failover_min_w < r.cabinets[b].failover_min_w;
                    });
+}
 
-  // ---- Cost -----------------------------------------------------------------------------
-  const ReportSettings& ps = site->report;
+// ---- Cost ----------------------------------------------------------------------------------
+
+void fill_costs(const ReportSettings& ps, Report& r) {
   if (ps.price_per_kw_month) {
     r.price_basis = "stranded kW x " + std::to_string(std::llround(*ps.price_per_kw_month)) +
                     " " + ps.currency + " per kW-month";
@@ -459,20 +505,22 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   if (ps.sell_price_per_cabinet_month) {
     r.idle_sales_forgone_period = r.idle_unsold * *ps.sell_price_per_cabinet_month * r.months;
   }
+}
 
-  // ---- Plan and forecast ------------------------------------------------------------------
+// ---- Plan and forecast ---------------------------------------------------------------------
+
+void fill_plan(const Site& site, std::map<std::int64_t, PlanPoint>& days, Report& r) {
+  const auto& plan = site.build_out_plan;
   for (auto& [day, d] : days) {
-    if (!site->build_out_plan.empty()) {
-      d.planned = plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(day)));
-    }
+    if (!plan.empty()) d.planned = plan_at(plan, TimePoint(std::chrono::seconds(day)));
     r.days.push_back(d);
   }
-  if (!site->build_out_plan.empty()) {
-    r.plan_at_end = plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(r.to - 1)));
+  if (!plan.empty()) {
+    r.plan_at_end = plan_at(plan, TimePoint(std::chrono::seconds(r.to - 1)));
     // Against the plan at the time of the count, which is the end unless the end was stale.
     const auto plan_then =
-        r.powered ? plan_at(site->build_out_plan, TimePoint(std::chrono::seconds(
-                                                      r.powered_at + r.resolution_s - 1)))
+        r.powered ? plan_at(plan, TimePoint(std::chrono::seconds(r.powered_at + r.resolution_s -
+                                                                 1)))
                   : std::nullopt;
     if (r.powered && plan_then && *plan_then > 0) {
       r.attainment = double(*r.powered) / *plan_then;
@@ -487,6 +535,34 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   r.forecasts.push_back(forecast("powered cabinets", "cabinets", r.planned, cab_pts));
   r.forecasts.push_back(forecast("cabinet power (daily peak)", "W", r.rated_w - r.reserve_w,
                                  pow_pts));
+}
+
+}  // namespace
+
+Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req,
+                      const ReportProgress& progress) {
+  const Site* site = cfg.find_site(req.site);
+  if (!site) {
+    std::string ids;
+    for (const auto& s : cfg.sites) ids += (ids.empty() ? "" : ", ") + s.id;
+    throw ReportError("unknown site \"" + req.site + "\" (configured: " + ids + ")");
+  }
+  ReadSnapshot snapshot(db);
+  Report r;
+  const Resolution res = fill_header(db, *site, req, r);
+  const auto index = fill_inventory(*site, r);
+
+  SiteRows rows = read_site_rows(db, res, *site, r);
+  if (progress) progress(0.05);
+  fill_coverage(rows, r);
+  fill_capacity(rows, r);
+  fill_energy(rows, r);
+  fill_series(rows.rows, r);
+
+  CabinetRows cabinets = read_cabinet_rows(db, res, *site, r, index, progress);
+  fill_cabinets(cabinets, r);
+  fill_costs(site->report, r);
+  fill_plan(*site, rows.days, r);
   if (progress) progress(1.0);
   return r;
 }

@@ -4,7 +4,7 @@
 // and idle cabinets with their cost, occupancy against the build-out plan with a linear
 // forecast, energy and energy-weighted PUE, cooling headroom, and the data coverage of the
 // period. Rendered as text, Markdown, CSV, JSON or one self-contained HTML file
-// (report_render.cpp). docs/reports.md defines every figure.
+// (render.cpp). docs/reports.md defines every figure.
 //
 // Unknown values are NaN (rendered as "n/a" / JSON null), never zero.
 //
@@ -87,15 +87,19 @@ struct SeriesPoint {
   double it_w = kNaN;                  // the IT term (meters or PDUs)
 };
 
-struct Report {
-  // Header.
+// A report is its sections, each a struct that one function of report.cpp fills and one function
+// per format of render.cpp renders: the same section model for text, Markdown, CSV, HTML and
+// JSON. Report inherits them all, so a figure is read as report.stranded_w whatever its section.
+
+struct ReportHeader {
   std::string site, site_name, ownership, currency;
   std::int64_t from = 0, to = 0, requested_from = 0, generated_at = 0;
   std::optional<std::int64_t> history_start;
   int resolution_s = 60;
   std::int64_t rows = 0;
+};
 
-  // Coverage.
+struct ReportCoverage {
   double period_s = 0, recorded_s = 0;
   double coverage_recorded = 0;        // the daemon was running and recording
   double coverage_cabinet_power = 0;   // cabinet-seconds with known power / cabinet-seconds
@@ -104,8 +108,9 @@ struct Report {
   std::vector<ReportGap> gaps;         // longest first, at most 10
   int gap_count = 0;
   double gap_total_s = 0;
+};
 
-  // Capacity.
+struct ReportCapacity {
   int planned = 0, delivered = 0, powered_max = 0, sold = 0, internal = 0, free = 0;
   // Powered cabinets at the last row in which every cabinet's powered state was known (a count
   // with unknown cabinets is only a lower bound), and that row's start; unset when there is
@@ -118,8 +123,9 @@ struct Report {
   double it_avg_w = kNaN, it_p95_w = kNaN, it_peak_w = kNaN;  // the IT term
   double headroom_p95_w = kNaN, headroom_peak_w = kNaN;
   double headroom_reserve_p95_w = kNaN, headroom_reserve_peak_w = kNaN;
+};
 
-  // Cabinets.
+struct ReportCabinets {
   std::vector<CabinetFigures> cabinets;  // in inventory order
   std::array<int, 4> bands{};            // < 40 %, 40-80 %, 80-95 %, >= 95 % at p95 (in use)
   int bands_no_data = 0;                 // in use, but no power known in the period
@@ -128,8 +134,10 @@ struct Report {
   std::vector<std::size_t> failover_negative;  // indexes: lowest failover headroom < 0
   int incidents = 0;
   double incident_s = 0;
+};
 
-  // Stranded power and idle cabinets.
+// Stranded power and idle cabinets.
+struct ReportStranded {
   // Over the cabinets in use with power data (NaN when there are none); with
   // stranded_unknown > 0 it is a lower bound (those cabinets are not counted).
   double stranded_w = kNaN;
@@ -140,23 +148,36 @@ struct Report {
   int idle_cabinets = 0, idle_unsold = 0;
   double idle_rated_w = 0;
   double idle_cost_month = kNaN, idle_cost_period = kNaN, idle_sales_forgone_period = kNaN;
+};
 
-  // Plan and forecast.
+// Occupancy against the build-out plan, and the forecast.
+struct ReportPlan {
   std::vector<PlanPoint> days;
   std::optional<int> plan_at_end;
   double attainment = kNaN;  // powered / plan, both at powered_at; NaN when powered is unset
   std::vector<ReportForecast> forecasts;
+};
 
-  // Energy.
+struct ReportEnergy {
   double it_kwh = kNaN, facility_kwh = kNaN, cooling_kwh = kNaN;
   double pue = kNaN;
   int pue_category = 0;
   std::string pue_category_name;
   double cooling_headroom_min_w = kNaN, cooling_headroom_end_w = kNaN;
+};
 
-  // Charts.
+struct ReportCharts {
   std::vector<SeriesPoint> series;
 };
+
+struct Report : ReportHeader,
+                ReportCoverage,
+                ReportCapacity,
+                ReportCabinets,
+                ReportStranded,
+                ReportPlan,
+                ReportEnergy,
+                ReportCharts {};
 
 using ReportProgress = std::function<void(double fraction)>;
 
