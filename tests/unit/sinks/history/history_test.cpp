@@ -3,6 +3,7 @@
 // rollup, hours not rolled up aggregated on the fly, pruning only what is rolled up), and the
 // writer thread.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <signal.h>
 #include <sys/wait.h>
