@@ -772,86 +772,103 @@ void MqttPublisher::stop() {
   if (worker_.joinable()) worker_.join();
 
   if (started_) {
-    // 1. Keep sending what is queued while connected, bounded by stop_timeout.
-    auto deadline = Steady::now() + options_.stop_timeout;
-    for (;;) {
-      bool busy = false;
-      for (auto& link : links_) {
-        if (!link->connected.load()) continue;
-        pump(*link);
-        if (outbox_.pending(link->site) > 0) busy = true;
-      }
-      sync_journal();
-      if (outbox_.stats().in_flight > 0) busy = true;
-      if (!busy || Steady::now() >= deadline) break;
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return work_; });
-      work_ = false;
-    }
-
-    deadline = Steady::now() + options_.stop_timeout;
+    drain_queued(Steady::now() + options_.stop_timeout);
+    const auto deadline = Steady::now() + options_.stop_timeout;
     for (auto& link : links_) {
       std::lock_guard birth(link->birth_mu);
       link->stopping = true;
     }
+    wait_offline(publish_offline(deadline), deadline);
+    disconnect_all();
+  }
+  release_clients();
+}
 
-    // 2. Retained "offline" on every connected site. A full buffer (-12) may drain: retry until
-    //    the deadline rather than disconnecting without it.
-    std::vector<mqtt::delivery_token_ptr> offline(links_.size());
-    for (std::size_t i = 0; i < links_.size(); ++i) {
-      SiteLink& link = *links_[i];
-      if (!link.client->is_connected()) continue;
-      for (;;) {
-        try {
-          offline[i] = link.publish_status("offline", settings_.protocol_version);
+// stop(), step 1: keep sending what is queued while connected, until `deadline`.
+void MqttPublisher::drain_queued(Steady::time_point deadline) {
+  for (;;) {
+    bool busy = false;
+    for (auto& link : links_) {
+      if (!link->connected.load()) continue;
+      pump(*link);
+      if (outbox_.pending(link->site) > 0) busy = true;
+    }
+    sync_journal();
+    if (outbox_.stats().in_flight > 0) busy = true;
+    if (!busy || Steady::now() >= deadline) break;
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(20), [this] { return work_; });
+    work_ = false;
+  }
+}
+
+// stop(), step 2: retained "offline" on every connected site. A full buffer (-12) may drain:
+// retry until the deadline rather than disconnecting without it.
+std::vector<mqtt::delivery_token_ptr> MqttPublisher::publish_offline(
+    Steady::time_point deadline) {
+  std::vector<mqtt::delivery_token_ptr> offline(links_.size());
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    SiteLink& link = *links_[i];
+    if (!link.client->is_connected()) continue;
+    for (;;) {
+      try {
+        offline[i] = link.publish_status("offline", settings_.protocol_version);
+        break;
+      } catch (const mqtt::exception& e) {
+        if (e.get_return_code() != MQTTASYNC_MAX_BUFFERED_MESSAGES || Steady::now() >= deadline) {
+          spdlog::error("mqtt: site {}: cannot queue \"offline\" ({}); {} may stay \"online\"",
+                        link.site, e.what(), link.status_topic);
           break;
-        } catch (const mqtt::exception& e) {
-          if (e.get_return_code() != MQTTASYNC_MAX_BUFFERED_MESSAGES || Steady::now() >= deadline) {
-            spdlog::error("mqtt: site {}: cannot queue \"offline\" ({}); {} may stay \"online\"",
-                          link.site, e.what(), link.status_topic);
-            break;
-          }
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let Paho drain
         }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let Paho drain
       }
-    }
-
-    // 3. Wait for the broker to acknowledge "offline" before disconnecting: Paho re-checks a
-    //    DISCONNECT that waits for in-flight QoS 1 messages only every 3 s, so disconnecting
-    //    first would make every stop take seconds.
-    for (std::size_t i = 0; i < links_.size(); ++i) {
-      if (!offline[i]) continue;
-      bool ok = false;
-      try {
-        ok = offline[i]->wait_until(deadline);
-      } catch (const std::exception&) {  // delivery failed: the token rethrows its error
-      }
-      if (!ok)
-        spdlog::error("mqtt: site {}: \"offline\" not acknowledged before the stop timeout",
-                      links_[i]->site);
-    }
-
-    // 4. Disconnect. Even if "offline" was not acknowledged in time, Paho sends DISCONNECT
-    //    after it on the same connection, so the broker sees "offline" before the clean
-    //    disconnect that discards the will. For a site that is not connected this just stops
-    //    the automatic reconnect (and may throw -3).
-    std::vector<mqtt::token_ptr> disc(links_.size());
-    for (std::size_t i = 0; i < links_.size(); ++i) {
-      try {
-        disc[i] = links_[i]->client->disconnect(static_cast<int>(options_.stop_timeout.count()));
-      } catch (const mqtt::exception&) {
-      }
-    }
-    const auto disc_deadline = Steady::now() + options_.stop_timeout;
-    for (std::size_t i = 0; i < links_.size(); ++i) {
-      try {
-        if (disc[i]) disc[i]->wait_until(disc_deadline);
-      } catch (const std::exception&) {
-      }
-      links_[i]->connected.store(false);
     }
   }
+  return offline;
+}
 
+// stop(), step 3: wait for the broker to acknowledge "offline" before disconnecting: Paho
+// re-checks a DISCONNECT that waits for in-flight QoS 1 messages only every 3 s, so
+// disconnecting first would make every stop take seconds.
+void MqttPublisher::wait_offline(const std::vector<mqtt::delivery_token_ptr>& offline,
+                                 Steady::time_point deadline) {
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    if (!offline[i]) continue;
+    bool ok = false;
+    try {
+      ok = offline[i]->wait_until(deadline);
+    } catch (const std::exception&) {  // delivery failed: the token rethrows its error
+    }
+    if (!ok)
+      spdlog::error("mqtt: site {}: \"offline\" not acknowledged before the stop timeout",
+                    links_[i]->site);
+  }
+}
+
+// stop(), step 4: disconnect. Even if "offline" was not acknowledged in time, Paho sends
+// DISCONNECT after it on the same connection, so the broker sees "offline" before the clean
+// disconnect that discards the will. For a site that is not connected this just stops the
+// automatic reconnect (and may throw -3).
+void MqttPublisher::disconnect_all() {
+  std::vector<mqtt::token_ptr> disc(links_.size());
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    try {
+      disc[i] = links_[i]->client->disconnect(static_cast<int>(options_.stop_timeout.count()));
+    } catch (const mqtt::exception&) {
+    }
+  }
+  const auto disc_deadline = Steady::now() + options_.stop_timeout;
+  for (std::size_t i = 0; i < links_.size(); ++i) {
+    try {
+      if (disc[i]) disc[i]->wait_until(disc_deadline);
+    } catch (const std::exception&) {
+    }
+    links_[i]->connected.store(false);
+  }
+}
+
+// stop(), steps 5 and 6: destroy the clients and keep or count what is still queued.
+void MqttPublisher::release_clients() {
   // 5. Destroy the clients (this ends Paho's retries and threads for them). Their late
   //    callbacks can no longer reach the outbox.
   for (auto& link : links_) {

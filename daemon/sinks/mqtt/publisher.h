@@ -32,6 +32,10 @@
 #include "daemon/sinks/mqtt/render.h"
 #include "daemon/readings/readings.h"
 
+namespace mqtt {
+class delivery_token;
+}  // namespace mqtt
+
 namespace facility {
 
 class MqttJournal;
@@ -144,6 +148,14 @@ class MqttPublisher {
   void on_connected(SiteLink& link);
   void on_connection_lost(SiteLink& link, const std::string& cause);
   void wake();
+  // The steps of stop(), in order.
+  void drain_queued(std::chrono::steady_clock::time_point deadline);
+  std::vector<std::shared_ptr<mqtt::delivery_token>> publish_offline(
+      std::chrono::steady_clock::time_point deadline);
+  void wait_offline(const std::vector<std::shared_ptr<mqtt::delivery_token>>& offline,
+                    std::chrono::steady_clock::time_point deadline);
+  void disconnect_all();
+  void release_clients();
 
   const MqttSettings settings_;
   const MqttPublisherOptions options_;
