@@ -14,7 +14,6 @@
 namespace facility::modbus {
 namespace {
 
-modbus_t* as_ctx(void* p) { return static_cast<modbus_t*>(p); }
 
 void set_timeout(modbus_t* ctx, std::chrono::milliseconds t) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t).count();
@@ -54,11 +53,14 @@ bool SerialLinePoller::wait_until(SteadyTime t) {
   return !cv_.wait_until(lock, t, [this] { return stopping_; });
 }
 
+void SerialLinePoller::CtxCloser::operator()(modbus_t* ctx) const {
+  modbus_close(ctx);  // a no-op on a context that never connected
+  modbus_free(ctx);
+}
+
 void SerialLinePoller::close_line() {
   if (ctx_) {
-    modbus_close(as_ctx(ctx_));
-    modbus_free(as_ctx(ctx_));
-    ctx_ = nullptr;
+    ctx_.reset();
     obs_.on_connection(endpoint_index_, false);
   }
 }
@@ -79,32 +81,29 @@ bool SerialLinePoller::open_line(std::string& error) {
     error = open_error_;
     return false;
   };
-  modbus_t* ctx = modbus_new_rtu(spec_.device.c_str(), spec_.baud, spec_.parity, spec_.data_bits,
-                                 spec_.stop_bits);
+  std::unique_ptr<modbus_t, CtxCloser> ctx(modbus_new_rtu(
+      spec_.device.c_str(), spec_.baud, spec_.parity, spec_.data_bits, spec_.stop_bits));
   if (!ctx) return fail("invalid serial settings");
   // We own recovery: libmodbus' link recovery can loop forever.
-  modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE);
-  if (modbus_connect(ctx) == -1) {
+  modbus_set_error_recovery(ctx.get(), MODBUS_ERROR_RECOVERY_NONE);
+  if (modbus_connect(ctx.get()) == -1) {
     const int e = errno;
-    modbus_free(ctx);
     return fail(e == ENOENT ? "no such device" : e == EACCES ? "permission denied (dialout group?)"
                 : e == EBUSY ? "device busy" : "errno " + std::to_string(e));
   }
-  int fd = modbus_get_socket(ctx);
+  int fd = modbus_get_socket(ctx.get());
   if (fd >= FD_SETSIZE) {
     // libmodbus 3.1.6 select()s on this fd: move it below FD_SETSIZE or give up.
     const int low = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (low < 0 || low >= FD_SETSIZE) {
       if (low >= 0) ::close(low);
-      modbus_close(ctx);
-      modbus_free(ctx);
       return fail("no file descriptor below " + std::to_string(FD_SETSIZE) +
                   " free for libmodbus' select()");
     }
     ::close(fd);
-    modbus_set_socket(ctx, low);
+    modbus_set_socket(ctx.get(), low);
   }
-  ctx_ = ctx;
+  ctx_ = std::move(ctx);
   backoff_ = std::chrono::milliseconds(0);
   obs_.on_connection(endpoint_index_, true);
   last_io_ = now;
@@ -121,7 +120,7 @@ void SerialLinePoller::drain_line() {
   const auto silence = std::chrono::microseconds(
       std::max<long>(1750, static_cast<long>(3.5 * char_us)));
   wait_until(SteadyClock::now() + silence);
-  modbus_flush(as_ctx(ctx_));
+  modbus_flush(ctx_.get());
   last_io_ = SteadyClock::now();
 }
 
@@ -160,7 +159,7 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
     if (spec_.pause_between_requests.count() > 0) {
       wait_until(last_io_ + spec_.pause_between_requests);
     }
-    modbus_t* ctx = as_ctx(ctx_);
+    modbus_t* ctx = ctx_.get();
     const ReadRequest& r = p.request();
     const std::uint8_t unit = static_cast<std::uint8_t>(p.spec().unit);
     const std::uint8_t req[6] = {unit,

@@ -28,6 +28,8 @@
 #include "collectors/modbus/device_poll.h"
 #include "collectors/modbus/poll_observer.h"
 
+struct _modbus;  // libmodbus' modbus_t
+
 namespace facility::modbus {
 
 struct SerialSpec {
@@ -71,7 +73,11 @@ class SerialLinePoller {
   SerialSpec spec_;
   std::vector<Dev> devs_;
   PollObserver& obs_;
-  void* ctx_ = nullptr;  // modbus_t*, only used by the poller thread
+  // The open line: a libmodbus context, closed and freed with it. Poller thread only.
+  struct CtxCloser {
+    void operator()(_modbus* ctx) const;
+  };
+  std::unique_ptr<_modbus, CtxCloser> ctx_;
   SteadyTime next_open_{};
   std::chrono::milliseconds backoff_{0};
   std::string open_error_;

@@ -1,10 +1,15 @@
 #include "daemon/app/probe.h"
 
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <condition_variable>
 #include <filesystem>
 #include <iomanip>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <ostream>
@@ -120,16 +125,21 @@ std::shared_ptr<const Profile> find_profile(const ProbeOptions& opt, std::ostrea
 
 }  // namespace
 
-int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
+namespace {
+
+// The device to probe and its endpoint's settings: from the configuration (--device), or built
+// from the command line. Prints the problem and returns nullopt on bad options (exit 2).
+std::optional<std::pair<Device, EndpointSettings>> probe_target(const ProbeOptions& opt,
+                                                                std::ostream& err) {
   Device dev;
   EndpointSettings es;
-  std::optional<Config> cfg;
   if (!opt.device_id.empty()) {
+    std::optional<Config> cfg;
     try {
       cfg = load_config(opt.config_path);
     } catch (const ConfigException& e) {
       for (const auto& x : e.errors()) err << x.format() << "\n";
-      return 2;
+      return std::nullopt;
     }
     const Device* found = nullptr;
     for (const Device* d : cfg->all_devices()) {
@@ -138,47 +148,40 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
     if (!found) {
       err << "facilityd probe: no device \"" << opt.device_id << "\" in " << opt.config_path
           << "\n";
-      return 2;
+      return std::nullopt;
     }
-    dev = *found;
-    es = cfg->endpoint_settings(dev.endpoint);
-  } else {
-    std::string error;
-    auto ep = parse_endpoint_uri(opt.endpoint, &error);
-    if (!ep) {
-      err << "facilityd probe: " << error << "\n";
-      return 2;
-    }
-    if (const std::string why = unit_problem(*ep, opt.unit); !why.empty()) {
-      err << "facilityd probe: --unit: " << why << "\n";
-      return 2;
-    }
-    dev.id = "probe";
-    dev.endpoint = *ep;
-    dev.unit = opt.unit;
-    dev.profile_name = opt.profile;
-    dev.profile = find_profile(opt, err);
-    if (!dev.profile) return 2;
-    dev.timeout = opt.timeout;
-    if (opt.baud) es.baud = *opt.baud;
-    if (opt.parity) es.parity = *opt.parity;
-    if (opt.stop_bits) es.stop_bits = *opt.stop_bits;
+    return std::make_pair(*found, cfg->endpoint_settings(found->endpoint));
   }
-  // One attempt only: a probe reports what it sees, it does not back off.
-  es.backoff_initial = es.backoff_max = std::chrono::hours(1);
-  modbus::DeviceSpec spec = make_device_spec(dev);
-  spec.backoff_max = es.backoff_max;
-  spec.interval = std::chrono::hours(1);
-  spec.capture_raw = true;
-  spec.first_poll_offset = std::chrono::milliseconds(0);
-  const std::vector<modbus::PointSpec> points = spec.points;
-  const auto plan = modbus::make_plan(points, spec.plan);
+  std::string error;
+  auto ep = parse_endpoint_uri(opt.endpoint, &error);
+  if (!ep) {
+    err << "facilityd probe: " << error << "\n";
+    return std::nullopt;
+  }
+  if (const std::string why = unit_problem(*ep, opt.unit); !why.empty()) {
+    err << "facilityd probe: --unit: " << why << "\n";
+    return std::nullopt;
+  }
+  dev.id = "probe";
+  dev.endpoint = *ep;
+  dev.unit = opt.unit;
+  dev.profile_name = opt.profile;
+  dev.profile = find_profile(opt, err);
+  if (!dev.profile) return std::nullopt;
+  dev.timeout = opt.timeout;
+  if (opt.baud) es.baud = *opt.baud;
+  if (opt.parity) es.parity = *opt.parity;
+  if (opt.stop_bits) es.stop_bits = *opt.stop_bits;
+  return std::make_pair(dev, es);
+}
 
-  OneShot shot;
+// One poll of the device with the engine or serial poller the daemon would use.
+modbus::PollResult poll_once(const Device& dev, const EndpointSettings& es,
+                             const modbus::DeviceSpec& spec, std::size_t reads, OneShot& shot) {
   const auto limit = es.connect_timeout + es.pause_after_connect +
                      (spec.timeout * (spec.retries + 1) + es.pause_between_requests +
                       spec.busy_retry_delay * spec.busy_retries) *
-                         static_cast<long>(plan.reads.size() + points.size()) +
+                         static_cast<long>(reads + spec.points.size()) +
                      std::chrono::seconds(2);
   modbus::PollResult r;
   if (dev.endpoint.transport == Transport::kRtu) {
@@ -196,18 +199,12 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
     r = shot.wait(limit);
     engine.stop();
   }
+  return r;
+}
 
-  out << "device " << (opt.device_id.empty() ? "" : dev.id + " ") << "unit " << dev.unit << " at "
-      << dev.endpoint.key() << ", profile " << dev.profile_name << ": " << plan.reads.size()
-      << " planned read" << (plan.reads.size() == 1 ? "" : "s") << ", " << r.requests
-      << " sent, " << std::fixed << std::setprecision(1)
-      << std::chrono::duration<double, std::milli>(r.duration).count() << " ms\n";
-  out.unsetf(std::ios::fixed);
-  if (!r.ok) {
-    err << "facilityd probe: poll failed: " << r.error << "\n";
-    for (const auto& p : shot.problems()) err << "  " << p << "\n";
-    return 1;
-  }
+// The table of points: name, value, unit, raw registers, address.
+void print_points(const modbus::PollResult& r, const std::vector<modbus::PointSpec>& points,
+                  std::ostream& out) {
   std::size_t wn = 5, wv = 5, wu = 4, wr = 3;
   std::vector<std::array<std::string, 5>> rows;
   for (std::size_t i = 0; i < r.values.size() && i < points.size(); ++i) {
@@ -230,9 +227,43 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
         << row[1] << "  " << std::setw(static_cast<int>(wu)) << row[2] << "  "
         << std::setw(static_cast<int>(wr)) << row[3] << "  " << row[4] << "\n";
   }
+}
+
+}  // namespace
+
+int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
+  auto target = probe_target(opt, err);
+  if (!target) return 2;
+  auto& [dev, es] = *target;
+  // One attempt only: a probe reports what it sees, it does not back off.
+  es.backoff_initial = es.backoff_max = std::chrono::hours(1);
+  modbus::DeviceSpec spec = make_device_spec(dev);
+  spec.backoff_max = es.backoff_max;
+  spec.interval = std::chrono::hours(1);
+  spec.capture_raw = true;
+  spec.first_poll_offset = std::chrono::milliseconds(0);
+  const std::vector<modbus::PointSpec> points = spec.points;
+  const auto plan = modbus::make_plan(points, spec.plan);
+  OneShot shot;
+  const modbus::PollResult r = poll_once(dev, es, spec, plan.reads.size(), shot);
+
+  out << "device " << (opt.device_id.empty() ? "" : dev.id + " ") << "unit " << dev.unit << " at "
+      << dev.endpoint.key() << ", profile " << dev.profile_name << ": " << plan.reads.size()
+      << " planned read" << (plan.reads.size() == 1 ? "" : "s") << ", " << r.requests
+      << " sent, " << std::fixed << std::setprecision(1)
+      << std::chrono::duration<double, std::milli>(r.duration).count() << " ms\n";
+  out.unsetf(std::ios::fixed);
+  if (!r.ok) {
+    err << "facilityd probe: poll failed: " << r.error << "\n";
+    for (const auto& p : shot.problems()) err << "  " << p << "\n";
+    return 1;
+  }
+  print_points(r, points, out);
   std::map<std::string, int> notes;
   for (const auto& p : shot.problems()) ++notes[p];
-  for (const auto& [p, n] : notes) out << "note: " << p << (n > 1 ? " (x" + std::to_string(n) + ")" : "") << "\n";
+  for (const auto& [p, n] : notes) {
+    out << "note: " << p << (n > 1 ? " (x" + std::to_string(n) + ")" : "") << "\n";
+  }
   std::size_t unreadable = 0;
   for (const auto& v : r.values) unreadable += v.unreadable ? 1 : 0;
   if (unreadable > 0) {
@@ -241,6 +272,59 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
     return 1;
   }
   return 0;
+}
+
+CLI::App* add_probe_subcommand(CLI::App& app, ProbeCliOptions& opt) {
+  auto* cmd = app.add_subcommand(
+      "probe",
+      "Read one device once and print every point decoded: value, unit, raw registers. "
+      "Either --device ID --config FILE, or ENDPOINT --unit N --profile NAME.");
+  cmd->add_option("endpoint", opt.probe.endpoint,
+                  "tcp://HOST:PORT, rtu-over-tcp://HOST:PORT (serial gateway speaking RTU) "
+                  "or rtu:///dev/ttyUSB0");
+  cmd->add_option("--device", opt.probe.device_id, "Device id in the configuration");
+  cmd->add_option("-c,--config", opt.probe.config_path, "Configuration file (with --device)");
+  cmd->add_option("--unit", opt.probe.unit, "Modbus unit id")->capture_default_str();
+  cmd->add_option("--profile", opt.probe.profile, "Profile name or path to a profile .yaml");
+  cmd->add_option("--profiles-dir", opt.probe.profiles_dir,
+                  "Where profile names are looked up (default /etc/facilityd/profiles, "
+                  "then ./config/profiles)");
+  cmd->add_option("--timeout", opt.timeout, "Response timeout")->capture_default_str();
+  cmd->add_option("--baud", opt.probe.baud, "Serial: baud rate (default 9600)");
+  cmd->add_option("--parity", opt.parity, "Serial: none, even or odd (default none)");
+  cmd->add_option("--stop-bits", opt.probe.stop_bits, "Serial: 1 or 2 (default 1)");
+  cmd->footer(R"(Examples:
+  facilityd probe --device hl1-meter-ups --config /etc/facilityd/facilityd.yaml
+  facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
+  facilityd probe rtu:///dev/ttyUSB0 --unit 1 --profile eastron-sdm630 --baud 9600 --parity even
+Exit status: 0 when the device answered every read, 1 when the poll failed, 2 for bad options.)");
+  return cmd;
+}
+
+int run_probe_cli(ProbeCliOptions& opt) {
+  const bool by_device = !opt.probe.device_id.empty();
+  if (by_device == !opt.probe.endpoint.empty() || (by_device && opt.probe.config_path.empty()) ||
+      (!by_device && opt.probe.profile.empty())) {
+    std::fprintf(stderr, "facilityd probe: give either --device ID --config FILE, or "
+                         "ENDPOINT --unit N --profile NAME (see facilityd probe --help)\n");
+    return 2;
+  }
+  const auto t = parse_duration(opt.timeout);
+  if (!t) {
+    std::fprintf(stderr, "facilityd probe: bad --timeout \"%s\" (e.g. 500ms, 2s)\n",
+                 opt.timeout.c_str());
+    return 2;
+  }
+  opt.probe.timeout = *t;
+  if (!opt.parity.empty()) {
+    if (opt.parity != "none" && opt.parity != "even" && opt.parity != "odd") {
+      std::fprintf(stderr, "facilityd probe: --parity must be none, even or odd\n");
+      return 2;
+    }
+    opt.probe.parity = opt.parity == "none" ? 'N' : opt.parity == "even" ? 'E' : 'O';
+  }
+  spdlog::set_level(spdlog::level::warn);
+  return run_probe(opt.probe, std::cout, std::cerr);
 }
 
 }  // namespace facility

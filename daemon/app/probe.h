@@ -9,6 +9,10 @@
 #include <optional>
 #include <string>
 
+namespace CLI {
+class App;
+}
+
 namespace facility {
 
 struct ProbeOptions {
@@ -29,5 +33,17 @@ struct ProbeOptions {
 // Prints the table to `out` and problems to `err`. Returns 0 when the device answered every
 // read, 1 when the poll failed, 2 for bad options or configuration.
 int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err);
+
+// The `probe` subcommand of the command line, and its option checks (main.cpp wires it like
+// daemon/reports/cli.h's `report`).
+struct ProbeCliOptions {
+  ProbeOptions probe;
+  std::string timeout = "1s";  // parsed by run_probe_cli
+  std::string parity;          // none, even, odd
+};
+// Adds the subcommand to `app`, filling `opt`; returns it (test `*cmd` after parsing).
+CLI::App* add_probe_subcommand(CLI::App& app, ProbeCliOptions& opt);
+// Checks the options (exit 2 with a message on stderr), then run_probe() on stdout/stderr.
+int run_probe_cli(ProbeCliOptions& opt);
 
 }  // namespace facility
