@@ -51,6 +51,72 @@ UnitImage blank_image(const Profile& profile) {
   return img;
 }
 
+// Puts device `i` on its endpoint (a loopback TCP port or a mapped serial line), or says why
+// it cannot be served: a warning for an unmapped serial line, an error for the rest.
+void Simulator::assign_endpoint(std::size_t i, const Device& d, const SimulatorOptions& options,
+                                EndpointPlan& plan, std::vector<std::string>& errors) {
+  const std::string key = d.endpoint.key();
+  if (d.endpoint.transport == Transport::kRtu) {
+    if (!options.serial.count(key)) {
+      warnings_.push_back("device " + d.id + ": serial line " + key +
+                          " is not served (map it with --serial " + key + "=PATH)");
+      return;
+    }
+    if (!d.profile) {
+      errors.push_back("device " + d.id + ": no profile loaded");
+      return;
+    }
+    if (auto [it, fresh] = plan.unit_owner.emplace(std::pair{key, d.unit}, d.id); !fresh) {
+      errors.push_back("device " + d.id + ": " + key + " unit " + std::to_string(d.unit) +
+                       " is already used by device " + it->second);
+      return;
+    }
+    auto [it, fresh] = plan.endpoint_index.emplace(key, endpoints_.size());
+    if (fresh) endpoints_.push_back(EndpointInfo{key, options.serial.at(key), 0, 0, {}});
+    endpoints_[it->second].devices.push_back(&d);
+    plan.device_endpoint[i] = it->second;
+    return;
+  }
+  if (!is_loopback(d.endpoint.host)) {
+    errors.push_back("device " + d.id + ": endpoint " + key +
+                     " is not on loopback. facility-sim only serves 127.0.0.0/8 or localhost, "
+                     "so that it can never answer in place of a real device; point the "
+                     "config's endpoints at 127.0.0.1");
+    return;
+  }
+  if (d.endpoint.port < 0 || d.endpoint.port > 65535) {
+    errors.push_back("device " + d.id + ": endpoint " + key + ": port out of range");
+    return;
+  }
+  if (d.unit < 0 || d.unit > 255) {
+    errors.push_back("device " + d.id + ": unit id " + std::to_string(d.unit) +
+                     " out of range 0..255");
+    return;
+  }
+  const auto port = static_cast<std::uint16_t>(d.endpoint.port);
+  const std::string host = d.endpoint.host == "localhost" ? "127.0.0.1" : d.endpoint.host;
+  if (auto [it, fresh] = plan.port_owner.emplace(port, host); !fresh && it->second != host) {
+    // Units are dispatched by port, so one port number can't mean two gateways.
+    errors.push_back("device " + d.id + ": port " + std::to_string(port) +
+                     " is used on two hosts (" + it->second + " and " + host +
+                     "); facility-sim needs a distinct port per endpoint");
+    return;
+  }
+  if (auto [it, fresh] = plan.unit_owner.emplace(std::pair{key, d.unit}, d.id); !fresh) {
+    errors.push_back("device " + d.id + ": " + key + " unit " + std::to_string(d.unit) +
+                     " is already used by device " + it->second);
+    return;
+  }
+  if (!d.profile) {
+    errors.push_back("device " + d.id + ": no profile loaded");
+    return;
+  }
+  auto [it, fresh] = plan.endpoint_index.emplace(key, endpoints_.size());
+  if (fresh) endpoints_.push_back(EndpointInfo{key, host, port, 0, {}});
+  endpoints_[it->second].devices.push_back(&d);
+  plan.device_endpoint[i] = it->second;
+}
+
 Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions options,
                      double wall_start)
     : config_(std::move(config)),
@@ -63,73 +129,10 @@ Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions opti
 
   // Group devices by endpoint and check everything before binding anything.
   const std::vector<const Device*> all = config_->all_devices();
-  std::map<std::string, std::size_t> endpoint_index;
-  std::map<std::uint16_t, std::string> port_owner;                 // configured port -> host
-  std::map<std::pair<std::string, int>, std::string> unit_owner;  // (endpoint, unit) -> device
-  std::vector<std::size_t> device_endpoint(all.size(), SIZE_MAX);
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    const Device& d = *all[i];
-    const std::string key = d.endpoint.key();
-    if (d.endpoint.transport == Transport::kRtu) {
-      if (!options.serial.count(key)) {
-        warnings_.push_back("device " + d.id + ": serial line " + key +
-                            " is not served (map it with --serial " + key + "=PATH)");
-        continue;
-      }
-      if (!d.profile) {
-        errors.push_back("device " + d.id + ": no profile loaded");
-        continue;
-      }
-      if (auto [it, fresh] = unit_owner.emplace(std::pair{key, d.unit}, d.id); !fresh) {
-        errors.push_back("device " + d.id + ": " + key + " unit " + std::to_string(d.unit) +
-                         " is already used by device " + it->second);
-        continue;
-      }
-      auto [it, fresh] = endpoint_index.emplace(key, endpoints_.size());
-      if (fresh) endpoints_.push_back(EndpointInfo{key, options.serial.at(key), 0, 0, {}});
-      endpoints_[it->second].devices.push_back(&d);
-      device_endpoint[i] = it->second;
-      continue;
-    }
-    if (!is_loopback(d.endpoint.host)) {
-      errors.push_back("device " + d.id + ": endpoint " + key +
-                       " is not on loopback. facility-sim only serves 127.0.0.0/8 or localhost, "
-                       "so that it can never answer in place of a real device; point the "
-                       "config's endpoints at 127.0.0.1");
-      continue;
-    }
-    if (d.endpoint.port < 0 || d.endpoint.port > 65535) {
-      errors.push_back("device " + d.id + ": endpoint " + key + ": port out of range");
-      continue;
-    }
-    if (d.unit < 0 || d.unit > 255) {
-      errors.push_back("device " + d.id + ": unit id " + std::to_string(d.unit) +
-                       " out of range 0..255");
-      continue;
-    }
-    const auto port = static_cast<std::uint16_t>(d.endpoint.port);
-    const std::string host = d.endpoint.host == "localhost" ? "127.0.0.1" : d.endpoint.host;
-    if (auto [it, fresh] = port_owner.emplace(port, host); !fresh && it->second != host) {
-      // Units are dispatched by port, so one port number can't mean two gateways.
-      errors.push_back("device " + d.id + ": port " + std::to_string(port) +
-                       " is used on two hosts (" + it->second + " and " + host +
-                       "); facility-sim needs a distinct port per endpoint");
-      continue;
-    }
-    if (auto [it, fresh] = unit_owner.emplace(std::pair{key, d.unit}, d.id); !fresh) {
-      errors.push_back("device " + d.id + ": " + key + " unit " + std::to_string(d.unit) +
-                       " is already used by device " + it->second);
-      continue;
-    }
-    if (!d.profile) {
-      errors.push_back("device " + d.id + ": no profile loaded");
-      continue;
-    }
-    auto [it, fresh] = endpoint_index.emplace(key, endpoints_.size());
-    if (fresh) endpoints_.push_back(EndpointInfo{key, host, port, 0, {}});
-    endpoints_[it->second].devices.push_back(&d);
-    device_endpoint[i] = it->second;
-  }
+  EndpointPlan plan;
+  plan.device_endpoint.assign(all.size(), SIZE_MAX);
+  for (std::size_t i = 0; i < all.size(); ++i) assign_endpoint(i, *all[i], options, plan, errors);
+  std::vector<std::size_t>& device_endpoint = plan.device_endpoint;
   for (const auto& [id, fault] : options.faults) {
     (void)fault;
     const bool known = std::any_of(all.begin(), all.end(),

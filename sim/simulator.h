@@ -95,6 +95,15 @@ class Simulator {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
+  // Devices grouped by endpoint while the constructor checks them.
+  struct EndpointPlan {
+    std::map<std::string, std::size_t> endpoint_index;
+    std::map<std::uint16_t, std::string> port_owner;                 // configured port -> host
+    std::map<std::pair<std::string, int>, std::string> unit_owner;  // (endpoint, unit) -> device
+    std::vector<std::size_t> device_endpoint;  // per device of Config::all_devices(); SIZE_MAX: none
+  };
+  void assign_endpoint(std::size_t i, const Device& d, const SimulatorOptions& options,
+                       EndpointPlan& plan, std::vector<std::string>& errors);
   struct Served {
     std::size_t device_index = 0;  // into Truth::devices / Config::all_devices()
     std::uint32_t port = 0;        // bound port or serial key
