@@ -1,5 +1,4 @@
-// The table of device kinds. Registering a kind: its descriptor (kinds/<kind>.cpp) in the
-// declaration and in the table below, in enumerator order.
+// The table of device kinds, from kinds/kinds.def (one line per kind).
 #include "daemon/config/device_kinds.h"
 
 #include <algorithm>
@@ -8,16 +7,17 @@
 
 namespace facility {
 namespace kinds {
-extern const DeviceKindInfo kPdu, kMeter, kCooling, kRackSensor;
+#define FACILITY_DEVICE_KIND(name) extern const DeviceKindInfo name;
+#include "daemon/config/kinds/kinds.def"
+#undef FACILITY_DEVICE_KIND
 }  // namespace kinds
 
 namespace {
 
 const DeviceKindInfo* const kKinds[] = {
-    &kinds::kPdu,
-    &kinds::kMeter,
-    &kinds::kCooling,
-    &kinds::kRackSensor,
+#define FACILITY_DEVICE_KIND(name) &kinds::name,
+#include "daemon/config/kinds/kinds.def"
+#undef FACILITY_DEVICE_KIND
 };
 
 }  // namespace

@@ -4,10 +4,9 @@
 // rooms and the site), the Prometheus exposition and the MQTT renderer (its name) and the
 // simulator (what it generates).
 //
-// A new kind (a UPS, say): its enumerator below, its descriptor file under kinds/, and its line
-// in the table in device_kinds.cpp. If it contributes to the model in a way no kind does yet, the
-// model needs a new Contribution too (daemon/model/site.cpp); the simulator gives it values by
-// its Contribution.
+// A new kind (a UPS, say): its descriptor file under kinds/ and its line in kinds/kinds.def. If it
+// contributes to the model in a way no kind does yet, the model needs a new Contribution too
+// (daemon/model/site.cpp); the simulator gives it values by its Contribution.
 //
 // Thread-safety: constants.
 #pragma once
@@ -20,8 +19,12 @@
 
 namespace facility {
 
-// In table order (device_kinds.cpp): the enumerator is the kind's index in the table.
-enum class DeviceKind { kPdu, kMeter, kCooling, kRackSensor };
+// In table order (kinds/kinds.def): the enumerator is the kind's index in the table.
+enum class DeviceKind {
+#define FACILITY_DEVICE_KIND(name) name,
+#include "daemon/config/kinds/kinds.def"
+#undef FACILITY_DEVICE_KIND
+};
 
 // How a device's readings enter the facility model (daemon/model/site.cpp).
 enum class Contribution {
