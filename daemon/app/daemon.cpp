@@ -42,10 +42,13 @@ std::string device_fingerprint(const Config& cfg, const Device& d) {
 }
 
 // The command line's overrides (--mqtt-broker, --no-mqtt) are part of the configuration the
-// sinks see.
+// sinks see. main.cpp applies them while loading; a copy is made only for a configuration that
+// does not have them yet (a Daemon built by a test or a benchmark).
 std::shared_ptr<const Config> with_overrides(std::shared_ptr<const Config> cfg,
                                              const DaemonOptions& opt) {
-  if (!opt.mqtt_broker && !opt.no_mqtt) return cfg;
+  const bool broker = opt.mqtt_broker && *opt.mqtt_broker != cfg->mqtt.broker;
+  const bool off = opt.no_mqtt && cfg->mqtt.enabled;
+  if (!broker && !off) return cfg;
   auto c = std::make_shared<Config>(*cfg);
   if (opt.mqtt_broker) c->mqtt.broker = *opt.mqtt_broker;
   if (opt.no_mqtt) c->mqtt.enabled = false;

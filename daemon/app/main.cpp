@@ -59,10 +59,13 @@ int check_config(const std::string& path, bool quiet) {
 // problem as FILE:LINE:COL: message (to the journal under systemd) and returns null on error.
 std::shared_ptr<const facility::Config> load_for_run(const std::string& path,
                                                      const std::string& state_dir,
+                                                     const facility::DaemonOptions& opt,
                                                      const char* what) {
   try {
     auto loaded = facility::load_config(path);
     if (!state_dir.empty()) loaded.daemon.state_dir = state_dir;
+    if (opt.mqtt_broker) loaded.mqtt.broker = *opt.mqtt_broker;
+    if (opt.no_mqtt) loaded.mqtt.enabled = false;
     return std::make_shared<const facility::Config>(std::move(loaded));
   } catch (const facility::ConfigException& e) {
     for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
@@ -96,7 +99,7 @@ std::string summary(const facility::Config& cfg) {
 
 int run(const std::string& path, const facility::DaemonOptions& opt,
         const std::string& state_dir) {
-  auto cfg = load_for_run(path, state_dir, "not starting");
+  auto cfg = load_for_run(path, state_dir, opt, "not starting");
   if (!cfg) return 1;
 
   // Block the stop and reload signals in every thread; the main thread waits for them with
@@ -130,8 +133,8 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
     if (sig != SIGHUP) break;
     spdlog::info("received SIGHUP, reloading {}", path);
     notify_reloading();
-    if (auto next = load_for_run(path, state_dir, "reload refused, the previous configuration "
-                                                  "stays in effect")) {
+    if (auto next = load_for_run(path, state_dir, opt,
+                                 "reload refused, the previous configuration stays in effect")) {
       bool reloaded = false;
       try {
         reloaded = daemon.reload(next);
