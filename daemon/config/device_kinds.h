@@ -51,8 +51,8 @@ struct DeviceKindInfo {
   bool room_required;  // every device may name its room; these must
   // The model needs every point of at least one of these sets (none: any profile will do), and
   // the loader says so with `missing_points` ("\"active_power\"").
-  std::span<const std::span<const char* const>> required_points;
-  const char* missing_points;
+  std::span<const std::span<const char* const>> required_points = {};
+  const char* missing_points = "";
 };
 
 // Every kind, in enumerator order.

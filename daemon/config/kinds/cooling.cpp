@@ -12,8 +12,12 @@ constexpr KindKey kKeys[] = {
 }  // namespace
 
 extern const DeviceKindInfo kCooling{
-    DeviceKind::kCooling, "cooling", "cooling unit", Contribution::kRoomCooling, kKeys, true, {},
-    "",
+    .kind = DeviceKind::kCooling,
+    .name = "cooling",
+    .noun = "cooling unit",
+    .contributes = Contribution::kRoomCooling,
+    .keys = kKeys,
+    .room_required = true,
 };
 
 }  // namespace facility::kinds

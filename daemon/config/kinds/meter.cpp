@@ -17,8 +17,14 @@ constexpr std::span<const char* const> kRequired[] = {kPower};
 }  // namespace
 
 extern const DeviceKindInfo kMeter{
-    DeviceKind::kMeter, "meter", "meter", Contribution::kSiteMeter, kKeys, false, kRequired,
-    "\"active_power\"",
+    .kind = DeviceKind::kMeter,
+    .name = "meter",
+    .noun = "meter",
+    .contributes = Contribution::kSiteMeter,
+    .keys = kKeys,
+    .room_required = false,
+    .required_points = kRequired,
+    .missing_points = "\"active_power\"",
 };
 
 }  // namespace facility::kinds

@@ -16,20 +16,19 @@ constexpr const char* kPower[] = {points::kActivePower};
 constexpr const char* kPhasePower[] = {"active_power_l1", "active_power_l2", "active_power_l3"};
 constexpr const char* kCurrent[] = {points::kCurrent};
 constexpr const char* kPhaseCurrent[] = {"current_l1", "current_l2", "current_l3"};
-constexpr std::span<const char* const> kRequired[] = {kPower, kPhasePower, kCurrent,
-                                                      kPhaseCurrent};
+constexpr std::span<const char* const> kRequired[] = {kPower, kPhasePower, kCurrent, kPhaseCurrent};
 
 }  // namespace
 
 extern const DeviceKindInfo kPdu{
-    DeviceKind::kPdu,
-    "pdu",
-    "pdu",
-    Contribution::kCabinetFeed,
-    kKeys,
-    false,
-    kRequired,
-    "\"active_power\" (or active_power_l1..l3, current, or current_l1..l3)",
+    .kind = DeviceKind::kPdu,
+    .name = "pdu",
+    .noun = "pdu",
+    .contributes = Contribution::kCabinetFeed,
+    .keys = kKeys,
+    .room_required = false,
+    .required_points = kRequired,
+    .missing_points = "\"active_power\" (or active_power_l1..l3, current, or current_l1..l3)",
 };
 
 }  // namespace facility::kinds

@@ -14,8 +14,14 @@ constexpr std::span<const char* const> kRequired[] = {kInlet};
 }  // namespace
 
 extern const DeviceKindInfo kRackSensor{
-    DeviceKind::kRackSensor, "rack_sensor", "rack_sensor", Contribution::kCabinetSensor, kKeys,
-    false, kRequired, "\"inlet_temperature\"",
+    .kind = DeviceKind::kRackSensor,
+    .name = "rack_sensor",
+    .noun = "rack_sensor",
+    .contributes = Contribution::kCabinetSensor,
+    .keys = kKeys,
+    .room_required = false,
+    .required_points = kRequired,
+    .missing_points = "\"inlet_temperature\"",
 };
 
 }  // namespace facility::kinds
