@@ -39,29 +39,37 @@ const ProfilePoint* Profile::find(const std::string& point_name) const {
 const char* to_string(DeviceKind k) { return kind_info(k).name; }
 const char* to_string(MeterRole r) {
   switch (r) {
-    case MeterRole::kNone: return "";
-    case MeterRole::kFacilityTotal: return "facility_total";
-    case MeterRole::kItTotal: return "it_total";
-    case MeterRole::kCooling: return "cooling";
-    case MeterRole::kOther: return "other";
-    case MeterRole::kItUpsOutput: return "it_at_ups_output";
-    case MeterRole::kItPduOutput: return "it_at_pdu_output";
-    case MeterRole::kItEquipmentInput: return "it_at_equipment_input";
+    case MeterRole::kNone:
+      return "";
+    case MeterRole::kFacilityTotal:
+      return "facility_total";
+    case MeterRole::kItTotal:
+      return "it_total";
+    case MeterRole::kCooling:
+      return "cooling";
+    case MeterRole::kOther:
+      return "other";
+    case MeterRole::kItUpsOutput:
+      return "it_at_ups_output";
+    case MeterRole::kItPduOutput:
+      return "it_at_pdu_output";
+    case MeterRole::kItEquipmentInput:
+      return "it_at_equipment_input";
   }
   return "?";
 }
 const char* to_string(CabinetStatus s) {
   switch (s) {
-    case CabinetStatus::kFree: return "free";
-    case CabinetStatus::kSold: return "sold";
-    case CabinetStatus::kInternal: return "internal";
+    case CabinetStatus::kFree:
+      return "free";
+    case CabinetStatus::kSold:
+      return "sold";
+    case CabinetStatus::kInternal:
+      return "internal";
   }
   return "?";
 }
-const char* to_string(Ownership o) {
-  return o == Ownership::kLeased ? "leased" : "self_built";
-}
-
+const char* to_string(Ownership o) { return o == Ownership::kLeased ? "leased" : "self_built"; }
 
 const Cabinet* Site::find_cabinet(const std::string& cid) const {
   for (const auto& c : cabinets) {
@@ -112,8 +120,8 @@ bool check_id(Diagnostics& d, MapReader& r, const std::string& what, std::string
   auto id = r.str("id", true);
   if (!id) return false;
   if (!std::regex_match(*id, id_regex)) {
-    d.error(r.get("id"), what + ": id \"" + *id +
-                             "\" may contain only letters, digits, '_', '.' and '-'");
+    d.error(r.get("id"),
+            what + ": id \"" + *id + "\" may contain only letters, digits, '_', '.' and '-'");
     return false;
   }
   out = *id;
@@ -214,8 +222,8 @@ Config load_config(const std::string& path) {
   config_detail::parse_history_section(d, top, cfg);
   config_detail::check_sharded(d, shard_node, cfg);
   if (top.has("facility")) {
-    cfg.facility = config_detail::parse_facility_settings(d, top.get("facility"), "facility",
-                                                          cfg.facility);
+    cfg.facility =
+        config_detail::parse_facility_settings(d, top.get("facility"), "facility", cfg.facility);
   }
   if (top.has("cabinet_classes")) {
     cfg.cabinet_classes = config_detail::parse_cabinet_classes(d, top.get("cabinet_classes"));

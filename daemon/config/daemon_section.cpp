@@ -9,13 +9,14 @@ namespace facility::config_detail {
 
 YAML::Node parse_daemon_section(Diagnostics& d, const YAML::Node& node, DaemonSettings& out) {
   YAML::Node shard_node;  // set when the daemon is sharded
-  MapReader r(d, node, "daemon",
-              {"listen", "stale_after_intervals", "powered_threshold_w", "state_dir", "auth",
-               "shard"});
+  MapReader r(
+      d, node, "daemon",
+      {"listen", "stale_after_intervals", "powered_threshold_w", "state_dir", "auth", "shard"});
   if (auto l = r.str("listen")) {
     static const std::regex re(R"(^[A-Za-z0-9.\-]+:[0-9]{1,5}$)");
     if (!std::regex_match(*l, re)) {
-      d.error(r.get("listen"), "daemon: listen \"" + *l + "\" must be HOST:PORT, e.g. 127.0.0.1:10044");
+      d.error(r.get("listen"),
+              "daemon: listen \"" + *l + "\" must be HOST:PORT, e.g. 127.0.0.1:10044");
     } else {
       out.listen = *l;
     }
@@ -35,9 +36,10 @@ YAML::Node parse_daemon_section(Diagnostics& d, const YAML::Node& node, DaemonSe
     const std::size_t before = d.errors().size();
     config_detail::parse_credentials(d, r.get("auth"), "daemon.auth", out.auth);
     if (d.errors().size() == before && (!out.auth.username || !out.auth.password))
-      d.error(r.key_node("auth"), "daemon.auth: basic authentication needs a user name and a "
-                                  "password (username_file or username_env, password_file or "
-                                  "password_env)");
+      d.error(r.key_node("auth"),
+              "daemon.auth: basic authentication needs a user name and a "
+              "password (username_file or username_env, password_file or "
+              "password_env)");
   }
   if (auto v = r.str("shard")) {
     static const std::regex re(R"(^([0-9]{1,4})/([0-9]{1,4})$)");
@@ -62,12 +64,14 @@ void check_sharded(Diagnostics& d, const YAML::Node& shard_node, const Config& c
   // A shard sees part of each site: MQTT summaries and the history's site minutes would be
   // partial and would overwrite each other (docs/prometheus.md, "Sharding").
   if (cfg.mqtt.enabled)
-    d.error(shard_node, "daemon: a sharded daemon cannot publish MQTT (every shard would "
-                        "publish partial site summaries): set mqtt.enabled: false here and run "
-                        "one unsharded daemon for MQTT");
+    d.error(shard_node,
+            "daemon: a sharded daemon cannot publish MQTT (every shard would "
+            "publish partial site summaries): set mqtt.enabled: false here and run "
+            "one unsharded daemon for MQTT");
   if (cfg.history.enabled)
-    d.error(shard_node, "daemon: a sharded daemon cannot keep the history (site minutes would "
-                        "be partial): set history.enabled: false here");
+    d.error(shard_node,
+            "daemon: a sharded daemon cannot keep the history (site minutes would "
+            "be partial): set history.enabled: false here");
 }
 
 Defaults parse_defaults(Diagnostics& d, const YAML::Node& node) {

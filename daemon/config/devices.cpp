@@ -14,10 +14,21 @@ namespace {
 // Every key a device may have: the common ones and every kind's own (device_kinds.h).
 std::span<const char* const> device_keys() {
   static const std::vector<const char*> keys = [] {
-    std::vector<const char*> k{"id",       "kind",         "profile",          "endpoint",
-                               "unit",     "interval",     "timeout",          "retries",
-                               "busy_retries", "busy_retry_delay", "max_registers_per_read",
-                               "max_gap",  "never_read",   "room",             "simulate"};
+    std::vector<const char*> k{"id",
+                               "kind",
+                               "profile",
+                               "endpoint",
+                               "unit",
+                               "interval",
+                               "timeout",
+                               "retries",
+                               "busy_retries",
+                               "busy_retry_delay",
+                               "max_registers_per_read",
+                               "max_gap",
+                               "never_read",
+                               "room",
+                               "simulate"};
     for (const char* x : kind_keys()) k.push_back(x);
     return k;
   }();
@@ -76,7 +87,8 @@ void check_placement(Diagnostics& d, MapReader& dr, const Site& site,
 void parse_device_address(LoadContext& ctx, MapReader& dr, const YAML::Node& dn, Device& dev) {
   Diagnostics& d = ctx.d;
   const std::string& dw = dr.what();
-  if (auto e = dr.str("endpoint", true)) dev.endpoint = parse_endpoint(d, dr.get("endpoint"), dw, *e);
+  if (auto e = dr.str("endpoint", true))
+    dev.endpoint = parse_endpoint(d, dr.get("endpoint"), dw, *e);
   bool unit_ok = true;
   if (dr.has("unit")) {
     auto u = dr.integer("unit", 0, 255);
@@ -139,13 +151,14 @@ void parse_device(LoadContext& ctx, Site& site, const std::unordered_set<std::st
   dev.cabinet = dr.str("cabinet").value_or("");
   dev.feed = dr.str("feed").value_or("");
   dev.room = dr.str("room").value_or("");
-  if (auto r = dr.choice<MeterRole>("role", {{"facility_total", MeterRole::kFacilityTotal},
-                                             {"it_at_ups_output", MeterRole::kItUpsOutput},
-                                             {"it_at_pdu_output", MeterRole::kItPduOutput},
-                                             {"it_at_equipment_input", MeterRole::kItEquipmentInput},
-                                             {"it_total", MeterRole::kItTotal},
-                                             {"cooling", MeterRole::kCooling},
-                                             {"other", MeterRole::kOther}})) {
+  if (auto r =
+          dr.choice<MeterRole>("role", {{"facility_total", MeterRole::kFacilityTotal},
+                                        {"it_at_ups_output", MeterRole::kItUpsOutput},
+                                        {"it_at_pdu_output", MeterRole::kItPduOutput},
+                                        {"it_at_equipment_input", MeterRole::kItEquipmentInput},
+                                        {"it_total", MeterRole::kItTotal},
+                                        {"cooling", MeterRole::kCooling},
+                                        {"other", MeterRole::kOther}})) {
     dev.role = *r;
   }
   dev.sim = parse_sim(d, dr, {"inlet_c", "energy_wrap_after", "energy_reset_after"});

@@ -31,12 +31,11 @@ void parse_breaker(Diagnostics& d, MapReader& cr, const std::string& cw, Cabinet
   }
 }
 
-void parse_cabinet(LoadContext& ctx, Site& site, const std::string& sw, const Room& room,
-                   Row& row, const YAML::Node& cn) {
+void parse_cabinet(LoadContext& ctx, Site& site, const std::string& sw, const Room& room, Row& row,
+                   const YAML::Node& cn) {
   Diagnostics& d = ctx.d;
   MapReader cr(d, cn, sw + " cabinet",
-               {"id", "rated_kw", "breaker", "feeds", "status", "class", "rack_units",
-                "simulate"});
+               {"id", "rated_kw", "breaker", "feeds", "status", "class", "rack_units", "simulate"});
   if (!cr.ok()) return;
   Cabinet cab;
   if (!check_id(d, cr, sw + " cabinet", cab.id)) return;
@@ -100,7 +99,8 @@ std::unordered_set<std::string> parse_rooms(LoadContext& ctx, MapReader& sr, Sit
       Row row;
       if (!check_id(d, wr, sw + " row", row.id)) continue;
       if (!row_ids.insert(row.id).second) {
-        d.error(wr.get("id"), sw + " room \"" + room.id + "\": duplicate row id \"" + row.id + "\"");
+        d.error(wr.get("id"),
+                sw + " room \"" + room.id + "\": duplicate row id \"" + row.id + "\"");
       }
       for (const auto& cn : wr.seq("cabinets", true)) parse_cabinet(ctx, site, sw, room, row, cn);
       room.rows.push_back(std::move(row));
@@ -115,8 +115,8 @@ void parse_site_settings(LoadContext& ctx, MapReader& sr, Site& site, const std:
   Diagnostics& d = ctx.d;
   const Config& cfg = ctx.cfg;
   site.name = sr.str("name").value_or(site.id);
-  if (auto o = sr.choice<Ownership>("ownership", {{"self_built", Ownership::kSelfBuilt},
-                                                  {"leased", Ownership::kLeased}})) {
+  if (auto o = sr.choice<Ownership>(
+          "ownership", {{"self_built", Ownership::kSelfBuilt}, {"leased", Ownership::kLeased}})) {
     site.ownership = *o;
   }
   if (auto n = sr.integer("planned_cabinets", 0, 1'000'000)) site.planned_cabinets = int(*n);
@@ -153,10 +153,10 @@ void parse_site(LoadContext& ctx, const YAML::Node& sn) {
   check_feeds_measured_once(d, site);
   if (site.planned_cabinets == 0) site.planned_cabinets = static_cast<int>(site.cabinets.size());
   if (site.planned_cabinets < static_cast<int>(site.cabinets.size())) {
-    d.error(sr.get("planned_cabinets"),
-            sw + ": planned_cabinets (" + std::to_string(site.planned_cabinets) +
-                ") is less than the cabinets in the inventory (" +
-                std::to_string(site.cabinets.size()) + ")");
+    d.error(sr.get("planned_cabinets"), sw + ": planned_cabinets (" +
+                                            std::to_string(site.planned_cabinets) +
+                                            ") is less than the cabinets in the inventory (" +
+                                            std::to_string(site.cabinets.size()) + ")");
   }
   check_site_facility(d, sr, site);
   ctx.cfg.sites.push_back(std::move(site));

@@ -47,7 +47,8 @@ void parse_point_encoding(Diagnostics& d, MapReader& pr, const YAML::Node& pn,
     d.error(pn, label + ": missing required key \"type\"");
   }
   if (modbus::is_bit_kind(s.kind) && s.type != modbus::DataType::kBool) {
-    d.error(pr.get("type"), label + ": coils and discrete inputs hold single bits: type must be bool");
+    d.error(pr.get("type"),
+            label + ": coils and discrete inputs hold single bits: type must be bool");
   }
   if (auto o = pr.str("order")) {
     if (auto wo = modbus::parse_word_order(*o)) {
@@ -137,9 +138,10 @@ void check_point_width(Diagnostics& d, MapReader& pr, const YAML::Node& pn,
                        const std::string& label, const Profile& p, const modbus::PointSpec& s) {
   if (!modbus::is_bit_kind(s.kind) && s.width() > p.max_registers_per_read) {
     d.error(pr.has("type") ? pr.get("type") : YAML::Node(pn),
-            label + ": is " + std::to_string(s.width()) + " registers wide, more than "
-                "max_registers_per_read (" + std::to_string(p.max_registers_per_read) +
-                "), so no read could hold it");
+            label + ": is " + std::to_string(s.width()) +
+                " registers wide, more than "
+                "max_registers_per_read (" +
+                std::to_string(p.max_registers_per_read) + "), so no read could hold it");
   }
 }
 void check_point_never_read(Diagnostics& d, MapReader& pr, const std::string& label,
@@ -157,8 +159,8 @@ void check_point_never_read(Diagnostics& d, MapReader& pr, const std::string& la
 void parse_point(Diagnostics& d, const YAML::Node& pn, Profile& p,
                  std::unordered_set<std::string>& names) {
   MapReader pr(d, pn, "point",
-               {"name", "function", "address", "type", "order", "bit", "length", "scale",
-                "offset", "unit", "not_available", "enum", "interval", "description"});
+               {"name", "function", "address", "type", "order", "bit", "length", "scale", "offset",
+                "unit", "not_available", "enum", "interval", "description"});
   if (!pr.ok()) return;
   ProfilePoint pp;
   auto& s = pp.spec;
@@ -216,8 +218,7 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
   return p;
 }
 
-ProfileLibrary::ProfileLibrary(Diagnostics& d, Config& cfg, MapReader& top)
-    : d_(d), cfg_(cfg) {
+ProfileLibrary::ProfileLibrary(Diagnostics& d, Config& cfg, MapReader& top) : d_(d), cfg_(cfg) {
   const fs::path base = fs::path(cfg.path).parent_path();
   dir_ = base / "profiles";
   if (auto pd = top.str("profiles_dir")) {

@@ -43,8 +43,7 @@ class Collector : public metrics_detail::SampleObserver {
     of(f).metric.push_back(std::move(m));
   }
   void histogram(const Family& f, const Labels& l, std::span<const double> bounds,
-                 std::span<const std::uint64_t> buckets, std::uint64_t count,
-                 double sum) override {
+                 std::span<const std::uint64_t> buckets, std::uint64_t count, double sum) override {
     prometheus::ClientMetric m;
     m.label = to_prometheus(l);
     m.histogram.sample_count = count;

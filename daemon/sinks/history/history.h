@@ -2,16 +2,20 @@
 // powered, overloaded, at negative failover headroom), per site and per minute IT, facility and
 // cooling energy, cabinet counts and coverage, kept in SQLite (WAL) in the daemon's state
 // directory, with hourly rollups kept much longer than the minutes. Capacity reports
-// (daemon/reports/report.h) read it. docs/reports.md describes the schema and what each figure means.
+// (daemon/reports/report.h) read it. docs/reports.md describes the schema and what each figure
+// means.
 //
 // Three pieces, a header each (this one includes them all):
-//   * HistoryRecorder (recorder.h) folds each model snapshot into the minute in progress. It runs on the
+//   * HistoryRecorder (recorder.h) folds each model snapshot into the minute in progress. It runs
+//   on the
 //     model thread and is cheap (a few additions per cabinet); it never touches the disk.
-//   * HistoryWriter (writer.h) owns a thread and a SQLite connection: completed minutes are handed to it
+//   * HistoryWriter (writer.h) owns a thread and a SQLite connection: completed minutes are handed
+//   to it
 //     and written in one transaction per flush interval; it rolls complete hours up and prunes
 //     old rows. When the disk is slow or failing, completed minutes wait in memory up to
 //     `history.max_pending`; beyond that the oldest are dropped and counted.
-//   * HistoryDb (history_db.h) is one SQLite connection with the schema and the read and write queries. A
+//   * HistoryDb (history_db.h) is one SQLite connection with the schema and the read and write
+//   queries. A
 //     report opens its own read-only connection: with WAL, readers and the writer do not block
 //     each other.
 //

@@ -59,10 +59,9 @@ class HistoryDb {
   // their minutes on the fly, so the hourly view always reaches the present.
   void read_sites(Resolution r, const std::string& site, std::int64_t from, std::int64_t to,
                   const std::function<void(std::int64_t t, const SiteInterval&)>& fn);
-  void read_cabinets(
-      Resolution r, const std::string& site, std::int64_t from, std::int64_t to,
-      const std::function<void(std::int64_t t, std::int64_t layout,
-                                const std::vector<CabinetInterval>&)>& fn);
+  void read_cabinets(Resolution r, const std::string& site, std::int64_t from, std::int64_t to,
+                     const std::function<void(std::int64_t t, std::int64_t layout,
+                                              const std::vector<CabinetInterval>&)>& fn);
   std::int64_t count_rows(Resolution r, const std::string& site, std::int64_t from,
                           std::int64_t to);
 

@@ -21,9 +21,7 @@ T get(const unsigned char*& p) {
   p += sizeof(T);
   return v;
 }
-std::uint16_t sec16(double s) {
-  return std::uint16_t(std::clamp(std::llround(s), 0LL, 65535LL));
-}
+std::uint16_t sec16(double s) { return std::uint16_t(std::clamp(std::llround(s), 0LL, 65535LL)); }
 
 constexpr std::size_t kCabinetBytes = 22;
 

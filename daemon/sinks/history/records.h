@@ -1,6 +1,7 @@
 // What the history stores: one cabinet and one site over one interval (a minute or an hour),
 // the cabinet layout rows refer to, a completed minute, and the cabinet blob format. The
-// recorder fills them, the database stores them, reports read them (daemon/sinks/history/history.h).
+// recorder fills them, the database stores them, reports read them
+// (daemon/sinks/history/history.h).
 //
 // Thread-safety: plain data and pure functions.
 #pragma once
@@ -22,12 +23,12 @@ inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // One cabinet over one interval (a minute or an hour).
 struct CabinetInterval {
-  double energy_ws = 0;  // power x seconds, over the seconds whose power is known
-  double known_s = 0;    // seconds whose power is known
-  double peak_w = kNaN;  // highest model value seen
-  double powered_s = 0;  // seconds counted as powered
-  double overload_s = 0;  // seconds in overload state warning or critical
-  int overload_starts = 0;  // transitions from ok to warning/critical (incidents)
+  double energy_ws = 0;          // power x seconds, over the seconds whose power is known
+  double known_s = 0;            // seconds whose power is known
+  double peak_w = kNaN;          // highest model value seen
+  double powered_s = 0;          // seconds counted as powered
+  double overload_s = 0;         // seconds in overload state warning or critical
+  int overload_starts = 0;       // transitions from ok to warning/critical (incidents)
   double failover_min_w = kNaN;  // lowest failover headroom seen (worst feed or phase)
   double failover_neg_s = 0;     // seconds with negative failover headroom
 
@@ -37,9 +38,9 @@ struct CabinetInterval {
 
 // One site over one interval.
 struct SiteInterval {
-  double samples_s = 0;  // seconds covered by model cycles (the daemon was running)
-  double it_j = 0, it_s = 0;    // IT energy (the site's primary IT term) and seconds known
-  double fac_j = 0, fac_s = 0;  // facility energy
+  double samples_s = 0;           // seconds covered by model cycles (the daemon was running)
+  double it_j = 0, it_s = 0;      // IT energy (the site's primary IT term) and seconds known
+  double fac_j = 0, fac_s = 0;    // facility energy
   double cool_j = 0, cool_s = 0;  // cooling energy (cooling meters)
   double pue_it_j = 0, pue_fac_j = 0, pue_s = 0;  // both terms known at the same time
   double it_peak_w = kNaN;
@@ -73,7 +74,7 @@ std::vector<LayoutCabinet> layout_of(const Site& site);
 // One completed (or, at shutdown, partial) minute of one site.
 struct MinuteRecord {
   std::string site;
-  std::int64_t t = 0;         // unix seconds of the minute's start
+  std::int64_t t = 0;          // unix seconds of the minute's start
   std::size_t site_index = 0;  // index in Config::sites (the writer maps it to a layout)
   SiteInterval site_data;
   std::vector<CabinetInterval> cabinets;  // in Site::cabinets order

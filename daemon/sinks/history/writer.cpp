@@ -25,8 +25,8 @@ void HistoryWriter::start() {
   const std::string lock_path = path_ + ".lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0) {
-    throw std::runtime_error("history " + lock_path + ": cannot open lock file: " +
-                             std::strerror(errno));
+    throw std::runtime_error("history " + lock_path +
+                             ": cannot open lock file: " + std::strerror(errno));
   }
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
@@ -35,8 +35,7 @@ void HistoryWriter::start() {
         "history " + path_ + ": " +
         (err == EWOULDBLOCK ? std::string("in use by another facilityd (") + lock_path +
                                   " is locked); two writers would double every figure"
-                            : std::string("cannot lock ") + lock_path + ": " +
-                                  std::strerror(err)));
+                            : std::string("cannot lock ") + lock_path + ": " + std::strerror(err)));
   }
   try {
     open_db();
@@ -68,9 +67,9 @@ void HistoryWriter::submit(std::vector<MinuteRecord> minutes) {
   if (minutes.empty()) return;
   std::lock_guard lock(mu_);
   for (auto& m : minutes) pending_.push_back(std::move(m));
-  const std::size_t bound = std::max<std::size_t>(
-      1, std::size_t(config_->history.max_pending / std::chrono::minutes(1)) *
-             std::max<std::size_t>(1, config_->sites.size()));
+  const std::size_t bound =
+      std::max<std::size_t>(1, std::size_t(config_->history.max_pending / std::chrono::minutes(1)) *
+                                   std::max<std::size_t>(1, config_->sites.size()));
   while (pending_.size() > bound) {
     pending_.pop_front();
     ++stats_.minutes_dropped;

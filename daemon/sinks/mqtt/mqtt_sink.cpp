@@ -38,7 +38,8 @@ void MqttSink::health(MetricWriter& out) const {
                              "MQTT messages dropped, by reason (queue_full, expired, rejected, "
                              "shutdown).",
                              Type::kCounter);
-  for (const auto& [reason, n] : st.dropped_total) dropped.counter(Labels{{"reason", reason}}, d(n));
+  for (const auto& [reason, n] : st.dropped_total)
+    dropped.counter(Labels{{"reason", reason}}, d(n));
   out.family("facility_mqtt_queue_messages", "MQTT messages in the outbox, waiting or in flight.",
              Type::kGauge)
       .gauge(none, d(st.queue_messages));
