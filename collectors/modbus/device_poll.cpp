@@ -305,6 +305,38 @@ void DevicePoll::note_ok(const ReadRequest& req) {
   }
 }
 
+// A data reply to the request at the front of the queue: decode its points (or, for a re-probe
+// of an unreadable point, note that it answers again).
+DevicePoll::Outcome DevicePoll::on_data(const Queued& q, const std::uint16_t* words_of_read) {
+  const ReadRequest& req = q.read;
+  const RequestEvent ev = event(RequestResult::kOk);
+  consecutive_failures_ = 0;
+  note_ok(req);
+  if (q.reprobe) {
+    // The point answers again. Its value is used from the next cycle on, when the plan holds
+    // it again (the gauge of unreadable points changes once, then).
+    readable_again_.push_back(req.points.front());
+    if (by_function_[req.points.front()]) {
+      for (std::size_t i = 0; i < spec_.points.size(); ++i) {
+        if (by_function_[i] && spec_.points[i].kind == req.kind && i != req.points.front()) {
+          readable_again_.push_back(i);
+        }
+      }
+    }
+    return pop_and_next(ev);
+  }
+  for (std::size_t pi : req.points) {
+    const PointSpec& p = spec_.points[pi];
+    const std::span<const std::uint16_t> words(words_of_read + (p.address - req.address),
+                                               static_cast<std::size_t>(p.width()));
+    values_[pi] = codecs_[pi].decode(words);
+    read_now_[pi] = true;
+    if (spec_.capture_raw) raw_[pi].assign(words.begin(), words.end());
+  }
+  split_half_done(q.split, true);
+  return pop_and_next(ev);
+}
+
 DevicePoll::Outcome DevicePoll::on_reply(std::span<const std::uint8_t> pdu) {
   const Queued& q = queue_.front();
   const ReadRequest& req = q.read;
@@ -313,34 +345,7 @@ DevicePoll::Outcome DevicePoll::on_reply(std::span<const std::uint8_t> pdu) {
   const ParsedReply pr = parse_read_reply(pdu, req.kind, req.count, scratch.data());
   if (pr.kind == ReplyKind::kMalformed) return on_malformed(pr.error);
   const SteadyTime now = started_;  // the cycle's time (injected by tests)
-  if (pr.kind == ReplyKind::kData) {
-    const RequestEvent ev = event(RequestResult::kOk);
-    consecutive_failures_ = 0;
-    note_ok(req);
-    if (q.reprobe) {
-      // The point answers again. Its value is used from the next cycle on, when the plan holds
-      // it again (the gauge of unreadable points changes once, then).
-      readable_again_.push_back(req.points.front());
-      if (by_function_[req.points.front()]) {
-        for (std::size_t i = 0; i < spec_.points.size(); ++i) {
-          if (by_function_[i] && spec_.points[i].kind == req.kind && i != req.points.front()) {
-            readable_again_.push_back(i);
-          }
-        }
-      }
-      return pop_and_next(ev);
-    }
-    for (std::size_t pi : req.points) {
-      const PointSpec& p = spec_.points[pi];
-      const std::span<const std::uint16_t> words(scratch.data() + (p.address - req.address),
-                                                 static_cast<std::size_t>(p.width()));
-      values_[pi] = codecs_[pi].decode(words);
-      read_now_[pi] = true;
-      if (spec_.capture_raw) raw_[pi].assign(words.begin(), words.end());
-    }
-    split_half_done(q.split, true);
-    return pop_and_next(ev);
-  }
+  if (pr.kind == ReplyKind::kData) return on_data(q, scratch.data());
   // An exception reply.
   const int code = pr.exception_code;
   const RequestEvent ev = event(RequestResult::kException, code);

@@ -187,6 +187,7 @@ class DevicePoll {
   Outcome pop_and_next(const RequestEvent& ev);
   Outcome failed_exception(const ReadRequest& req, int code, const RequestEvent& ev,
                            const std::string& suffix = "");
+  Outcome on_data(const Queued& q, const std::uint16_t* words_of_read);
   void split(const Queued& q, int code);
   void split_half_done(int split_index, bool ok);
   void forbid_holes(RegisterKind kind, std::uint32_t first, std::uint32_t end);

@@ -124,6 +124,46 @@ void SerialLinePoller::drain_line() {
   last_io_ = SteadyClock::now();
 }
 
+// Sends the current request of `p` on the line and classifies what comes back. `port_failed`
+// is set when the tty itself failed (read or write error), not the device.
+DevicePoll::Outcome SerialLinePoller::exchange(DevicePoll& p, std::uint8_t* rsp,
+                                               bool& port_failed) {
+  modbus_t* ctx = ctx_.get();
+  const ReadRequest& r = p.request();
+  const std::uint8_t unit = static_cast<std::uint8_t>(p.spec().unit);
+  const std::uint8_t req[6] = {unit,
+                               static_cast<std::uint8_t>(r.kind),
+                               static_cast<std::uint8_t>(r.address >> 8),
+                               static_cast<std::uint8_t>(r.address & 0xFF),
+                               static_cast<std::uint8_t>(r.count >> 8),
+                               static_cast<std::uint8_t>(r.count & 0xFF)};
+  modbus_set_slave(ctx, unit);
+  set_timeout(ctx, p.spec().timeout);
+  p.on_sent();
+  if (modbus_send_raw_request(ctx, req, sizeof req) == -1) {
+    port_failed = true;
+    return p.on_connection_lost("write to " + spec_.key + " failed (errno " +
+                                std::to_string(errno) + ")");
+  }
+  const int rc = modbus_receive_confirmation(ctx, rsp);
+  last_io_ = SteadyClock::now();
+  if (rc == -1) {
+    const int e = errno;
+    if (e == ETIMEDOUT) return p.on_timeout();
+    if (e == EMBBADCRC || e == EMBBADDATA || e == EMBMDATA || e == EMBBADSLAVE) {
+      return p.on_malformed(e == EMBBADCRC ? "bad CRC" : "invalid frame");
+    }
+    port_failed = true;
+    return p.on_connection_lost("read from " + spec_.key + " failed (errno " + std::to_string(e) +
+                                ")");
+  }
+  if (rc < 4 || rsp[0] != unit) {
+    return p.on_malformed(rc < 4 ? "short frame" : "reply from unit " + std::to_string(rsp[0]));
+  }
+  // ADU = unit + PDU + CRC (libmodbus has checked the CRC); our parser checks the rest.
+  return p.on_reply(std::span<const std::uint8_t>(rsp + 1, static_cast<std::size_t>(rc - 3)));
+}
+
 void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
   DevicePoll& p = d.poll;
   p.begin(SteadyClock::now(), slot);
@@ -159,43 +199,7 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
     if (spec_.pause_between_requests.count() > 0) {
       wait_until(last_io_ + spec_.pause_between_requests);
     }
-    modbus_t* ctx = ctx_.get();
-    const ReadRequest& r = p.request();
-    const std::uint8_t unit = static_cast<std::uint8_t>(p.spec().unit);
-    const std::uint8_t req[6] = {unit,
-                                 static_cast<std::uint8_t>(r.kind),
-                                 static_cast<std::uint8_t>(r.address >> 8),
-                                 static_cast<std::uint8_t>(r.address & 0xFF),
-                                 static_cast<std::uint8_t>(r.count >> 8),
-                                 static_cast<std::uint8_t>(r.count & 0xFF)};
-    modbus_set_slave(ctx, unit);
-    set_timeout(ctx, p.spec().timeout);
-    p.on_sent();
-    if (modbus_send_raw_request(ctx, req, sizeof req) == -1) {
-      port_failed = true;
-      o = p.on_connection_lost("write to " + spec_.key + " failed (errno " +
-                               std::to_string(errno) + ")");
-    } else {
-      const int rc = modbus_receive_confirmation(ctx, rsp);
-      last_io_ = SteadyClock::now();
-      if (rc == -1) {
-        const int e = errno;
-        if (e == ETIMEDOUT) {
-          o = p.on_timeout();
-        } else if (e == EMBBADCRC || e == EMBBADDATA || e == EMBMDATA || e == EMBBADSLAVE) {
-          o = p.on_malformed(e == EMBBADCRC ? "bad CRC" : "invalid frame");
-        } else {
-          port_failed = true;
-          o = p.on_connection_lost("read from " + spec_.key + " failed (errno " +
-                                   std::to_string(e) + ")");
-        }
-      } else if (rc < 4 || rsp[0] != unit) {
-        o = p.on_malformed(rc < 4 ? "short frame" : "reply from unit " + std::to_string(rsp[0]));
-      } else {
-        // ADU = unit + PDU + CRC (libmodbus has checked the CRC); our parser checks the rest.
-        o = p.on_reply(std::span<const std::uint8_t>(rsp + 1, static_cast<std::size_t>(rc - 3)));
-      }
-    }
+    o = exchange(p, rsp, port_failed);
     obs_.on_request(o.event);
     if (o.step == DevicePoll::Step::kDoneReconnect) {
       if (port_failed) {

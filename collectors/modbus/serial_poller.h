@@ -67,6 +67,7 @@ class SerialLinePoller {
   void close_line();
   void drain_line();
   void poll_device(Dev& d, SteadyTime slot);
+  DevicePoll::Outcome exchange(DevicePoll& p, std::uint8_t* rsp, bool& port_failed);
   bool wait_until(SteadyTime t);  // false when stopping
 
   std::size_t endpoint_index_;
