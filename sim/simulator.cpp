@@ -133,8 +133,8 @@ Simulator::Simulator(std::shared_ptr<const Config> config, SimulatorOptions opti
   plan.device_endpoint.assign(all.size(), SIZE_MAX);
   for (std::size_t i = 0; i < all.size(); ++i) assign_endpoint(i, *all[i], options, plan, errors);
   std::vector<std::size_t>& device_endpoint = plan.device_endpoint;
-  for (const auto& [id, fault] : options.faults) {
-    (void)fault;
+  for (const auto& fault : options.faults) {
+    const std::string& id = fault.first;
     const bool known = std::any_of(all.begin(), all.end(),
                                    [&id](const Device* d) { return d->id == id; });
     if (!known) errors.push_back("--fault: no device \"" + id + "\" in the config");

@@ -842,7 +842,7 @@ Truth SiteModel::at(double t) const {
     if (sd.has_cooling_meter) {
       st.cooling_power_w = it_p[s] * (sd.pue - 1) * kCoolingShareOfOverhead;
     }
-    truth.sites.push_back(std::move(st));
+    truth.sites.push_back(st);
   }
 
   truth.devices.reserve(m.devices.size());

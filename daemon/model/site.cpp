@@ -244,7 +244,7 @@ int compute_rooms_and_capacity(const Site& site, SiteSnapshot& ss) {
     ss.cooling_capacity.units_known += rs.cooling.units_known;
     cooling_known += rs.cooling.units_known;
     ss.cooling_capacity.installed_w += rs.cooling.installed_w;
-    ss.rooms.push_back(std::move(rs));
+    ss.rooms.push_back(rs);
   }
   ss.capacity = capacity_of(all, fs.capacity_reserve);
   ss.cooling_capacity.heat_load_w = ss.capacity.measured_w;

@@ -15,7 +15,6 @@
 namespace facility {
 
 using model_detail::AlertBook;
-using model_detail::CounterTracker;
 using model_detail::EnergySeries;
 using model_detail::HoldAlarm;
 using model_detail::LevelAlarm;
