@@ -174,7 +174,7 @@ struct Device {
   int unit = 1;  // Modbus unit id 0..247
   Millis interval{15000};
   Millis timeout{1000};
-  DeviceModbusSettings modbus;  // retries and device quirks (config_modbus.h)
+  DeviceModbusSettings modbus;  // retries and device quirks (modbus.h)
   std::string cabinet;  // pdu, rack_sensor
   std::string feed;     // pdu
   std::string room;     // cooling (required), others optional

@@ -1,7 +1,7 @@
 // Credentials read while the configuration loads (mqtt.auth, daemon.auth). They are never
 // written in the config file: each comes from a file (its first line; e.g. a systemd
 // credential) or an environment variable. Parsed by config_detail::parse_credentials
-// (config_mqtt.cpp); documented in docs/config.md.
+// (mqtt.cpp); documented in docs/config.md.
 #pragma once
 
 #include <optional>

@@ -1,5 +1,5 @@
-// Internals shared by the model's source files (model.cpp, model_cabinet.cpp, model_site.cpp,
-// model_state.cpp). Not a public interface: sinks use daemon/model/model.h only.
+// Internals shared by the model's source files (model.cpp, cabinet.cpp, site.cpp, state.cpp).
+// Not a public interface: sinks use daemon/model/model.h only.
 #pragma once
 
 #include <memory>
@@ -45,7 +45,7 @@ SourceSum sum_points(const std::vector<const Device*>& devices, const std::strin
 // `value` if fully covered; else partial / coverage when coverage >= min_coverage (< 1).
 std::optional<double> covered_value(const SourceSum& s, double min_coverage);
 
-// One cabinet from its PDUs and rack sensors (model_cabinet.cpp).
+// One cabinet from its PDUs and rack sensors (cabinet.cpp).
 CabinetSnapshot compute_cabinet(const Cabinet& cab, const std::vector<const Device*>& pdus,
                                 const std::vector<const Device*>& sensors, const FreshView& v,
                                 double powered_threshold_w, const InletSettings& inlet);
@@ -54,7 +54,7 @@ OverloadState overload_level(double utilization, const OverloadSettings& s);
 OverloadState inlet_level(double max_c, double min_c, const InletSettings& s);
 std::optional<double> dew_point_c(double temp_c, double rh_ratio);
 
-// Site aggregates from its cabinets, rooms and meters (model_site.cpp).
+// Site aggregates from its cabinets, rooms and meters (site.cpp).
 void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimePoint now,
                   SiteSnapshot& ss);
 // Stranded power of the site and its rooms from the cabinets' peak_w (called again by

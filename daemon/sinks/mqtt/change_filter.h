@@ -71,7 +71,7 @@ class MqttChangeFilter {
 // Thread-safety: not thread-safe; owned by the publisher's worker thread.
 class MqttAlertTransitions {
  public:
-  // `body` is an alert payload (mqtt_render's alert_json). Remembers its state tuple; true if it
+  // `body` is an alert payload (render.cpp's alert_json). Remembers its state tuple; true if it
   // differs from the one remembered for the topic, or the topic is new.
   bool is_event(const std::string& topic, const nlohmann::json& body);
   // Like is_event, but remembers nothing.
