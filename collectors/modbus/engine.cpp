@@ -108,6 +108,7 @@ struct PollEngine::Impl {
     SteadyTime last_io{};
     milliseconds backoff{0};
     std::string last_error;
+    bool unreachable = false;  // the last connection attempt failed (reported once)
     bool want_out = false;
   };
 
@@ -252,6 +253,10 @@ struct PollEngine::Impl {
   void connected(Ep& ep, SteadyTime now) {
     ep.backoff = milliseconds(0);
     ep.last_error.clear();
+    if (ep.unreachable) {
+      ep.unreachable = false;
+      obs.on_reachability(ep.index, true, "");
+    }
     set_interest(ep, false);
     obs.on_connection(ep.index, true);
     ep.last_io = now;
@@ -267,6 +272,10 @@ struct PollEngine::Impl {
 
   void connect_failed(Ep& ep, const std::string& why, SteadyTime now) {
     const bool was_open = static_cast<bool>(ep.fd);
+    if (!ep.unreachable) {
+      ep.unreachable = true;
+      obs.on_reachability(ep.index, false, "connect failed: " + why);
+    }
     // The name may point elsewhere now (a replaced device, a DHCP lease): look it up again on
     // the next attempt, after the backoff.
     if (ep.named) ep.re_resolve = true;

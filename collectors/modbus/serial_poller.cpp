@@ -77,6 +77,10 @@ bool SerialLinePoller::open_line(std::string& error) {
     open_error_ = "open " + spec_.key + " failed: " + why + "; retry in " +
                   std::to_string(backoff_.count()) + " ms";
     error = open_error_;
+    if (!unreachable_) {
+      unreachable_ = true;
+      obs_.on_reachability(endpoint_index_, false, "open failed: " + why);
+    }
     return false;
   };
   modbus_t* ctx = modbus_new_rtu(spec_.device.c_str(), spec_.baud, spec_.parity, spec_.data_bits,
@@ -87,8 +91,13 @@ bool SerialLinePoller::open_line(std::string& error) {
   if (modbus_connect(ctx) == -1) {
     const int e = errno;
     modbus_free(ctx);
-    return fail(e == ENOENT ? "no such device" : e == EACCES ? "permission denied (dialout group?)"
-                : e == EBUSY ? "device busy" : "errno " + std::to_string(e));
+    // Under systemd the unit sees no devices until the serial-ports.conf drop-in opens them.
+    return fail(e == ENOENT   ? "no such device (under systemd: DeviceAllow= drop-in, "
+                                "/usr/share/doc/facilityd/examples/serial-ports.conf)"
+                : e == EACCES ? "permission denied (the dialout group; under systemd: "
+                                "/usr/share/doc/facilityd/examples/serial-ports.conf)"
+                : e == EBUSY  ? "device busy"
+                              : "errno " + std::to_string(e));
   }
   int fd = modbus_get_socket(ctx);
   if (fd >= FD_SETSIZE) {
@@ -107,6 +116,10 @@ bool SerialLinePoller::open_line(std::string& error) {
   ctx_ = ctx;
   backoff_ = std::chrono::milliseconds(0);
   obs_.on_connection(endpoint_index_, true);
+  if (unreachable_) {
+    unreachable_ = false;
+    obs_.on_reachability(endpoint_index_, true, "");
+  }
   last_io_ = now;
   if (spec_.pause_after_connect.count() > 0) wait_until(now + spec_.pause_after_connect);
   return true;
