@@ -63,7 +63,7 @@ void daemon_metrics(Families& fam, const ScrapeSources& src) {
   const Labels none;
   fam.family("facility_build_info", "facilityd build information; value is always 1.",
              Type::kGauge)
-      .gauge(Labels{{"version", FACILITYD_VERSION}}, 1.0);
+      .gauge(Labels{{"version", FACILITYD_VERSION}, {"revision", FACILITYD_REVISION}}, 1.0);
   fam.family("facility_config_last_reload_successful",
              "1 if the last configuration load (start or SIGHUP reload) succeeded, 0 if the last "
              "reload failed and the previous configuration is still in effect.",
