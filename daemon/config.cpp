@@ -16,6 +16,7 @@
 #include "daemon/config_modbus.h"
 #include "daemon/config_reader.h"
 #include "daemon/model.h"
+#include "facilityd_paths.h"
 
 namespace facility {
 namespace fs = std::filesystem;
@@ -119,6 +120,37 @@ std::optional<Millis> parse_duration(const std::string& s) {
   if (u == "d") ms = n * 86'400'000;
   if (ms < 1 || ms > 86'400'000.0 * 366) return std::nullopt;
   return Millis(static_cast<std::int64_t>(std::llround(ms)));
+}
+
+std::vector<fs::path> profile_search_path(const fs::path& first) {
+  std::vector<fs::path> out;
+  for (fs::path dir : {first, fs::path(FACILITYD_SYSCONFDIR) / "profiles",
+                       fs::path(FACILITYD_DATADIR) / "profiles"}) {
+    if (dir.empty()) continue;
+    dir = dir.lexically_normal();
+    if (std::find(out.begin(), out.end(), dir) == out.end()) out.push_back(dir);
+  }
+  return out;
+}
+
+fs::path find_profile_file(const std::vector<fs::path>& search_path, const std::string& name) {
+  for (const auto& dir : search_path) {
+    std::error_code ec;
+    fs::path file = dir / (name + ".yaml");
+    if (fs::is_regular_file(file, ec)) return file;
+  }
+  return {};
+}
+
+std::vector<std::string> available_profiles(const std::vector<fs::path>& search_path) {
+  std::set<std::string> names;
+  for (const auto& dir : search_path) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".yaml") names.insert(it->path().stem().string());
+    }
+  }
+  return {names.begin(), names.end()};
 }
 
 namespace {
@@ -470,23 +502,18 @@ Config load_config(const std::string& path) {
   const fs::path base = fs::path(path).parent_path();
   fs::path profiles_dir = base / "profiles";
   if (auto pd = top.str("profiles_dir")) profiles_dir = fs::path(*pd).is_absolute() ? fs::path(*pd) : base / *pd;
+  const std::vector<fs::path> profile_path = profile_search_path(profiles_dir);
   auto get_profile = [&](const std::string& name, const YAML::Node& at,
                          const std::string& what) -> std::shared_ptr<const Profile> {
     auto it = cfg.profiles.find(name);
     if (it != cfg.profiles.end()) return it->second;
-    const fs::path file = profiles_dir / (name + ".yaml");
-    if (!fs::exists(file)) {
-      std::string avail;
-      if (fs::is_directory(profiles_dir)) {
-        std::vector<std::string> names;
-        for (const auto& e : fs::directory_iterator(profiles_dir)) {
-          if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
-        }
-        std::sort(names.begin(), names.end());
-        for (const auto& n : names) avail += (avail.empty() ? "" : ", ") + n;
-      }
-      d.error(at, what + ": unknown profile \"" + name + "\" (no file " + file.string() + ")" +
-                      (avail.empty() ? "" : "; available: " + avail));
+    const fs::path file = find_profile_file(profile_path, name);
+    if (file.empty()) {
+      std::string dirs, avail;
+      for (const auto& dir : profile_path) dirs += (dirs.empty() ? "" : ", ") + dir.string();
+      for (const auto& n : available_profiles(profile_path)) avail += (avail.empty() ? "" : ", ") + n;
+      d.error(at, what + ": unknown profile \"" + name + "\" (no " + name + ".yaml in " + dirs +
+                      ")" + (avail.empty() ? "" : "; available: " + avail));
       cfg.profiles[name] = nullptr;
       return nullptr;
     }
@@ -502,8 +529,9 @@ Config load_config(const std::string& path) {
   // endpoint key -> unit -> device id: two devices cannot share an address.
   std::unordered_map<std::string, std::unordered_map<int, std::string>> addresses;
 
-  auto sites = top.seq("sites", true);
-  if (top.has("sites") && sites.empty()) d.error(top.get("sites"), "config: no sites defined");
+  // No sites is a valid start (the installed /etc/facilityd/facilityd.yaml): the daemon then
+  // serves only its own health until sites are added.
+  auto sites = top.seq("sites");
   for (const auto& sn : sites) {
     MapReader sr(d, sn, "site",
                  {"id", "name", "ownership", "planned_cabinets", "pue_category", "simulate", "rooms",

@@ -8,12 +8,15 @@
 #include <ctime>
 #include <memory>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/logging.h"
 #include "daemon/probe.h"
 #include "daemon/report_cli.h"
+#include "facilityd_paths.h"
 #include "facilityd_version.h"
 
 namespace {
@@ -31,8 +34,12 @@ Examples:
   facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
   facilityd report --config /etc/facilityd/facilityd.yaml --site hl1 --format html -o hl1.html
 
-Configuration keys: docs/config.md. Metrics: docs/metrics.md. MQTT topics: docs/mqtt.md.
-Capacity reports: docs/reports.md.)";
+Configuration keys: facilityd.yaml(5) and docs/config.md. Metrics: docs/metrics.md. MQTT
+topics: docs/mqtt.md. Capacity reports: docs/reports.md (installed: /usr/share/doc/facilityd).)";
+
+constexpr const char* kFooter = R"(Exit status: 0 on success, 1 when the command failed (a configuration that does not load,
+a poll that failed, a daemon that could not start), 2 for a bad command line. Each command's
+--help says what its own statuses mean.)";
 
 int check_config(const std::string& path, bool quiet) {
   try {
@@ -45,6 +52,12 @@ int check_config(const std::string& path, bool quiet) {
       }
       std::printf("%s: OK: %zu sites, %zu cabinets, %zu devices, %zu profiles\n", path.c_str(),
                   cfg.sites.size(), cabinets, devices, cfg.profiles.size());
+      if (cfg.sites.empty()) {
+        std::printf("%s: no sites yet: facilityd will serve only its own health until you add "
+                    "one under `sites:` (facilityd.yaml(5), or the commented example "
+                    "/usr/share/doc/facilityd/examples/minimal.yaml)\n",
+                    path.c_str());
+      }
     }
     return 0;
   } catch (const facility::ConfigException& e) {
@@ -94,10 +107,21 @@ std::string summary(const facility::Config& cfg) {
          (cfg.daemon.shard.sharded() ? " (shard " + cfg.daemon.shard.text() + ")" : "");
 }
 
-int run(const std::string& path, const facility::DaemonOptions& opt,
-        const std::string& state_dir) {
+int run(const std::string& path, facility::DaemonOptions opt, const std::string& state_dir) {
   auto cfg = load_for_run(path, state_dir, "not starting");
   if (!cfg) return 1;
+
+  // Under systemd (NOTIFY_SOCKET): STATUS= with the devices up, and WATCHDOG=1 from the model
+  // loop when the unit sets WatchdogSec=.
+  if (std::getenv("NOTIFY_SOCKET")) {
+    opt.notify = [](const std::string& state) { sd_notify(0, state.c_str()); };
+    std::uint64_t usec = 0;
+    opt.watchdog = sd_watchdog_enabled(0, &usec) > 0;
+    if (opt.watchdog) {
+      spdlog::info("systemd watchdog: {:.0f} s; the model loop pings it every {:.0f} s",
+                   usec / 1e6, opt.model_interval.count() / 1e3);
+    }
+  }
 
   // Block the stop and reload signals in every thread; the main thread waits for them with
   // sigwait.
@@ -122,7 +146,8 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
     spdlog::info("MQTT to {} under {}/<site>/...", opt.mqtt_broker.value_or(cfg->mqtt.broker),
                  cfg->mqtt.topic_prefix);
   }
-  sd_notify(0, "READY=1\nSTATUS=Running");
+  // STATUS= (devices up) follows from the model loop.
+  sd_notify(0, "READY=1");
 
   int sig = 0;
   while (true) {
@@ -148,7 +173,7 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
     } else {
       daemon.reload_failed();
     }
-    sd_notify(0, "READY=1\nSTATUS=Running");
+    sd_notify(0, "READY=1");
   }
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   sd_notify(0, "STOPPING=1");
@@ -162,7 +187,9 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "facilityd"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("facilityd ") + FACILITYD_VERSION);
+  app.footer(kFooter);
+  app.set_version_flag("--version", std::string("facilityd ") + FACILITYD_VERSION +
+                                        " (git " + FACILITYD_REVISION + ")");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -187,7 +214,10 @@ int main(int argc, char** argv) {
   run_cmd->footer(R"(Signals: SIGHUP reloads the configuration (systemctl reload facilityd). A file
 that does not load is refused: its problems are logged as FILE:LINE:COL: message, the
 previous configuration stays in effect and facility_config_last_reload_successful becomes 0.
-What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanly.)");
+What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanly.
+
+Exit status: 0 after SIGINT/SIGTERM, 1 when the configuration does not load or the daemon
+cannot start (e.g. the listen port is taken), 2 for a bad command line.)");
 
   facility::ReportCliOptions report_opt;
   auto* report_cmd = facility::add_report_subcommand(app, report_opt);
@@ -199,6 +229,8 @@ What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanl
       "FILE:LINE:COL: message and exit 1 if there is any.");
   check_cmd->add_option("config", config_path, "Configuration file (YAML)")->required();
   check_cmd->add_flag("-q,--quiet", quiet, "Print nothing when the configuration is valid");
+  check_cmd->footer("Exit status: 0 when the configuration is valid, 1 when it has problems, 2 "
+                    "for a bad command line.");
 
   facility::ProbeOptions probe;
   std::string probe_timeout = "1s", probe_parity;
@@ -214,8 +246,8 @@ What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanl
   probe_cmd->add_option("--unit", probe.unit, "Modbus unit id")->capture_default_str();
   probe_cmd->add_option("--profile", probe.profile, "Profile name or path to a profile .yaml");
   probe_cmd->add_option("--profiles-dir", probe.profiles_dir,
-                        "Where profile names are looked up (default /etc/facilityd/profiles, "
-                        "then ./config/profiles)");
+                        "Where profile names are looked up first; then /etc/facilityd/profiles, "
+                        "then the shipped " FACILITYD_DATADIR "/profiles");
   probe_cmd->add_option("--timeout", probe_timeout, "Response timeout")->capture_default_str();
   probe_cmd->add_option("--baud", probe.baud, "Serial: baud rate (default 9600)");
   probe_cmd->add_option("--parity", probe_parity, "Serial: none, even or odd (default none)");
@@ -224,11 +256,24 @@ What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanl
   facilityd probe --device hl1-meter-ups --config /etc/facilityd/facilityd.yaml
   facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
   facilityd probe rtu:///dev/ttyUSB0 --unit 1 --profile eastron-sdm630 --baud 9600 --parity even
+
 Exit status: 0 when the device answered every read, 1 when the poll failed, 2 for bad options.)");
 
-  CLI11_PARSE(app, argc, argv);
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  // --help and --version exit 0; every other command-line error 2, as each --help says.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  const auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") {
+    std::fprintf(stderr, "facilityd: --log-level must be trace, debug, info, warn or error\n");
+    return 2;
+  }
+  facility::setup_logging(level);
 
   if (*check_cmd) return check_config(config_path, quiet);
   if (*probe_cmd) {

@@ -90,22 +90,18 @@ std::string format_value(const modbus::PolledValue& v, const modbus::PointSpec& 
 std::shared_ptr<const Profile> find_profile(const ProbeOptions& opt, std::ostream& err) {
   fs::path file = opt.profile;
   if (file.extension() != ".yaml") {
-    std::vector<fs::path> dirs;
-    if (!opt.profiles_dir.empty()) {
-      dirs.push_back(opt.profiles_dir);
-    } else {
-      dirs = {"/etc/facilityd/profiles", "config/profiles"};
-    }
-    file.clear();
-    for (const auto& d : dirs) {
-      if (fs::exists(d / (opt.profile + ".yaml"))) {
-        file = d / (opt.profile + ".yaml");
-        break;
-      }
-    }
+    const auto search_path = profile_search_path(opt.profiles_dir);
+    file = find_profile_file(search_path, opt.profile);
     if (file.empty()) {
       err << "facilityd probe: no profile \"" << opt.profile << "\" in ";
-      for (std::size_t i = 0; i < dirs.size(); ++i) err << (i ? ", " : "") << dirs[i].string();
+      for (std::size_t i = 0; i < search_path.size(); ++i) {
+        err << (i ? ", " : "") << search_path[i].string();
+      }
+      const auto names = available_profiles(search_path);
+      if (!names.empty()) {
+        err << "; available:";
+        for (const auto& n : names) err << " " << n;
+      }
       err << " (use --profiles-dir DIR or a path to a .yaml file)\n";
       return nullptr;
     }

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/config.h"
+#include "facilityd_version.h"
 #include "sim/simulator.h"
 
 namespace {
@@ -207,6 +208,8 @@ void print_summary(const facility::sim::ServerStats& st, double seconds) {
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "facility-sim"};
   app.footer(kFooter);
+  app.set_version_flag("--version", std::string("facility-sim ") + FACILITYD_VERSION + " (git " +
+                                        FACILITYD_REVISION + ")");
   std::string config_path, truth_path, stats_path, fault_file;
   std::uint64_t seed = 1;
   double speed = 1.0;
@@ -238,7 +241,15 @@ int main(int argc, char** argv) {
   app.add_option("--update-interval", interval_arg, "how often registers are recomputed")
       ->capture_default_str();
   app.add_option("--run-for", run_for_arg, "exit by itself after this long (e.g. 30s)");
-  CLI11_PARSE(app, argc, argv);
+  // --help exits 0; every other command-line error 2, as the footer says.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
 
   const auto interval = facility::parse_duration(interval_arg);
   if (!interval || interval->count() <= 0) {
