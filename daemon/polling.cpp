@@ -170,6 +170,10 @@ void PollingService::on_reachability(std::size_t endpoint_index, bool reachable,
   }
 }
 
+void PollingService::on_discarded(std::size_t endpoint_index, std::size_t bytes) {
+  stats_.on_discarded(endpoint_index, bytes);
+}
+
 void PollingService::on_connection(std::size_t endpoint_index, bool up) {
   stats_.on_connection(endpoint_index, up);
 }

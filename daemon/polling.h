@@ -51,6 +51,7 @@ class PollingService : private modbus::PollObserver {
   void on_connection(std::size_t endpoint_index, bool up) override;
   void on_reachability(std::size_t endpoint_index, bool reachable,
                        const std::string& reason) override;
+  void on_discarded(std::size_t endpoint_index, std::size_t bytes) override;
 
   ReadingStore& store_;
   CollectorStats& stats_;

@@ -42,6 +42,8 @@ constexpr const char* kFooter = R"(Faults (--fault DEVICE_ID=SPEC, repeatable; S
   close          close the connection when a request arrives
   delay:DUR      answer late, e.g. delay:500ms, delay:2s (other units are not held up)
   illegal:ADDR   exception 2 for any read covering register ADDR (0-based; 12 or 0x0c)
+  trailing:N     N junk bytes after every reply (a gateway quirk)
+  duplicate      every reply sent twice (a gateway quirk)
   none           clear (useful in a --fault-file)
 A --fault-file holds one DEVICE_ID=SPEC per line ('#' comments); it is re-read whenever it
 changes, so a test can make a device fail and recover while the simulator runs.
@@ -82,6 +84,8 @@ Fault merge(Fault a, const Fault& b) {
   a.silent |= b.silent;
   a.close |= b.close;
   a.delay = std::max(a.delay, b.delay);
+  a.trailing = std::max(a.trailing, b.trailing);
+  a.duplicate |= b.duplicate;
   a.illegal_addresses.insert(b.illegal_addresses.begin(), b.illegal_addresses.end());
   return a;
 }
