@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "daemon/cli_parse.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
@@ -259,15 +260,7 @@ cannot start (e.g. the listen port is taken), 2 for a bad command line.)");
 
 Exit status: 0 when the device answered every read, 1 when the poll failed, 2 for bad options.)");
 
-  // --help and --version exit 0; every other command-line error 2, as each --help says.
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
-  }
+  if (const auto status = facility::parse_command_line(app, argc, argv)) return *status;
   const auto level = spdlog::level::from_str(log_level);
   if (level == spdlog::level::off && log_level != "off") {
     std::fprintf(stderr, "facilityd: --log-level must be trace, debug, info, warn or error\n");

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/cli_parse.h"
 #include "daemon/config.h"
 #include "facilityd_version.h"
 #include "sim/simulator.h"
@@ -245,15 +246,7 @@ int main(int argc, char** argv) {
   app.add_option("--update-interval", interval_arg, "how often registers are recomputed")
       ->capture_default_str();
   app.add_option("--run-for", run_for_arg, "exit by itself after this long (e.g. 30s)");
-  // --help exits 0; every other command-line error 2, as the footer says.
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::Success& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
-  }
+  if (const auto status = facility::parse_command_line(app, argc, argv)) return *status;
 
   const auto interval = facility::parse_duration(interval_arg);
   if (!interval || interval->count() <= 0) {

@@ -306,41 +306,34 @@ TEST(PollEngine, MoreThan1024Connections) {
   expect_read_only(server);
 }
 
-// A Modbus TCP device on a raw socket, one connection at a time: answers FC3 reads (every
-// register = 7) and records, per request, when it arrived and when its reply was about to be
-// sent, on the device's side of the wire. With close_after_reply it closes the connection after
-// every transaction, shutting its side in the same segment as the reply (TCP_CORK), so the
-// client sees the reply and the FIN in one read.
-class RecordingDevice {
+// A raw Modbus TCP device on loopback for the tests below: one connection at a time, served by
+// serve(connection) on the device's own thread until stop.
+class RawDevice {
  public:
-  explicit RecordingDevice(bool close_after_reply)
-      : close_(close_after_reply), fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  RawDevice() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_.get(), 8) != 0) {
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_.get(), 8) != 0) {
       throw std::runtime_error("listen failed");
     }
     socklen_t len = sizeof a;
     ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { run(); });
   }
-  ~RecordingDevice() {
-    stop_ = true;
-    thread_.join();
-  }
+  virtual ~RawDevice() { join(); }
   std::uint16_t port() const { return port_; }
   int connections() const { return connections_; }
-  struct Exchange {
-    std::chrono::steady_clock::time_point arrived, replying;
-  };
-  std::vector<Exchange> exchanges() {
-    std::lock_guard l(mu_);
-    return exchanges_;
-  }
 
- private:
+ protected:
+  // Derived constructors call start() last, derived destructors join() first.
+  void start() { thread_ = std::thread([this] { run(); }); }
+  void join() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  virtual void serve(int connection) = 0;
   // One request (12 bytes) from c, or false at EOF / stop.
   bool read_request(int c, std::uint8_t (&req)[12]) {
     std::size_t got = 0;
@@ -353,6 +346,17 @@ class RecordingDevice {
     }
     return got == sizeof req;
   }
+  // The FC3 reply to `req` with every register = `value`.
+  static std::vector<std::uint8_t> reply(const std::uint8_t (&req)[12], std::uint8_t value) {
+    const int count = req[10] << 8 | req[11];
+    std::vector<std::uint8_t> rep{req[0], req[1], 0, 0, 0, static_cast<std::uint8_t>(3 + 2 * count),
+                                  req[6], 3, static_cast<std::uint8_t>(2 * count)};
+    for (int i = 0; i < count; ++i) rep.insert(rep.end(), {0, value});
+    return rep;
+  }
+  std::atomic<bool> stop_{false};
+
+ private:
   void run() {
     while (!stop_) {
       pollfd p{fd_.get(), POLLIN, 0};
@@ -360,39 +364,59 @@ class RecordingDevice {
       UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!c) continue;
       ++connections_;
-      std::uint8_t req[12];
-      while (read_request(c.get(), req) && req[7] == 3) {
-        Exchange x{std::chrono::steady_clock::now(), {}};
-        const int count = req[10] << 8 | req[11];
-        std::vector<std::uint8_t> rep{req[0], req[1], 0, 0, 0, static_cast<std::uint8_t>(3 + 2 * count),
-                                      req[6], 3, static_cast<std::uint8_t>(2 * count)};
-        for (int i = 0; i < count; ++i) rep.insert(rep.end(), {0, 7});
-        const int one = 1;
-        if (close_) ::setsockopt(c.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one);
-        x.replying = std::chrono::steady_clock::now();
-        {
-          std::lock_guard l(mu_);
-          exchanges_.push_back(x);
-        }
-        (void)::send(c.get(), rep.data(), rep.size(), MSG_NOSIGNAL);
-        if (close_) {
-          ::shutdown(c.get(), SHUT_WR);  // flushes the corked reply together with the FIN
-          pollfd w{c.get(), POLLIN, 0};
-          (void)::poll(&w, 1, 1000);  // let the client close first
-          break;
-        }
+      serve(c.get());
+    }
+  }
+
+  UniqueFd fd_;
+  std::uint16_t port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+// A Modbus TCP device on a raw socket, one connection at a time: answers FC3 reads (every
+// register = 7) and records, per request, when it arrived and when its reply was about to be
+// sent, on the device's side of the wire. With close_after_reply it closes the connection after
+// every transaction, shutting its side in the same segment as the reply (TCP_CORK), so the
+// client sees the reply and the FIN in one read.
+class RecordingDevice : public RawDevice {
+ public:
+  explicit RecordingDevice(bool close_after_reply) : close_(close_after_reply) { start(); }
+  ~RecordingDevice() override { join(); }
+  struct Exchange {
+    std::chrono::steady_clock::time_point arrived, replying;
+  };
+  std::vector<Exchange> exchanges() {
+    std::lock_guard l(mu_);
+    return exchanges_;
+  }
+
+ private:
+  void serve(int c) override {
+    std::uint8_t req[12];
+    while (read_request(c, req) && req[7] == 3) {
+      Exchange x{std::chrono::steady_clock::now(), {}};
+      const auto rep = reply(req, 7);
+      const int one = 1;
+      if (close_) ::setsockopt(c, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+      x.replying = std::chrono::steady_clock::now();
+      {
+        std::lock_guard l(mu_);
+        exchanges_.push_back(x);
+      }
+      (void)::send(c, rep.data(), rep.size(), MSG_NOSIGNAL);
+      if (close_) {
+        ::shutdown(c, SHUT_WR);  // flushes the corked reply together with the FIN
+        pollfd w{c, POLLIN, 0};
+        (void)::poll(&w, 1, 1000);  // let the client close first
+        break;
       }
     }
   }
 
   bool close_;
-  UniqueFd fd_;
-  std::uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0};
   std::mutex mu_;
   std::vector<Exchange> exchanges_;
-  std::thread thread_;
 };
 
 // Pauses are lower bounds, measured where a loaded machine cannot shrink them: on the device's
@@ -647,70 +671,22 @@ TEST(PollEngine, TrailingBytesAndRepliesSentTwiceAreDroppedAndTheDevicesWork) {
 // A gateway that repeats each reply late, just before its answer to the next request: the
 // old reply is recognised by its transaction id, skipped and counted, and the new one used on
 // the same connection. (Without the skip, every reply after the first is malformed.)
-class EchoingGateway {
+class EchoingGateway : public RawDevice {
  public:
-  EchoingGateway() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(fd_.get(), 8) != 0) {
-      throw std::runtime_error("listen failed");
-    }
-    socklen_t len = sizeof a;
-    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { run(); });
-  }
-  ~EchoingGateway() {
-    stop_ = true;
-    thread_.join();
-  }
-  std::uint16_t port() const { return port_; }
-  int connections() const { return connections_; }
+  EchoingGateway() { start(); }
+  ~EchoingGateway() override { join(); }
 
  private:
-  static std::vector<std::uint8_t> reply(const std::uint8_t (&req)[12]) {
-    const int count = req[10] << 8 | req[11];
-    std::vector<std::uint8_t> rep{req[0], req[1], 0, 0, 0, static_cast<std::uint8_t>(3 + 2 * count),
-                                  req[6], 3, static_cast<std::uint8_t>(2 * count)};
-    for (int i = 0; i < count; ++i) rep.insert(rep.end(), {0, 42});
-    return rep;
-  }
-  bool read_request(int c, std::uint8_t (&req)[12]) {
-    std::size_t got = 0;
-    while (got < sizeof req && !stop_) {
-      pollfd p{c, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      const ssize_t n = ::recv(c, req + got, sizeof req - got, 0);
-      if (n <= 0) return false;
-      got += static_cast<std::size_t>(n);
-    }
-    return got == sizeof req;
-  }
-  void run() {
-    while (!stop_) {
-      pollfd p{fd_.get(), POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (!c) continue;
-      ++connections_;
-      std::uint8_t req[12];
-      std::vector<std::uint8_t> previous;
-      while (read_request(c.get(), req)) {
-        std::vector<std::uint8_t> out = previous;  // the last reply, again
-        previous = reply(req);
-        out.insert(out.end(), previous.begin(), previous.end());
-        (void)::send(c.get(), out.data(), out.size(), MSG_NOSIGNAL);
-      }
+  void serve(int c) override {
+    std::uint8_t req[12];
+    std::vector<std::uint8_t> previous;
+    while (read_request(c, req)) {
+      std::vector<std::uint8_t> out = previous;  // the last reply, again
+      previous = reply(req, 42);
+      out.insert(out.end(), previous.begin(), previous.end());
+      (void)::send(c, out.data(), out.size(), MSG_NOSIGNAL);
     }
   }
-
-  UniqueFd fd_;
-  std::uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0};
-  std::thread thread_;
 };
 
 TEST(PollEngine, AReplyToAnEarlierRequestIsSkippedByItsTransactionId) {
