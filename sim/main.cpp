@@ -17,7 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/app/cli_parse.h"
 #include "daemon/config/config.h"
+#include "facilityd_version.h"
 #include "sim/simulator.h"
 
 namespace {
@@ -41,6 +43,8 @@ constexpr const char* kFooter = R"(Faults (--fault DEVICE_ID=SPEC, repeatable; S
   close          close the connection when a request arrives
   delay:DUR      answer late, e.g. delay:500ms, delay:2s (other units are not held up)
   illegal:ADDR   exception 2 for any read covering register ADDR (0-based; 12 or 0x0c)
+  trailing:N     N junk bytes after every reply (a gateway quirk)
+  duplicate      every reply sent twice (a gateway quirk)
   none           clear (useful in a --fault-file)
 A --fault-file holds one DEVICE_ID=SPEC per line ('#' comments); it is re-read whenever it
 changes, so a test can make a device fail and recover while the simulator runs.
@@ -81,6 +85,8 @@ Fault merge(Fault a, const Fault& b) {
   a.silent |= b.silent;
   a.close |= b.close;
   a.delay = std::max(a.delay, b.delay);
+  a.trailing = std::max(a.trailing, b.trailing);
+  a.duplicate |= b.duplicate;
   a.illegal_addresses.insert(b.illegal_addresses.begin(), b.illegal_addresses.end());
   return a;
 }
@@ -210,6 +216,8 @@ void print_summary(const facility::sim::ServerStats& st, double seconds) {
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "facility-sim"};
   app.footer(kFooter);
+  app.set_version_flag("--version", std::string("facility-sim ") + FACILITYD_VERSION + " (git " +
+                                        FACILITYD_REVISION + ")");
   std::string config_path, truth_path, stats_path, fault_file;
   std::uint64_t seed = 1;
   double speed = 1.0;
@@ -241,7 +249,7 @@ int main(int argc, char** argv) {
   app.add_option("--update-interval", interval_arg, "how often registers are recomputed")
       ->capture_default_str();
   app.add_option("--run-for", run_for_arg, "exit by itself after this long (e.g. 30s)");
-  CLI11_PARSE(app, argc, argv);
+  if (const auto status = facility::parse_command_line(app, argc, argv)) return *status;
 
   const auto interval = facility::parse_duration(interval_arg);
   if (!interval || interval->count() <= 0) {

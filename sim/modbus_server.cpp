@@ -69,6 +69,17 @@ std::optional<std::uint16_t> parse_address(std::string_view s) {
   return static_cast<std::uint16_t>(v);
 }
 
+// A gateway's quirks applied to a whole reply frame: sent twice, junk bytes after it.
+std::vector<std::uint8_t> quirks(std::vector<std::uint8_t> frame, const Fault& f) {
+  if (f.duplicate) {
+    const std::size_t n = frame.size();
+    frame.reserve(2 * n + f.trailing);
+    for (std::size_t i = 0; i < n; ++i) frame.push_back(frame[i]);
+  }
+  for (std::uint16_t i = 0; i < f.trailing; ++i) frame.push_back(static_cast<std::uint8_t>(0xA5 ^ i));
+  return frame;
+}
+
 }  // namespace
 
 // ---- Fault ---------------------------------------------------------------------------------
@@ -80,12 +91,14 @@ std::string Fault::describe() const {
   if (silent) add("silent");
   if (busy) add("busy");
   if (delay.count() > 0) add("delay:" + std::to_string(delay.count()) + "ms");
+  if (trailing > 0) add("trailing:" + std::to_string(trailing));
+  if (duplicate) add("duplicate");
   for (std::uint16_t a : illegal_addresses) add("illegal:" + std::to_string(a));
   return s.empty() ? "none" : s;
 }
 
 std::optional<std::string> parse_fault(std::string_view spec, Fault& out) {
-  if (trim(spec).empty()) return "empty fault (expected silent, busy, close, delay:DUR, illegal:ADDR)";
+  if (trim(spec).empty()) return "empty fault (expected silent, busy, close, delay:DUR, illegal:ADDR, trailing:N, duplicate)";
   while (!spec.empty()) {
     const auto comma = spec.find(',');
     const std::string_view item = trim(spec.substr(0, comma));
@@ -96,6 +109,16 @@ std::optional<std::string> parse_fault(std::string_view spec, Fault& out) {
       out.busy = true;
     } else if (item == "close") {
       out.close = true;
+    } else if (item == "duplicate") {
+      out.duplicate = true;
+    } else if (item.starts_with("trailing:")) {
+      const std::string arg(item.substr(9));
+      unsigned n = 0;
+      auto [p, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), n);
+      if (ec != std::errc() || p != arg.data() + arg.size() || n < 1 || n > 250) {
+        return "bad trailing \"" + arg + "\" (expected a byte count 1..250, e.g. trailing:6)";
+      }
+      out.trailing = static_cast<std::uint16_t>(n);
     } else if (item == "none") {
       out = Fault{};
     } else if (item.starts_with("delay:")) {
@@ -118,7 +141,8 @@ std::optional<std::string> parse_fault(std::string_view spec, Fault& out) {
       out.illegal_addresses.insert(*addr);
     } else {
       return "unknown fault \"" + std::string(item) +
-             "\" (expected silent, busy, close, delay:DUR, illegal:ADDR or none)";
+             "\" (expected silent, busy, close, delay:DUR, illegal:ADDR, trailing:N, duplicate "
+             "or none)";
     }
   }
   return std::nullopt;
@@ -416,8 +440,8 @@ bool ModbusServer::process_tcp(Connection& c) {
     const std::size_t frame_size = 6 + length;
     if (avail < frame_size) break;
     std::vector<std::uint8_t> body;
-    std::chrono::milliseconds delay{0};
-    const Action a = handle_pdu(c, p[6], p + kMbapSize, frame_size - kMbapSize, body, delay);
+    Fault shape;
+    const Action a = handle_pdu(c, p[6], p + kMbapSize, frame_size - kMbapSize, body, shape);
     const std::uint16_t tid = get16(p);
     const std::uint8_t uid = p[6];
     pos += frame_size;
@@ -433,7 +457,7 @@ bool ModbusServer::process_tcp(Connection& c) {
       put16(reply, static_cast<std::uint16_t>(1 + body.size()));
       reply.push_back(uid);
       reply.insert(reply.end(), body.begin(), body.end());
-      queue_reply(c, std::move(reply), delay);
+      queue_reply(c, quirks(std::move(reply), shape), shape.delay);
     }
   }
   if (!keep) {
@@ -484,9 +508,9 @@ bool ModbusServer::process_rtu(Connection& c) {
       continue;
     }
     std::vector<std::uint8_t> body;
-    std::chrono::milliseconds delay{0};
+    Fault shape;
     const std::uint8_t uid = p[0];
-    const Action a = handle_pdu(c, uid, p + 1, need - 3, body, delay);
+    const Action a = handle_pdu(c, uid, p + 1, need - 3, body, shape);
     pos += need;
     if (a == Action::kClose) {
       if (c.serial) continue;  // a serial line cannot be "closed": treat as silence
@@ -500,7 +524,7 @@ bool ModbusServer::process_rtu(Connection& c) {
       const std::uint16_t crc = modbus::crc16(reply);
       reply.push_back(static_cast<std::uint8_t>(crc & 0xFF));
       reply.push_back(static_cast<std::uint8_t>(crc >> 8));
-      queue_reply(c, std::move(reply), delay);
+      queue_reply(c, quirks(std::move(reply), shape), shape.delay);
     }
   }
   if (!keep) {
@@ -514,7 +538,7 @@ bool ModbusServer::process_rtu(Connection& c) {
 ModbusServer::Action ModbusServer::handle_pdu(const Connection& c, std::uint8_t uid,
                                               const std::uint8_t* pdu, std::size_t pdu_len,
                                               std::vector<std::uint8_t>& body,
-                                              std::chrono::milliseconds& delay) {
+                                              Fault& in_effect) {
   const std::uint8_t fc = pdu[0];
   auto exception = [&body, fc](std::uint8_t code) {
     body = {static_cast<std::uint8_t>(fc | 0x80), code};
@@ -532,7 +556,7 @@ ModbusServer::Action ModbusServer::handle_pdu(const Connection& c, std::uint8_t 
       ++stats_.dropped;
       return fault->close ? Action::kClose : Action::kNoReply;
     }
-    if (fault) delay = fault->delay;
+    if (fault) in_effect = *fault;
 
     const auto u = units_.find(key);
     if (u == units_.end() && c.serial) {

@@ -73,13 +73,17 @@ struct UnitImage {
 // `silent`, which wins over `busy`; the delay applies to whatever reply is sent.
 struct Fault {
   std::chrono::milliseconds delay{0};  // reply this late (without blocking other units)
+  // Gateway quirks: `trailing` junk bytes after every reply; every reply sent twice.
+  std::uint16_t trailing = 0;
+  bool duplicate = false;
   bool busy = false;    // answer every request with exception 6 (server device busy)
   bool silent = false;  // never answer; the client must time out
   bool close = false;   // close the connection as soon as a request for this unit arrives
   std::set<std::uint16_t> illegal_addresses;  // exception 2 for any read covering one of these
 
   bool empty() const {
-    return delay.count() == 0 && !busy && !silent && !close && illegal_addresses.empty();
+    return delay.count() == 0 && !busy && !silent && !close && illegal_addresses.empty() &&
+           trailing == 0 && !duplicate;
   }
   std::string describe() const;  // e.g. "delay:500ms,busy"; "none" if empty
 };
@@ -151,7 +155,7 @@ class ModbusServer {
   // Answers one request PDU for `uid`: the reply PDU in `reply`.
   Action handle_pdu(const Connection& c, std::uint8_t uid, const std::uint8_t* pdu,
                     std::size_t pdu_len, std::vector<std::uint8_t>& reply,
-                    std::chrono::milliseconds& delay);
+                    Fault& in_effect);
   bool process_tcp(Connection& c);
   bool process_rtu(Connection& c);
   void queue_reply(Connection& c, std::vector<std::uint8_t> bytes, std::chrono::milliseconds delay);

@@ -108,6 +108,7 @@ struct PollEngine::Impl {
     SteadyTime last_io{};
     milliseconds backoff{0};
     std::string last_error;
+    bool unreachable = false;  // the last connection attempt failed (reported once)
     bool want_out = false;
   };
 
@@ -150,6 +151,9 @@ struct PollEngine::Impl {
   }
 
   static constexpr std::uint64_t kResolverEvent = UINT64_MAX - 1;
+  // A reply whose transaction id is one of this many before the current one answers an earlier
+  // request of the connection (retries are at most 10): skipped, not a malformed stream.
+  static constexpr std::uint16_t kStaleTransactions = 16;
 
   void on_resolved(SteadyTime now) {
     for (Resolver::Answer& a : resolver.take()) {
@@ -252,6 +256,10 @@ struct PollEngine::Impl {
   void connected(Ep& ep, SteadyTime now) {
     ep.backoff = milliseconds(0);
     ep.last_error.clear();
+    if (ep.unreachable) {
+      ep.unreachable = false;
+      obs.on_reachability(ep.index, true, "");
+    }
     set_interest(ep, false);
     obs.on_connection(ep.index, true);
     ep.last_io = now;
@@ -267,6 +275,10 @@ struct PollEngine::Impl {
 
   void connect_failed(Ep& ep, const std::string& why, SteadyTime now) {
     const bool was_open = static_cast<bool>(ep.fd);
+    if (!ep.unreachable) {
+      ep.unreachable = true;
+      obs.on_reachability(ep.index, false, "connect failed: " + why);
+    }
     // The name may point elsewhere now (a replaced device, a DHCP lease): look it up again on
     // the next attempt, after the backoff.
     if (ep.named) ep.re_resolve = true;
@@ -476,17 +488,31 @@ struct PollEngine::Impl {
       return;
     }
     if (ep.state != State::kAwaiting || ep.active < 0) {
-      // Bytes nobody asked for: the stream cannot be trusted any more.
-      spdlog::debug("{}: {} unexpected bytes; reconnecting", ep.spec.key, ep.rx.size());
-      close_conn(ep, true);
-      proceed(ep, now);
+      // Bytes nobody asked for (a gateway that sends a reply twice, line noise): dropped and
+      // counted. Over Modbus TCP the next reply is recognised by its transaction id, so the
+      // connection stays; RTU framing has none, so only a fresh connection is clean again.
+      obs.on_discarded(ep.index, ep.rx.size());
+      ep.rx.clear();
+      if (ep.spec.framing == Framing::kRtu || !ended.empty()) {
+        spdlog::debug("{}: unexpected bytes; reconnecting", ep.spec.key);
+        close_conn(ep, true);
+        proceed(ep, now);
+      }
       return;
     }
     Dev& d = devs[static_cast<std::size_t>(ep.active)];
     const ReadRequest& r = d.poll.request();
     ReplyFrame f;
-    const FrameStatus st = find_reply(ep.spec.framing, ep.rx, ep.tid,
-                                      static_cast<std::uint8_t>(d.poll.spec().unit), r.kind, r.count, f);
+    FrameStatus st;
+    // A late reply to a request that timed out (the retry went out with a new transaction id),
+    // or one a gateway sent twice: skipped and counted, and the wait for this reply goes on.
+    while ((st = find_reply(ep.spec.framing, ep.rx, ep.tid,
+                            static_cast<std::uint8_t>(d.poll.spec().unit), r.kind, r.count, f,
+                            kStaleTransactions)) == FrameStatus::kStale) {
+      obs.on_discarded(ep.index, f.size);
+      ep.rx.erase(ep.rx.begin(), ep.rx.begin() + static_cast<std::ptrdiff_t>(f.size));
+      f = ReplyFrame{};
+    }
     if (st == FrameStatus::kIncomplete) {
       if (!ended.empty()) lost(ep, ended, now);  // the rest of the reply will never come
       return;
@@ -496,11 +522,15 @@ struct PollEngine::Impl {
       handle(ep, d, d.poll.on_malformed(f.error), now);
       return;
     }
-    if (ep.rx.size() != f.size) {
-      handle(ep, d, d.poll.on_malformed(std::to_string(ep.rx.size() - f.size) +
-                                        " bytes after the reply"),
-             now);
-      return;
+    // Bytes after a complete reply (junk, or the reply twice as some RTU-over-TCP gateways send
+    // it): the reply, framed exactly by its MBAP length or byte count and CRC, is good; the rest
+    // is dropped and counted. With RTU framing nothing tells a stray byte from the next reply,
+    // so the next request goes out on a fresh connection.
+    bool resync = false;
+    if (ep.rx.size() > f.size) {
+      obs.on_discarded(ep.index, ep.rx.size() - f.size);
+      ep.rx.resize(f.size);
+      resync = ep.spec.framing == Framing::kRtu;
     }
     ep.state = State::kReady;
     cancel_ep_timer(ep);
@@ -508,7 +538,7 @@ struct PollEngine::Impl {
     ep.rx.clear();
     // A complete reply that came with the end of the stream is a good reply; the next request
     // goes out on a new connection (send() opens one), and no request failed.
-    if (!ended.empty()) close_conn(ep, true);
+    if (!ended.empty() || resync) close_conn(ep, true);
     handle(ep, d, d.poll.on_reply(std::span(frame.data() + f.pdu_offset, f.pdu_size)), now);
   }
 

@@ -73,7 +73,7 @@ std::size_t reply_pdu_size(RegisterKind kind, std::uint16_t count) {
 
 FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
                        std::uint16_t transaction_id, std::uint8_t unit, RegisterKind kind,
-                       std::uint16_t count, ReplyFrame& out) {
+                       std::uint16_t count, ReplyFrame& out, std::uint16_t stale_tids) {
   const auto fc = static_cast<std::uint8_t>(kind);
   if (framing == Framing::kTcp) {
     if (in.size() < kMbapHeaderSize) return FrameStatus::kIncomplete;
@@ -81,6 +81,15 @@ FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
     if (get16(&in[2]) != 0) {
       out.error = "MBAP protocol id " + std::to_string(get16(&in[2])) + " (expected 0)";
       return FrameStatus::kMalformed;
+    }
+    // How many requests ago the frame's transaction id was sent (mod 2^16).
+    const auto age = static_cast<std::uint16_t>(transaction_id - get16(&in[0]));
+    if (age != 0 && age <= stale_tids && length >= 3 && length <= 254) {
+      if (in.size() < std::size_t{6} + length) return FrameStatus::kIncomplete;
+      out.size = std::size_t{6} + length;
+      out.error = "a reply to an earlier request (transaction id " +
+                  std::to_string(get16(&in[0])) + ")";
+      return FrameStatus::kStale;
     }
     if (get16(&in[0]) != transaction_id) {
       out.error = "transaction id " + std::to_string(get16(&in[0])) + " (expected " +

@@ -55,7 +55,10 @@ void encode_read_request(Framing framing, std::uint16_t transaction_id, std::uin
 // Bytes of a complete, successful reply PDU (function + byte count + data) to a read of `count`.
 std::size_t reply_pdu_size(RegisterKind kind, std::uint16_t count);
 
-enum class FrameStatus { kIncomplete, kComplete, kMalformed };
+// kStale (Modbus TCP only): a well-formed frame that answers one of the `stale_tids` requests
+// sent before this one on the connection (a late reply to a read that timed out, a gateway that
+// sends a reply twice). It is `out.size` bytes long; skip it and look again.
+enum class FrameStatus { kIncomplete, kComplete, kMalformed, kStale };
 
 struct ReplyFrame {
   std::size_t size = 0;  // bytes of the input the frame occupies
@@ -71,7 +74,7 @@ struct ReplyFrame {
 // it has arrived: waiting for bytes that a lying header announces would only end in a timeout.
 FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
                        std::uint16_t transaction_id, std::uint8_t unit, RegisterKind kind,
-                       std::uint16_t count, ReplyFrame& out);
+                       std::uint16_t count, ReplyFrame& out, std::uint16_t stale_tids = 0);
 
 enum class ReplyKind { kData, kException, kMalformed };
 

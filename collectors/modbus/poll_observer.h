@@ -22,6 +22,19 @@ class PollObserver {
   virtual void on_overrun(std::size_t device_index) = 0;
   // An endpoint's connection came up (up = true), or went down / failed to open.
   virtual void on_connection(std::size_t endpoint_index, bool up) = 0;
+  // Bytes received on an endpoint that belong to no reply: after a complete reply (junk, or
+  // the reply sent twice), a reply to an earlier request, or bytes while nothing was asked.
+  // They were dropped and the stream resynchronised; the reply, if any, was used.
+  virtual void on_discarded(std::size_t endpoint_index, std::size_t bytes) {
+    (void)endpoint_index, (void)bytes;
+  }
+  // An endpoint became unreachable -- a connection (for a serial line: the port) could not be
+  // opened, for `reason` -- or reachable again after that. Once per transition; connections
+  // that a device closes after a reply are not transitions, nor is the first connection.
+  virtual void on_reachability(std::size_t endpoint_index, bool reachable,
+                               const std::string& reason) {
+    (void)endpoint_index, (void)reachable, (void)reason;
+  }
 };
 
 }  // namespace facility::modbus

@@ -79,6 +79,10 @@ bool SerialLinePoller::open_line(std::string& error) {
     open_error_ = "open " + spec_.key + " failed: " + why + "; retry in " +
                   std::to_string(backoff_.count()) + " ms";
     error = open_error_;
+    if (!unreachable_) {
+      unreachable_ = true;
+      obs_.on_reachability(endpoint_index_, false, "open failed: " + why);
+    }
     return false;
   };
   std::unique_ptr<modbus_t, CtxCloser> ctx(modbus_new_rtu(
@@ -88,8 +92,13 @@ bool SerialLinePoller::open_line(std::string& error) {
   modbus_set_error_recovery(ctx.get(), MODBUS_ERROR_RECOVERY_NONE);
   if (modbus_connect(ctx.get()) == -1) {
     const int e = errno;
-    return fail(e == ENOENT ? "no such device" : e == EACCES ? "permission denied (dialout group?)"
-                : e == EBUSY ? "device busy" : "errno " + std::to_string(e));
+    // Under systemd the unit sees no devices until the serial-ports.conf drop-in opens them.
+    return fail(e == ENOENT   ? "no such device (under systemd: DeviceAllow= drop-in, "
+                                "/usr/share/doc/facilityd/examples/serial-ports.conf)"
+                : e == EACCES ? "permission denied (the dialout group; under systemd: "
+                                "/usr/share/doc/facilityd/examples/serial-ports.conf)"
+                : e == EBUSY  ? "device busy"
+                              : "errno " + std::to_string(e));
   }
   int fd = modbus_get_socket(ctx.get());
   if (fd >= FD_SETSIZE) {
@@ -106,6 +115,10 @@ bool SerialLinePoller::open_line(std::string& error) {
   ctx_ = std::move(ctx);
   backoff_ = std::chrono::milliseconds(0);
   obs_.on_connection(endpoint_index_, true);
+  if (unreachable_) {
+    unreachable_ = false;
+    obs_.on_reachability(endpoint_index_, true, "");
+  }
   last_io_ = now;
   if (spec_.pause_after_connect.count() > 0) wait_until(now + spec_.pause_after_connect);
   return true;

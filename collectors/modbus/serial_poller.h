@@ -82,6 +82,7 @@ class SerialLinePoller {
   SteadyTime next_open_{};
   std::chrono::milliseconds backoff_{0};
   std::string open_error_;
+  bool unreachable_ = false;  // the last open failed (reported once to the observer)
   SteadyTime last_io_{};
 
   std::mutex mu_;

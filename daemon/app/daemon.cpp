@@ -20,6 +20,21 @@ namespace {
 
 double unix_now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
+// Devices this daemon polls (its shard's), and how many of them are up.
+struct UpCount {
+  std::size_t up = 0, polled = 0;
+};
+UpCount count_up(const FacilitySnapshot& snap) {
+  UpCount n;
+  const ShardSettings& shard = snap.config->daemon.shard;
+  for (const auto& d : snap.devices) {
+    if (!owns_device(shard, *d.device)) continue;
+    ++n.polled;
+    n.up += d.up ? 1 : 0;
+  }
+  return n;
+}
+
 // Everything that decides what a device's reading means. Two configurations that give a device
 // the same fingerprint read and interpret it identically, so its last reading stays valid.
 std::string device_fingerprint(const Config& cfg, const Device& d) {
@@ -58,7 +73,9 @@ std::shared_ptr<const Config> with_overrides(std::shared_ptr<const Config> cfg,
 }  // namespace
 
 Daemon::Daemon(std::shared_ptr<const Config> config, DaemonOptions opt)
-    : opt_(std::move(opt)), config_(with_overrides(std::move(config), opt_)) {
+    : opt_(std::move(opt)),
+      config_(with_overrides(std::move(config), opt_)),
+      transitions_(opt_.transition_log) {
   reload_status_.last_success_unix = unix_now();
 }
 
@@ -137,7 +154,7 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg) {
   // cannot know whole it leaves out (daemon/config/shard.h).
   std::shared_ptr<const Config> poll_cfg =
       shard.sharded() ? std::make_shared<const Config>(devices_of_shard(*cfg)) : cfg;
-  polling_ = std::make_unique<PollingService>(*poll_cfg, store_, *stats);
+  polling_ = std::make_unique<PollingService>(*poll_cfg, store_, *stats, nullptr, &transitions_);
   if (shard.sharded()) {
     std::size_t mine = 0, all = 0;
     for (const auto& s : poll_cfg->sites) mine += s.devices.size();
@@ -175,6 +192,7 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg) {
   gate_->set_auth(cfg->daemon.auth);
 
   polling_->start();
+  last_status_.clear();  // main() announced "Reloading" or nothing yet: say it again
   {
     std::lock_guard lock(mu_);
     stopping_ = false;
@@ -287,15 +305,12 @@ void Daemon::model_loop() {
       std::unique_lock lock(mu_);
       if (cv_.wait_for(lock, opt_.model_interval, [this] { return stopping_; })) break;
     }
+    if (opt_.model_cycle_hook) opt_.model_cycle_hook();
     auto snap = model_->update(store_.snapshot(), Clock::now());
+    log_device_transitions(*snap);
+    notify_systemd(*snap);
     if (!first_cycle_logged) {
-      std::size_t up = 0, polled = 0;
-      const ShardSettings& shard = snap->config->daemon.shard;
-      for (const auto& d : snap->devices) {
-        if (!owns_device(shard, *d.device)) continue;
-        ++polled;
-        up += d.up ? 1 : 0;
-      }
+      const auto [up, polled] = count_up(*snap);
       if (up == polled || std::chrono::steady_clock::now() - t0 > std::chrono::minutes(2)) {
         spdlog::info("first poll cycle complete after {:.1f} s: {} of {} devices up",
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
@@ -305,6 +320,45 @@ void Daemon::model_loop() {
     }
     for (const auto& sink : sinks) sink->take(snap);
   }
+}
+
+void Daemon::log_device_transitions(const FacilitySnapshot& snap) {
+  const ShardSettings& shard = snap.config->daemon.shard;
+  for (const auto& d : snap.devices) {
+    if (!owns_device(shard, *d.device)) continue;
+    auto& logged = logged_state_[d.device->id];
+    // Not polled yet (start, reload): nothing to say; the first-cycle summary covers start-up.
+    const bool attempted = d.up || !d.last_error.empty() || d.last_success != TimePoint{};
+    if (!attempted) continue;
+    if (d.up && logged == LoggedState::kDown) {
+      transitions_.up("device", d.device->id);
+    } else if (!d.up && logged != LoggedState::kDown) {
+      std::string reason = d.last_error;
+      if (reason.empty()) {
+        const auto age = std::chrono::duration_cast<std::chrono::seconds>(snap.computed_at -
+                                                                           d.last_success);
+        reason = "stale: no successful poll for " + std::to_string(age.count()) + " s";
+      }
+      transitions_.down("device", d.device->id, reason);
+    }
+    logged = d.up ? LoggedState::kUp : LoggedState::kDown;
+  }
+  transitions_.flush();
+}
+
+void Daemon::notify_systemd(const FacilitySnapshot& snap) {
+  if (!opt_.notify) return;
+  const auto [up, polled] = count_up(snap);
+  std::string status = "STATUS=" + std::to_string(up) + " of " + std::to_string(polled) +
+                       " devices up, " + std::to_string(snap.sites.size()) + " site" +
+                       (snap.sites.size() == 1 ? "" : "s");
+  std::string msg;
+  if (status != last_status_) {
+    last_status_ = status;
+    msg = status;
+  }
+  if (opt_.watchdog) msg += (msg.empty() ? "" : "\n") + std::string("WATCHDOG=1");
+  if (!msg.empty()) opt_.notify(msg);
 }
 
 void Daemon::stop() {

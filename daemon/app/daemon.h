@@ -22,14 +22,17 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/config/config.h"
+#include "daemon/logging/logging.h"
 #include "daemon/model/model.h"
 #include "daemon/polling/collector_stats.h"
 #include "daemon/readings/readings.h"
@@ -52,6 +55,18 @@ struct DaemonOptions {
   std::optional<std::string> mqtt_broker;  // overrides mqtt.broker
   bool no_mqtt = false;
   std::chrono::milliseconds model_interval{1000};
+  // systemd notifications (sd_notify state strings such as "STATUS=..."); empty: none. The
+  // model loop sends STATUS= (devices up / polled) when it changes, and WATCHDOG=1 after every
+  // snapshot when `watchdog` is set: a stuck model loop stops the pings, so systemd's
+  // WatchdogSec= restarts a daemon that no longer produces data (not merely one whose process
+  // is alive).
+  std::function<void(const std::string&)> notify;
+  bool watchdog = false;
+  // Called at the start of every model cycle, on the model thread. Tests block in it to stall
+  // the loop.
+  std::function<void()> model_cycle_hook;
+  // Devices and endpoints going down and up: logged once per transition, rate-limited.
+  TransitionLog::Options transition_log;
 };
 
 class Daemon {
@@ -87,6 +102,9 @@ class Daemon {
   void stop_pipeline();
   void teardown();  // stop_pipeline() and close the listener
   void model_loop();
+  // After each snapshot: device transitions to the log, STATUS= and WATCHDOG=1 to systemd.
+  void log_device_transitions(const FacilitySnapshot& snap);
+  void notify_systemd(const FacilitySnapshot& snap);
   void ensure_state_dir(const Config& config) const;
   ScrapeSources live_sources() const;
 
@@ -112,6 +130,13 @@ class Daemon {
   std::shared_ptr<PrometheusSink> prometheus_;
   std::unique_ptr<HttpGate> gate_;      // authentication and /metrics
   std::unique_ptr<HttpRoutes> routes_;  // "/" and /reports
+
+  // Model thread only (the thread is joined across reloads, so states survive them): what the
+  // log last said of each device, by id.
+  enum class LoggedState { kUnknown, kUp, kDown };
+  std::unordered_map<std::string, LoggedState> logged_state_;
+  std::string last_status_;
+  TransitionLog transitions_;
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -8,11 +8,14 @@
 #include <ctime>
 #include <memory>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
-#include "daemon/config/config.h"
+#include "daemon/app/cli_parse.h"
 #include "daemon/app/daemon.h"
 #include "daemon/app/probe.h"
+#include "daemon/config/config.h"
+#include "daemon/logging/logging.h"
 #include "daemon/reports/cli.h"
 #include "facilityd_version.h"
 
@@ -31,8 +34,12 @@ Examples:
   facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
   facilityd report --config /etc/facilityd/facilityd.yaml --site hl1 --format html -o hl1.html
 
-Configuration keys: docs/config.md. Metrics: docs/metrics.md. MQTT topics: docs/mqtt.md.
-Capacity reports: docs/reports.md.)";
+Configuration keys: facilityd.yaml(5) and docs/config.md. Metrics: docs/metrics.md. MQTT
+topics: docs/mqtt.md. Capacity reports: docs/reports.md (installed: /usr/share/doc/facilityd).)";
+
+constexpr const char* kFooter = R"(Exit status: 0 on success, 1 when the command failed (a configuration that does not load,
+a poll that failed, a daemon that could not start), 2 for a bad command line. Each command's
+--help says what its own statuses mean.)";
 
 int check_config(const std::string& path, bool quiet) {
   try {
@@ -45,6 +52,12 @@ int check_config(const std::string& path, bool quiet) {
       }
       std::printf("%s: OK: %zu sites, %zu cabinets, %zu devices, %zu profiles\n", path.c_str(),
                   cfg.sites.size(), cabinets, devices, cfg.profiles.size());
+      if (cfg.sites.empty()) {
+        std::printf("%s: no sites yet: facilityd will serve only its own health until you add "
+                    "one under `sites:` (facilityd.yaml(5), or the commented example "
+                    "/usr/share/doc/facilityd/examples/minimal.yaml)\n",
+                    path.c_str());
+      }
     }
     return 0;
   } catch (const facility::ConfigException& e) {
@@ -97,10 +110,21 @@ std::string summary(const facility::Config& cfg) {
          (cfg.daemon.shard.sharded() ? " (shard " + cfg.daemon.shard.text() + ")" : "");
 }
 
-int run(const std::string& path, const facility::DaemonOptions& opt,
-        const std::string& state_dir) {
+int run(const std::string& path, facility::DaemonOptions opt, const std::string& state_dir) {
   auto cfg = load_for_run(path, state_dir, opt, "not starting");
   if (!cfg) return 1;
+
+  // Under systemd (NOTIFY_SOCKET): STATUS= with the devices up, and WATCHDOG=1 from the model
+  // loop when the unit sets WatchdogSec=.
+  if (std::getenv("NOTIFY_SOCKET")) {
+    opt.notify = [](const std::string& state) { sd_notify(0, state.c_str()); };
+    std::uint64_t usec = 0;
+    opt.watchdog = sd_watchdog_enabled(0, &usec) > 0;
+    if (opt.watchdog) {
+      spdlog::info("systemd watchdog: {:.0f} s; the model loop pings it every {:.0f} s",
+                   usec / 1e6, opt.model_interval.count() / 1e3);
+    }
+  }
 
   // Block the stop and reload signals in every thread; the main thread waits for them with
   // sigwait.
@@ -125,7 +149,8 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
     spdlog::info("MQTT to {} under {}/<site>/...", opt.mqtt_broker.value_or(cfg->mqtt.broker),
                  cfg->mqtt.topic_prefix);
   }
-  sd_notify(0, "READY=1\nSTATUS=Running");
+  // STATUS= (devices up) follows from the model loop.
+  sd_notify(0, "READY=1");
 
   int sig = 0;
   while (true) {
@@ -151,7 +176,7 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
     } else {
       daemon.reload_failed();
     }
-    sd_notify(0, "READY=1\nSTATUS=Running");
+    sd_notify(0, "READY=1");
   }
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   sd_notify(0, "STOPPING=1");
@@ -165,7 +190,9 @@ int run(const std::string& path, const facility::DaemonOptions& opt,
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "facilityd"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("facilityd ") + FACILITYD_VERSION);
+  app.footer(kFooter);
+  app.set_version_flag("--version", std::string("facilityd ") + FACILITYD_VERSION +
+                                        " (git " + FACILITYD_REVISION + ")");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -187,7 +214,10 @@ int main(int argc, char** argv) {
   run_cmd->footer(R"(Signals: SIGHUP reloads the configuration (systemctl reload facilityd). A file
 that does not load is refused: its problems are logged as FILE:LINE:COL: message, the
 previous configuration stays in effect and facility_config_last_reload_successful becomes 0.
-What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanly.)");
+What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanly.
+
+Exit status: 0 after SIGINT/SIGTERM, 1 when the configuration does not load or the daemon
+cannot start (e.g. the listen port is taken), 2 for a bad command line.)");
 
   facility::ReportCliOptions report_opt;
   auto* report_cmd = facility::add_report_subcommand(app, report_opt);
@@ -199,13 +229,19 @@ What a reload keeps and restarts: docs/prometheus.md. SIGINT/SIGTERM stop cleanl
       "FILE:LINE:COL: message and exit 1 if there is any.");
   check_cmd->add_option("config", config_path, "Configuration file (YAML)")->required();
   check_cmd->add_flag("-q,--quiet", quiet, "Print nothing when the configuration is valid");
+  check_cmd->footer("Exit status: 0 when the configuration is valid, 1 when it has problems, 2 "
+                    "for a bad command line.");
 
   facility::ProbeCliOptions probe_opt;
   auto* probe_cmd = facility::add_probe_subcommand(app, probe_opt);
 
-  CLI11_PARSE(app, argc, argv);
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  if (const auto status = facility::parse_command_line(app, argc, argv)) return *status;
+  const auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") {
+    std::fprintf(stderr, "facilityd: --log-level must be trace, debug, info, warn or error\n");
+    return 2;
+  }
+  facility::setup_logging(level);
 
   if (*check_cmd) return check_config(config_path, quiet);
   if (*probe_cmd) return facility::run_probe_cli(probe_opt);

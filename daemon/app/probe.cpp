@@ -19,6 +19,7 @@
 #include "collectors/modbus/serial_poller.h"
 #include "daemon/config/config.h"
 #include "daemon/polling/polling.h"
+#include "facilityd_paths.h"
 
 namespace facility {
 namespace {
@@ -95,22 +96,18 @@ std::string format_value(const modbus::PolledValue& v, const modbus::PointSpec& 
 std::shared_ptr<const Profile> find_profile(const ProbeOptions& opt, std::ostream& err) {
   fs::path file = opt.profile;
   if (file.extension() != ".yaml") {
-    std::vector<fs::path> dirs;
-    if (!opt.profiles_dir.empty()) {
-      dirs.push_back(opt.profiles_dir);
-    } else {
-      dirs = {"/etc/facilityd/profiles", "config/profiles"};
-    }
-    file.clear();
-    for (const auto& d : dirs) {
-      if (fs::exists(d / (opt.profile + ".yaml"))) {
-        file = d / (opt.profile + ".yaml");
-        break;
-      }
-    }
+    const auto search_path = profile_search_path(opt.profiles_dir);
+    file = find_profile_file(search_path, opt.profile);
     if (file.empty()) {
       err << "facilityd probe: no profile \"" << opt.profile << "\" in ";
-      for (std::size_t i = 0; i < dirs.size(); ++i) err << (i ? ", " : "") << dirs[i].string();
+      for (std::size_t i = 0; i < search_path.size(); ++i) {
+        err << (i ? ", " : "") << search_path[i].string();
+      }
+      const auto names = available_profiles(search_path);
+      if (!names.empty()) {
+        err << "; available:";
+        for (const auto& n : names) err << " " << n;
+      }
       err << " (use --profiles-dir DIR or a path to a .yaml file)\n";
       return nullptr;
     }
@@ -287,8 +284,8 @@ CLI::App* add_probe_subcommand(CLI::App& app, ProbeCliOptions& opt) {
   cmd->add_option("--unit", opt.probe.unit, "Modbus unit id")->capture_default_str();
   cmd->add_option("--profile", opt.probe.profile, "Profile name or path to a profile .yaml");
   cmd->add_option("--profiles-dir", opt.probe.profiles_dir,
-                  "Where profile names are looked up (default /etc/facilityd/profiles, "
-                  "then ./config/profiles)");
+                  "Where profile names are looked up first; then /etc/facilityd/profiles, "
+                  "then the shipped " FACILITYD_DATADIR "/profiles");
   cmd->add_option("--timeout", opt.timeout, "Response timeout")->capture_default_str();
   cmd->add_option("--baud", opt.probe.baud, "Serial: baud rate (default 9600)");
   cmd->add_option("--parity", opt.parity, "Serial: none, even or odd (default none)");
@@ -297,6 +294,7 @@ CLI::App* add_probe_subcommand(CLI::App& app, ProbeCliOptions& opt) {
   facilityd probe --device hl1-meter-ups --config /etc/facilityd/facilityd.yaml
   facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
   facilityd probe rtu:///dev/ttyUSB0 --unit 1 --profile eastron-sdm630 --baud 9600 --parity even
+
 Exit status: 0 when the device answered every read, 1 when the poll failed, 2 for bad options.)");
   return cmd;
 }

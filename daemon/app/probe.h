@@ -23,7 +23,7 @@ struct ProbeOptions {
   std::string endpoint;      // tcp://HOST:PORT, rtu-over-tcp://HOST:PORT, rtu:///dev/ttyUSB0
   int unit = 1;
   std::string profile;       // a name in profiles_dir, or a path to a .yaml file
-  std::string profiles_dir;  // default: /etc/facilityd/profiles, else ./config/profiles
+  std::string profiles_dir;  // looked up first (profile_search_path in config.h says the rest)
   std::optional<int> baud;
   std::optional<char> parity;
   std::optional<int> stop_bits;

@@ -237,9 +237,9 @@ Config load_config(const std::string& path) {
   if (top.has("defaults")) defs = config_detail::parse_defaults(d, top.get("defaults"));
   config_detail::ProfileLibrary profiles(d, cfg, top);
   config_detail::LoadContext ctx{d, cfg, std::move(defs), profiles, {}, {}, {}};
-  auto sites = top.seq("sites", true);
-  if (top.has("sites") && sites.empty()) d.error(top.get("sites"), "config: no sites defined");
-  for (const auto& sn : sites) config_detail::parse_site(ctx, sn);
+  // No sites is a valid start (the installed /etc/facilityd/facilityd.yaml): the daemon then
+  // serves only its own health until sites are added.
+  for (const auto& sn : top.seq("sites")) config_detail::parse_site(ctx, sn);
 
   check_endpoints_used(d, cfg, endpoint_locs);
   throw_if_errors(d);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -249,6 +250,18 @@ Config load_config(const std::string& path);
 
 // Loads one profile file (used by load_config and by `facilityd probe --profile`).
 std::shared_ptr<const Profile> load_profile(const std::string& path);
+
+// Where profile names are looked up, in order: `first` (the configuration's profiles_dir, or
+// probe's --profiles-dir; empty = none), then /etc/facilityd/profiles, then the shipped
+// /usr/share/facilityd/profiles (the install prefix's). The first file NAME.yaml found wins, so
+// a site's own profile overrides a shipped one of the same name.
+std::vector<std::filesystem::path> profile_search_path(const std::filesystem::path& first);
+// The file of profile `name` on the search path; empty if there is none.
+std::filesystem::path find_profile_file(const std::vector<std::filesystem::path>& search_path,
+                                        const std::string& name);
+// Every profile name on the search path, sorted, each once.
+std::vector<std::string> available_profiles(
+    const std::vector<std::filesystem::path>& search_path);
 
 // Parses "15s", "500ms", "2m", "1h", "30d". nullopt on error.
 std::optional<Millis> parse_duration(const std::string& s);

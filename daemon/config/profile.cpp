@@ -1,5 +1,6 @@
 // Profiles (register maps, config/profiles/*.yaml): one file per device model, parsed point by
-// point; and the library of profiles one configuration uses, loaded lazily, each file once.
+// point; where profiles are looked up (profiles_dir, /etc/facilityd/profiles, the shipped ones);
+// and the library of profiles one configuration uses, loaded lazily, each file once.
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "daemon/config/reader.h"
 #include "daemon/config/units.h"
+#include "facilityd_paths.h"
 
 namespace facility::config_detail {
 namespace fs = std::filesystem;
@@ -220,29 +222,24 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
 
 ProfileLibrary::ProfileLibrary(Diagnostics& d, Config& cfg, MapReader& top) : d_(d), cfg_(cfg) {
   const fs::path base = fs::path(cfg.path).parent_path();
-  dir_ = base / "profiles";
+  fs::path profiles_dir = base / "profiles";
   if (auto pd = top.str("profiles_dir")) {
-    dir_ = fs::path(*pd).is_absolute() ? fs::path(*pd) : base / *pd;
+    profiles_dir = fs::path(*pd).is_absolute() ? fs::path(*pd) : base / *pd;
   }
+  search_path_ = profile_search_path(profiles_dir);
 }
 
 std::shared_ptr<const Profile> ProfileLibrary::get(const std::string& name, const YAML::Node& at,
                                                    const std::string& what) {
   auto it = cfg_.profiles.find(name);
   if (it != cfg_.profiles.end()) return it->second;
-  const fs::path file = dir_ / (name + ".yaml");
-  if (!fs::exists(file)) {
-    std::string avail;
-    if (fs::is_directory(dir_)) {
-      std::vector<std::string> names;
-      for (const auto& e : fs::directory_iterator(dir_)) {
-        if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
-      }
-      std::sort(names.begin(), names.end());
-      for (const auto& n : names) avail += (avail.empty() ? "" : ", ") + n;
-    }
-    d_.error(at, what + ": unknown profile \"" + name + "\" (no file " + file.string() + ")" +
-                     (avail.empty() ? "" : "; available: " + avail));
+  const fs::path file = find_profile_file(search_path_, name);
+  if (file.empty()) {
+    std::string dirs, avail;
+    for (const auto& dir : search_path_) dirs += (dirs.empty() ? "" : ", ") + dir.string();
+    for (const auto& n : available_profiles(search_path_)) avail += (avail.empty() ? "" : ", ") + n;
+    d_.error(at, what + ": unknown profile \"" + name + "\" (no " + name + ".yaml in " + dirs +
+                     ")" + (avail.empty() ? "" : "; available: " + avail));
     cfg_.profiles[name] = nullptr;
     return nullptr;
   }
@@ -254,3 +251,38 @@ std::shared_ptr<const Profile> ProfileLibrary::get(const std::string& name, cons
 }
 
 }  // namespace facility::config_detail
+
+namespace facility {
+
+std::vector<fs::path> profile_search_path(const fs::path& first) {
+  std::vector<fs::path> out;
+  for (fs::path dir : {first, fs::path(FACILITYD_SYSCONFDIR) / "profiles",
+                       fs::path(FACILITYD_DATADIR) / "profiles"}) {
+    if (dir.empty()) continue;
+    dir = dir.lexically_normal();
+    if (std::find(out.begin(), out.end(), dir) == out.end()) out.push_back(dir);
+  }
+  return out;
+}
+
+fs::path find_profile_file(const std::vector<fs::path>& search_path, const std::string& name) {
+  for (const auto& dir : search_path) {
+    std::error_code ec;
+    fs::path file = dir / (name + ".yaml");
+    if (fs::is_regular_file(file, ec)) return file;
+  }
+  return {};
+}
+
+std::vector<std::string> available_profiles(const std::vector<fs::path>& search_path) {
+  std::set<std::string> names;
+  for (const auto& dir : search_path) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".yaml") names.insert(it->path().stem().string());
+    }
+  }
+  return {names.begin(), names.end()};
+}
+
+}  // namespace facility

@@ -257,7 +257,8 @@ struct Defaults {
 std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path);
 class ProfileLibrary {
  public:
-  // The directory: `profiles_dir` of `top`, relative to the config file, default "profiles".
+  // Looks names up on profile_search_path() from `profiles_dir` of `top` (relative to the
+  // config file, default "profiles").
   ProfileLibrary(Diagnostics& d, Config& cfg, MapReader& top);
   // Null (and an error at `at`, naming `what`) when the profile is missing or has errors.
   std::shared_ptr<const Profile> get(const std::string& name, const YAML::Node& at,
@@ -266,7 +267,7 @@ class ProfileLibrary {
  private:
   Diagnostics& d_;
   Config& cfg_;
-  std::filesystem::path dir_;
+  std::vector<std::filesystem::path> search_path_;
 };
 
 // What the site and device parsers share during one load: the result, the defaults, the

@@ -108,6 +108,18 @@ std::uint64_t CollectorStats::polls(std::size_t device) const {
 bool CollectorStats::endpoint_up(std::size_t endpoint) const {
   return endpoint < endpoint_keys_.size() && endpoints_[endpoint].up.load(std::memory_order_relaxed);
 }
+void CollectorStats::on_discarded(std::size_t endpoint, std::size_t bytes) {
+  if (endpoint < endpoint_keys_.size()) {
+    endpoints_[endpoint].discarded_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
+}
+
+std::uint64_t CollectorStats::endpoint_discarded_bytes(std::size_t endpoint) const {
+  return endpoint < endpoint_keys_.size()
+             ? endpoints_[endpoint].discarded_bytes.load(std::memory_order_relaxed)
+             : 0;
+}
+
 std::uint64_t CollectorStats::endpoint_connects(std::size_t endpoint) const {
   return endpoint < endpoint_keys_.size()
              ? endpoints_[endpoint].connects.load(std::memory_order_relaxed)

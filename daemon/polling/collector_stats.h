@@ -48,6 +48,7 @@ class CollectorStats {
   void on_poll(std::size_t device, double seconds, bool ok);
   void on_overrun(std::size_t device);
   void on_connection(std::size_t endpoint, bool up);
+  void on_discarded(std::size_t endpoint, std::size_t bytes);
   void set_unreadable_points(std::size_t device, std::size_t n);
 
   const std::vector<std::string>& device_ids() const { return device_ids_; }
@@ -66,6 +67,7 @@ class CollectorStats {
   std::uint64_t unreadable_points(std::size_t device) const;
   bool endpoint_up(std::size_t endpoint) const;
   std::uint64_t endpoint_connects(std::size_t endpoint) const;  // successful connects so far
+  std::uint64_t endpoint_discarded_bytes(std::size_t endpoint) const;
   std::uint64_t polls(std::size_t device) const;
 
  private:
@@ -80,6 +82,7 @@ class CollectorStats {
   struct EndpointState {
     std::atomic<bool> up{false};
     std::atomic<std::uint64_t> connects{0};
+    std::atomic<std::uint64_t> discarded_bytes{0};
   };
   std::vector<std::string> device_ids_;
   std::vector<std::string> endpoint_keys_;

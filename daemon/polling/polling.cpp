@@ -66,8 +66,8 @@ modbus::EndpointSpec make_endpoint_spec(const Endpoint& ep, const EndpointSettin
 }
 
 PollingService::PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
-                               ResultHook hook)
-    : store_(store), stats_(stats), hook_(std::move(hook)) {
+                               ResultHook hook, TransitionLog* transitions)
+    : store_(store), stats_(stats), hook_(std::move(hook)), transitions_(transitions) {
   std::vector<std::string> device_ids;
   std::vector<std::string> endpoint_keys;
   std::vector<std::size_t> device_endpoint;
@@ -159,6 +159,21 @@ void PollingService::on_result(modbus::PollResult&& r) {
 
 void PollingService::on_request(const modbus::RequestEvent& e) { stats_.on_request(e); }
 void PollingService::on_overrun(std::size_t device_index) { stats_.on_overrun(device_index); }
+void PollingService::on_reachability(std::size_t endpoint_index, bool reachable,
+                                     const std::string& reason) {
+  if (!transitions_ || endpoint_index >= stats_.endpoint_keys().size()) return;
+  const std::string& key = stats_.endpoint_keys()[endpoint_index];
+  if (reachable) {
+    transitions_->up("endpoint", key);
+  } else {
+    transitions_->down("endpoint", key, reason);
+  }
+}
+
+void PollingService::on_discarded(std::size_t endpoint_index, std::size_t bytes) {
+  stats_.on_discarded(endpoint_index, bytes);
+}
+
 void PollingService::on_connection(std::size_t endpoint_index, bool up) {
   stats_.on_connection(endpoint_index, up);
 }

@@ -12,8 +12,9 @@
 
 #include "collectors/modbus/engine.h"
 #include "collectors/modbus/serial_poller.h"
-#include "daemon/polling/collector_stats.h"
 #include "daemon/config/config.h"
+#include "daemon/logging/logging.h"
+#include "daemon/polling/collector_stats.h"
 #include "daemon/readings/readings.h"
 
 namespace facility {
@@ -30,9 +31,10 @@ class PollingService : private modbus::PollObserver {
   // Called on a poller thread with every result before it is stored (benchmarks, tests).
   using ResultHook = std::function<void(const modbus::PollResult&)>;
 
-  // `config`, `store` and `stats` must outlive the service. Configures `stats` for the devices.
+  // `config`, `store`, `stats` and `transitions` must outlive the service. Configures `stats`
+  // for the devices. Endpoints becoming unreachable and reachable again go to `transitions`.
   PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
-                 ResultHook hook = nullptr);
+                 ResultHook hook = nullptr, TransitionLog* transitions = nullptr);
   ~PollingService() override;
   PollingService(const PollingService&) = delete;
   PollingService& operator=(const PollingService&) = delete;
@@ -47,10 +49,14 @@ class PollingService : private modbus::PollObserver {
   void on_request(const modbus::RequestEvent& e) override;
   void on_overrun(std::size_t device_index) override;
   void on_connection(std::size_t endpoint_index, bool up) override;
+  void on_reachability(std::size_t endpoint_index, bool reachable,
+                       const std::string& reason) override;
+  void on_discarded(std::size_t endpoint_index, std::size_t bytes) override;
 
   ReadingStore& store_;
   CollectorStats& stats_;
   ResultHook hook_;
+  TransitionLog* transitions_;
   std::size_t endpoint_count_ = 0;
   std::unique_ptr<modbus::PollEngine> engine_;
   std::vector<std::unique_ptr<modbus::SerialLinePoller>> serial_;

@@ -39,6 +39,9 @@ CLI::App* add_report_subcommand(CLI::App& app, ReportCliOptions& opt) {
                   "History database (default: <daemon.state_dir>/history.sqlite)");
   cmd->add_option("--resolution", opt.resolution,
                   "minute or hour (default: minutes for periods up to 7 days, else hours)");
+  cmd->footer("Exit status: 0 when the report was written, 1 when it could not be (the "
+              "configuration, the history database, the period or the output file), 2 for a "
+              "bad command line.");
   return cmd;
 }
 

@@ -399,7 +399,6 @@ void MqttPublisher::start() {
   if (stopped_) throw std::logic_error("MqttPublisher::start() after stop()");
   if (started_) return;
   started_ = true;
-  worker_ = std::thread(&MqttPublisher::run, this);
 
   const auto secs = [](std::chrono::milliseconds d) {
     return static_cast<int>(std::max<std::int64_t>(1, (d.count() + 999) / 1000));
@@ -453,6 +452,9 @@ void MqttPublisher::start() {
                                e.what());
     }
   }
+  // Only now: the worker's maybe_connect() must not race the first connect (and its options)
+  // above -- Paho ignores a second connect while one is in progress (MQTT error -18).
+  worker_ = std::thread(&MqttPublisher::run, this);
 }
 
 void MqttPublisher::maybe_connect(SiteLink& link) {

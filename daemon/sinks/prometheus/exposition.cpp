@@ -61,7 +61,7 @@ void daemon_metrics(Families& fam, const ScrapeSources& src) {
   const Labels none;
   fam.family("facility_build_info", "facilityd build information; value is always 1.",
              Type::kGauge)
-      .gauge(Labels{{"version", FACILITYD_VERSION}}, 1.0);
+      .gauge(Labels{{"version", FACILITYD_VERSION}, {"revision", FACILITYD_REVISION}}, 1.0);
   fam.family("facility_config_last_reload_successful",
              "1 if the last configuration load (start or SIGHUP reload) succeeded, 0 if the last "
              "reload failed and the previous configuration is still in effect.",
@@ -131,8 +131,15 @@ void collector_metrics(Families& fam, const CollectorStats& st) {
                              "Connections opened to a Modbus endpoint (a fast-growing count means "
                              "the endpoint keeps dropping them).",
                              Type::kCounter);
+  auto& ep_discarded = fam.family(
+      "facility_modbus_discarded_bytes_total",
+      "Bytes received from a Modbus endpoint that belonged to no reply and were dropped: after "
+      "a complete reply (junk, a reply sent twice), late replies to earlier requests, bytes "
+      "nobody asked for. The replies themselves were used.",
+      Type::kCounter);
   for (std::size_t e = 0; e < n_ep; ++e) {
     const Labels l{{"endpoint", st.endpoint_keys()[e]}};
+    ep_discarded.counter(l, static_cast<double>(st.endpoint_discarded_bytes(e)));
     dur.histogram(l, CollectorStats::kDurationBuckets, hist[e].buckets, hist[e].count,
                   hist[e].sum);
     over.counter(l, static_cast<double>(overruns[e]));

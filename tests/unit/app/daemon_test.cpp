@@ -7,9 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "config_fixture.h"
 
@@ -73,6 +78,81 @@ TEST(DaemonStart, ASinkThatFailsToStartLeavesNoListenerAndNoWriterBehind) {
   EXPECT_TRUE(accepts_connections(port));
   d.stop();
   EXPECT_FALSE(accepts_connections(port));
+}
+
+// What the daemon told "systemd": every sd_notify state string, in order.
+struct Notifications {
+  std::mutex mu;
+  std::vector<std::string> sent;
+  std::function<void(const std::string&)> sink() {
+    return [this](const std::string& s) {
+      std::lock_guard lock(mu);
+      sent.push_back(s);
+    };
+  }
+  std::size_t count(const std::string& needle) {
+    std::lock_guard lock(mu);
+    std::size_t n = 0;
+    for (const auto& s : sent) n += s.find(needle) != std::string::npos ? 1 : 0;
+    return n;
+  }
+  bool wait_for(const std::string& needle, std::size_t n, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (count(needle) < n) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+};
+
+TEST(DaemonWatchdog, PingsComeFromTheModelLoopAndStopWhileItIsStalled) {
+  ConfigFixture f("daemon:\n  state_dir: @DIR@/state\nhistory:\n  enabled: false\n");
+  auto cfg = std::make_shared<const Config>(load_config(f.path));
+  Notifications n;
+  std::atomic<bool> stall{false};
+  DaemonOptions opt;
+  opt.listen = "127.0.0.1:0";
+  opt.no_mqtt = true;
+  opt.model_interval = std::chrono::milliseconds(20);
+  opt.watchdog = true;
+  opt.notify = n.sink();
+  opt.model_cycle_hook = [&stall] {
+    while (stall) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  };
+  Daemon d(cfg, opt);
+  ASSERT_NO_THROW(d.start());
+  ASSERT_TRUE(n.wait_for("WATCHDOG=1", 5, std::chrono::seconds(10)));
+
+  stall = true;  // the model loop hangs (a deadlock, a runaway computation)
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a cycle in flight ends
+  const std::size_t during = n.count("WATCHDOG=1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // 20 model intervals
+  EXPECT_EQ(n.count("WATCHDOG=1"), during) << "pings went on while the model loop was stuck";
+
+  stall = false;
+  EXPECT_TRUE(n.wait_for("WATCHDOG=1", during + 3, std::chrono::seconds(10)));
+  d.stop();
+}
+
+TEST(DaemonWatchdog, StatusTellsDevicesUpOnlyWhenItChangesAndNoPingsWithoutAWatchdog) {
+  ConfigFixture f("daemon:\n  state_dir: @DIR@/state\nhistory:\n  enabled: false\n");
+  auto cfg = std::make_shared<const Config>(load_config(f.path));
+  Notifications n;
+  std::atomic<int> cycles{0};
+  DaemonOptions opt;
+  opt.listen = "127.0.0.1:0";
+  opt.no_mqtt = true;
+  opt.model_interval = std::chrono::milliseconds(10);
+  opt.notify = n.sink();
+  opt.model_cycle_hook = [&cycles] { ++cycles; };
+  Daemon d(cfg, opt);
+  ASSERT_NO_THROW(d.start());
+  while (cycles < 10) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  d.stop();
+  // The fixture's site has no devices: "0 of 0 devices up, 1 site", said once.
+  EXPECT_EQ(n.count("STATUS=0 of 0 devices up, 1 site"), 1u);
+  EXPECT_EQ(n.count("WATCHDOG=1"), 0u);
 }
 
 }  // namespace

@@ -61,6 +61,14 @@ class Recorder : public PollObserver {
     ++devs_[i].overruns;
   }
   void on_connection(std::size_t, bool up) override { connections_ += up ? 1 : 0; }
+  void on_discarded(std::size_t endpoint, std::size_t bytes) override {
+    std::lock_guard l(mu_);
+    discarded_[endpoint] += bytes;
+  }
+  std::map<std::size_t, std::size_t> discarded() {
+    std::lock_guard l(mu_);
+    return discarded_;
+  }
 
   // Waits until pred(devices) holds; false after the deadline.
   bool wait(const std::function<bool(const std::map<std::size_t, Device>&)>& pred,
@@ -78,6 +86,7 @@ class Recorder : public PollObserver {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::size_t, Device> devs_;
+  std::map<std::size_t, std::size_t> discarded_;  // by endpoint
 };
 
 UnitImage counting_image(int n) {
@@ -297,41 +306,34 @@ TEST(PollEngine, MoreThan1024Connections) {
   expect_read_only(server);
 }
 
-// A Modbus TCP device on a raw socket, one connection at a time: answers FC3 reads (every
-// register = 7) and records, per request, when it arrived and when its reply was about to be
-// sent, on the device's side of the wire. With close_after_reply it closes the connection after
-// every transaction, shutting its side in the same segment as the reply (TCP_CORK), so the
-// client sees the reply and the FIN in one read.
-class RecordingDevice {
+// A raw Modbus TCP device on loopback for the tests below: one connection at a time, served by
+// serve(connection) on the device's own thread until stop.
+class RawDevice {
  public:
-  explicit RecordingDevice(bool close_after_reply)
-      : close_(close_after_reply), fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  RawDevice() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_.get(), 8) != 0) {
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_.get(), 8) != 0) {
       throw std::runtime_error("listen failed");
     }
     socklen_t len = sizeof a;
     ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { run(); });
   }
-  ~RecordingDevice() {
-    stop_ = true;
-    thread_.join();
-  }
+  virtual ~RawDevice() { join(); }
   std::uint16_t port() const { return port_; }
   int connections() const { return connections_; }
-  struct Exchange {
-    std::chrono::steady_clock::time_point arrived, replying;
-  };
-  std::vector<Exchange> exchanges() {
-    std::lock_guard l(mu_);
-    return exchanges_;
-  }
 
- private:
+ protected:
+  // Derived constructors call start() last, derived destructors join() first.
+  void start() { thread_ = std::thread([this] { run(); }); }
+  void join() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  virtual void serve(int connection) = 0;
   // One request (12 bytes) from c, or false at EOF / stop.
   bool read_request(int c, std::uint8_t (&req)[12]) {
     std::size_t got = 0;
@@ -344,6 +346,17 @@ class RecordingDevice {
     }
     return got == sizeof req;
   }
+  // The FC3 reply to `req` with every register = `value`.
+  static std::vector<std::uint8_t> reply(const std::uint8_t (&req)[12], std::uint8_t value) {
+    const int count = req[10] << 8 | req[11];
+    std::vector<std::uint8_t> rep{req[0], req[1], 0, 0, 0, static_cast<std::uint8_t>(3 + 2 * count),
+                                  req[6], 3, static_cast<std::uint8_t>(2 * count)};
+    for (int i = 0; i < count; ++i) rep.insert(rep.end(), {0, value});
+    return rep;
+  }
+  std::atomic<bool> stop_{false};
+
+ private:
   void run() {
     while (!stop_) {
       pollfd p{fd_.get(), POLLIN, 0};
@@ -351,39 +364,59 @@ class RecordingDevice {
       UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!c) continue;
       ++connections_;
-      std::uint8_t req[12];
-      while (read_request(c.get(), req) && req[7] == 3) {
-        Exchange x{std::chrono::steady_clock::now(), {}};
-        const int count = req[10] << 8 | req[11];
-        std::vector<std::uint8_t> rep{req[0], req[1], 0, 0, 0, static_cast<std::uint8_t>(3 + 2 * count),
-                                      req[6], 3, static_cast<std::uint8_t>(2 * count)};
-        for (int i = 0; i < count; ++i) rep.insert(rep.end(), {0, 7});
-        const int one = 1;
-        if (close_) ::setsockopt(c.get(), IPPROTO_TCP, TCP_CORK, &one, sizeof one);
-        x.replying = std::chrono::steady_clock::now();
-        {
-          std::lock_guard l(mu_);
-          exchanges_.push_back(x);
-        }
-        (void)::send(c.get(), rep.data(), rep.size(), MSG_NOSIGNAL);
-        if (close_) {
-          ::shutdown(c.get(), SHUT_WR);  // flushes the corked reply together with the FIN
-          pollfd w{c.get(), POLLIN, 0};
-          (void)::poll(&w, 1, 1000);  // let the client close first
-          break;
-        }
+      serve(c.get());
+    }
+  }
+
+  UniqueFd fd_;
+  std::uint16_t port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+// A Modbus TCP device on a raw socket, one connection at a time: answers FC3 reads (every
+// register = 7) and records, per request, when it arrived and when its reply was about to be
+// sent, on the device's side of the wire. With close_after_reply it closes the connection after
+// every transaction, shutting its side in the same segment as the reply (TCP_CORK), so the
+// client sees the reply and the FIN in one read.
+class RecordingDevice : public RawDevice {
+ public:
+  explicit RecordingDevice(bool close_after_reply) : close_(close_after_reply) { start(); }
+  ~RecordingDevice() override { join(); }
+  struct Exchange {
+    std::chrono::steady_clock::time_point arrived, replying;
+  };
+  std::vector<Exchange> exchanges() {
+    std::lock_guard l(mu_);
+    return exchanges_;
+  }
+
+ private:
+  void serve(int c) override {
+    std::uint8_t req[12];
+    while (read_request(c, req) && req[7] == 3) {
+      Exchange x{std::chrono::steady_clock::now(), {}};
+      const auto rep = reply(req, 7);
+      const int one = 1;
+      if (close_) ::setsockopt(c, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+      x.replying = std::chrono::steady_clock::now();
+      {
+        std::lock_guard l(mu_);
+        exchanges_.push_back(x);
+      }
+      (void)::send(c, rep.data(), rep.size(), MSG_NOSIGNAL);
+      if (close_) {
+        ::shutdown(c, SHUT_WR);  // flushes the corked reply together with the FIN
+        pollfd w{c, POLLIN, 0};
+        (void)::poll(&w, 1, 1000);  // let the client close first
+        break;
       }
     }
   }
 
   bool close_;
-  UniqueFd fd_;
-  std::uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0};
   std::mutex mu_;
   std::vector<Exchange> exchanges_;
-  std::thread thread_;
 };
 
 // Pauses are lower bounds, measured where a loaded machine cannot shrink them: on the device's
@@ -583,6 +616,98 @@ TEST(PollEngine, SlotsAlreadyPastAreSkippedAndCounted) {
   n = advance_slot(t, 1000ms, t + std::chrono::hours(2) + 1ms);
   EXPECT_EQ(n.skipped, 7200);
   EXPECT_EQ(n.at, t + std::chrono::hours(2) + 1000ms);
+}
+
+// Gateways that append junk to a reply, or send it twice (cf. Telegraf #11099): the reply is
+// used, the rest dropped and counted; Modbus TCP keeps its connection (transaction ids tell
+// replies apart), RTU framing starts the next request on a fresh one.
+TEST(PollEngine, TrailingBytesAndRepliesSentTwiceAreDroppedAndTheDevicesWork) {
+  ModbusServer server;
+  std::vector<std::uint16_t> ports;
+  for (bool rtu : {false, false, true, true}) ports.push_back(server.listen("127.0.0.1", 0, rtu));
+  Fault trailing, twice;
+  trailing.trailing = 6;
+  twice.duplicate = true;
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    server.set_unit(ports[i], 1, counting_image(10));
+    server.set_fault(ports[i], 1, i % 2 == 0 ? trailing : twice);
+  }
+  server.start();
+  std::vector<EngineEndpoint> eps;
+  for (std::size_t i = 0; i < ports.size(); ++i) {
+    eps.push_back(endpoint(i, ports[i], /*rtu=*/i >= 2));
+    DeviceSpec d = device("d" + std::to_string(i), 1, 10, 200ms);
+    d.plan.max_registers = 5;  // two reads per cycle: the second one meets what the first left
+    eps.back().devices.emplace_back(i, d);
+  }
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  const bool ok = rec.wait(all_ok(4, 4));
+  engine.stop();
+  ASSERT_TRUE(ok);
+  const auto discarded = rec.discarded();
+  for (const auto& [i, dev] : rec.snapshot()) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(dev.failed, 0) << dev.last_error;
+    EXPECT_EQ(dev.results.count("malformed"), 0u);
+    ASSERT_EQ(dev.last_ok.values.size(), 10u);
+    for (int r = 0; r < 10; ++r) {
+      EXPECT_EQ(dev.last_ok.values[static_cast<std::size_t>(r)].value, 1000 + r);
+    }
+    EXPECT_EQ(dev.last_ok.requests, 2);
+    ASSERT_TRUE(discarded.count(i));
+    // Every reply came with 6 junk bytes, or with itself again (7 + 1 + 1 + 10 = 19 bytes for
+    // TCP, 1 + 1 + 1 + 10 + 2 = 15 for RTU): at least 4 cycles x 2 reads of it were dropped.
+    const std::size_t per_reply = i % 2 == 0 ? 6 : (i < 2 ? 19 : 15);
+    EXPECT_GE(discarded.at(i), 8 * per_reply);
+    EXPECT_EQ(discarded.at(i) % per_reply, 0u);
+  }
+  // Two TCP endpoints kept their connections; the RTU ones reconnected after each such reply.
+  EXPECT_GE(rec.connections_.load(), 2 + 2 * 8);
+  expect_read_only(server);
+}
+
+// A gateway that repeats each reply late, just before its answer to the next request: the
+// old reply is recognised by its transaction id, skipped and counted, and the new one used on
+// the same connection. (Without the skip, every reply after the first is malformed.)
+class EchoingGateway : public RawDevice {
+ public:
+  EchoingGateway() { start(); }
+  ~EchoingGateway() override { join(); }
+
+ private:
+  void serve(int c) override {
+    std::uint8_t req[12];
+    std::vector<std::uint8_t> previous;
+    while (read_request(c, req)) {
+      std::vector<std::uint8_t> out = previous;  // the last reply, again
+      previous = reply(req, 42);
+      out.insert(out.end(), previous.begin(), previous.end());
+      (void)::send(c, out.data(), out.size(), MSG_NOSIGNAL);
+    }
+  }
+};
+
+TEST(PollEngine, AReplyToAnEarlierRequestIsSkippedByItsTransactionId) {
+  EchoingGateway server;
+  std::vector<EngineEndpoint> eps{endpoint(0, server.port())};
+  DeviceSpec d = device("echo", 1, 2, 100ms);
+  eps[0].devices.emplace_back(0, d);
+  Recorder rec;
+  PollEngine engine(std::move(eps), rec);
+  engine.start();
+  const bool ok = rec.wait([](const auto& devs) { return devs.count(0) && devs.at(0).ok >= 5; });
+  engine.stop();
+  auto s = rec.snapshot();
+  ASSERT_TRUE(ok) << "ok " << s[0].ok << ", failed " << s[0].failed << ": " << s[0].last_error;
+  EXPECT_EQ(s[0].failed, 0) << s[0].last_error;
+  EXPECT_EQ(s[0].results.count("malformed"), 0u);
+  EXPECT_EQ(s[0].last_ok.values[1].value, 42);
+  EXPECT_EQ(server.connections(), 1);  // no reconnect
+  // Every reply but the first came after a copy of the one before: 7 + 2 + 2 x 2 = 13 bytes.
+  EXPECT_GE(rec.discarded()[0], 4u * 13);
+  EXPECT_EQ(rec.discarded()[0] % 13, 0u);
 }
 
 }  // namespace

@@ -56,6 +56,37 @@ TEST(Frame, TcpReplyIsFoundAndValidated) {
   EXPECT_EQ(find_reply(Framing::kTcp, bad, 7, 9, RegisterKind::kInput, 1, f), FrameStatus::kMalformed);
 }
 
+TEST(Frame, AReplyToAnEarlierRequestIsStaleNotMalformed) {
+  // Transaction 7's reply arriving while transaction 9 is awaited (7 timed out, 8 too).
+  const Bytes late{0x00, 0x07, 0, 0, 0, 5, 9, 4, 2, 0x12, 0x34};
+  ReplyFrame f;
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 9, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kStale);
+  EXPECT_EQ(f.size, late.size());
+  // Only whole frames are skipped: the rest of it is waited for.
+  EXPECT_EQ(find_reply(Framing::kTcp, std::span(late).first(9), 9, 9, RegisterKind::kInput, 1, f,
+                       16),
+            FrameStatus::kIncomplete);
+  // Outside the window (or with no window, or from the future) it stays malformed.
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 17, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 9, 9, RegisterKind::kInput, 1, f),
+            FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 6, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kMalformed);
+  // Across the wrap of the 16-bit transaction id.
+  Bytes wrapped = late;
+  wrapped[0] = 0xFF;
+  wrapped[1] = 0xFF;
+  EXPECT_EQ(find_reply(Framing::kTcp, wrapped, 1, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kStale);
+  // A bad MBAP length is never skipped over: malformed.
+  Bytes lying = late;
+  lying[5] = 255;
+  EXPECT_EQ(find_reply(Framing::kTcp, lying, 9, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kMalformed);
+}
+
 TEST(Frame, RtuReplyLengthComesFromByteCountAndCrcIsChecked) {
   Bytes r{1, 3, 4, 0x00, 0x2A, 0xFF, 0xFE};
   const std::uint16_t crc = crc16(r);
@@ -137,6 +168,16 @@ TEST(Frame, ParseReadReplyIsStrictAboutByteCount) {
   // Byte count field disagrees with the PDU length.
   const Bytes lying{3, 4, 0, 1, 0, 2, 0xAB, 0xCD};
   EXPECT_EQ(parse_read_reply(lying, RegisterKind::kHolding, 2, v).kind, ReplyKind::kMalformed);
+  // A PDU of exactly the right length whose byte count is wrong: the byte count alone catches it
+  // (Modbus TCP frames by the MBAP length, so find_reply lets this PDU through).
+  const Bytes miscounted{3, 5, 0, 1, 0, 2, 0xAB, 0xCD};
+  ASSERT_EQ(miscounted.size(), reply_pdu_size(RegisterKind::kHolding, 3));
+  r = parse_read_reply(miscounted, RegisterKind::kHolding, 3, v);
+  EXPECT_EQ(r.kind, ReplyKind::kMalformed);
+  EXPECT_NE(r.error.find("byte count 5"), std::string::npos) << r.error;
+  const Bytes miscounted_bits{1, 3, 0b10100101, 0b10};  // 10 coils take 2 bytes, not 3
+  EXPECT_EQ(parse_read_reply(miscounted_bits, RegisterKind::kCoil, 10, v).kind,
+            ReplyKind::kMalformed);
   // Wrong function code.
   EXPECT_EQ(parse_read_reply(regs, RegisterKind::kInput, 3, v).kind, ReplyKind::kMalformed);
   // Exceptions.

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "daemon/config/config.h"
+#include "facilityd_paths.h"
 #include "test_util.h"
 
 namespace facility {
@@ -197,6 +198,63 @@ TEST(Config, ShippedConfigsLoad) {
     } catch (const ConfigException& e) {
       ADD_FAILURE() << rel << ":\n" << e.what();
     }
+  }
+}
+
+TEST(ProfileSearchPath, TheConfigurationsDirectoryComesFirstThenTheSystemOnes) {
+  const auto path = profile_search_path("/srv/site/profiles/../profiles");
+  ASSERT_EQ(path.size(), 3u);
+  EXPECT_EQ(path[0], std::filesystem::path("/srv/site/profiles"));
+  EXPECT_EQ(path[1], std::filesystem::path(FACILITYD_SYSCONFDIR) / "profiles");
+  EXPECT_EQ(path[2], std::filesystem::path(FACILITYD_DATADIR) / "profiles");
+  // The installed configuration's own profiles_dir is the system one: listed once.
+  EXPECT_EQ(profile_search_path(std::filesystem::path(FACILITYD_SYSCONFDIR) / "profiles").size(),
+            2u);
+  EXPECT_EQ(profile_search_path("").size(), 2u);
+}
+
+TEST(ProfileSearchPath, TheFirstDirectoryWithTheNameWinsAndNamesAreListedOnce) {
+  TempDir site, shipped;
+  site.write("pdu.yaml", kProfile);
+  shipped.write("pdu.yaml", kProfile);
+  shipped.write("meter.yaml", kProfile);
+  shipped.write("README.txt", "not a profile");
+  const std::vector<std::filesystem::path> path{site.path(), shipped.path()};
+  EXPECT_EQ(find_profile_file(path, "pdu"), site.path() / "pdu.yaml");
+  EXPECT_EQ(find_profile_file(path, "meter"), shipped.path() / "meter.yaml");
+  EXPECT_TRUE(find_profile_file(path, "nothing").empty());
+  EXPECT_EQ(available_profiles(path), (std::vector<std::string>{"meter", "pdu"}));
+}
+
+TEST(ProfileSearchPath, AnUnknownProfileNamesEveryDirectorySearched) {
+  TempDir dir;
+  dir.write("profiles/pdu.yaml", kProfile);
+  const std::string path = dir.write("site.yaml", R"(sites:
+  - id: s1
+    rooms: [{id: r1, rows: [{id: a, cabinets: [{id: c1}]}]}]
+    devices:
+      - {id: p1, kind: pdu, profile: nope, endpoint: "tcp://127.0.0.1:1", cabinet: c1, feed: A}
+)");
+  try {
+    load_config(path);
+    FAIL() << "an unknown profile was accepted";
+  } catch (const ConfigException& e) {
+    ASSERT_EQ(e.errors().size(), 1u);
+    const std::string& m = e.errors()[0].message;
+    EXPECT_NE(m.find("unknown profile \"nope\""), std::string::npos) << m;
+    EXPECT_NE(m.find((dir.path() / "profiles").string()), std::string::npos) << m;
+    EXPECT_NE(m.find(FACILITYD_SYSCONFDIR), std::string::npos) << m;
+    EXPECT_NE(m.find(FACILITYD_DATADIR), std::string::npos) << m;
+    EXPECT_NE(m.find("available: pdu"), std::string::npos) << m;
+  }
+}
+
+TEST(ConfigLoad, AConfigurationWithoutSitesIsValidAndPollsNothing) {
+  TempDir dir;
+  for (const char* text : {"daemon:\n  listen: \"127.0.0.1:0\"\n", "sites: []\n"}) {
+    const auto cfg = load_config(dir.write("site.yaml", text));
+    EXPECT_TRUE(cfg.sites.empty());
+    EXPECT_TRUE(cfg.all_devices().empty());
   }
 }
 

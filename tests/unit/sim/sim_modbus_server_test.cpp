@@ -457,6 +457,14 @@ TEST(ParseFault, AcceptsEveryKindAndCombinations) {
   EXPECT_EQ(f.delay, 2000ms);
   EXPECT_FALSE(parse_fault("delay:250", f));
   EXPECT_EQ(f.delay, 250ms);
+  EXPECT_FALSE(parse_fault("trailing:6,duplicate", f));
+  EXPECT_EQ(f.trailing, 6);
+  EXPECT_TRUE(f.duplicate);
+  EXPECT_FALSE(f.empty());
+  EXPECT_EQ(f.describe(), "delay:250ms,trailing:6,duplicate");
+  EXPECT_TRUE(parse_fault("trailing:0", f));
+  EXPECT_TRUE(parse_fault("trailing:251", f));
+  EXPECT_TRUE(parse_fault("trailing:x", f));
 }
 
 TEST(ParseFault, RejectsGarbageWithAHelpfulMessage) {
