@@ -71,64 +71,70 @@ std::size_t reply_pdu_size(RegisterKind kind, std::uint16_t count) {
   return 2 + (is_bit_kind(kind) ? (count + 7u) / 8u : 2u * count);
 }
 
-FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
-                       std::uint16_t transaction_id, std::uint8_t unit, RegisterKind kind,
-                       std::uint16_t count, ReplyFrame& out, std::uint16_t stale_tids) {
+namespace {
+
+// A Modbus TCP reply: the MBAP header, checked against the request, then the PDU.
+FrameStatus find_tcp_reply(std::span<const std::uint8_t> in, std::uint16_t transaction_id,
+                           std::uint8_t unit, RegisterKind kind, std::uint16_t count,
+                           ReplyFrame& out, std::uint16_t stale_tids) {
   const auto fc = static_cast<std::uint8_t>(kind);
-  if (framing == Framing::kTcp) {
-    if (in.size() < kMbapHeaderSize) return FrameStatus::kIncomplete;
-    const std::uint16_t length = get16(&in[4]);
-    if (get16(&in[2]) != 0) {
-      out.error = "MBAP protocol id " + std::to_string(get16(&in[2])) + " (expected 0)";
-      return FrameStatus::kMalformed;
-    }
-    // How many requests ago the frame's transaction id was sent (mod 2^16).
-    const auto age = static_cast<std::uint16_t>(transaction_id - get16(&in[0]));
-    if (age != 0 && age <= stale_tids && length >= 3 && length <= 254) {
-      if (in.size() < std::size_t{6} + length) return FrameStatus::kIncomplete;
-      out.size = std::size_t{6} + length;
-      out.error = "a reply to an earlier request (transaction id " +
-                  std::to_string(get16(&in[0])) + ")";
-      return FrameStatus::kStale;
-    }
-    if (get16(&in[0]) != transaction_id) {
-      out.error = "transaction id " + std::to_string(get16(&in[0])) + " (expected " +
-                  std::to_string(transaction_id) + ")";
-      return FrameStatus::kMalformed;
-    }
-    if (length < 3 || length > 254) {
-      out.error = "MBAP length " + std::to_string(length) + " out of range 3..254";
-      return FrameStatus::kMalformed;
-    }
-    if (in[6] != unit) {
-      out.error = "reply from unit " + std::to_string(in[6]) + " (expected " +
-                  std::to_string(unit) + ")";
-      return FrameStatus::kMalformed;
-    }
-    if (in.size() < kMbapHeaderSize + 1) return FrameStatus::kIncomplete;
-    // The function code tells which length the request implies: a data reply or an exception.
-    std::size_t expected = 0;
-    if (in[7] == fc) {
-      expected = 1 + reply_pdu_size(kind, count);
-    } else if (in[7] == (fc | 0x80)) {
-      expected = 3;
-    } else {
-      out.error = "function code " + std::to_string(in[7]) + " (expected " + std::to_string(fc) +
-                  ")";
-      return FrameStatus::kMalformed;
-    }
-    if (length != expected) {
-      out.error = "MBAP length " + std::to_string(length) + " (expected " +
-                  std::to_string(expected) + ")";
-      return FrameStatus::kMalformed;
-    }
-    const std::size_t size = 6 + length;
-    if (in.size() < size) return FrameStatus::kIncomplete;
-    out.size = size;
-    out.pdu_offset = kMbapHeaderSize;
-    out.pdu_size = size - kMbapHeaderSize;
-    return FrameStatus::kComplete;
+  if (in.size() < kMbapHeaderSize) return FrameStatus::kIncomplete;
+  const std::uint16_t length = get16(&in[4]);
+  if (get16(&in[2]) != 0) {
+    out.error = "MBAP protocol id " + std::to_string(get16(&in[2])) + " (expected 0)";
+    return FrameStatus::kMalformed;
   }
+  // How many requests ago the frame's transaction id was sent (mod 2^16).
+  const auto age = static_cast<std::uint16_t>(transaction_id - get16(&in[0]));
+  if (age != 0 && age <= stale_tids && length >= 3 && length <= 254) {
+    if (in.size() < std::size_t{6} + length) return FrameStatus::kIncomplete;
+    out.size = std::size_t{6} + length;
+    out.error = "a reply to an earlier request (transaction id " +
+                std::to_string(get16(&in[0])) + ")";
+    return FrameStatus::kStale;
+  }
+  if (get16(&in[0]) != transaction_id) {
+    out.error = "transaction id " + std::to_string(get16(&in[0])) + " (expected " +
+                std::to_string(transaction_id) + ")";
+    return FrameStatus::kMalformed;
+  }
+  if (length < 3 || length > 254) {
+    out.error = "MBAP length " + std::to_string(length) + " out of range 3..254";
+    return FrameStatus::kMalformed;
+  }
+  if (in[6] != unit) {
+    out.error = "reply from unit " + std::to_string(in[6]) + " (expected " +
+                std::to_string(unit) + ")";
+    return FrameStatus::kMalformed;
+  }
+  if (in.size() < kMbapHeaderSize + 1) return FrameStatus::kIncomplete;
+  // The function code tells which length the request implies: a data reply or an exception.
+  std::size_t expected = 0;
+  if (in[7] == fc) {
+    expected = 1 + reply_pdu_size(kind, count);
+  } else if (in[7] == (fc | 0x80)) {
+    expected = 3;
+  } else {
+    out.error = "function code " + std::to_string(in[7]) + " (expected " + std::to_string(fc) +
+                ")";
+    return FrameStatus::kMalformed;
+  }
+  if (length != expected) {
+    out.error = "MBAP length " + std::to_string(length) + " (expected " +
+                std::to_string(expected) + ")";
+    return FrameStatus::kMalformed;
+  }
+  const std::size_t size = 6 + length;
+  if (in.size() < size) return FrameStatus::kIncomplete;
+  out.size = size;
+  out.pdu_offset = kMbapHeaderSize;
+  out.pdu_size = size - kMbapHeaderSize;
+  return FrameStatus::kComplete;
+}
+
+FrameStatus find_rtu_reply(std::span<const std::uint8_t> in, std::uint8_t unit, RegisterKind kind,
+                           std::uint16_t count, ReplyFrame& out) {
+  const auto fc = static_cast<std::uint8_t>(kind);
   // RTU: unit, function, then either an exception code or a byte count and data; CRC last.
   if (in.size() < 3) return FrameStatus::kIncomplete;
   if (in[0] != unit) {
@@ -162,6 +168,17 @@ FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
   out.pdu_offset = 1;
   out.pdu_size = size - 3;
   return FrameStatus::kComplete;
+}
+
+}  // namespace
+
+FrameStatus find_reply(Framing framing, std::span<const std::uint8_t> in,
+                       std::uint16_t transaction_id, std::uint8_t unit, RegisterKind kind,
+                       std::uint16_t count, ReplyFrame& out, std::uint16_t stale_tids) {
+  if (framing == Framing::kTcp) {
+    return find_tcp_reply(in, transaction_id, unit, kind, count, out, stale_tids);
+  }
+  return find_rtu_reply(in, unit, kind, count, out);
 }
 
 ParsedReply parse_read_reply(std::span<const std::uint8_t> pdu, RegisterKind kind,
