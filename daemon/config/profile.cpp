@@ -253,6 +253,7 @@ std::shared_ptr<const Profile> ProfileLibrary::get(const std::string& name, cons
 }  // namespace facility::config_detail
 
 namespace facility {
+namespace fs = std::filesystem;
 
 std::vector<fs::path> profile_search_path(const fs::path& first) {
   std::vector<fs::path> out;
