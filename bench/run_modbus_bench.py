@@ -27,7 +27,7 @@ SRC = os.path.dirname(HERE)
 
 def write_config(path, devices, interval_s, base_port):
     lines = [
-        'daemon: {listen: "127.0.0.1:0", stale_after_intervals: 3}',
+        'daemon: {listen: "127.0.0.1:10044", stale_after_intervals: 3}',
         "mqtt: {enabled: false}",
         f"defaults: {{interval: {interval_s}s, timeout: {min(1000, interval_s * 500)}ms, retries: 1}}",
         f"profiles_dir: {os.path.join(SRC, 'config', 'profiles')}",

@@ -1,6 +1,5 @@
 #include "daemon/app/daemon.h"
 
-#include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -11,6 +10,7 @@
 #include "daemon/app/http_gate.h"
 #include "daemon/app/sinks.h"
 #include "daemon/config/shard.h"
+#include "daemon/http/server.h"
 #include "daemon/polling/polling.h"
 #include "daemon/reports/http_routes.h"
 #include "daemon/sinks/prometheus/prometheus_sink.h"
@@ -92,6 +92,7 @@ ScrapeSources Daemon::live_sources() const {
   s.collector = stats_;
   s.sinks.assign(sinks_.begin(), sinks_.end());
   s.reload = reload_status_;
+  s.listener = listener_health_;
   return s;
 }
 
@@ -101,11 +102,7 @@ ScrapeSources Daemon::scrape_sources() const {
 
 std::size_t Daemon::endpoint_count() const { return polling_ ? polling_->endpoint_count() : 0; }
 
-int Daemon::metrics_port() const {
-  if (!exposer_) return 0;
-  auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
-}
+int Daemon::metrics_port() const { return server_ ? server_->port() : 0; }
 
 std::string Daemon::metrics_url() const {
   const std::string host = listen_.substr(0, listen_.rfind(':'));
@@ -119,18 +116,21 @@ void Daemon::start() {
     cfg = config_;
   }
   listen_ = opt_.listen.value_or(cfg->daemon.listen);
-  try {
-    // Four workers: concurrent scrapes (HA Prometheus pairs) and a report being computed never
-    // wait for each other.
-    exposer_ = std::make_unique<prometheus::Exposer>(listen_, 4, HttpGate::callbacks());
-  } catch (const std::exception& e) {
-    throw std::runtime_error("cannot listen on " + listen_ + " for /metrics: " + e.what() +
-                             " (is another process using the port? set daemon.listen or --listen)");
-  }
   prometheus_ = std::make_shared<PrometheusSink>([this] { return live_sources(); });
-  gate_ = std::make_unique<HttpGate>(metrics_port());
+  gate_ = std::make_unique<HttpGate>();
   gate_->set_auth(cfg->daemon.auth);
   gate_->set_metrics(prometheus_->exposition(), [this] { return prometheus_->sources(); });
+  http::ServerOptions http;
+  http.listen = listen_;
+  try {
+    server_ = std::make_unique<http::Server>(
+        http, [gate = gate_.get()](const http::Request& req) { return gate->handle(req); });
+    std::lock_guard lock(src_mu_);
+    listener_health_ = listener_health(server_->counters());
+  } catch (const std::exception& e) {
+    gate_.reset();
+    throw std::runtime_error(std::string(e.what()) + " (set daemon.listen or --listen)");
+  }
   if (cfg->daemon.auth.password) {
     spdlog::info("HTTP basic authentication on every route (user from {}, password from {})",
                  cfg->daemon.auth.username_source, cfg->daemon.auth.password_source);
@@ -188,7 +188,7 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg) {
     stats_ = stats;
     sinks_ = std::move(sinks);
   }
-  routes_ = std::make_unique<HttpRoutes>(metrics_port(), cfg, history_file);
+  gate_->set_routes(std::make_shared<const ReportRoutes>(cfg, history_file));
   gate_->set_auth(cfg->daemon.auth);
 
   polling_->start();
@@ -371,9 +371,8 @@ void Daemon::stop() {
 // released, so no request can reach a stopped writer.
 void Daemon::teardown() {
   stop_pipeline();
-  routes_.reset();
+  server_.reset();  // joins its workers: no request reaches the gate after this
   gate_.reset();
-  exposer_.reset();
   std::lock_guard lock(src_mu_);
   sinks_.clear();
 }

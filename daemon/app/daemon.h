@@ -39,14 +39,12 @@
 #include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/sinks/sink.h"
 
-namespace prometheus {
-class Exposer;
-}
-
 namespace facility {
 
+namespace http {
+class Server;
+}
 class HttpGate;
-class HttpRoutes;
 class PollingService;
 class PrometheusSink;
 
@@ -125,11 +123,12 @@ class Daemon {
   std::unique_ptr<PollingService> polling_;
   std::unique_ptr<FacilityModel> model_;
 
-  // The listener and the exposition it serves: kept across reloads.
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  // The listener and the exposition it serves: kept across reloads. The gate (authentication,
+  // /metrics, the report routes) outlives the server that calls it.
   std::shared_ptr<PrometheusSink> prometheus_;
-  std::unique_ptr<HttpGate> gate_;      // authentication and /metrics
-  std::unique_ptr<HttpRoutes> routes_;  // "/" and /reports
+  std::unique_ptr<HttpGate> gate_;
+  std::unique_ptr<http::Server> server_;
+  std::function<void(MetricWriter&)> listener_health_;  // under src_mu_
 
   // Model thread only (the thread is joined across reloads, so states survive them): what the
   // log last said of each device, by id.

@@ -1,65 +1,62 @@
-// The front door of the metrics listener: every HTTP request passes here first (civetweb's
-// begin_request callback, given to prometheus::Exposer's constructor).
+// The front door of the HTTP listener (daemon/http/server.h): every request passes here first.
 //
-//   1. HTTP basic authentication (daemon.auth), when configured, for every route: /metrics,
-//      the landing page "/", /reports, and any other path. A request without valid credentials
-//      gets 401 with a WWW-Authenticate challenge. Credentials can change on a reload.
-//   2. /metrics: the Exposition body (daemon/sinks/prometheus/exposition.h), rendered from the sources the daemon
-//      provides at that moment.
-//   3. Anything else goes to the report routes (HttpRoutes::handle_request), then civetweb (404).
+//   1. Until publish(), every request gets 503: nothing is served before authentication is in
+//      place.
+//   2. HTTP basic authentication (daemon.auth), when configured, for every route: /metrics, the
+//      landing page "/", /reports, and any other path. A request without valid credentials gets
+//      401 with a WWW-Authenticate challenge. Credentials can change on a reload.
+//   3. GET and HEAD only (405 with Allow otherwise).
+//   4. /metrics: the Exposition body (daemon/sinks/prometheus/exposition.h), rendered from the
+//      sources the daemon provides at that moment; "/" and /reports: the report routes
+//      (daemon/reports/http_routes.h); anything else 404.
 //
-// A request on a port whose gate is not (yet) registered gets 503: nothing is served before
-// authentication is in place.
+// TLS is not done here: docs/prometheus.md shows the reverse proxy (nginx) that terminates TLS
+// in front of this listener.
 //
-// TLS is not done here: civetweb's TLS crashes the process on Debian 12; docs/prometheus.md
-// shows the reverse proxy (nginx) that terminates TLS in front of this listener.
-//
-// Thread-safety: the callbacks run on civetweb workers; set_*() may be called from any thread.
-// A gate is registered in a process-wide table by port and unregistered by its destructor.
+// Thread-safety: handle() runs on the server's I/O thread (its Deferred work on the server's
+// workers); set_*() and publish() may be called from any thread.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <string>
-#include <string_view>
 
 #include "daemon/config/credentials.h"
+#include "daemon/http/http.h"
+#include "daemon/http/server.h"
+#include "daemon/reports/http_routes.h"
 #include "daemon/sinks/prometheus/exposition.h"
-
-struct CivetCallbacks;
-struct mg_connection;
 
 namespace facility {
 
-// Checks an "Authorization: Basic ..." header value against one user name and password.
-// Comparison time does not depend on where the strings differ.
-bool basic_auth_matches(std::string_view header, const std::string& user,
-                        const std::string& password);
-
 class HttpGate {
  public:
-  static const CivetCallbacks* callbacks();
-
-  explicit HttpGate(int port);
-  ~HttpGate();
-  HttpGate(const HttpGate&) = delete;
-  HttpGate& operator=(const HttpGate&) = delete;
-
   // Basic auth on every route; nullopt (or a user/password missing) = open. Call before
   // publish() so that the first request is already checked.
   void set_auth(const Credentials& auth);
   void set_metrics(std::shared_ptr<const Exposition> exposition,
                    std::function<ScrapeSources()> sources);
-  // Starts answering requests on the port (until then: 503).
+  // "/" and /reports (replaced on a reload; a report being computed keeps the old routes).
+  void set_routes(std::shared_ptr<const ReportRoutes> routes);
+  // Starts answering requests (until then: 503).
   void publish();
 
-  struct Impl;
+  http::Reply handle(const http::Request& req) const;
 
  private:
-  int port_;
-  std::shared_ptr<Impl> impl_;
+  http::Response metrics(const http::Request& req) const;
+
+  mutable std::mutex mu_;
+  bool published_ = false;
+  std::shared_ptr<const Credentials> auth_;  // null or incomplete = open
+  std::shared_ptr<const Exposition> exposition_;
+  std::function<ScrapeSources()> sources_;
+  std::shared_ptr<const ReportRoutes> routes_;
 };
+
+// Writes the listener's facility_http_* families (docs/metrics.md) from its counters, which the
+// returned function keeps alive.
+std::function<void(MetricWriter&)> listener_health(
+    std::shared_ptr<const http::ServerCounters> counters);
 
 }  // namespace facility

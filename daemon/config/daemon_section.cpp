@@ -13,10 +13,18 @@ YAML::Node parse_daemon_section(Diagnostics& d, const YAML::Node& node, DaemonSe
       d, node, "daemon",
       {"listen", "stale_after_intervals", "powered_threshold_w", "state_dir", "auth", "shard"});
   if (auto l = r.str("listen")) {
-    static const std::regex re(R"(^[A-Za-z0-9.\-]+:[0-9]{1,5}$)");
-    if (!std::regex_match(*l, re)) {
-      d.error(r.get("listen"),
-              "daemon: listen \"" + *l + "\" must be HOST:PORT, e.g. 127.0.0.1:10044");
+    // A host name, an IPv4 address or an [IPv6] address, and a port 1..65535. (Port 0, "any
+    // free port", is for --listen on the command line, which prints where it landed.)
+    static const std::regex re(R"(^([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$)");
+    std::smatch m;
+    const bool form = std::regex_match(*l, m, re);
+    const long port = form ? std::stol(m[2].str()) : 0;
+    if (!form) {
+      d.error(r.get("listen"), "daemon: listen \"" + *l +
+                                   "\" must be HOST:PORT, e.g. 127.0.0.1:10044 or [::1]:10044");
+    } else if (port < 1 || port > 65535) {
+      d.error(r.get("listen"), "daemon: listen \"" + *l + "\": port " + std::to_string(port) +
+                                   " is out of range 1..65535");
     } else {
       out.listen = *l;
     }

@@ -1,47 +1,46 @@
-// HTTP routes served on the metrics listener next to /metrics: a landing page at "/" (links to
-// /metrics and to every site's report) and capacity reports at
+// HTTP routes served on the listener next to /metrics: a landing page at "/" (links to /metrics
+// and to every site's report) and capacity reports at
 // /reports/<site>?format=text|markdown|csv|json|html&from=...&to=...&resolution=minute|hour.
 //
 // The front door (daemon/app/http_gate.h) sees every request first: it checks authentication,
-// answers /metrics, and hands anything else to handle_request(), which answers "/" and
-// "/reports..." and returns 0 for the rest (civetweb then answers 404).
+// answers /metrics, and hands anything else to handle(), which answers "/" and "/reports..." and
+// gives nothing back for the rest (the gate then answers 404).
 //
-// A report is computed on the civetweb worker that received the request, with its own
-// read-only SQLite connection (WAL: the history writer is never blocked). At most one report
-// is computed at a time (others get 503 with Retry-After), so one of the listener's workers
-// always stays free for scrapes.
+// A report is computed as Deferred work on one of the HTTP server's worker threads (never on its
+// I/O thread), with its own read-only SQLite connection (WAL: the history writer is never
+// blocked). At most one report is computed at a time (others get 503 with Retry-After), so a
+// worker always stays free for scrapes.
 //
-// Thread-safety: handle_request() is called from civetweb workers; an HttpRoutes is registered
-// in a process-wide table by port and unregistered in its destructor (requests in flight keep
-// their own reference).
+// Thread-safety: handle() may be called from any thread; a report in flight keeps the routes
+// (and the configuration they read) alive across a reload.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "daemon/config/config.h"
-
-struct mg_connection;
+#include "daemon/http/http.h"
 
 namespace facility {
 
-class HttpRoutes {
+class ReportRoutes : public std::enable_shared_from_this<ReportRoutes> {
  public:
-  // Answers a request for "/" or "/reports..." on a port with registered routes; returns 0 for
-  // any other request.
-  static int handle_request(mg_connection* conn);
-
   // history_path empty: history disabled (report routes answer 503).
-  HttpRoutes(int port, std::shared_ptr<const Config> config, std::string history_path);
-  ~HttpRoutes();
-  HttpRoutes(const HttpRoutes&) = delete;
-  HttpRoutes& operator=(const HttpRoutes&) = delete;
+  ReportRoutes(std::shared_ptr<const Config> config, std::string history_path);
 
-  struct Impl;
+  // "/" and "/reports...": the answer; nullopt for any other path.
+  std::optional<http::Reply> handle(const http::Request& req) const;
 
  private:
-  int port_;
-  std::shared_ptr<Impl> impl_;
+  http::Response landing_page() const;
+  http::Reply report(const http::Request& req, const std::string& site) const;
+  http::Response compute(const http::Request& req, const std::string& site) const;
+
+  std::shared_ptr<const Config> config_;
+  std::string history_path_;
+  mutable std::atomic<int> in_flight_{0};
 };
 
 }  // namespace facility

@@ -47,7 +47,7 @@ def config(src, ports):
         f"      - {{id: pdu-{i}, kind: pdu, profile: generic-pdu-1ph, endpoint: "
         f"\"tcp://127.0.0.1:{ports[i]}\", unit: {1 + i % 2}, cabinet: c{i}, feed: A}}"
         for i in range(n))
-    return f"""daemon: {{listen: "127.0.0.1:0", stale_after_intervals: 3}}
+    return f"""daemon: {{listen: "127.0.0.1:10044", stale_after_intervals: 3}}
 mqtt: {{enabled: false}}
 history: {{enabled: false}}
 defaults: {{interval: 1s, timeout: 300ms, retries: 1}}

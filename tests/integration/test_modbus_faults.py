@@ -35,7 +35,7 @@ def write_config(wd, src, g1, g2, tty):
     for unit, role in ((1, "facility_total"), (2, "it_total")):
         devs.append(f"      - {{id: meter-{role}, kind: meter, role: {role}, profile: generic-energy-meter, "
                     f"endpoint: \"rtu://{tty}\", unit: {unit}}}")
-    text = f"""daemon: {{listen: "127.0.0.1:0", stale_after_intervals: 3}}
+    text = f"""daemon: {{listen: "127.0.0.1:10044", stale_after_intervals: 3}}
 mqtt: {{enabled: false}}
 defaults: {{interval: 1s, timeout: 300ms, retries: 1}}
 profiles_dir: {os.path.join(os.path.abspath(src), "config", "profiles")}

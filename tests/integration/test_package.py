@@ -47,7 +47,7 @@ REQUIRED = [
 # Libraries the binaries link: dpkg-shlibdeps must have found each (nothing is hand-listed).
 # prometheus-cpp: only its pull library (the HTTP listener); the product writes /metrics itself
 # and no longer links prometheus-cpp-core, which the pull library's package depends on.
-SHLIB_PACKAGES = ["libmodbus5", "libpaho-mqttpp3", "libprometheus-cpp-pull", "libyaml-cpp",
+SHLIB_PACKAGES = ["libmodbus5", "libpaho-mqttpp3", "libmicrohttpd12", "libyaml-cpp",
                   "libsqlite3-0", "libsystemd0", "libstdc++6", "libc6"]
 
 

@@ -152,6 +152,7 @@ void render_live(Families& fam, const ScrapeSources& src) {
   daemon_metrics(fam, src);
   if (src.collector) collector_metrics(fam, *src.collector);
   for (const auto& sink : src.sinks) sink->health(fam);
+  if (src.listener) src.listener(fam);
   process_metrics(fam);
 }
 

@@ -14,10 +14,11 @@
 // Every family is documented in docs/metrics.md. Names use base units (watts, celsius, ratio,
 // seconds) and `_total` for counters.
 //
-// Thread-safety: Exposition::render() may be called from any thread (civetweb workers); the
+// Thread-safety: Exposition::render() may be called from any thread (the HTTP workers); the
 // sources are shared pointers, so a configuration reload can replace them during a scrape.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +44,8 @@ struct ScrapeSources {
   std::shared_ptr<const CollectorStats> collector;
   // Each writes its own health (Sink::health) into the live part.
   std::vector<std::shared_ptr<const Sink>> sinks;
+  // The HTTP listener's own health (facility_http_*), written by the app that owns it.
+  std::function<void(MetricWriter&)> listener;
   ReloadStatus reload;
 };
 

@@ -26,7 +26,7 @@ points:
 )";
 
 std::string config(const std::string& devices, const std::string& extra = "") {
-  return R"(daemon: {listen: "127.0.0.1:0"}
+  return R"(daemon: {listen: "127.0.0.1:10044"}
 defaults: {interval: 10s, retries: 2}
 )" + extra + R"(sites:
   - id: s1

@@ -21,7 +21,7 @@ points:
 )";
 
 const char* kGood = R"(daemon:
-  listen: "127.0.0.1:0"
+  listen: "127.0.0.1:10044"
 defaults:
   interval: 10s
 sites:
@@ -251,7 +251,7 @@ TEST(ProfileSearchPath, AnUnknownProfileNamesEveryDirectorySearched) {
 
 TEST(ConfigLoad, AConfigurationWithoutSitesIsValidAndPollsNothing) {
   TempDir dir;
-  for (const char* text : {"daemon:\n  listen: \"127.0.0.1:0\"\n", "sites: []\n"}) {
+  for (const char* text : {"daemon:\n  listen: \"127.0.0.1:10044\"\n", "sites: []\n"}) {
     const auto cfg = load_config(dir.write("site.yaml", text));
     EXPECT_TRUE(cfg.sites.empty());
     EXPECT_TRUE(cfg.all_devices().empty());

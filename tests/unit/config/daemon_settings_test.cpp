@@ -30,6 +30,20 @@ TEST(DaemonSettings, DefaultsAreOpenAndUnsharded) {
   EXPECT_FALSE(c.sites[0].facility.pue_target);
 }
 
+TEST(DaemonSettings, ListenIsAHostAndAPortInRange) {
+  for (const char* ok : {"127.0.0.1:1", "localhost:65535", "[::1]:10044", "noc-box.example:80"}) {
+    Fixture f(std::string("daemon:\n  listen: \"") + ok + "\"\n");
+    EXPECT_EQ(load_config(f.path).daemon.listen, ok);
+  }
+  expect_error_at("daemon:\n  listen: \"127.0.0.1:0\"\n", "\"127.0.0.1:0\"",
+                  "port 0 is out of range 1..65535");
+  expect_error_at("daemon:\n  listen: \"127.0.0.1:70000\"\n", "\"127.0.0.1:70000\"",
+                  "port 70000 is out of range 1..65535");
+  expect_error_at("daemon:\n  listen: \"127.0.0.1\"\n", "\"127.0.0.1\"",
+                  "must be HOST:PORT, e.g. 127.0.0.1:10044 or [::1]:10044");
+  expect_error_at("daemon:\n  listen: \"::1:10044\"\n", "\"::1:10044\"", "must be HOST:PORT");
+}
+
 TEST(DaemonSettings, BasicAuthFromFileAndEnvironment) {
   TempDir secrets;
   const std::string pw = secrets.write("metrics-password", "pa ss:word\r\nsecond line ignored\n");

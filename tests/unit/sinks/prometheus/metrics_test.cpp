@@ -1,10 +1,9 @@
 // The /metrics exposition: the direct text writer against prometheus-cpp's own serializer, the
 // per-snapshot cache, what a sharded daemon exports, and the HTTP front door (basic auth on every
-// route) on a real civetweb listener.
+// route) on a real listener.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <prometheus/exposer.h>
 #include <prometheus/text_serializer.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +19,8 @@
 #include "daemon/app/http_gate.h"
 #include "daemon/sinks/metric_writer.h"
 #include "daemon/reports/http_routes.h"
+#include "daemon/http/server.h"
+#include "http_client.h"
 #include "daemon/config/shard.h"
 #include "model_rig.h"
 #include "tests/support/reference_exposition.h"
@@ -31,6 +32,7 @@ using testing::Rig;
 using testing::at_s;
 using testing::Points;
 using testing::ReferenceExposition;
+using testing::http;
 
 // ---- A small parser of the text format, independent of the writer ------------------------
 
@@ -465,56 +467,16 @@ TEST(Shard, ShardsExportDisjointSeriesAndOnlyWholeSiteAggregates) {
 
 // ---- The HTTP front door ------------------------------------------------------------------
 
-TEST(BasicAuth, HeaderMatching) {
-  // "user:pa:ss" and "user:wrong" in base64.
-  EXPECT_TRUE(basic_auth_matches("Basic dXNlcjpwYTpzcw==", "user", "pa:ss"));
-  EXPECT_TRUE(basic_auth_matches("basic   dXNlcjpwYTpzcw==  ", "user", "pa:ss"));
-  EXPECT_FALSE(basic_auth_matches("Basic dXNlcjp3cm9uZw==", "user", "pa:ss"));
-  EXPECT_FALSE(basic_auth_matches("Basic dXNlcjpwYTpzcw==", "User", "pa:ss"));
-  EXPECT_FALSE(basic_auth_matches("Basic dXNlcjpwYTpzcw", "user", "pa:s"));
-  EXPECT_FALSE(basic_auth_matches("Basic !!!!", "user", "pa:ss"));
-  EXPECT_FALSE(basic_auth_matches("Bearer dXNlcjpwYTpzcw==", "user", "pa:ss"));
-  EXPECT_FALSE(basic_auth_matches("Basic dXNlcg==", "user", ""));  // "user": no colon
-}
-
-struct HttpResult {
-  int status = 0;
-  std::string head, body;
-};
-
-HttpResult http(int port, const std::string& path, const std::string& extra = "") {
-  HttpResult r;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return r;
-  }
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra +
-                          "Connection: close\r\n\r\n";
-  (void)!::write(fd, req.data(), req.size());
-  std::string all;
-  char buf[65536];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) all.append(buf, std::size_t(n));
-  ::close(fd);
-  const auto split = all.find("\r\n\r\n");
-  r.head = all.substr(0, split);
-  r.body = split == std::string::npos ? "" : all.substr(split + 4);
-  if (all.size() > 12) r.status = std::stoi(all.substr(9, 3));
-  return r;
-}
-
 TEST(HttpGate, BasicAuthOnEveryRouteAndNothingBeforePublish) {
   Rig rig(site_yaml(""));
   feed(rig, 0);
   const auto src = sources_of(rig, rig.update(at_s(0)));
-  prometheus::Exposer exposer("127.0.0.1:0", 2, HttpGate::callbacks());
-  const int port = exposer.GetListeningPorts().front();
-  HttpGate gate(port);
-  EXPECT_EQ(http(port, "/metrics").status, 503) << "no gate yet: fail closed";
+  HttpGate gate;
+  http::ServerOptions opt;
+  opt.listen = "127.0.0.1:0";
+  http::Server server(opt, [&gate](const http::Request& r) { return gate.handle(r); });
+  const int port = server.port();
+  EXPECT_EQ(http(port, "/metrics").status, 503) << "not published yet: fail closed";
 
   Credentials auth;
   auth.username = "noc";
@@ -522,7 +484,7 @@ TEST(HttpGate, BasicAuthOnEveryRouteAndNothingBeforePublish) {
   gate.set_auth(auth);
   gate.set_metrics(std::make_shared<Exposition>(), [&src] { return src; });
   auto cfg = std::make_shared<const Config>(rig.config());
-  HttpRoutes routes(port, cfg, "");
+  gate.set_routes(std::make_shared<const ReportRoutes>(cfg, ""));
   gate.publish();
 
   const std::string good = "Authorization: Basic bm9jOnMzY3JldA==\r\n";  // noc:s3cret
