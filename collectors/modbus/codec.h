@@ -78,6 +78,8 @@ struct PointSpec {
   // scale and offset. The decoded value stays the numeric code; the name travels as text.
   std::vector<std::pair<std::int64_t, std::string>> enum_names;
 
+  bool operator==(const PointSpec&) const = default;
+
   // Registers (or bits) this point spans, starting at address.
   int width() const;
 };

@@ -75,6 +75,8 @@ struct DeviceSpec {
   std::chrono::milliseconds reprobe_unreadable_max{std::chrono::hours(1)};
   // First poll this long after start instead of at the hash-spread offset (probe: 0).
   std::optional<std::chrono::milliseconds> first_poll_offset;
+
+  bool operator==(const DeviceSpec&) const = default;
 };
 
 // Outcome class of one request, as counted in facility_modbus_requests_total{result}.

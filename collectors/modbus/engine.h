@@ -54,12 +54,16 @@ struct EndpointSpec {
   std::chrono::milliseconds pause_between_requests{0};
   std::chrono::milliseconds backoff_initial{1000};
   std::chrono::milliseconds backoff_max{60000};
+
+  bool operator==(const EndpointSpec&) const = default;
 };
 
 struct EngineEndpoint {
   std::size_t index = 0;  // reported to PollObserver::on_connection
   EndpointSpec spec;
   std::vector<std::pair<std::size_t, DeviceSpec>> devices;  // (device index, spec)
+
+  bool operator==(const EngineEndpoint&) const = default;
 };
 
 class PollEngine {

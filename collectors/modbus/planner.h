@@ -41,6 +41,8 @@ struct AddressRange {
   RegisterKind kind = RegisterKind::kHolding;
   std::uint16_t first = 0;
   std::uint16_t last = 0;
+
+  bool operator==(const AddressRange&) const = default;
 };
 
 struct PlanOptions {
@@ -48,6 +50,8 @@ struct PlanOptions {
   int max_bits = 2000;      // protocol limit for FC 1/2
   int max_gap = 16;         // largest hole (registers or bits) bridged to save a request
   std::vector<AddressRange> forbidden = {};  // addresses never to read
+
+  bool operator==(const PlanOptions&) const = default;
 };
 
 struct Plan {

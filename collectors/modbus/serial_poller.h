@@ -43,6 +43,8 @@ struct SerialSpec {
   std::chrono::milliseconds pause_between_requests{0};
   std::chrono::milliseconds backoff_initial{1000};
   std::chrono::milliseconds backoff_max{60000};
+
+  bool operator==(const SerialSpec&) const = default;
 };
 
 class SerialLinePoller {

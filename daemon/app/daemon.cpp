@@ -70,6 +70,12 @@ std::shared_ptr<const Config> with_overrides(std::shared_ptr<const Config> cfg,
   return c;
 }
 
+// What this daemon polls: a shard polls only its devices; the model still sees the whole
+// inventory, so what it cannot know whole it leaves out (daemon/config/shard.h).
+PollPlan poll_plan_of(const Config& cfg) {
+  return cfg.daemon.shard.sharded() ? make_poll_plan(devices_of_shard(cfg)) : make_poll_plan(cfg);
+}
+
 }  // namespace
 
 Daemon::Daemon(std::shared_ptr<const Config> config, DaemonOptions opt)
@@ -147,17 +153,22 @@ void Daemon::start() {
   started_ = true;
 }
 
-void Daemon::start_pipeline(std::shared_ptr<const Config> cfg) {
+void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, bool keep_polling) {
   const ShardSettings& shard = cfg->daemon.shard;
-  auto stats = std::make_shared<CollectorStats>();
-  // A shard polls only its devices; the model still sees the whole inventory, so what it
-  // cannot know whole it leaves out (daemon/config/shard.h).
-  std::shared_ptr<const Config> poll_cfg =
-      shard.sharded() ? std::make_shared<const Config>(devices_of_shard(*cfg)) : cfg;
-  polling_ = std::make_unique<PollingService>(*poll_cfg, store_, *stats, nullptr, &transitions_);
+  std::shared_ptr<CollectorStats> stats;
+  if (keep_polling && polling_) {
+    std::lock_guard lock(src_mu_);
+    stats = stats_;
+  } else {
+    keep_polling = false;
+    stats = std::make_shared<CollectorStats>();
+    polling_ = std::make_unique<PollingService>(poll_plan_of(*cfg), store_, *stats, nullptr,
+                                                &transitions_);
+  }
   if (shard.sharded()) {
+    const Config poll_cfg = devices_of_shard(*cfg);
     std::size_t mine = 0, all = 0;
-    for (const auto& s : poll_cfg->sites) mine += s.devices.size();
+    for (const auto& s : poll_cfg.sites) mine += s.devices.size();
     for (const auto& s : cfg->sites) all += s.devices.size();
     spdlog::info("shard {}: polling {} of {} devices", shard.text(), mine, all);
   }
@@ -191,7 +202,7 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg) {
   gate_->set_routes(std::make_shared<const ReportRoutes>(cfg, history_file));
   gate_->set_auth(cfg->daemon.auth);
 
-  polling_->start();
+  if (!keep_polling) polling_->start();
   last_status_.clear();  // main() announced "Reloading" or nothing yet: say it again
   {
     std::lock_guard lock(mu_);
@@ -200,7 +211,7 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg) {
   model_thread_ = std::thread([this] { model_loop(); });
 }
 
-void Daemon::stop_pipeline() {
+void Daemon::stop_pipeline(bool keep_polling) {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -214,7 +225,7 @@ void Daemon::stop_pipeline() {
   }
   // In reverse start order; each flushes what it holds (the history its minute in progress).
   for (auto it = sinks.rbegin(); it != sinks.rend(); ++it) (*it)->stop();
-  if (polling_) polling_->stop();
+  if (polling_ && !keep_polling) polling_->stop();
 }
 
 // The state directory holds the history database and the MQTT outbox journal. Under systemd it
@@ -245,7 +256,15 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
     spdlog::warn("daemon.listen changed to {}: the listener stays on {} until facilityd "
                  "restarts", cfg->daemon.listen, listen_);
   }
-  stop_pipeline();
+  // Same poll plan (a reload of thresholds, classes, MQTT or history settings, or of nothing):
+  // every poller goes on with its connection and schedule; only the model and sinks restart.
+  const bool keep_polling =
+      polling_ && poll_plan_of(*old) == poll_plan_of(*cfg);
+  spdlog::info(keep_polling ? "reload: the poll plan is unchanged: every device keeps its poller, "
+                              "connection and schedule"
+                            : "reload: devices, endpoints or their settings changed: restarting "
+                              "the pollers");
+  stop_pipeline(keep_polling);
 
   // Keep the readings of devices whose meaning did not change; forget the others (removed,
   // moved, re-mapped), so nothing of theirs is presented under the new configuration.
@@ -263,13 +282,13 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
   });
 
   try {
-    start_pipeline(cfg);
+    start_pipeline(cfg, keep_polling);
   } catch (const std::exception& e) {
     spdlog::error("reload: cannot start with the new configuration: {}; going back to the "
                   "previous one", e.what());
-    stop_pipeline();
+    stop_pipeline(keep_polling);
     try {
-      start_pipeline(old);
+      start_pipeline(old, keep_polling);
     } catch (const std::exception& again) {
       // Nothing is polling now; the caller stops the daemon and exits (the service manager
       // restarts it) rather than run a listener over a dead pipeline.

@@ -96,8 +96,10 @@ class Daemon {
   std::size_t endpoint_count() const;
 
  private:
-  void start_pipeline(std::shared_ptr<const Config> config);
-  void stop_pipeline();
+  // keep_polling: the running PollingService (and its statistics) polls on unchanged -- a
+  // reload whose poll plan is the same (make_poll_plan).
+  void start_pipeline(std::shared_ptr<const Config> config, bool keep_polling = false);
+  void stop_pipeline(bool keep_polling = false);
   void teardown();  // stop_pipeline() and close the listener
   void model_loop();
   // After each snapshot: device transitions to the log, STATUS= and WATCHDOG=1 to systemd.

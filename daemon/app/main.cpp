@@ -1,15 +1,17 @@
 // facilityd: command-line shell over the facility_core library.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
+#include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <ctime>
-#include <memory>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
+#include <memory>
 
 #include "daemon/app/cli_parse.h"
 #include "daemon/app/daemon.h"
@@ -37,7 +39,8 @@ Examples:
 Configuration keys: facilityd.yaml(5) and docs/config.md. Metrics: docs/metrics.md. MQTT
 topics: docs/mqtt.md. Capacity reports: docs/reports.md (installed: /usr/share/doc/facilityd).)";
 
-constexpr const char* kFooter = R"(Exit status: 0 on success, 1 when the command failed (a configuration that does not load,
+constexpr const char* kFooter =
+    R"(Exit status: 0 on success, 1 when the command failed (a configuration that does not load,
 a poll that failed, a daemon that could not start), 2 for a bad command line. Each command's
 --help says what its own statuses mean.)";
 
@@ -53,17 +56,18 @@ int check_config(const std::string& path, bool quiet) {
       std::printf("%s: OK: %zu sites, %zu cabinets, %zu devices, %zu profiles\n", path.c_str(),
                   cfg.sites.size(), cabinets, devices, cfg.profiles.size());
       if (cfg.sites.empty()) {
-        std::printf("%s: no sites yet: facilityd will serve only its own health until you add "
-                    "one under `sites:` (facilityd.yaml(5), or the commented example "
-                    "/usr/share/doc/facilityd/examples/minimal.yaml)\n",
-                    path.c_str());
+        std::printf(
+            "%s: no sites yet: facilityd will serve only its own health until you add "
+            "one under `sites:` (facilityd.yaml(5), or the commented example "
+            "/usr/share/doc/facilityd/examples/minimal.yaml)\n",
+            path.c_str());
       }
     }
     return 0;
   } catch (const facility::ConfigException& e) {
-    for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
-    std::fprintf(stderr, "%s: %zu problem%s found\n", path.c_str(), e.errors().size(),
-                 e.errors().size() == 1 ? "" : "s");
+    std::fprintf(stderr, "%s\n", e.what());
+    std::fprintf(stderr, "%s: %zu problem%s found\n", path.c_str(), e.total(),
+                 e.total() == 1 ? "" : "s");
     return 1;
   }
 }
@@ -81,12 +85,38 @@ std::shared_ptr<const facility::Config> load_for_run(const std::string& path,
     if (opt.no_mqtt) loaded.mqtt.enabled = false;
     return std::make_shared<const facility::Config>(std::move(loaded));
   } catch (const facility::ConfigException& e) {
-    for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
-    std::fprintf(stderr, "facilityd: %s: the configuration has %zu problem%s\n", what,
-                 e.errors().size(), e.errors().size() == 1 ? "" : "s");
+    std::fprintf(stderr, "%s\n", e.what());
+    std::fprintf(stderr, "facilityd: %s: the configuration has %zu problem%s\n", what, e.total(),
+                 e.total() == 1 ? "" : "s");
     std::fflush(stderr);
     return nullptr;
   }
+}
+
+// A burst of SIGHUPs (a deployment tool reloading once per file it wrote, say) makes one reload:
+// after the first, wait until none has come for kReloadSettle, at most kReloadSettleMax in all.
+// Those that come during the reload itself stay pending and make one more. Returns SIGHUP, or
+// the stop signal that came meanwhile.
+constexpr auto kReloadSettle = std::chrono::milliseconds(500);
+constexpr auto kReloadSettleMax = std::chrono::seconds(3);
+
+int coalesce_reloads(const sigset_t& set) {
+  const auto until = std::chrono::steady_clock::now() + kReloadSettleMax;
+  int more = 0;
+  while (true) {
+    const auto left = std::min<std::chrono::nanoseconds>(
+        kReloadSettle, until - std::chrono::steady_clock::now());
+    if (left <= std::chrono::nanoseconds::zero()) break;
+    timespec ts{static_cast<time_t>(left.count() / 1'000'000'000),
+                static_cast<long>(left.count() % 1'000'000'000)};
+    const int s = sigtimedwait(&set, nullptr, &ts);
+    if (s < 0 && errno == EINTR) continue;
+    if (s < 0) break;  // EAGAIN: quiet for kReloadSettle
+    if (s != SIGHUP) return s;
+    ++more;
+  }
+  if (more > 0) spdlog::info("{} more SIGHUPs within the burst: one reload for all", more);
+  return SIGHUP;
 }
 
 void notify_reloading() {
@@ -105,8 +135,8 @@ std::string summary(const facility::Config& cfg) {
     cabinets += s.cabinets.size();
     devices += s.devices.size();
   }
-  return std::to_string(cfg.sites.size()) + " sites, " + std::to_string(cabinets) +
-         " cabinets, " + std::to_string(devices) + " devices" +
+  return std::to_string(cfg.sites.size()) + " sites, " + std::to_string(cabinets) + " cabinets, " +
+         std::to_string(devices) + " devices" +
          (cfg.daemon.shard.sharded() ? " (shard " + cfg.daemon.shard.text() + ")" : "");
 }
 
@@ -121,8 +151,8 @@ int run(const std::string& path, facility::DaemonOptions opt, const std::string&
     std::uint64_t usec = 0;
     opt.watchdog = sd_watchdog_enabled(0, &usec) > 0;
     if (opt.watchdog) {
-      spdlog::info("systemd watchdog: {:.0f} s; the model loop pings it every {:.0f} s",
-                   usec / 1e6, opt.model_interval.count() / 1e3);
+      spdlog::info("systemd watchdog: {:.0f} s; the model loop pings it every {:.0f} s", usec / 1e6,
+                   opt.model_interval.count() / 1e3);
     }
   }
 
@@ -155,6 +185,8 @@ int run(const std::string& path, facility::DaemonOptions opt, const std::string&
   int sig = 0;
   while (true) {
     sigwait(&set, &sig);
+    if (sig != SIGHUP) break;
+    sig = coalesce_reloads(set);
     if (sig != SIGHUP) break;
     spdlog::info("received SIGHUP, reloading {}", path);
     notify_reloading();
@@ -191,8 +223,8 @@ int main(int argc, char** argv) {
   CLI::App app{kDescription, "facilityd"};
   app.require_subcommand(1);
   app.footer(kFooter);
-  app.set_version_flag("--version", std::string("facilityd ") + FACILITYD_VERSION +
-                                        " (git " + FACILITYD_REVISION + ")");
+  app.set_version_flag("--version", std::string("facilityd ") + FACILITYD_VERSION + " (git " +
+                                        FACILITYD_REVISION + ")");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -200,12 +232,15 @@ int main(int argc, char** argv) {
   std::string config_path;
   facility::DaemonOptions opt;
   std::string listen, broker;
-  auto* run_cmd = app.add_subcommand("run", "Poll the devices of a configuration and serve metrics "
-                                            "until SIGINT/SIGTERM.");
-  run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required()
+  auto* run_cmd = app.add_subcommand("run",
+                                     "Poll the devices of a configuration and serve metrics "
+                                     "until SIGINT/SIGTERM.");
+  run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")
+      ->required()
       ->check(CLI::ExistingFile);
-  run_cmd->add_option("--listen", listen, "Override daemon.listen, HOST:PORT for /metrics "
-                                          "(port 0 picks a free port)");
+  run_cmd->add_option("--listen", listen,
+                      "Override daemon.listen, HOST:PORT for /metrics "
+                      "(port 0 picks a free port)");
   run_cmd->add_option("--mqtt-broker", broker, "Override mqtt.broker, e.g. tcp://127.0.0.1:1883");
   run_cmd->add_flag("--no-mqtt", opt.no_mqtt, "Do not connect to MQTT");
   std::string state_dir;
@@ -229,8 +264,9 @@ cannot start (e.g. the listen port is taken), 2 for a bad command line.)");
       "FILE:LINE:COL: message and exit 1 if there is any.");
   check_cmd->add_option("config", config_path, "Configuration file (YAML)")->required();
   check_cmd->add_flag("-q,--quiet", quiet, "Print nothing when the configuration is valid");
-  check_cmd->footer("Exit status: 0 when the configuration is valid, 1 when it has problems, 2 "
-                    "for a bad command line.");
+  check_cmd->footer(
+      "Exit status: 0 when the configuration is valid, 1 when it has problems, 2 "
+      "for a bad command line.");
 
   facility::ProbeCliOptions probe_opt;
   auto* probe_cmd = facility::add_probe_subcommand(app, probe_opt);

@@ -115,7 +115,7 @@ std::shared_ptr<const Profile> find_profile(const ProbeOptions& opt, std::ostrea
   try {
     return load_profile(file.string());
   } catch (const ConfigException& e) {
-    for (const auto& x : e.errors()) err << x.format() << "\n";
+    err << e.what() << "\n";
     return nullptr;
   }
 }
@@ -135,7 +135,7 @@ std::optional<std::pair<Device, EndpointSettings>> probe_target(const ProbeOptio
     try {
       cfg = load_config(opt.config_path);
     } catch (const ConfigException& e) {
-      for (const auto& x : e.errors()) err << x.format() << "\n";
+      err << e.what() << "\n";
       return std::nullopt;
     }
     const Device* found = nullptr;

@@ -2,9 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
-#include <fstream>
+
+#include <cerrno>
+#include <cstring>
 #include <regex>
 #include <sstream>
 
@@ -20,13 +25,80 @@ std::string ConfigError::format() const {
   return os.str();
 }
 
-ConfigException::ConfigException(std::vector<ConfigError> errors) : errors_(std::move(errors)) {
+ConfigException::ConfigException(std::vector<ConfigError> errors, std::size_t omitted)
+    : errors_(std::move(errors)), omitted_(omitted) {
   std::ostringstream os;
   for (std::size_t i = 0; i < errors_.size(); ++i) {
     if (i) os << "\n";
     os << errors_[i].format();
   }
+  if (omitted_ > 0) {
+    os << "\n... and " << omitted_ << " more problem" << (omitted_ == 1 ? "" : "s")
+       << " not shown (the first " << errors_.size() << " are)";
+  }
   summary_ = os.str();
+}
+
+std::optional<std::string> read_config_text(const std::string& path, std::string& why) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    why = e == ELOOP    ? "cannot open file: too many levels of symbolic links (a symlink loop?)"
+          : e == ENOENT ? "cannot open file: no such file"
+                        : std::string("cannot open file: ") + std::strerror(e);
+    return std::nullopt;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const char* what = S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                                              : "not a regular file";
+    why = std::string("is ") + what + ", not a file: give the path of a .yaml file";
+    return std::nullopt;
+  }
+  auto too_big = [&why](std::uintmax_t bytes) {
+    why = "is " + std::to_string(bytes) + " bytes; config and profile files are limited to " +
+          std::to_string(kMaxConfigFileBytes >> 20) + " MiB";
+  };
+  if (static_cast<std::uintmax_t>(st.st_size) > kMaxConfigFileBytes) {
+    too_big(static_cast<std::uintmax_t>(st.st_size));
+    return std::nullopt;
+  }
+  // O_NONBLOCK: should the file have been swapped for a FIFO since stat(), open() does not wait
+  // for a writer; fstat() below then refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    why = std::string("cannot open file: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text;
+  struct stat fst {};
+  if (::fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode)) {
+    ::close(fd);
+    why = "is not a regular file";
+    return std::nullopt;
+  }
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      why = std::string("cannot read file: ") + std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigFileBytes) {  // it grew while we read it
+      ::close(fd);
+      too_big(text.size());
+      return std::nullopt;
+    }
+  }
+  ::close(fd);
+  return text;
 }
 
 const ProfilePoint* Profile::find(const std::string& point_name) const {
@@ -129,13 +201,14 @@ bool check_id(Diagnostics& d, MapReader& r, const std::string& what, std::string
 }
 
 YAML::Node load_yaml(Diagnostics& d, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    d.error(SourceLoc{path, 0, 0}, "cannot open file");
+  std::string why;
+  const auto text = read_config_text(path, why);
+  if (!text) {
+    d.error(SourceLoc{path, 0, 0}, why);
     return YAML::Node();
   }
   try {
-    return YAML::Load(in);
+    return YAML::Load(*text);
   } catch (const YAML::Exception& e) {
     d.error(SourceLoc{path, e.mark.line + 1, e.mark.column + 1}, "YAML syntax error: " + e.msg);
     return YAML::Node();
@@ -165,7 +238,7 @@ SimHints parse_sim(Diagnostics& d, MapReader& parent, std::initializer_list<cons
 std::shared_ptr<const Profile> load_profile(const std::string& path) {
   config_detail::Diagnostics d(path);
   auto p = config_detail::parse_profile(d, path);
-  if (!d.errors().empty() || !p) throw ConfigException(std::move(d.errors()));
+  if (!d.errors().empty() || !p) throw d.exception();
   return p;
 }
 
@@ -182,7 +255,7 @@ void throw_if_errors(Diagnostics& d) {
     if (a.loc.file != b.loc.file) return a.loc.file < b.loc.file;
     return std::tie(a.loc.line, a.loc.column) < std::tie(b.loc.line, b.loc.column);
   });
-  throw ConfigException(std::move(errs));
+  throw d.exception();
 }
 
 // An endpoints entry that no device uses is most likely a typo in one of the two.
@@ -204,15 +277,15 @@ Config load_config(const std::string& path) {
   Config cfg;
   cfg.path = path;
   YAML::Node root = config_detail::load_yaml(d, path);
-  if (!d.errors().empty()) throw ConfigException(std::move(d.errors()));
+  if (!d.errors().empty()) throw d.exception();
   if (!root.IsDefined() || root.IsNull()) {
     d.error(SourceLoc{path, 0, 0}, "config file is empty");
-    throw ConfigException(std::move(d.errors()));
+    throw d.exception();
   }
   MapReader top(d, root, "config",
                 {"daemon", "mqtt", "defaults", "profiles_dir", "facility", "cabinet_classes",
                  "endpoints", "sites", "history", "report"});
-  if (!top.ok()) throw ConfigException(std::move(d.errors()));
+  if (!top.ok()) throw d.exception();
 
   YAML::Node shard_node;
   if (top.has("daemon")) {

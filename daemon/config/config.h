@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -41,16 +42,33 @@ struct ConfigError {
 };
 
 // Thrown by load_config(); carries every problem found, not just the first.
+// At most kMaxConfigErrors problems are kept (a file of 250,000 unknown keys must not cost
+// gigabytes of messages); the rest are only counted.
 class ConfigException : public std::exception {
  public:
-  explicit ConfigException(std::vector<ConfigError> errors);
+  explicit ConfigException(std::vector<ConfigError> errors, std::size_t omitted = 0);
+  // Every kept problem, one "FILE:LINE:COL: message" per line, then "... and N more" if any
+  // were only counted.
   const char* what() const noexcept override { return summary_.c_str(); }
   const std::vector<ConfigError>& errors() const { return errors_; }
+  std::size_t omitted() const { return omitted_; }
+  std::size_t total() const { return errors_.size() + omitted_; }
 
  private:
   std::vector<ConfigError> errors_;
+  std::size_t omitted_ = 0;
   std::string summary_;
 };
+
+// Problems kept per load (config and its profiles together).
+inline constexpr std::size_t kMaxConfigErrors = 100;
+// Config and profile files larger than this are refused before they are parsed.
+inline constexpr std::uintmax_t kMaxConfigFileBytes = 16u << 20;
+
+// The whole text of a config or profile file, or nullopt with `why` set: refuses directories,
+// FIFOs, sockets and devices (which could hang or never end), symlink loops, unreadable files
+// and files over kMaxConfigFileBytes, each with a message that says so.
+std::optional<std::string> read_config_text(const std::string& path, std::string& why);
 
 // ---- Profiles (register maps, config/profiles/*.yaml) ------------------------------------
 
@@ -140,7 +158,7 @@ struct Cabinet {
   std::string id;  // unique within its site
   std::string site, room, row;
   std::string cabinet_class;  // "" = none
-  double rated_w = 0;  // from rated_kw, or from the breaker (own, else the class's)
+  double rated_w = 0;         // from rated_kw, or from the breaker (own, else the class's)
   std::optional<Breaker> breaker;
   std::vector<std::string> feeds;  // e.g. {"A","B"}
   CabinetStatus status = CabinetStatus::kFree;
@@ -175,10 +193,10 @@ struct Device {
   int unit = 1;  // Modbus unit id 0..247
   Millis interval{15000};
   Millis timeout{1000};
-  DeviceModbusSettings modbus;  // retries and device quirks (modbus.h)
-  std::string cabinet;  // pdu, rack_sensor
-  std::string feed;     // pdu
-  std::string room;     // cooling (required), others optional
+  DeviceModbusSettings modbus;        // retries and device quirks (modbus.h)
+  std::string cabinet;                // pdu, rack_sensor
+  std::string feed;                   // pdu
+  std::string room;                   // cooling (required), others optional
   MeterRole role = MeterRole::kNone;  // meter
   // pdu: for the current x voltage x power-factor estimate (resolved from the site's facility
   // settings unless the device sets its own).
@@ -193,9 +211,9 @@ struct Site {
   std::string id;
   std::string name;
   Ownership ownership = Ownership::kSelfBuilt;
-  int planned_cabinets = 0;  // build-out plan total; load_config() sets absent/0 to the delivered
-  int pue_category = 1;      // ISO/IEC 30134-2 category of the it_total meter (1, 2 or 3)
-  FacilitySettings facility;          // resolved: top-level facility + the site's own
+  int planned_cabinets = 0;   // build-out plan total; load_config() sets absent/0 to the delivered
+  int pue_category = 1;       // ISO/IEC 30134-2 category of the it_total meter (1, 2 or 3)
+  FacilitySettings facility;  // resolved: top-level facility + the site's own
   std::vector<PlanStep> build_out_plan;  // date -> planned powered cabinets, ascending dates
   ReportSettings report;                 // resolved: top-level report + the site's own
   std::vector<Room> rooms;
@@ -220,7 +238,7 @@ struct DaemonSettings {
   // unless both a user name and a password are configured (never in clear in the file).
   Credentials auth;
   ShardSettings shard;
-  int stale_after_intervals = 3;  // a reading older than N x its device's interval is stale
+  int stale_after_intervals = 3;     // a reading older than N x its device's interval is stale
   double powered_threshold_w = 100;  // a cabinet drawing more than this counts as powered
   // Where facilityd keeps state across restarts (the MQTT outbox). systemd: StateDirectory=.
   std::string state_dir = "/var/lib/facilityd";
@@ -260,8 +278,7 @@ std::vector<std::filesystem::path> profile_search_path(const std::filesystem::pa
 std::filesystem::path find_profile_file(const std::vector<std::filesystem::path>& search_path,
                                         const std::string& name);
 // Every profile name on the search path, sorted, each once.
-std::vector<std::string> available_profiles(
-    const std::vector<std::filesystem::path>& search_path);
+std::vector<std::string> available_profiles(const std::vector<std::filesystem::path>& search_path);
 
 // Parses "15s", "500ms", "2m", "1h", "30d". nullopt on error.
 std::optional<Millis> parse_duration(const std::string& s);

@@ -186,6 +186,53 @@ void parse_point(Diagnostics& d, const YAML::Node& pn, Profile& p,
   p.points.push_back(std::move(pp));
 }
 
+// A register holds one value: two points that share only part of their registers (float32s at
+// 4-5 and 5-6) are a typo in an address or a type. Reading the same span two ways (a status word
+// as a number and as an enumeration) and single bits of a register are fine.
+void check_overlaps(Diagnostics& d, const Profile& p, const std::vector<YAML::Node>& at) {
+  struct Span {
+    int first, last;
+    std::size_t index;
+  };
+  std::map<modbus::RegisterKind, std::vector<Span>> tables;
+  for (std::size_t i = 0; i < p.points.size(); ++i) {
+    const auto& s = p.points[i].spec;
+    if (s.bit >= 0) continue;
+    tables[s.kind].push_back({s.address, s.address + s.width() - 1, i});
+  }
+  for (auto& [kind, spans] : tables) {
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+      return std::tie(a.first, a.last) < std::tie(b.first, b.last);
+    });
+    for (std::size_t i = 1; i < spans.size(); ++i) {
+      // Against every earlier span still open at this one's start (the widest reaches furthest).
+      for (std::size_t j = i; j-- > 0;) {
+        const Span& a = spans[j];
+        const Span& b = spans[i];
+        if (a.last < b.first) continue;
+        if (a.first == b.first && a.last == b.last) continue;
+        const auto& pa = p.points[a.index].spec;
+        const auto& pb = p.points[b.index].spec;
+        const std::size_t later = std::max(a.index, b.index);
+        const auto& first = later == a.index ? pb : pa;
+        const auto& second = later == a.index ? pa : pb;
+        const Span& fs = later == a.index ? b : a;
+        const Span& ss = later == a.index ? a : b;
+        auto range = [](const Span& x) {
+          return x.first == x.last ? std::to_string(x.first)
+                                   : std::to_string(x.first) + "-" + std::to_string(x.last);
+        };
+        d.error(at[later], "point \"" + second.name + "\": " +
+                               std::string(modbus::to_string(kind)) + " registers " + range(ss) +
+                               " overlap registers " + range(fs) + " of point \"" + first.name +
+                               "\" (one register holds one value: check both addresses and "
+                               "types; is one of them 1-based?)");
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) {
@@ -216,7 +263,13 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
   std::unordered_set<std::string> names;
   auto points = r.seq("points", true);
   if (points.empty() && r.has("points")) d.error(r.get("points"), "profile: no points defined");
-  for (const auto& pn : points) parse_point(d, pn, *p, names);
+  std::vector<YAML::Node> address_nodes;  // of each point in p->points, for overlap errors
+  for (const auto& pn : points) {
+    const std::size_t before = p->points.size();
+    parse_point(d, pn, *p, names);
+    if (p->points.size() > before) address_nodes.push_back(pn.IsMap() ? pn["address"] : pn);
+  }
+  check_overlaps(d, *p, address_nodes);
   return p;
 }
 
@@ -245,8 +298,9 @@ std::shared_ptr<const Profile> ProfileLibrary::get(const std::string& name, cons
   }
   Diagnostics pd(file.string());
   auto p = parse_profile(pd, file.string());
-  for (auto& e : pd.errors()) d_.errors().push_back(std::move(e));
-  cfg_.profiles[name] = pd.errors().empty() ? p : nullptr;
+  const bool ok = pd.errors().empty();
+  d_.absorb(pd);
+  cfg_.profiles[name] = ok ? p : nullptr;
   return cfg_.profiles[name];
 }
 

@@ -43,14 +43,28 @@ class Diagnostics {
     }
     return l;
   }
-  void error(const YAML::Node& at, std::string msg) { errors_.push_back({loc(at), std::move(msg)}); }
-  void error(SourceLoc l, std::string msg) { errors_.push_back({std::move(l), std::move(msg)}); }
+  void error(const YAML::Node& at, std::string msg) { error(loc(at), std::move(msg)); }
+  void error(SourceLoc l, std::string msg) {
+    if (errors_.size() < kMaxConfigErrors) {
+      errors_.push_back({std::move(l), std::move(msg)});
+    } else {
+      ++omitted_;
+    }
+  }
+  // Another file's problems (a profile's), under the same cap.
+  void absorb(Diagnostics& other) {
+    for (auto& e : other.errors_) error(std::move(e.loc), std::move(e.message));
+    omitted_ += other.omitted_;
+  }
   const std::string& file() const { return file_; }
+  // Kept problems; empty exactly when there are none at all.
   std::vector<ConfigError>& errors() { return errors_; }
+  ConfigException exception() { return ConfigException(std::move(errors_), omitted_); }
 
  private:
   std::string file_;
   std::vector<ConfigError> errors_;
+  std::size_t omitted_ = 0;
 };
 
 // A YAML mapping with a fixed set of allowed keys. Unknown and duplicate keys are errors.
@@ -78,7 +92,8 @@ class MapReader {
       if (!allow.count(key)) {
         std::string list;
         for (const auto& a : allow) list += (list.empty() ? "" : ", ") + a;
-        d_.error(it->first, what_ + ": unknown key \"" + key + "\" (expected one of: " + list + ")");
+        d_.error(it->first,
+                 what_ + ": unknown key \"" + key + "\" (expected one of: " + list + ")");
         continue;
       }
       values_.emplace(key, it->second);
@@ -143,8 +158,10 @@ class MapReader {
       // Decimal, or hexadecimal with 0x (not C's octal for a leading 0: "010" is ten).
       const bool hex = s.size() > 2 && (s.rfind("0x", 0) == 0 || s.rfind("0X", 0) == 0);
       const bool neg_hex = s.size() > 3 && (s.rfind("-0x", 0) == 0 || s.rfind("-0X", 0) == 0);
-      long long v = std::stoll(neg_hex ? "-" + s.substr(3) : hex ? s.substr(2) : s, &pos,
-                               hex || neg_hex ? 16 : 10);
+      long long v = std::stoll(neg_hex ? "-" + s.substr(3)
+                               : hex   ? s.substr(2)
+                                       : s,
+                               &pos, hex || neg_hex ? 16 : 10);
       if (pos != s.size() - (hex ? 2 : neg_hex ? 2 : 0)) throw std::invalid_argument("x");
       if (v < lo || v > hi) {
         d_.error(at, what_ + ": \"" + k + "\" = " + s + " is out of range " + std::to_string(lo) +
@@ -172,14 +189,15 @@ class MapReader {
     if (!s) return std::nullopt;
     auto d = parse_duration(*s);
     if (!d) {
-      d_.error(get(k), what_ + ": \"" + k + "\" must be a duration like 500ms, 15s, 2m or 1h, got \"" +
-                           *s + "\"");
+      d_.error(get(k), what_ + ": \"" + k +
+                           "\" must be a duration like 500ms, 15s, 2m or 1h, got \"" + *s + "\"");
     }
     return d;
   }
 
   template <typename E>
-  std::optional<E> choice(const std::string& k, std::initializer_list<std::pair<const char*, E>> opts,
+  std::optional<E> choice(const std::string& k,
+                          std::initializer_list<std::pair<const char*, E>> opts,
                           bool required = false) {
     auto s = str(k, required);
     if (!s) return std::nullopt;

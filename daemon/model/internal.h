@@ -32,6 +32,8 @@ class FreshView {
 
 // One point of a reading in base units; nullopt if absent, "not available" or not finite.
 std::optional<double> point_value(const DeviceReading& r, const std::string& point);
+// up / partial / no_data / down of a device whose last poll succeeded with fresh data or not.
+DeviceState device_state(bool polled_fresh, const DeviceReading* r);
 
 // Sum of one point over a set of devices; coverage is the fraction that answered fresh.
 struct SourceSum {

@@ -47,6 +47,12 @@ std::optional<double> Occupancy::ratio_rack_units() const {
 
 namespace model_detail {
 
+DeviceState device_state(bool polled_fresh, const DeviceReading* r) {
+  if (!polled_fresh || !r) return DeviceState::kDown;
+  if (r->with_data == 0) return DeviceState::kNoData;
+  return r->unreadable > 0 ? DeviceState::kPartial : DeviceState::kUp;
+}
+
 FreshView::FreshView(const Config& cfg,
                      const std::unordered_map<std::string, ReadingStore::Entry>& rd,
                      TimePoint now) {
@@ -67,7 +73,14 @@ FreshView::FreshView(const Config& cfg,
       } else {
         ds.quality = e.reading ? Quality::kStale : Quality::kError;
       }
-      ds.up = e.health.up && fresh;
+      ds.state = device_state(e.health.up && fresh, e.reading.get());
+      ds.up = ds.state == DeviceState::kUp || ds.state == DeviceState::kPartial;
+      if (ds.state == DeviceState::kNoData) {
+        ds.last_error = "answers, but no point gave a value (" +
+                        std::to_string(e.reading->unreadable) +
+                        " unreadable: the device refuses their addresses; the rest not "
+                        "available); check the profile with `facilityd probe`";
+      }
     }
     index_[d->id] = devices_.size();
     devices_.push_back(std::move(ds));

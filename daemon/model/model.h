@@ -208,7 +208,9 @@ struct EnergySnapshot {
 
 struct DeviceSnapshot {
   const Device* device = nullptr;
-  bool up = false;  // last poll succeeded and data is fresh
+  // Up or partial: the last poll succeeded, the data is fresh and gave at least one value.
+  bool up = false;
+  DeviceState state = DeviceState::kDown;
   Quality quality = Quality::kError;
   TimePoint last_success{};
   std::string last_error;

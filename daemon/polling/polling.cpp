@@ -65,51 +65,54 @@ modbus::EndpointSpec make_endpoint_spec(const Endpoint& ep, const EndpointSettin
   return s;
 }
 
-PollingService::PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
-                               ResultHook hook, TransitionLog* transitions)
-    : store_(store), stats_(stats), hook_(std::move(hook)), transitions_(transitions) {
-  std::vector<std::string> device_ids;
-  std::vector<std::string> endpoint_keys;
-  std::vector<std::size_t> device_endpoint;
+PollPlan make_poll_plan(const Config& config) {
+  PollPlan plan;
   std::map<std::string, std::size_t> ep_index;
-  std::vector<modbus::EngineEndpoint> tcp;
-  struct Serial {
-    std::size_t index;
-    modbus::SerialSpec spec;
-    std::vector<std::pair<std::size_t, modbus::DeviceSpec>> devices;
-  };
-  std::vector<Serial> serial;
   std::vector<std::size_t> position;  // endpoint index -> position in serial or tcp
   for (const Device* d : config.all_devices()) {
-    const std::size_t di = device_ids.size();
-    device_ids.push_back(d->id);
+    const std::size_t di = plan.device_ids.size();
+    plan.device_ids.push_back(d->id);
     const std::string key = d->endpoint.key();
-    auto [it, fresh] = ep_index.emplace(key, endpoint_keys.size());
-    device_endpoint.push_back(it->second);
+    auto [it, fresh] = ep_index.emplace(key, plan.endpoint_keys.size());
+    plan.device_endpoint.push_back(it->second);
     const EndpointSettings es = config.endpoint_settings(d->endpoint);
     const bool on_serial = d->endpoint.transport == Transport::kRtu;
     if (fresh) {
-      endpoint_keys.push_back(key);
+      plan.endpoint_keys.push_back(key);
       // Position in `serial` / `tcp`, by endpoint index: no search per device at 6,000 devices.
-      position.push_back(on_serial ? serial.size() : tcp.size());
+      position.push_back(on_serial ? plan.serial.size() : plan.tcp.size());
       if (on_serial) {
-        serial.push_back({it->second, make_serial_spec(d->endpoint, es), {}});
+        plan.serial.push_back({it->second, make_serial_spec(d->endpoint, es), {}});
       } else {
         modbus::EngineEndpoint e;
         e.index = it->second;
         e.spec = make_endpoint_spec(d->endpoint, es);
-        tcp.push_back(std::move(e));
+        plan.tcp.push_back(std::move(e));
       }
     }
     modbus::DeviceSpec spec = make_device_spec(*d);
     spec.backoff_max = es.backoff_max;
-    auto& devices = on_serial ? serial[position[it->second]].devices : tcp[position[it->second]].devices;
+    auto& devices = on_serial ? plan.serial[position[it->second]].devices
+                              : plan.tcp[position[it->second]].devices;
     devices.emplace_back(di, std::move(spec));
   }
-  endpoint_count_ = endpoint_keys.size();
-  stats_.configure(std::move(device_ids), std::move(endpoint_keys), std::move(device_endpoint));
-  if (!tcp.empty()) engine_ = std::make_unique<modbus::PollEngine>(std::move(tcp), observer());
-  for (auto& s : serial) {
+  return plan;
+}
+
+PollingService::PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
+                               ResultHook hook, TransitionLog* transitions)
+    : PollingService(make_poll_plan(config), store, stats, std::move(hook), transitions) {}
+
+PollingService::PollingService(PollPlan plan, ReadingStore& store, CollectorStats& stats,
+                               ResultHook hook, TransitionLog* transitions)
+    : store_(store), stats_(stats), hook_(std::move(hook)), transitions_(transitions) {
+  endpoint_count_ = plan.endpoint_keys.size();
+  stats_.configure(std::move(plan.device_ids), std::move(plan.endpoint_keys),
+                   std::move(plan.device_endpoint));
+  if (!plan.tcp.empty()) {
+    engine_ = std::make_unique<modbus::PollEngine>(std::move(plan.tcp), observer());
+  }
+  for (auto& s : plan.serial) {
     serial_.push_back(std::make_unique<modbus::SerialLinePoller>(s.index, std::move(s.spec),
                                                                  std::move(s.devices), observer()));
   }
@@ -148,6 +151,7 @@ void PollingService::on_result(modbus::PollResult&& r) {
     dr.points.emplace(std::move(pv.name),
                       PointValue{pv.value, std::move(pv.unit), std::move(pv.text), pv.read_at});
   }
+  dr.unreadable = unreadable;
   if (unreadable != stats_.unreadable_points(r.device_index)) {
     spdlog::warn("device {}: {} point(s) unreadable (the device rejects their addresses); "
                  "see facility_modbus_requests_total and `facilityd probe`",

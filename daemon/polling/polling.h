@@ -26,14 +26,36 @@ modbus::DeviceSpec make_device_spec(const Device& d);
 modbus::SerialSpec make_serial_spec(const Endpoint& ep, const EndpointSettings& es);
 modbus::EndpointSpec make_endpoint_spec(const Endpoint& ep, const EndpointSettings& es);
 
+// Everything the collectors are built from: the devices in index order, their endpoints, and
+// per endpoint the specs its poller runs. Two configurations with equal plans poll exactly the
+// same way, so a reload between them keeps the running pollers (their connections, schedules
+// and unreadable-point memory) instead of restarting them.
+struct PollPlan {
+  std::vector<std::string> device_ids;
+  std::vector<std::string> endpoint_keys;
+  std::vector<std::size_t> device_endpoint;  // device index -> endpoint index
+  std::vector<modbus::EngineEndpoint> tcp;   // Modbus TCP and RTU-over-TCP endpoints
+  struct Serial {
+    std::size_t index = 0;
+    modbus::SerialSpec spec;
+    std::vector<std::pair<std::size_t, modbus::DeviceSpec>> devices;
+    bool operator==(const Serial&) const = default;
+  };
+  std::vector<Serial> serial;
+  bool operator==(const PollPlan&) const = default;
+};
+PollPlan make_poll_plan(const Config& config);
+
 class PollingService : private modbus::PollObserver {
  public:
   // Called on a poller thread with every result before it is stored (benchmarks, tests).
   using ResultHook = std::function<void(const modbus::PollResult&)>;
 
-  // `config`, `store`, `stats` and `transitions` must outlive the service. Configures `stats`
-  // for the devices. Endpoints becoming unreachable and reachable again go to `transitions`.
+  // `store`, `stats` and `transitions` must outlive the service. Configures `stats` for the
+  // devices. Endpoints becoming unreachable and reachable again go to `transitions`.
   PollingService(const Config& config, ReadingStore& store, CollectorStats& stats,
+                 ResultHook hook = nullptr, TransitionLog* transitions = nullptr);
+  PollingService(PollPlan plan, ReadingStore& store, CollectorStats& stats,
                  ResultHook hook = nullptr, TransitionLog* transitions = nullptr);
   ~PollingService() override;
   PollingService(const PollingService&) = delete;

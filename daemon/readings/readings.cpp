@@ -11,7 +11,19 @@ const char* to_string(Quality q) {
   return "?";
 }
 
+const char* to_string(DeviceState s) {
+  switch (s) {
+    case DeviceState::kUp: return "up";
+    case DeviceState::kPartial: return "partial";
+    case DeviceState::kNoData: return "no_data";
+    case DeviceState::kDown: return "down";
+  }
+  return "?";
+}
+
 void ReadingStore::put_success(DeviceReading r) {
+  r.with_data = 0;
+  for (const auto& [name, pv] : r.points) r.with_data += (pv.value || !pv.text.empty()) ? 1 : 0;
   auto shared = std::make_shared<const DeviceReading>(std::move(r));
   std::lock_guard lock(mu_);
   auto& e = entries_[shared->device_id];

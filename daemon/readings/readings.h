@@ -22,6 +22,15 @@ using TimePoint = Clock::time_point;
 enum class Quality { kGood, kStale, kError };
 const char* to_string(Quality q);
 
+// What a device gives, as the NOC sees it (docs/metrics.md, facility_device_state):
+//   up        fresh data, every configured point read
+//   partial   fresh data, but the device refuses some points' addresses (a profile problem)
+//   no_data   it answers, but not one point gave a value (every read refused, or all "not
+//             available"): as good as down for the facility, and alerted like it
+//   down      its last poll failed, or its data is stale
+enum class DeviceState { kUp, kPartial, kNoData, kDown };
+const char* to_string(DeviceState s);
+
 struct PointValue {
   std::optional<double> value;  // in the profile's unit; nullopt = device said "not available"
   std::string unit;
@@ -38,6 +47,10 @@ struct DeviceReading {
   TimePoint polled_at{};                    // when the cycle completed
   std::map<std::string, PointValue> points;  // by point name; only points read this cycle
   bool complete = true;                      // every configured point was read
+  std::size_t unreadable = 0;  // points the device refuses (exception 1, 2 or 3)
+  // Points that gave something: a value, an enumeration name or a string. 0 = "no data".
+  // Counted by ReadingStore::put_success.
+  std::size_t with_data = 0;
 };
 
 struct DeviceHealth {

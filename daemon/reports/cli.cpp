@@ -92,7 +92,7 @@ int run_report_cli(const ReportCliOptions& opt) {
     }
     return 0;
   } catch (const ConfigException& e) {
-    for (const auto& err : e.errors()) std::fprintf(stderr, "%s\n", err.format().c_str());
+    std::fprintf(stderr, "%s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "facilityd report: %s\n", e.what());

@@ -174,6 +174,32 @@ def remap_config(src_config, source_dir, workdir):
     return out, [int(p) for p in mapping.values()]
 
 
+def one_row_site(src, cabinets, devices, daemon="", extra=""):
+    """A daemon and simulator config: site s1, room r1, one row w1 of `cabinets` (YAML flow
+    mappings, one per line) and `devices` (likewise); 1 s polls, 300 ms timeouts, MQTT and
+    history off, the repository's profiles. `daemon` adds keys to the daemon section
+    ("powered_threshold_w: 150"), `extra` top-level sections (endpoints: ...)."""
+    cabs = "\n".join(f"              - {c}" for c in cabinets)
+    devs = "\n".join(f"      - {d}" for d in devices)
+    more = f", {daemon}" if daemon else ""
+    return f"""daemon: {{listen: "127.0.0.1:10044", stale_after_intervals: 3{more}}}
+mqtt: {{enabled: false}}
+history: {{enabled: false}}
+defaults: {{interval: 1s, timeout: 300ms, retries: 1}}
+profiles_dir: {os.path.join(os.path.abspath(src), "config", "profiles")}
+{extra}sites:
+  - id: s1
+    rooms:
+      - id: r1
+        rows:
+          - id: w1
+            cabinets:
+{cabs}
+    devices:
+{devs}
+"""
+
+
 class Subscriber:
     """mosquitto_sub writing every message (topic + payload, retained flag) to a file."""
 

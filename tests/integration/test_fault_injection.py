@@ -24,17 +24,22 @@ import fault_proxy as fp  # noqa: E402
 import harness as h  # noqa: E402
 
 INTERVAL_S = 1.0
-# fault -> (reason it must be counted under, whether the device may be up)
+# fault -> (reason it must be counted under, whether the device may be up, its
+# facility_device_state, requests the proxy must have spoilt and counted at least)
 FAULTS = {
-    "delay:800": ("timeout", False),
-    "drop": ("timeout", False),
-    "rst": ("connection", False),
-    "truncate:9": ("timeout", False),
-    "wrong_tid": ("malformed", False),
-    "garbage": ("malformed", False),
-    "exception:4": ("exception_4", False),
-    "hang": ("timeout", False),
-    "trailing:6": ("ok", True),
+    "delay:800": ("timeout", False, "down", 3),
+    "drop": ("timeout", False, "down", 3),
+    "rst": ("connection", False, "down", 3),
+    "truncate:9": ("timeout", False, "down", 3),
+    "wrong_tid": ("malformed", False, "down", 3),
+    "garbage": ("malformed", False, "down", 3),
+    "exception:4": ("exception_4", False, "down", 3),
+    # Every address refused: the poller marks each point unreadable after one refusal (and
+    # re-probes it minutes later), so the cycles succeed with no value at all -- "no data",
+    # which must not look up.
+    "exception:2": ("exception_2", False, "no_data", 1),
+    "hang": ("timeout", False, "down", 3),
+    "trailing:6": ("ok", True, "up", 3),
 }
 HEALTHY = 4  # PDUs without a fault, two per gateway
 
@@ -42,27 +47,11 @@ HEALTHY = 4  # PDUs without a fault, two per gateway
 def config(src, ports):
     """The site: one cabinet per PDU; PDU i at its own endpoint tcp://127.0.0.1:ports[i]."""
     n = len(ports)
-    cabs = "\n".join(f"              - {{id: c{i}, status: sold, feeds: [A]}}" for i in range(n))
-    devs = "\n".join(
-        f"      - {{id: pdu-{i}, kind: pdu, profile: generic-pdu-1ph, endpoint: "
-        f"\"tcp://127.0.0.1:{ports[i]}\", unit: {1 + i % 2}, cabinet: c{i}, feed: A}}"
-        for i in range(n))
-    return f"""daemon: {{listen: "127.0.0.1:10044", stale_after_intervals: 3}}
-mqtt: {{enabled: false}}
-history: {{enabled: false}}
-defaults: {{interval: 1s, timeout: 300ms, retries: 1}}
-profiles_dir: {os.path.join(os.path.abspath(src), "config", "profiles")}
-sites:
-  - id: s1
-    rooms:
-      - id: r1
-        rows:
-          - id: w1
-            cabinets:
-{cabs}
-    devices:
-{devs}
-"""
+    return h.one_row_site(
+        src, [f"{{id: c{i}, status: sold, feeds: [A]}}" for i in range(n)],
+        [f"{{id: pdu-{i}, kind: pdu, profile: generic-pdu-1ph, endpoint: "
+         f"\"tcp://127.0.0.1:{ports[i]}\", unit: {1 + i % 2}, cabinet: c{i}, feed: A}}"
+         for i in range(n)])
 
 
 def main():
@@ -126,7 +115,7 @@ def main():
                   f"healthy p99 lateness")
             for i, fault in enumerate(faults):
                 dev = f"pdu-{i}"
-                reason, may_be_up = FAULTS[fault]
+                reason, may_be_up, state_want, at_least = FAULTS[fault]
                 results = {l["result"]: v for name, l, v in s
                            if name == "facility_modbus_requests_total" and l.get("device") == dev}
                 up = h.find(s, "facility_device_up", device=dev)
@@ -135,15 +124,19 @@ def main():
                 print(f"  {fault:<12} {','.join(f'{k}={int(v)}' for k, v in sorted(results.items()) if v):<24} "
                       f"{int(up) if up is not None else '-':>3} "
                       f"{power if power is not None else '-':>9} {truth_w!s:>9}  {p99_ms:.1f} ms")
-                c.check(proxy.applied(proxied[per_device[i]], 1 + i % 2, fault.split(":")[0]) > 3,
-                        f"{fault}: the proxy applied it to the PDU's requests")
-                c.check(results.get(reason, 0) >= 3,
+                c.check(proxy.applied(proxied[per_device[i]], 1 + i % 2, fault.split(":")[0])
+                        >= at_least, f"{fault}: the proxy applied it to the PDU's requests")
+                c.check(results.get(reason, 0) >= at_least,
                         f"{fault}: counted as {reason} ({results})")
                 bad = sum(v for k, v in results.items()
                           if k not in ("ok", reason) and not (reason != "ok" and k == "timeout"))
                 c.check(bad == 0 or reason == "timeout",
                         f"{fault}: not counted under another failure ({results})")
                 c.check(up == (1 if may_be_up else 0), f"{fault}: facility_device_up is {up}")
+                state = [l["state"] for name, l, v in s
+                         if name == "facility_device_state" and l.get("device") == dev and v == 1]
+                c.check(state == [state_want],
+                        f"{fault}: facility_device_state is {state}, expected {state_want}")
                 if power is not None:
                     c.check(truth_w is not None and abs(power - truth_w) <= 0.05 * truth_w + 5,
                             f"{fault}: the power exported ({power} W) is what the device serves "

@@ -207,6 +207,7 @@ json device_json(const DeviceSnapshot& ds, const std::string& ts) {
       {"kind", kind_info(d.kind).name},
       {"profile", d.profile_name},
       {"up", ds.up},
+      {"state", to_string(ds.state)},
       {"quality", quality_name(ds.quality)},
       {"last_success",
        ds.last_success == TimePoint{} ? json(nullptr) : json(format_rfc3339_ms(ds.last_success))},

@@ -414,8 +414,14 @@ void render_sites(Families& fam, const FacilitySnapshot& snap) {
 
 void render_devices_and_alerts(Families& fam, const FacilitySnapshot& snap) {
   auto& up = fam.family("facility_device_up",
-                        "1 if the device's last poll succeeded and its data is fresh, else 0.",
+                        "1 if the device is up: its last poll succeeded, its data is fresh and "
+                        "it gave at least one value (state up or partial), else 0.",
                         Type::kGauge);
+  auto& state = fam.family("facility_device_state",
+                           "The device's state, as a label (always 1): up (every point read), "
+                           "partial (some points refused by the device), no_data (it answers "
+                           "but gives no value), down (poll failed or data stale).",
+                           Type::kGauge);
   auto& last = fam.family("facility_device_last_success_timestamp_seconds",
                           "Unix time of the device's last successful poll, in seconds.",
                           Type::kGauge);
@@ -430,6 +436,7 @@ void render_devices_and_alerts(Families& fam, const FacilitySnapshot& snap) {
     if (!owns_device(shard, d)) continue;
     const Labels l{{"site", d.site}, {"device", d.id}, {"kind", to_string(d.kind)}};
     up.gauge(l, flag(ds.up));
+    state.gauge(l.with({{"state", to_string(ds.state)}}), 1);
     if (ds.last_success != TimePoint{}) last.gauge(l, unix_seconds(ds.last_success));
     if (!ds.counter_tracked) continue;
     // Only events that happened: three zero counters per PDU would triple the energy

@@ -173,7 +173,7 @@ TEST(Config, MissingFileIsAClearError) {
     load_config("/nonexistent/facilityd.yaml");
     FAIL();
   } catch (const ConfigException& e) {
-    EXPECT_EQ(e.errors()[0].format(), "/nonexistent/facilityd.yaml: cannot open file");
+    EXPECT_EQ(e.errors()[0].format(), "/nonexistent/facilityd.yaml: cannot open file: no such file");
   }
 }
 

@@ -414,6 +414,30 @@ TEST(Hysteresis, CrossingEightyPercentUpAndDownWithHoldTime) {
   }
 }
 
+// The hysteresis band below critical, on its own: from critical, 0.91 (inside 0.90..0.95) keeps
+// it critical however long it lasts; only below 0.90, held, does it step down -- to warning,
+// not to ok, since 0.89 is still above warning's own band.
+TEST(Hysteresis, CriticalStepsDownOnlyBelowItsBandAndOnlyToWarning) {
+  const Step steps[] = {
+      {0, 0.97, OverloadState::kOk, ">= 0.95 (and 0.80) since t=0"},
+      {60, 0.97, OverloadState::kCritical, "held 60 s: critical, straight from ok"},
+      {70, 0.91, OverloadState::kCritical, "0.90 <= 0.91 < 0.95: inside critical's band"},
+      {200, 0.91, OverloadState::kCritical, "still inside after 130 s: no hold runs"},
+      {210, 0.89, OverloadState::kCritical, "< 0.90 since t=210, held 0 s"},
+      {260, 0.89, OverloadState::kCritical, "held 50 s"},
+      {270, 0.89, OverloadState::kWarning, "held 60 s: warning (0.89 >= 0.75)"},
+      {280, 0.76, OverloadState::kWarning, "0.75 <= 0.76: inside warning's band"},
+      {400, 0.76, OverloadState::kWarning, "still inside"},
+  };
+  Rig rig(kHysteresisSite);
+  for (const Step& st : steps) {
+    if (st.utilization) rig.put("ca", watts(*st.utilization * 4400), at_s(st.t));
+    const auto snap = rig.update(at_s(st.t));
+    EXPECT_EQ(cabinet_of(site_of(*snap, "s"), "c").overload, st.expected)
+        << "t=" << st.t << ": " << st.why;
+  }
+}
+
 TEST(Hysteresis, ClearedAlertIsForgottenAfterItsRetention) {
   Rig rig(kHysteresisSite);
   for (double t = 0; t <= 60; t += 10) {

@@ -189,6 +189,89 @@ TEST_F(ModelTest, FailedMeterWithholdsPue) {
   EXPECT_FALSE(s2.pue.has_value());
 }
 
+const DeviceSnapshot& device(const FacilitySnapshot& s, const std::string& id) {
+  for (const auto& d : s.devices) {
+    if (d.device->id == id) return d;
+  }
+  throw std::runtime_error("no device " + id);
+}
+
+// A device that answers every poll but gives no value (every address refused, or every point
+// "not available") is not up: it is "no data", and DeviceDown-style alerting on
+// facility_device_up sees it. Some points refused is "partial", still up.
+TEST_F(ModelTest, DeviceStatesTellAnswersWithoutDataFromUp) {
+  all_fresh();
+  // env1: both points refused by the device (exception 2): the cycle succeeds with nothing.
+  DeviceReading none;
+  none.device_id = "env1";
+  none.polled_at = now_;
+  none.complete = false;
+  none.unreadable = 2;
+  store_.put_success(none);
+  // main: its only point "not available" (a sentinel): no value either.
+  DeviceReading na;
+  na.device_id = "main";
+  na.polled_at = now_;
+  na.points["active_power"] = PointValue{std::nullopt, "kW"};
+  store_.put_success(na);
+  // c1a: one point of two refused -- the one that was read still counts.
+  DeviceReading part;
+  part.device_id = "c1a";
+  part.polled_at = now_;
+  part.complete = false;
+  part.unreadable = 1;
+  part.points["active_power"] = PointValue{1900.0, "W"};
+  store_.put_success(part);
+  store_.put_failure("c2a", now_, "timeout");
+  put("c2a", {{"active_power", {2000, "W"}}}, 40s);  // and its last success is stale
+
+  auto snap = run();
+  EXPECT_EQ(device(*snap, "env1").state, DeviceState::kNoData);
+  EXPECT_FALSE(device(*snap, "env1").up);
+  EXPECT_NE(device(*snap, "env1").last_error.find("no point gave a value (2 unreadable"),
+            std::string::npos);
+  EXPECT_EQ(device(*snap, "main").state, DeviceState::kNoData);
+  EXPECT_FALSE(device(*snap, "main").up);
+  EXPECT_EQ(device(*snap, "c1a").state, DeviceState::kPartial);
+  EXPECT_TRUE(device(*snap, "c1a").up);
+  EXPECT_EQ(device(*snap, "c2a").state, DeviceState::kDown);
+  EXPECT_FALSE(device(*snap, "c2a").up);
+  EXPECT_EQ(device(*snap, "ups").state, DeviceState::kUp);
+  EXPECT_TRUE(device(*snap, "ups").up);
+  // A string or enumeration name is data too (a nameplate-only device is not "no data").
+  DeviceReading text;
+  text.device_id = "env1";
+  text.polled_at = now_;
+  text.points["inlet_temperature"] = PointValue{std::nullopt, "", "sensor_missing"};
+  store_.put_success(text);
+  EXPECT_EQ(device(*run(), "env1").state, DeviceState::kUp);
+}
+
+// "Powered" is power *greater* than powered_threshold_w (100 W here), all feeds together:
+// exactly 100 W is an empty cabinet's standby draw, not a powered one (docs/config.md). The
+// same for one fresh feed when the other is missing.
+TEST_F(ModelTest, ACabinetExactlyAtThePoweredThresholdIsNotPowered) {
+  all_fresh();
+  put("c3a", {{"active_power", {60, "W"}}});
+  put("c3b", {{"active_power", {40, "W"}}});
+  auto at = run();
+  EXPECT_DOUBLE_EQ(*at->sites[0].cabinets[2].power_w, 100);
+  EXPECT_FALSE(at->sites[0].cabinets[2].powered);
+  EXPECT_EQ(at->sites[0].cabinets_powered, 2);
+  put("c3b", {{"active_power", {40.5, "W"}}});
+  auto above = run();
+  EXPECT_TRUE(above->sites[0].cabinets[2].powered);
+  EXPECT_EQ(above->sites[0].cabinets_powered, 3);
+  // B feed stale: A alone decides, with the same strict comparison.
+  put("c3b", {{"active_power", {0, "W"}}}, 60s);
+  put("c3a", {{"active_power", {100, "W"}}});
+  auto one_feed_at = run();
+  EXPECT_FALSE(one_feed_at->sites[0].cabinets[2].power_w.has_value());
+  EXPECT_FALSE(one_feed_at->sites[0].cabinets[2].powered);
+  put("c3a", {{"active_power", {100.5, "W"}}});
+  EXPECT_TRUE(run()->sites[0].cabinets[2].powered);
+}
+
 TEST_F(ModelTest, NothingPolledYet) {
   auto snap = run();
   const auto& s = snap->sites[0];
