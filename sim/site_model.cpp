@@ -146,6 +146,8 @@ struct DeviceModel {
   double inlet_c = 22, humidity = 0.45, setpoint_c = 19, delta_c = 11, fan = 0.65,
          ambient_c = 15, level = 0.85;
   double u_occupied = 0, u_total = 42;  // rack sensors reporting U-space
+  double rated_w = 0;                   // UPS rating (rated_kw, else mean load / 0.45)
+  double runtime_s = 1800, charge = 1.0;  // UPS battery
   Wave temp_wobble, hum_wobble, fan_wobble;
   std::vector<PointRole> roles;  // per profile point
 };
@@ -194,6 +196,26 @@ std::optional<double> counter_range(const modbus::PointSpec& spec) {
     case DataType::kUInt32: return 4294967296.0 * std::abs(spec.scale);
     default: return std::nullopt;
   }
+}
+
+// The code of an enumeration's healthy state: the first of these names the profile uses, else
+// its first code (a UPS on line with a good battery, a unit running, a test passed).
+double healthy_code(const modbus::PointSpec& spec) {
+  static const char* const kHealthy[] = {"normal", "ok",      "good",          "online",
+                                         "on",     "running", "fully_charged", "floating",
+                                         "passed", "neutral", "disabled",      "open"};
+  for (const char* name : kHealthy) {
+    for (const auto& [code, n] : spec.enum_names) {
+      if (n == name) return static_cast<double>(code);
+    }
+  }
+  return spec.enum_names.empty() ? 0.0 : static_cast<double>(spec.enum_names.front().first);
+}
+
+// Magnus formula (Sonntag 1990 constants), degC from degC and relative humidity (0..1).
+double dew_point(double temp_c, double rh) {
+  const double g = std::log(std::max(rh, 0.01)) + 17.62 * temp_c / (243.12 + temp_c);
+  return 243.12 * g / (17.62 - g);
 }
 
 }  // namespace
@@ -247,6 +269,20 @@ const char* to_string(Quantity q) {
     case Quantity::kLevel: return "level";
     case Quantity::kRackUnitsOccupied: return "rack_units_occupied";
     case Quantity::kRackUnitsTotal: return "rack_units_total";
+    case Quantity::kDewPoint:
+      return "dew_point";
+    case Quantity::kLoadRatio:
+      return "load_ratio";
+    case Quantity::kRuntime:
+      return "battery_runtime";
+    case Quantity::kCharge:
+      return "battery_charge";
+    case Quantity::kRated:
+      return "rated";
+    case Quantity::kState:
+      return "state";
+    case Quantity::kZero:
+      return "zero";
     case Quantity::kConstant: return "constant";
   }
   return "?";
@@ -285,12 +321,24 @@ PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
     r.quantity = q;
     return r;
   };
+  if (!spec.enum_names.empty()) return set(Quantity::kState);
+  // A UPS's exceptional conditions (on battery, on bypass, low battery, overload) are off.
+  const bool ups_alarm =
+      has_any({"battery", "bypass", "overload", "low", "replace", "lost", "off", "discharg"});
   if (spec.type == modbus::DataType::kBool || modbus::is_bit_kind(spec.kind)) {
-    if (alarm_word) return set(Quantity::kAlarm);
+    if (alarm_word || ups_alarm) return set(Quantity::kAlarm);
     if (on_word) return set(Quantity::kOn);
     return set(Quantity::kConstant);
   }
+  if (has("dew") && u == "celsius") return set(Quantity::kDewPoint);
+  if (has("rated")) return set(Quantity::kRated);
+  if (has("export") || (has("battery") && u == "A")) return set(Quantity::kZero);
   if (is_energy_unit(u)) return set(Quantity::kEnergy);
+  if (u == "s" || u == "min" || u == "h") {
+    return set(has("runtime") ? Quantity::kRuntime : Quantity::kZero);
+  }
+  if (u == "VA" || u == "kVA") return set(Quantity::kApparentPower);
+  if (u == "var" || u == "kvar") return set(Quantity::kReactivePower);
   const Contribution role = kind_info(kind).contributes;
   if (role == Contribution::kCabinetSensor && has(points::kUOccupied))
     return set(Quantity::kRackUnitsOccupied);
@@ -320,6 +368,8 @@ PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
   const bool pf = has_any({"power_factor", "cos_phi", "cosphi"}) || has_tok("pf");
   if (u == "percent" || u == "ratio") {
     if (pf) return set(Quantity::kPowerFactor);
+    if (role == Contribution::kUpsOutput && has("load")) return set(Quantity::kLoadRatio);
+    if (role == Contribution::kUpsOutput && has("charge")) return set(Quantity::kCharge);
     if (has("humid") || has_tok("rh")) return set(Quantity::kHumidity);
     if (has("fan")) return set(Quantity::kFan);
     if (has_any({"level", "fuel", "tank"})) return set(Quantity::kLevel);
@@ -353,6 +403,7 @@ struct SiteModel::Impl {
     std::map<MeterRole, int> meters_by_role;
     std::map<int, int> it_meters_by_category;
     double cooling_weight_sum = 0;
+    int ups = 0;
   };
   static MeterRole meter_group(const Site& site, MeterRole role);
   static int count_of(const std::map<MeterRole, int>& m, MeterRole role) {
@@ -367,6 +418,9 @@ struct SiteModel::Impl {
                    const SiteData& sd, double site_it_e0, DeviceModel& dm) const;
   void model_cooling(const Device& d, const DeviceCounts& n, DeviceModel& dm) const;
   void model_rack_sensor(const Device& d, DeviceModel& dm) const;
+  void model_ups(const Device& d, const DeviceCounts& n, DeviceModel& dm) const;
+  // UPS ratings from their mean load, once every device (and so the IT load) is built.
+  void rate_ups();
   // Energy-counter hints (wrap, reset), once every device is built.
   void place_counters(std::vector<std::string>& warnings);
 
@@ -462,6 +516,7 @@ SiteModel::Impl::DeviceCounts SiteModel::Impl::count_devices(const Site& site) c
       if (const int c = it_category(d.role, site.pue_category)) ++n.it_meters_by_category[c];
     }
     if (role == Contribution::kRoomCooling) n.cooling_weight_sum += r(0.9, 1.1, {"cw", d.id});
+    if (role == Contribution::kUpsOutput) ++n.ups;
   }
   return n;
 }
@@ -578,6 +633,29 @@ void SiteModel::Impl::model_rack_sensor(const Device& d, DeviceModel& dm) const 
   }
 }
 
+// A UPS: an equal share of its site's IT load at its output, on line, battery full.
+void SiteModel::Impl::model_ups(const Device& d, const DeviceCounts& n, DeviceModel& dm) const {
+  dm.source = Source::kIt;
+  dm.share = 1.0 / std::max(1, n.ups);
+  dm.e0_j = r(2e5, 9e5, {"e0", d.id}) * kJoulesPerKwh;
+  dm.el = electrical(d, true, true);
+  dm.rated_w = d.rated_w.value_or(0.0);
+  dm.runtime_s = 60.0 * std::round(r(15, 40, {"rt", d.id}));
+  dm.charge = r(0.97, 1.0, {"soc", d.id});
+  dm.ambient_c = r(20, 25, {"amb", d.id});
+}
+
+void SiteModel::Impl::rate_ups() {
+  const Flows f = flows(0);
+  for (DeviceModel& dm : devices) {
+    if (kind_info(dm.device->kind).contributes != Contribution::kUpsOutput || dm.rated_w > 0) {
+      continue;
+    }
+    const double mean = device_flow(dm, 0, f).first;
+    dm.rated_w = mean > 0 ? std::ceil(mean / 0.45 / 1000.0) * 1000.0 : 10000.0;
+  }
+}
+
 void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::string>& warnings) {
   // The diurnal sine is sin(2π t / day) in absolute time; shift it to the epoch.
   const Wave diurnal_unit{1.0, kTwoPi / kDay, kTwoPi * std::fmod(epoch, kDay) / kDay};
@@ -634,6 +712,9 @@ void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::st
           break;
         case Contribution::kCabinetSensor:
           model_rack_sensor(d, dm);
+          break;
+        case Contribution::kUpsOutput:
+          model_ups(d, n, dm);
           break;
       }
       dm.temp_wobble = make_wave(h({"tw", d.id}), 0.15, 900, 1500);
@@ -699,6 +780,28 @@ double SiteModel::Impl::point_base_value(const DeviceModel& dm, const PointRole&
     case Quantity::kLevel: return dm.level;
     case Quantity::kRackUnitsOccupied: return dm.u_occupied;
     case Quantity::kRackUnitsTotal: return dm.u_total;
+    case Quantity::kDewPoint: {
+      const double t = kind_info(dm.device->kind).contributes == Contribution::kRoomCooling
+                           ? dm.setpoint_c + dm.delta_c
+                           : dm.inlet_c;
+      return dew_point(t + dm.temp_wobble.at(tau), dm.humidity + dm.hum_wobble.at(tau));
+    }
+    case Quantity::kLoadRatio: {
+      const double rated = role.phase > 0 ? dm.rated_w / 3.0 : dm.rated_w;
+      return rated > 0 ? power_w * share / rated : 0.0;
+    }
+    case Quantity::kRuntime:
+      return dm.runtime_s;
+    case Quantity::kCharge:
+      return dm.charge;
+    case Quantity::kRated: {
+      const double w = dm.rated_w > 0 ? dm.rated_w : power_w / 0.45;
+      return spec.unit == "VA" || spec.unit == "kVA" ? w / el.pf : w;
+    }
+    case Quantity::kState:
+      return healthy_code(spec);
+    case Quantity::kZero:
+      return 0.0;
     case Quantity::kConstant: {
       const std::string& u = spec.unit;
       if (u == "V") return 230.0;
@@ -802,6 +905,7 @@ SiteModel::SiteModel(std::shared_ptr<const Config> config, std::uint64_t seed, d
     : config_(std::move(config)), epoch_(epoch), impl_(std::make_unique<Impl>()) {
   impl_->seed = seed;
   impl_->build(*config_, epoch_, warnings_);
+  impl_->rate_ups();
   impl_->place_counters(warnings_);
 }
 
