@@ -187,6 +187,12 @@ def main():
         except TimeoutError as e:
             c.check(False, str(e))
             samples = h.parse_metrics(h.http_get(url))
+        text = h.http_get(url)
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True)
+        c.check(r.returncode == 0 and not (r.stdout + r.stderr).strip(),
+                f"promtool check metrics is clean with every kind, UPSs included "
+                f"({(r.stdout + r.stderr).strip()[:400]})")
         for name in names:
             if kinds[name] != "ups":
                 continue
