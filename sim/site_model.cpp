@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <numbers>
+#include <optional>
 #include <set>
 
 #include "daemon/config/points.h"
@@ -212,6 +213,16 @@ double healthy_code(const modbus::PointSpec& spec) {
   return spec.enum_names.empty() ? 0.0 : static_cast<double>(spec.enum_names.front().first);
 }
 
+// A fixed plausible value for a point nothing else recognises, by its unit.
+double constant_value(const std::string& u) {
+  if (u == "V") return 230.0;
+  if (u == "Hz") return 50.0;
+  if (u == "celsius") return 22.0;
+  if (u == "percent" || u == "ratio") return 0.5;
+  if (u == "rpm") return 1200.0;
+  return 0.0;
+}
+
 // Magnus formula (Sonntag 1990 constants), degC from degC and relative humidity (0..1).
 double dew_point(double temp_c, double rh) {
   const double g = std::log(std::max(rh, 0.01)) + 17.62 * temp_c / (243.12 + temp_c);
@@ -288,33 +299,90 @@ const char* to_string(Quantity q) {
   return "?";
 }
 
-PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
-  const std::string n = lower(spec.name);
-  const std::vector<std::string> tok = tokens(n);
-  auto has_tok = [&tok](std::string_view t) {
-    return std::find(tok.begin(), tok.end(), t) != tok.end();
-  };
-  auto has = [&n](std::string_view s) { return n.find(s) != std::string::npos; };
-  auto has_any = [&has](std::initializer_list<std::string_view> list) {
-    return std::any_of(list.begin(), list.end(), has);
-  };
+namespace {
 
+// A point's name, matched by substring or by '_'-separated token.
+struct NameMatch {
+  std::string n;
+  std::vector<std::string> tok;
+  explicit NameMatch(const std::string& name) : n(lower(name)), tok(tokens(n)) {}
+  bool has(std::string_view s) const { return n.find(s) != std::string::npos; }
+  bool has_tok(std::string_view t) const {
+    return std::find(tok.begin(), tok.end(), t) != tok.end();
+  }
+  bool has_any(std::initializer_list<std::string_view> list) const {
+    return std::any_of(list.begin(), list.end(), [this](std::string_view s) { return has(s); });
+  }
+};
+
+// A temperature: what it measures follows from the device's role and the point's name.
+Quantity temperature_quantity(Contribution role, const NameMatch& m) {
+  if (role == Contribution::kRoomCooling) {
+    if (m.has_any({"setpoint", "set_point"})) return Quantity::kSetpoint;
+    if (m.has_any({"return", "intake", "inlet"})) return Quantity::kReturnTemp;
+    return Quantity::kSupplyTemp;
+  }
+  if (role == Contribution::kCabinetSensor) {
+    return m.has_any({"outlet", "exhaust", "rear", "hot"}) ? Quantity::kOutletTemp
+                                                           : Quantity::kInletTemp;
+  }
+  return Quantity::kAmbientTemp;
+}
+
+// A value in percent or as a ratio.
+Quantity ratio_quantity(Contribution role, const NameMatch& m, bool pf) {
+  if (pf) return Quantity::kPowerFactor;
+  if (role == Contribution::kUpsOutput && m.has("load")) return Quantity::kLoadRatio;
+  if (role == Contribution::kUpsOutput && m.has("charge")) return Quantity::kCharge;
+  if (m.has("humid") || m.has_tok("rh")) return Quantity::kHumidity;
+  if (m.has("fan")) return Quantity::kFan;
+  if (m.has_any({"level", "fuel", "tank"})) return Quantity::kLevel;
+  return Quantity::kConstant;
+}
+
+// By unit alone (and a few names), for the units that say what a value is; nullopt otherwise.
+std::optional<Quantity> unit_quantity(const NameMatch& m, const std::string& u) {
+  if (m.has("dew") && u == "celsius") return Quantity::kDewPoint;
+  if (m.has("rated")) return Quantity::kRated;
+  if (m.has("export") || (m.has("battery") && u == "A")) return Quantity::kZero;
+  if (is_energy_unit(u)) return Quantity::kEnergy;
+  if (u == "s" || u == "min" || u == "h") {
+    return m.has("runtime") ? Quantity::kRuntime : Quantity::kZero;
+  }
+  if (u == "VA" || u == "kVA") return Quantity::kApparentPower;
+  if (u == "var" || u == "kvar") return Quantity::kReactivePower;
+  if (u == "W" || u == "kW") {
+    if (m.has("reactive")) return Quantity::kReactivePower;
+    if (m.has("apparent")) return Quantity::kApparentPower;
+    return Quantity::kActivePower;
+  }
+  if (u == "A") return Quantity::kCurrent;
+  if (u == "V") return Quantity::kVoltage;
+  if (u == "Hz") return Quantity::kFrequency;
+  if (u == "rpm") return Quantity::kFan;
+  return std::nullopt;
+}
+
+}  // namespace
+
+PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
+  const NameMatch m(spec.name);
   PointRole r;
   int phases_named = 0;
   for (int p = 1; p <= 3; ++p) {
-    if (has_tok("l" + std::to_string(p))) {
+    if (m.has_tok("l" + std::to_string(p))) {
       r.phase = r.phase == 0 ? p : r.phase;
       ++phases_named;
     }
   }
-  r.line_to_line = phases_named >= 2 || has_tok("ll") || has_tok("l12") || has_tok("l23") ||
-                   has_tok("l31") || has_tok("l1l2") || has_tok("l2l3") || has_tok("l3l1") ||
-                   has_any({"line_to_line", "line_line"});
+  r.line_to_line = phases_named >= 2 || m.has_tok("ll") || m.has_tok("l12") || m.has_tok("l23") ||
+                   m.has_tok("l31") || m.has_tok("l1l2") || m.has_tok("l2l3") ||
+                   m.has_tok("l3l1") || m.has_any({"line_to_line", "line_line"});
 
-  const bool alarm_word = has_any({"alarm", "fault", "fail", "trip", "leak", "smoke", "fire",
-                                   "error", "warning", "open"});
-  const bool on_word = has_any({"running", "active", "status", "enabled", "online", "ready"}) ||
-                       has_tok("run") || has_tok("on") || has_tok("ok");
+  const bool alarm_word = m.has_any(
+      {"alarm", "fault", "fail", "trip", "leak", "smoke", "fire", "error", "warning", "open"});
+  const bool on_word = m.has_any({"running", "active", "status", "enabled", "online", "ready"}) ||
+                       m.has_tok("run") || m.has_tok("on") || m.has_tok("ok");
   const std::string& u = spec.unit;
 
   auto set = [&r](Quantity q) {
@@ -324,57 +392,21 @@ PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
   if (!spec.enum_names.empty()) return set(Quantity::kState);
   // A UPS's exceptional conditions (on battery, on bypass, low battery, overload) are off.
   const bool ups_alarm =
-      has_any({"battery", "bypass", "overload", "low", "replace", "lost", "off", "discharg"});
+      m.has_any({"battery", "bypass", "overload", "low", "replace", "lost", "off", "discharg"});
   if (spec.type == modbus::DataType::kBool || modbus::is_bit_kind(spec.kind)) {
     if (alarm_word || ups_alarm) return set(Quantity::kAlarm);
     if (on_word) return set(Quantity::kOn);
     return set(Quantity::kConstant);
   }
-  if (has("dew") && u == "celsius") return set(Quantity::kDewPoint);
-  if (has("rated")) return set(Quantity::kRated);
-  if (has("export") || (has("battery") && u == "A")) return set(Quantity::kZero);
-  if (is_energy_unit(u)) return set(Quantity::kEnergy);
-  if (u == "s" || u == "min" || u == "h") {
-    return set(has("runtime") ? Quantity::kRuntime : Quantity::kZero);
-  }
-  if (u == "VA" || u == "kVA") return set(Quantity::kApparentPower);
-  if (u == "var" || u == "kvar") return set(Quantity::kReactivePower);
   const Contribution role = kind_info(kind).contributes;
-  if (role == Contribution::kCabinetSensor && has(points::kUOccupied))
+  if (role == Contribution::kCabinetSensor && m.has(points::kUOccupied))
     return set(Quantity::kRackUnitsOccupied);
-  if (role == Contribution::kCabinetSensor && has(points::kUTotal))
+  if (role == Contribution::kCabinetSensor && m.has(points::kUTotal))
     return set(Quantity::kRackUnitsTotal);
-  if (u == "W" || u == "kW") {
-    if (has("reactive")) return set(Quantity::kReactivePower);
-    if (has("apparent")) return set(Quantity::kApparentPower);
-    return set(Quantity::kActivePower);
-  }
-  if (u == "A") return set(Quantity::kCurrent);
-  if (u == "V") return set(Quantity::kVoltage);
-  if (u == "Hz") return set(Quantity::kFrequency);
-  if (u == "rpm") return set(Quantity::kFan);
-  if (u == "celsius") {
-    if (role == Contribution::kRoomCooling) {
-      if (has_any({"setpoint", "set_point"})) return set(Quantity::kSetpoint);
-      if (has_any({"return", "intake", "inlet"})) return set(Quantity::kReturnTemp);
-      return set(Quantity::kSupplyTemp);
-    }
-    if (role == Contribution::kCabinetSensor) {
-      if (has_any({"outlet", "exhaust", "rear", "hot"})) return set(Quantity::kOutletTemp);
-      return set(Quantity::kInletTemp);
-    }
-    return set(Quantity::kAmbientTemp);
-  }
-  const bool pf = has_any({"power_factor", "cos_phi", "cosphi"}) || has_tok("pf");
-  if (u == "percent" || u == "ratio") {
-    if (pf) return set(Quantity::kPowerFactor);
-    if (role == Contribution::kUpsOutput && has("load")) return set(Quantity::kLoadRatio);
-    if (role == Contribution::kUpsOutput && has("charge")) return set(Quantity::kCharge);
-    if (has("humid") || has_tok("rh")) return set(Quantity::kHumidity);
-    if (has("fan")) return set(Quantity::kFan);
-    if (has_any({"level", "fuel", "tank"})) return set(Quantity::kLevel);
-    return set(Quantity::kConstant);
-  }
+  if (auto q = unit_quantity(m, u)) return set(*q);
+  if (u == "celsius") return set(temperature_quantity(role, m));
+  const bool pf = m.has_any({"power_factor", "cos_phi", "cosphi"}) || m.has_tok("pf");
+  if (u == "percent" || u == "ratio") return set(ratio_quantity(role, m, pf));
   if (pf) return set(Quantity::kPowerFactor);
   if (alarm_word) return set(Quantity::kAlarm);
   if (on_word) return set(Quantity::kOn);
@@ -802,15 +834,8 @@ double SiteModel::Impl::point_base_value(const DeviceModel& dm, const PointRole&
       return healthy_code(spec);
     case Quantity::kZero:
       return 0.0;
-    case Quantity::kConstant: {
-      const std::string& u = spec.unit;
-      if (u == "V") return 230.0;
-      if (u == "Hz") return 50.0;
-      if (u == "celsius") return 22.0;
-      if (u == "percent" || u == "ratio") return 0.5;
-      if (u == "rpm") return 1200.0;
-      return 0.0;
-    }
+    case Quantity::kConstant:
+      return constant_value(spec.unit);
   }
   return 0.0;
 }
