@@ -8,6 +8,7 @@
 
 #include "collectors/modbus/derived.h"
 #include "daemon/config/config.h"
+#include "daemon/model/energy.h"
 #include "test_util.h"
 
 namespace facility {
@@ -235,6 +236,31 @@ TEST(DerivedEval, SumScaleFactorWordsBitAndIn) {
   EXPECT_EQ(*w[n + 3].value, 0);
   EXPECT_EQ(w[n + 3].text, "stopped");
   EXPECT_EQ(*w[n + 4].value, 0);
+}
+
+// A derived energy counts like a read one for the model's wrap and reset detection: a words
+// counter wraps at its type's range x scale; a sum of counters has no single wrap point (a wrap
+// of one part reads as a reset).
+TEST(DerivedEnergy, CounterFormatOfDerivedEnergy) {
+  std::string words_path, sum_path;
+  ASSERT_TRUE(profile_errors(std::string(kParts) + R"(
+  - {name: energy, derive: {words: [hi, lo]}, type: uint32, scale: 0.1, unit: kWh}
+)",
+                             &words_path)
+                  .empty());
+  ASSERT_TRUE(profile_errors(std::string(kParts) + R"(
+  - {name: energy, derive: {sum: [energy_l1, energy_l2]}, unit: kWh}
+)",
+                             &sum_path)
+                  .empty());
+  const auto w = model_detail::energy_counter_format(*load_profile(words_path));
+  ASSERT_TRUE(w && w->modulus_j);
+  // 2^32 counts x 0.1 kWh x 3.6e6 J/kWh.
+  EXPECT_DOUBLE_EQ(*w->modulus_j, 4294967296.0 * 0.1 * 3.6e6);
+  EXPECT_DOUBLE_EQ(w->step_j, 0.1 * 3.6e6);
+  const auto s = model_detail::energy_counter_format(*load_profile(sum_path));
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->modulus_j);
 }
 
 }  // namespace
