@@ -73,6 +73,10 @@ void refresh(const Config& cfg, double t, TimePoint at,
         r->points["active_power"] = {w, "kW"};
         r->points["energy"] = {1e6 + w * t / 3600, "kWh"};
         break;
+      case DeviceKind::kUps:
+        r->points["active_power"] = {w, "kW"};
+        r->points["on_battery"] = {0, "none"};
+        break;
     }
     auto& e = store[d->id];
     e.reading = std::move(r);

@@ -485,6 +485,8 @@ bool ModbusServer::process_rtu(Connection& c) {
     std::size_t need = 0;
     if (fc >= 1 && fc <= 6) {
       need = 8;
+    } else if (fc == modbus::kFunctionDeviceId) {
+      need = 7;  // unit, 2B, 0E, code, object id, CRC
     } else if (fc == 15 || fc == 16) {
       if (avail < 7) break;
       need = 9 + std::size_t{p[6]};
@@ -567,6 +569,8 @@ ModbusServer::Action ModbusServer::handle_pdu(const Connection& c, std::uint8_t 
       exception(kGatewayTargetFailed);
     } else if (fault && fault->busy) {
       exception(kServerDeviceBusy);
+    } else if (fc == modbus::kFunctionDeviceId) {
+      body = modbus::device_id_response(std::span(pdu, pdu_len), u->second.device_id);
     } else if (fc < 1 || fc > 4) {
       exception(kIllegalFunction);
     } else if (pdu_len != 5) {

@@ -10,7 +10,8 @@
 // on a serial device (e.g. one end of a socat pty pair), like the devices on an RS-485 line.
 //
 // What it serves: function codes 1-4 (read coils, discrete inputs, holding and input registers)
-// from a UnitImage per (port, unit id). Anything else gets exception 1 (illegal function).
+// from a UnitImage per (port, unit id), and Read Device Identification (43/14) for units whose
+// image has identification objects. Anything else gets exception 1 (illegal function).
 // Framing is strict: a protocol id other than 0 or an MBAP length outside 2..254 closes the
 // connection, because the stream can no longer be trusted to be in sync.
 //
@@ -39,6 +40,7 @@
 #include <vector>
 
 #include "collectors/modbus/codec.h"
+#include "collectors/modbus/device_id.h"
 #include "sim/unique_fd.h"
 
 namespace facility::sim {
@@ -62,6 +64,9 @@ struct UnitImage {
   // Device quirk: some devices accept fewer registers per read than the protocol's 125; a read
   // above this gets exception 3, as such a device would answer.
   int max_registers_per_read = 125;
+  // Read Device Identification (function 43/14) objects; empty: the unit answers that function
+  // with exception 1, like a device without it.
+  modbus::DeviceIdObjects device_id;
 
   RegisterTable& table(modbus::RegisterKind k) { return tables[static_cast<int>(k) - 1]; }
   const RegisterTable& table(modbus::RegisterKind k) const {

@@ -37,18 +37,54 @@ UnitImage blank_image(const Profile& profile) {
   std::array<std::uint32_t, 4> lo, hi;
   lo.fill(UINT32_MAX);
   hi.fill(0);
-  for (const ProfilePoint& p : profile.points) {
-    const auto k = static_cast<std::size_t>(p.spec.kind) - 1;
-    lo[k] = std::min<std::uint32_t>(lo[k], p.spec.address);
-    hi[k] = std::max<std::uint32_t>(hi[k], p.spec.address + static_cast<std::uint32_t>(p.spec.width()));
-  }
+  auto span_of = [&lo, &hi](const modbus::PointSpec& spec) {
+    const auto k = static_cast<std::size_t>(spec.kind) - 1;
+    lo[k] = std::min<std::uint32_t>(lo[k], spec.address);
+    hi[k] = std::max<std::uint32_t>(hi[k], spec.address + static_cast<std::uint32_t>(spec.width()));
+  };
+  for (const ProfilePoint& p : profile.points) span_of(p.spec);
+  // Identification registers that no point maps are served too (what `facilityd scan` reads).
+  for (const IdentifyRegister& r : profile.identify.registers) span_of(r.spec);
   for (std::size_t k = 0; k < 4; ++k) {
     if (hi[k] == 0) continue;
     hi[k] = std::min<std::uint32_t>(hi[k], 65536);  // a register map ends at the address space
     img.tables[k].start = static_cast<std::uint16_t>(lo[k]);
     img.tables[k].values.assign(hi[k] - lo[k], 0);
   }
+  write_identity(profile, img);
   return img;
+}
+
+void write_identity(const Profile& profile, UnitImage& img) {
+  const IdentifySpec& id = profile.identify;
+  if (id.fc43) img.device_id = id.fc43->simulate.empty() ? id.fc43->objects : id.fc43->simulate;
+  for (const IdentifyRegister& r : id.registers) {
+    modbus::PointSpec spec = r.spec;
+    std::vector<std::uint16_t> words;
+    if (!r.prefix.empty()) {
+      words = modbus::PointCodec(spec).encode_text(r.prefix);
+    } else if (!r.equals.empty()) {
+      spec.scale = 1.0;  // equals are raw codes
+      spec.offset = 0.0;
+      words = modbus::PointCodec(spec).encode_registers(static_cast<double>(r.equals.front()));
+    } else if (r.range) {
+      // A point at the address already serves a plausible value (a range checks plausibility).
+      const bool mapped =
+          std::any_of(profile.points.begin(), profile.points.end(), [&spec](const ProfilePoint& p) {
+            return p.spec.kind == spec.kind && p.spec.address <= spec.address &&
+                   spec.address < p.spec.address + p.spec.width();
+          });
+      if (mapped) continue;
+      words = modbus::PointCodec(spec).encode_registers((r.range->first + r.range->second) / 2);
+    }
+    RegisterTable& t = img.table(spec.kind);
+    for (std::size_t w = 0; w < words.size(); ++w) {
+      const std::size_t at = spec.address - t.start + w;
+      if (at < t.values.size()) {
+        t.values[at] = modbus::is_bit_kind(spec.kind) ? (words[w] != 0 ? 1 : 0) : words[w];
+      }
+    }
+  }
 }
 
 // Puts device `i` on its endpoint (a loopback TCP port or a mapped serial line), or says why
@@ -229,6 +265,8 @@ Truth Simulator::update(double wall_now) {
       // compare a poll with the truth exactly.
       if (decoded) value = *decoded;
     }
+    // What identifies the model wins over a point's value at the same address (a model string).
+    write_identity(*dt.device->profile, img);
     server_.set_unit(s.port, s.unit, std::move(img));
   }
   return truth;

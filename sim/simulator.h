@@ -133,8 +133,13 @@ nlohmann::json stats_to_json(const ServerStats& stats);
 // temporary file in the same directory, then rename it over the target. Throws on failure.
 void write_file_atomic(const std::string& path, const std::string& content);
 
-// Mapped ranges of a profile, per register kind: from the lowest point address to the highest
-// point address + width. Gaps inside read as zero.
+// Mapped ranges of a profile, per register kind: from the lowest point (or identification
+// register) address to the highest address + width. Gaps inside read as zero.
 UnitImage blank_image(const Profile& profile);
+// What the profile's `identify` block expects, written into `img`: the Read Device
+// Identification objects (its `simulate` values, else the texts it matches) and each
+// identification register's value (its first `equals` code, its `prefix`, or the middle of its
+// `range`).
+void write_identity(const Profile& profile, UnitImage& img);
 
 }  // namespace facility::sim

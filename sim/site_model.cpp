@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <numbers>
+#include <optional>
 #include <set>
 
 #include "daemon/config/points.h"
@@ -146,6 +147,8 @@ struct DeviceModel {
   double inlet_c = 22, humidity = 0.45, setpoint_c = 19, delta_c = 11, fan = 0.65,
          ambient_c = 15, level = 0.85;
   double u_occupied = 0, u_total = 42;  // rack sensors reporting U-space
+  double rated_w = 0;                   // UPS rating (rated_kw, else mean load / 0.45)
+  double runtime_s = 1800, charge = 1.0;  // UPS battery
   Wave temp_wobble, hum_wobble, fan_wobble;
   std::vector<PointRole> roles;  // per profile point
 };
@@ -194,6 +197,36 @@ std::optional<double> counter_range(const modbus::PointSpec& spec) {
     case DataType::kUInt32: return 4294967296.0 * std::abs(spec.scale);
     default: return std::nullopt;
   }
+}
+
+// The code of an enumeration's healthy state: the first of these names the profile uses, else
+// its first code (a UPS on line with a good battery, a unit running, a test passed).
+double healthy_code(const modbus::PointSpec& spec) {
+  static const char* const kHealthy[] = {"normal", "ok",      "good",          "online",
+                                         "on",     "running", "fully_charged", "floating",
+                                         "passed", "neutral", "disabled",      "open"};
+  for (const char* name : kHealthy) {
+    for (const auto& [code, n] : spec.enum_names) {
+      if (n == name) return static_cast<double>(code);
+    }
+  }
+  return spec.enum_names.empty() ? 0.0 : static_cast<double>(spec.enum_names.front().first);
+}
+
+// A fixed plausible value for a point nothing else recognises, by its unit.
+double constant_value(const std::string& u) {
+  if (u == "V") return 230.0;
+  if (u == "Hz") return 50.0;
+  if (u == "celsius") return 22.0;
+  if (u == "percent" || u == "ratio") return 0.5;
+  if (u == "rpm") return 1200.0;
+  return 0.0;
+}
+
+// Magnus formula (Sonntag 1990 constants), degC from degC and relative humidity (0..1).
+double dew_point(double temp_c, double rh) {
+  const double g = std::log(std::max(rh, 0.01)) + 17.62 * temp_c / (243.12 + temp_c);
+  return 243.12 * g / (17.62 - g);
 }
 
 }  // namespace
@@ -247,84 +280,133 @@ const char* to_string(Quantity q) {
     case Quantity::kLevel: return "level";
     case Quantity::kRackUnitsOccupied: return "rack_units_occupied";
     case Quantity::kRackUnitsTotal: return "rack_units_total";
+    case Quantity::kDewPoint:
+      return "dew_point";
+    case Quantity::kLoadRatio:
+      return "load_ratio";
+    case Quantity::kRuntime:
+      return "battery_runtime";
+    case Quantity::kCharge:
+      return "battery_charge";
+    case Quantity::kRated:
+      return "rated";
+    case Quantity::kState:
+      return "state";
+    case Quantity::kZero:
+      return "zero";
     case Quantity::kConstant: return "constant";
   }
   return "?";
 }
 
-PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
-  const std::string n = lower(spec.name);
-  const std::vector<std::string> tok = tokens(n);
-  auto has_tok = [&tok](std::string_view t) {
-    return std::find(tok.begin(), tok.end(), t) != tok.end();
-  };
-  auto has = [&n](std::string_view s) { return n.find(s) != std::string::npos; };
-  auto has_any = [&has](std::initializer_list<std::string_view> list) {
-    return std::any_of(list.begin(), list.end(), has);
-  };
+namespace {
 
+// A point's name, matched by substring or by '_'-separated token.
+struct NameMatch {
+  std::string n;
+  std::vector<std::string> tok;
+  explicit NameMatch(const std::string& name) : n(lower(name)), tok(tokens(n)) {}
+  bool has(std::string_view s) const { return n.find(s) != std::string::npos; }
+  bool has_tok(std::string_view t) const {
+    return std::find(tok.begin(), tok.end(), t) != tok.end();
+  }
+  bool has_any(std::initializer_list<std::string_view> list) const {
+    return std::any_of(list.begin(), list.end(), [this](std::string_view s) { return has(s); });
+  }
+};
+
+// A temperature: what it measures follows from the device's role and the point's name.
+Quantity temperature_quantity(Contribution role, const NameMatch& m) {
+  if (role == Contribution::kRoomCooling) {
+    if (m.has_any({"setpoint", "set_point"})) return Quantity::kSetpoint;
+    if (m.has_any({"return", "intake", "inlet"})) return Quantity::kReturnTemp;
+    return Quantity::kSupplyTemp;
+  }
+  if (role == Contribution::kCabinetSensor) {
+    return m.has_any({"outlet", "exhaust", "rear", "hot"}) ? Quantity::kOutletTemp
+                                                           : Quantity::kInletTemp;
+  }
+  return Quantity::kAmbientTemp;
+}
+
+// A value in percent or as a ratio.
+Quantity ratio_quantity(Contribution role, const NameMatch& m, bool pf) {
+  if (pf) return Quantity::kPowerFactor;
+  if (role == Contribution::kUpsOutput && m.has("load")) return Quantity::kLoadRatio;
+  if (role == Contribution::kUpsOutput && m.has("charge")) return Quantity::kCharge;
+  if (m.has("humid") || m.has_tok("rh")) return Quantity::kHumidity;
+  if (m.has("fan")) return Quantity::kFan;
+  if (m.has_any({"level", "fuel", "tank"})) return Quantity::kLevel;
+  return Quantity::kConstant;
+}
+
+// By unit alone (and a few names), for the units that say what a value is; nullopt otherwise.
+std::optional<Quantity> unit_quantity(const NameMatch& m, const std::string& u) {
+  if (m.has("dew") && u == "celsius") return Quantity::kDewPoint;
+  if (m.has("rated")) return Quantity::kRated;
+  if (m.has("export") || (m.has("battery") && u == "A")) return Quantity::kZero;
+  if (is_energy_unit(u)) return Quantity::kEnergy;
+  if (u == "s" || u == "min" || u == "h") {
+    return m.has("runtime") ? Quantity::kRuntime : Quantity::kZero;
+  }
+  if (u == "VA" || u == "kVA") return Quantity::kApparentPower;
+  if (u == "var" || u == "kvar") return Quantity::kReactivePower;
+  if (u == "W" || u == "kW") {
+    if (m.has("reactive")) return Quantity::kReactivePower;
+    if (m.has("apparent")) return Quantity::kApparentPower;
+    return Quantity::kActivePower;
+  }
+  if (u == "A") return Quantity::kCurrent;
+  if (u == "V") return Quantity::kVoltage;
+  if (u == "Hz") return Quantity::kFrequency;
+  if (u == "rpm") return Quantity::kFan;
+  return std::nullopt;
+}
+
+}  // namespace
+
+PointRole classify_point(DeviceKind kind, const modbus::PointSpec& spec) {
+  const NameMatch m(spec.name);
   PointRole r;
   int phases_named = 0;
   for (int p = 1; p <= 3; ++p) {
-    if (has_tok("l" + std::to_string(p))) {
+    if (m.has_tok("l" + std::to_string(p))) {
       r.phase = r.phase == 0 ? p : r.phase;
       ++phases_named;
     }
   }
-  r.line_to_line = phases_named >= 2 || has_tok("ll") || has_tok("l12") || has_tok("l23") ||
-                   has_tok("l31") || has_tok("l1l2") || has_tok("l2l3") || has_tok("l3l1") ||
-                   has_any({"line_to_line", "line_line"});
+  r.line_to_line = phases_named >= 2 || m.has_tok("ll") || m.has_tok("l12") || m.has_tok("l23") ||
+                   m.has_tok("l31") || m.has_tok("l1l2") || m.has_tok("l2l3") ||
+                   m.has_tok("l3l1") || m.has_any({"line_to_line", "line_line"});
 
-  const bool alarm_word = has_any({"alarm", "fault", "fail", "trip", "leak", "smoke", "fire",
-                                   "error", "warning", "open"});
-  const bool on_word = has_any({"running", "active", "status", "enabled", "online", "ready"}) ||
-                       has_tok("run") || has_tok("on") || has_tok("ok");
+  const bool alarm_word = m.has_any(
+      {"alarm", "fault", "fail", "trip", "leak", "smoke", "fire", "error", "warning", "open"});
+  const bool on_word = m.has_any({"running", "active", "status", "enabled", "online", "ready"}) ||
+                       m.has_tok("run") || m.has_tok("on") || m.has_tok("ok");
   const std::string& u = spec.unit;
 
   auto set = [&r](Quantity q) {
     r.quantity = q;
     return r;
   };
+  if (!spec.enum_names.empty()) return set(Quantity::kState);
+  // A UPS's exceptional conditions (on battery, on bypass, low battery, overload) are off.
+  const bool ups_alarm =
+      m.has_any({"battery", "bypass", "overload", "low", "replace", "lost", "off", "discharg"});
   if (spec.type == modbus::DataType::kBool || modbus::is_bit_kind(spec.kind)) {
-    if (alarm_word) return set(Quantity::kAlarm);
+    if (alarm_word || ups_alarm) return set(Quantity::kAlarm);
     if (on_word) return set(Quantity::kOn);
     return set(Quantity::kConstant);
   }
-  if (is_energy_unit(u)) return set(Quantity::kEnergy);
   const Contribution role = kind_info(kind).contributes;
-  if (role == Contribution::kCabinetSensor && has(points::kUOccupied))
+  if (role == Contribution::kCabinetSensor && m.has(points::kUOccupied))
     return set(Quantity::kRackUnitsOccupied);
-  if (role == Contribution::kCabinetSensor && has(points::kUTotal))
+  if (role == Contribution::kCabinetSensor && m.has(points::kUTotal))
     return set(Quantity::kRackUnitsTotal);
-  if (u == "W" || u == "kW") {
-    if (has("reactive")) return set(Quantity::kReactivePower);
-    if (has("apparent")) return set(Quantity::kApparentPower);
-    return set(Quantity::kActivePower);
-  }
-  if (u == "A") return set(Quantity::kCurrent);
-  if (u == "V") return set(Quantity::kVoltage);
-  if (u == "Hz") return set(Quantity::kFrequency);
-  if (u == "rpm") return set(Quantity::kFan);
-  if (u == "celsius") {
-    if (role == Contribution::kRoomCooling) {
-      if (has_any({"setpoint", "set_point"})) return set(Quantity::kSetpoint);
-      if (has_any({"return", "intake", "inlet"})) return set(Quantity::kReturnTemp);
-      return set(Quantity::kSupplyTemp);
-    }
-    if (role == Contribution::kCabinetSensor) {
-      if (has_any({"outlet", "exhaust", "rear", "hot"})) return set(Quantity::kOutletTemp);
-      return set(Quantity::kInletTemp);
-    }
-    return set(Quantity::kAmbientTemp);
-  }
-  const bool pf = has_any({"power_factor", "cos_phi", "cosphi"}) || has_tok("pf");
-  if (u == "percent" || u == "ratio") {
-    if (pf) return set(Quantity::kPowerFactor);
-    if (has("humid") || has_tok("rh")) return set(Quantity::kHumidity);
-    if (has("fan")) return set(Quantity::kFan);
-    if (has_any({"level", "fuel", "tank"})) return set(Quantity::kLevel);
-    return set(Quantity::kConstant);
-  }
+  if (auto q = unit_quantity(m, u)) return set(*q);
+  if (u == "celsius") return set(temperature_quantity(role, m));
+  const bool pf = m.has_any({"power_factor", "cos_phi", "cosphi"}) || m.has_tok("pf");
+  if (u == "percent" || u == "ratio") return set(ratio_quantity(role, m, pf));
   if (pf) return set(Quantity::kPowerFactor);
   if (alarm_word) return set(Quantity::kAlarm);
   if (on_word) return set(Quantity::kOn);
@@ -353,6 +435,7 @@ struct SiteModel::Impl {
     std::map<MeterRole, int> meters_by_role;
     std::map<int, int> it_meters_by_category;
     double cooling_weight_sum = 0;
+    int ups = 0;
   };
   static MeterRole meter_group(const Site& site, MeterRole role);
   static int count_of(const std::map<MeterRole, int>& m, MeterRole role) {
@@ -367,6 +450,9 @@ struct SiteModel::Impl {
                    const SiteData& sd, double site_it_e0, DeviceModel& dm) const;
   void model_cooling(const Device& d, const DeviceCounts& n, DeviceModel& dm) const;
   void model_rack_sensor(const Device& d, DeviceModel& dm) const;
+  void model_ups(const Device& d, const DeviceCounts& n, DeviceModel& dm) const;
+  // UPS ratings from their mean load, once every device (and so the IT load) is built.
+  void rate_ups();
   // Energy-counter hints (wrap, reset), once every device is built.
   void place_counters(std::vector<std::string>& warnings);
 
@@ -462,6 +548,7 @@ SiteModel::Impl::DeviceCounts SiteModel::Impl::count_devices(const Site& site) c
       if (const int c = it_category(d.role, site.pue_category)) ++n.it_meters_by_category[c];
     }
     if (role == Contribution::kRoomCooling) n.cooling_weight_sum += r(0.9, 1.1, {"cw", d.id});
+    if (role == Contribution::kUpsOutput) ++n.ups;
   }
   return n;
 }
@@ -578,6 +665,29 @@ void SiteModel::Impl::model_rack_sensor(const Device& d, DeviceModel& dm) const 
   }
 }
 
+// A UPS: an equal share of its site's IT load at its output, on line, battery full.
+void SiteModel::Impl::model_ups(const Device& d, const DeviceCounts& n, DeviceModel& dm) const {
+  dm.source = Source::kIt;
+  dm.share = 1.0 / std::max(1, n.ups);
+  dm.e0_j = r(2e5, 9e5, {"e0", d.id}) * kJoulesPerKwh;
+  dm.el = electrical(d, true, true);
+  dm.rated_w = d.rated_w.value_or(0.0);
+  dm.runtime_s = 60.0 * std::round(r(15, 40, {"rt", d.id}));
+  dm.charge = r(0.97, 1.0, {"soc", d.id});
+  dm.ambient_c = r(20, 25, {"amb", d.id});
+}
+
+void SiteModel::Impl::rate_ups() {
+  const Flows f = flows(0);
+  for (DeviceModel& dm : devices) {
+    if (kind_info(dm.device->kind).contributes != Contribution::kUpsOutput || dm.rated_w > 0) {
+      continue;
+    }
+    const double mean = device_flow(dm, 0, f).first;
+    dm.rated_w = mean > 0 ? std::ceil(mean / 0.45 / 1000.0) * 1000.0 : 10000.0;
+  }
+}
+
 void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::string>& warnings) {
   // The diurnal sine is sin(2π t / day) in absolute time; shift it to the epoch.
   const Wave diurnal_unit{1.0, kTwoPi / kDay, kTwoPi * std::fmod(epoch, kDay) / kDay};
@@ -634,6 +744,9 @@ void SiteModel::Impl::build(const Config& cfg, double epoch, std::vector<std::st
           break;
         case Contribution::kCabinetSensor:
           model_rack_sensor(d, dm);
+          break;
+        case Contribution::kUpsOutput:
+          model_ups(d, n, dm);
           break;
       }
       dm.temp_wobble = make_wave(h({"tw", d.id}), 0.15, 900, 1500);
@@ -699,15 +812,30 @@ double SiteModel::Impl::point_base_value(const DeviceModel& dm, const PointRole&
     case Quantity::kLevel: return dm.level;
     case Quantity::kRackUnitsOccupied: return dm.u_occupied;
     case Quantity::kRackUnitsTotal: return dm.u_total;
-    case Quantity::kConstant: {
-      const std::string& u = spec.unit;
-      if (u == "V") return 230.0;
-      if (u == "Hz") return 50.0;
-      if (u == "celsius") return 22.0;
-      if (u == "percent" || u == "ratio") return 0.5;
-      if (u == "rpm") return 1200.0;
-      return 0.0;
+    case Quantity::kDewPoint: {
+      const double t = kind_info(dm.device->kind).contributes == Contribution::kRoomCooling
+                           ? dm.setpoint_c + dm.delta_c
+                           : dm.inlet_c;
+      return dew_point(t + dm.temp_wobble.at(tau), dm.humidity + dm.hum_wobble.at(tau));
     }
+    case Quantity::kLoadRatio: {
+      const double rated = role.phase > 0 ? dm.rated_w / 3.0 : dm.rated_w;
+      return rated > 0 ? power_w * share / rated : 0.0;
+    }
+    case Quantity::kRuntime:
+      return dm.runtime_s;
+    case Quantity::kCharge:
+      return dm.charge;
+    case Quantity::kRated: {
+      const double w = dm.rated_w > 0 ? dm.rated_w : power_w / 0.45;
+      return spec.unit == "VA" || spec.unit == "kVA" ? w / el.pf : w;
+    }
+    case Quantity::kState:
+      return healthy_code(spec);
+    case Quantity::kZero:
+      return 0.0;
+    case Quantity::kConstant:
+      return constant_value(spec.unit);
   }
   return 0.0;
 }
@@ -802,6 +930,7 @@ SiteModel::SiteModel(std::shared_ptr<const Config> config, std::uint64_t seed, d
     : config_(std::move(config)), epoch_(epoch), impl_(std::make_unique<Impl>()) {
   impl_->seed = seed;
   impl_->build(*config_, epoch_, warnings_);
+  impl_->rate_ups();
   impl_->place_counters(warnings_);
 }
 

@@ -18,6 +18,9 @@
 //     its rating: a cabinet meant to be overloaded (load > 1) stays overloaded all day, and one
 //     meant to be just under stays under. Alert tests then don't depend on the time of day.
 //
+// UPSs: each serves an equal share of its site's IT load at its output, against a rating of
+// rated_kw (else its mean load / 0.45); on line, battery full, runtime 15..40 min at that load.
+//
 // Meters: every IT role (it_at_ups_output, it_at_pdu_output, it_at_equipment_input, it_total)
 // reads the site's PDU sum (no distribution losses are simulated), split evenly among the meters
 // of one PUE category; facility_total reads IT x simulate.pue; cooling 75 % of the overhead.
@@ -62,12 +65,19 @@ enum class Quantity {
   kAmbientTemp,  // any other temperature (outdoor sensor on a meter, PDU ambient probe)
   kHumidity,
   kFan,
-  kOn,     // running / active / status flags: 1
-  kAlarm,  // alarm / fault flags: 0
-  kLevel,  // a tank or fill level
+  kOn,                 // running / active / status flags: 1
+  kAlarm,              // alarm / fault flags: 0
+  kLevel,              // a tank or fill level
   kRackUnitsOccupied,  // rack sensor: occupied U-space (u_occupied)
   kRackUnitsTotal,     // rack sensor: U-space of the cabinet (u_total)
-  kConstant,  // nothing recognised: serves a fixed plausible value for its unit
+  kDewPoint,           // dew point of the air the device measures (rack inlet, cooling return)
+  kLoadRatio,          // UPS: output power / its rating (load_ratio, load_ratio_lN)
+  kRuntime,            // UPS: battery runtime at the present load
+  kCharge,             // UPS: battery state of charge
+  kRated,              // a nameplate rating (rated_power, rated_apparent_power)
+  kState,              // an enumeration: the code of its healthy state (normal, on, online, ...)
+  kZero,               // a quantity that is 0 in normal operation (export energy, battery current)
+  kConstant,           // nothing recognised: serves a fixed plausible value for its unit
 };
 
 struct PointRole {

@@ -114,6 +114,26 @@ struct Driver {
         cool.running = true;
         ss.cooling.push_back(cool);
       }
+      for (const auto& d : site.devices) {
+        if (d.kind != DeviceKind::kUps) continue;
+        UpsSnapshot u;
+        u.device = &d;
+        u.fresh = true;
+        for (int p = 1; p <= 3; ++p) {
+          u.phases.push_back({"L" + std::to_string(p), 9000.0 + 100 * p + k, 0.6 + 0.01 * p});
+        }
+        u.power_w = 27600.0 + 3 * k;
+        u.load_ratio = 0.63;
+        u.runtime_s = 1500;
+        u.charge_ratio = 0.98;
+        u.output_source = varied ? "battery" : "normal";
+        u.battery_state = "normal";
+        u.on_battery = varied;
+        u.on_bypass = false;
+        u.on_battery_alert = varied;
+        u.runtime_state = varied ? OverloadState::kWarning : OverloadState::kOk;
+        ss.ups.push_back(std::move(u));
+      }
       snap->sites.push_back(std::move(ss));
       int j = 0;
       for (const auto& d : site.devices) {

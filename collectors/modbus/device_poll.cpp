@@ -36,7 +36,7 @@ bool overlaps(const AddressRange& r, const PointSpec& p) {
 }  // namespace
 
 DevicePoll::DevicePoll(DeviceSpec spec, std::size_t index)
-    : spec_(std::move(spec)), index_(index) {
+    : spec_(std::move(spec)), index_(index), derived_(spec_.derived, spec_.points.size()) {
   codecs_.reserve(spec_.points.size());
   for (const auto& p : spec_.points) {
     codecs_.emplace_back(p);
@@ -486,9 +486,28 @@ PollResult DevicePoll::take_result(SteadyTime now) {
       if (v.unreadable) v.unreadable_why = unreadable_why_[i];
       if (spec_.capture_raw) v.raw = std::move(raw_[i]);
     }
+    add_derived(r);
   }
   error_.clear();
   return r;
+}
+
+// The derived points of a successful cycle, after its read points (derived.h).
+void DevicePoll::add_derived(PollResult& r) const {
+  if (derived_.empty()) return;
+  std::vector<DerivedValue> values;
+  values.reserve(r.values.size() + derived_.specs().size());
+  for (const PolledValue& v : r.values) {
+    values.push_back({v.value, {}, v.read_at, !v.unreadable});
+  }
+  derived_.evaluate(values);
+  for (std::size_t k = 0; k < derived_.specs().size(); ++k) {
+    const DerivedSpec& s = derived_.specs()[k];
+    DerivedValue& d = values[spec_.points.size() + k];
+    PolledValue v{s.name, d.value, std::move(d.text), s.unit};
+    v.read_at = d.read_at;
+    r.values.push_back(std::move(v));
+  }
 }
 
 SteadyTime DevicePoll::next_poll(SteadyTime slot, SteadyTime now) const {

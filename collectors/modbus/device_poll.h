@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "collectors/modbus/codec.h"
+#include "collectors/modbus/derived.h"
 #include "collectors/modbus/planner.h"
 
 namespace facility::modbus {
@@ -67,6 +68,9 @@ struct DeviceSpec {
   // counters or nameplate strings). Empty, or 1, means every poll. Between its reads a slow
   // point carries the value of its last successful read, and the time of that read.
   std::vector<int> every;
+  // Points computed from the read ones after every successful cycle (derived.h); their values
+  // follow the read points' in PollResult::values.
+  std::vector<DerivedSpec> derived;
   // Keep each point's raw words in PolledValue::raw (for `facilityd probe`; costs a copy).
   bool capture_raw = false;
   // An unreadable point is read alone again this long after it was marked, then twice as long
@@ -112,7 +116,8 @@ struct PollResult {
   std::chrono::nanoseconds duration{0};  // first request sent -> cycle over
   std::chrono::nanoseconds lateness{0};  // cycle start - scheduled time
   int requests = 0;                      // requests sent in this cycle
-  std::vector<PolledValue> values;       // every point, when ok
+  // Every point, when ok: the read points in DeviceSpec::points order, then the derived ones.
+  std::vector<PolledValue> values;
 };
 
 class DevicePoll {
@@ -197,6 +202,7 @@ class DevicePoll {
   void reprobe_failed(std::size_t point, int code, SteadyTime now);
   void note_ok(const ReadRequest& req);
   void replan();
+  void add_derived(PollResult& r) const;
   RequestEvent event(RequestResult r, int exc = 0) const;
   bool unreadable(std::size_t i) const { return rejected_[i] || plan_unreadable_[i]; }
   int every(std::size_t point) const {
@@ -206,6 +212,7 @@ class DevicePoll {
   DeviceSpec spec_;
   std::size_t index_;
   std::vector<PointCodec> codecs_;
+  DerivedEvaluator derived_;
   int widest_register_point_ = 1;
 
   std::vector<ReadRequest> plan_;

@@ -16,6 +16,7 @@
 #include "daemon/app/cli_parse.h"
 #include "daemon/app/daemon.h"
 #include "daemon/app/probe.h"
+#include "daemon/app/scan.h"
 #include "daemon/config/config.h"
 #include "daemon/logging/logging.h"
 #include "daemon/reports/cli.h"
@@ -25,15 +26,18 @@ namespace {
 
 constexpr const char* kDescription = R"(facilityd - data-center facility monitoring daemon.
 
-Polls PDUs, energy meters, cooling units and rack sensors over Modbus TCP, RTU over TCP
-(serial gateways) and RTU serial lines (read-only: function codes 1-4 only), derives cabinet power against rated power, site IT and facility
-power, PUE and occupancy, and serves them as Prometheus metrics and MQTT messages.
+Polls PDUs, UPSs, energy meters, cooling units and rack sensors over Modbus TCP, RTU over TCP
+(serial gateways) and RTU serial lines (read-only: `run` and `probe` send function codes 1-4
+only; `scan` also sends Read Device Identification, 43/14, a read too), derives cabinet power
+against rated power, site IT and facility power, PUE and occupancy, and serves them as
+Prometheus metrics and MQTT messages.
 
 Examples:
   facilityd check-config /etc/facilityd/facilityd.yaml
   facilityd run --config /etc/facilityd/facilityd.yaml
   facilityd run --config config/demo/facilityd.yaml --listen 127.0.0.1:10044
   facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
+  facilityd scan tcp://10.20.1.11:502 --units 1-32
   facilityd report --config /etc/facilityd/facilityd.yaml --site hl1 --format html -o hl1.html
 
 Configuration keys: facilityd.yaml(5) and docs/config.md. Metrics: docs/metrics.md. MQTT
@@ -270,6 +274,8 @@ cannot start (e.g. the listen port is taken), 2 for a bad command line.)");
 
   facility::ProbeCliOptions probe_opt;
   auto* probe_cmd = facility::add_probe_subcommand(app, probe_opt);
+  facility::ScanCliOptions scan_opt;
+  auto* scan_cmd = facility::add_scan_subcommand(app, scan_opt);
 
   if (const auto status = facility::parse_command_line(app, argc, argv)) return *status;
   const auto level = spdlog::level::from_str(log_level);
@@ -281,6 +287,7 @@ cannot start (e.g. the listen port is taken), 2 for a bad command line.)");
 
   if (*check_cmd) return check_config(config_path, quiet);
   if (*probe_cmd) return facility::run_probe_cli(probe_opt);
+  if (*scan_cmd) return facility::run_scan_cli(scan_opt);
   if (*report_cmd) return facility::run_report_cli(report_opt);
   if (!listen.empty()) opt.listen = listen;
   if (!broker.empty()) opt.mqtt_broker = broker;

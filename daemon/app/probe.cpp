@@ -5,8 +5,9 @@
 
 #include <array>
 #include <charconv>
-#include <cstdio>
+#include <cmath>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -20,6 +21,8 @@
 #include "daemon/config/config.h"
 #include "daemon/polling/polling.h"
 #include "facilityd_paths.h"
+
+#include <nlohmann/json.hpp>
 
 namespace facility {
 namespace {
@@ -163,8 +166,10 @@ std::optional<std::pair<Device, EndpointSettings>> probe_target(const ProbeOptio
   dev.endpoint = *ep;
   dev.unit = opt.unit;
   dev.profile_name = opt.profile;
-  dev.profile = find_profile(opt, err);
-  if (!dev.profile) return std::nullopt;
+  if (!opt.diagnose) {  // --diagnose reads raw registers: no profile needed
+    dev.profile = find_profile(opt, err);
+    if (!dev.profile) return std::nullopt;
+  }
   dev.timeout = opt.timeout;
   if (opt.baud) es.baud = *opt.baud;
   if (opt.parity) es.parity = *opt.parity;
@@ -172,14 +177,19 @@ std::optional<std::pair<Device, EndpointSettings>> probe_target(const ProbeOptio
   return std::make_pair(dev, es);
 }
 
-// One poll of the device with the engine or serial poller the daemon would use.
+}  // namespace
+
+namespace probe_detail {
+
 modbus::PollResult poll_once(const Device& dev, const EndpointSettings& es,
-                             const modbus::DeviceSpec& spec, std::size_t reads, OneShot& shot) {
+                             const modbus::DeviceSpec& spec, std::vector<std::string>& problems) {
+  const std::size_t reads = modbus::make_plan(spec.points, spec.plan).reads.size();
   const auto limit = es.connect_timeout + es.pause_after_connect +
                      (spec.timeout * (spec.retries + 1) + es.pause_between_requests +
                       spec.busy_retry_delay * spec.busy_retries) *
                          static_cast<long>(reads + spec.points.size()) +
                      std::chrono::seconds(2);
+  OneShot shot;
   modbus::PollResult r;
   if (dev.endpoint.transport == Transport::kRtu) {
     const modbus::SerialSpec s = make_serial_spec(dev.endpoint, es);
@@ -196,21 +206,58 @@ modbus::PollResult poll_once(const Device& dev, const EndpointSettings& es,
     r = shot.wait(limit);
     engine.stop();
   }
+  problems = shot.problems();
   return r;
 }
 
-// The table of points: name, value, unit, raw registers, address.
-void print_points(const modbus::PollResult& r, const std::vector<modbus::PointSpec>& points,
-                  std::ostream& out) {
+}  // namespace probe_detail
+
+namespace {
+
+// Where a value comes from: "holding 48" (and the document's number when the profile counts
+// from 1), or the derived point's operation and inputs.
+std::string source_of(const Profile* profile, std::size_t i, const modbus::DeviceSpec& spec) {
+  std::ostringstream where;
+  if (i < spec.points.size()) {
+    const auto& p = spec.points[i];
+    where << modbus::to_string(p.kind) << " " << p.address;
+    if (profile && profile->address_base != 0) {
+      where << " (register " << p.address + profile->address_base << ")";
+    }
+    return where.str();
+  }
+  const std::size_t k = i - spec.points.size();
+  if (!profile || k >= profile->derived.size()) return "derived";
+  const DerivedPoint& d = profile->derived[k];
+  where << "derived: " << modbus::to_string(d.spec.op) << "(";
+  for (std::size_t j = 0; j < d.inputs.size(); ++j) where << (j ? ", " : "") << d.inputs[j];
+  where << ")";
+  return where.str();
+}
+
+std::string format_number(const modbus::PolledValue& v) {
+  if (v.unreadable) return "UNREADABLE";
+  if (!v.value) return v.text.empty() ? "(n/a)" : "\"" + v.text + "\"";
+  // Shortest text that reads back as the same double: exact, and short for round numbers.
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, *v.value);
+  std::string s(buf, res.ptr);
+  if (!v.text.empty()) s += " (" + v.text + ")";
+  return s;
+}
+
+// The table of points: name, value, unit, raw registers, address (read points, then derived).
+void print_points(const modbus::PollResult& r, const Profile* profile,
+                  const modbus::DeviceSpec& spec, std::ostream& out) {
   std::size_t wn = 5, wv = 5, wu = 4, wr = 3;
   std::vector<std::array<std::string, 5>> rows;
-  for (std::size_t i = 0; i < r.values.size() && i < points.size(); ++i) {
+  for (std::size_t i = 0; i < r.values.size(); ++i) {
     const auto& v = r.values[i];
-    const auto& p = points[i];
-    std::ostringstream where;
-    where << modbus::to_string(p.kind) << " " << p.address;
-    rows.push_back({v.name, format_value(v, p), v.unit,
-                    hex_words(v.raw, modbus::is_bit_kind(p.kind)), where.str()});
+    const bool read = i < spec.points.size();
+    const bool bits = read && modbus::is_bit_kind(spec.points[i].kind);
+    const bool text = read && spec.points[i].type == modbus::DataType::kString;
+    rows.push_back({v.name, text ? format_value(v, spec.points[i]) : format_number(v), v.unit,
+                    hex_words(v.raw, bits), source_of(profile, i, spec)});
     wn = std::max(wn, rows.back()[0].size());
     wv = std::max(wv, rows.back()[1].size());
     wu = std::max(wu, rows.back()[2].size());
@@ -226,6 +273,49 @@ void print_points(const modbus::PollResult& r, const std::vector<modbus::PointSp
   }
 }
 
+nlohmann::json points_json(const modbus::PollResult& r, const Profile* profile,
+                           const modbus::DeviceSpec& spec) {
+  using nlohmann::json;
+  json points = json::array();
+  for (std::size_t i = 0; i < r.values.size(); ++i) {
+    const auto& v = r.values[i];
+    json p{{"name", v.name},
+           {"value", v.value && std::isfinite(*v.value) ? json(*v.value) : json(nullptr)},
+           {"unit", v.unit},
+           {"unreadable", v.unreadable},
+           {"source", source_of(profile, i, spec)}};
+    if (!v.text.empty()) p["text"] = v.text;
+    if (v.unreadable) p["why"] = v.unreadable_why;
+    if (i < spec.points.size()) {
+      p["function"] = modbus::to_string(spec.points[i].kind);
+      p["address"] = spec.points[i].address;
+      p["raw"] = v.raw;
+    }
+    points.push_back(std::move(p));
+  }
+  return points;
+}
+
+// One poll of the device, as a JSON object (ok, error, timing, points, notes).
+int print_json(const Device& dev, const modbus::DeviceSpec& spec, const modbus::PollResult& r,
+               const std::vector<std::string>& problems, std::ostream& out) {
+  std::size_t unreadable = 0;
+  for (const auto& v : r.values) unreadable += v.unreadable ? 1 : 0;
+  nlohmann::json j{
+      {"device", dev.id},
+      {"endpoint", dev.endpoint.key()},
+      {"unit", dev.unit},
+      {"profile", dev.profile_name},
+      {"ok", r.ok && unreadable == 0},
+      {"error", r.ok ? nlohmann::json(nullptr) : nlohmann::json(r.error)},
+      {"requests", r.requests},
+      {"duration_ms", std::chrono::duration<double, std::milli>(r.duration).count()},
+      {"points", r.ok ? points_json(r, dev.profile.get(), spec) : nlohmann::json::array()},
+      {"notes", problems}};
+  out << j.dump(2) << "\n";
+  return r.ok && unreadable == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
@@ -234,15 +324,16 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
   auto& [dev, es] = *target;
   // One attempt only: a probe reports what it sees, it does not back off.
   es.backoff_initial = es.backoff_max = std::chrono::hours(1);
+  if (opt.diagnose) return probe_detail::run_diagnose(opt, dev, es, out, err);
   modbus::DeviceSpec spec = make_device_spec(dev);
   spec.backoff_max = es.backoff_max;
   spec.interval = std::chrono::hours(1);
   spec.capture_raw = true;
   spec.first_poll_offset = std::chrono::milliseconds(0);
-  const std::vector<modbus::PointSpec> points = spec.points;
-  const auto plan = modbus::make_plan(points, spec.plan);
-  OneShot shot;
-  const modbus::PollResult r = poll_once(dev, es, spec, plan.reads.size(), shot);
+  const auto plan = modbus::make_plan(spec.points, spec.plan);
+  std::vector<std::string> problems;
+  const modbus::PollResult r = probe_detail::poll_once(dev, es, spec, problems);
+  if (opt.json) return print_json(dev, spec, r, problems, out);
 
   out << "device " << (opt.device_id.empty() ? "" : dev.id + " ") << "unit " << dev.unit << " at "
       << dev.endpoint.key() << ", profile " << dev.profile_name << ": " << plan.reads.size()
@@ -252,12 +343,12 @@ int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err) {
   out.unsetf(std::ios::fixed);
   if (!r.ok) {
     err << "facilityd probe: poll failed: " << r.error << "\n";
-    for (const auto& p : shot.problems()) err << "  " << p << "\n";
+    for (const auto& p : problems) err << "  " << p << "\n";
     return 1;
   }
-  print_points(r, points, out);
+  print_points(r, dev.profile.get(), spec, out);
   std::map<std::string, int> notes;
-  for (const auto& p : shot.problems()) ++notes[p];
+  for (const auto& p : problems) ++notes[p];
   for (const auto& [p, n] : notes) {
     out << "note: " << p << (n > 1 ? " (x" + std::to_string(n) + ")" : "") << "\n";
   }
@@ -290,10 +381,19 @@ CLI::App* add_probe_subcommand(CLI::App& app, ProbeCliOptions& opt) {
   cmd->add_option("--baud", opt.probe.baud, "Serial: baud rate (default 9600)");
   cmd->add_option("--parity", opt.parity, "Serial: none, even or odd (default none)");
   cmd->add_option("--stop-bits", opt.probe.stop_bits, "Serial: 1 or 2 (default 1)");
+  cmd->add_flag("--json", opt.probe.json, "Print one JSON object instead of the table");
+  cmd->add_option("--diagnose", opt.probe.diagnose,
+                  "Read the registers around this protocol address and show them raw and in "
+                  "every type and word order, from the address and one address either side "
+                  "(no --profile needed)");
+  cmd->add_option("--function", opt.probe.function, "With --diagnose: holding or input registers")
+      ->capture_default_str();
   cmd->footer(R"(Examples:
   facilityd probe --device hl1-meter-ups --config /etc/facilityd/facilityd.yaml
   facilityd probe tcp://10.20.1.11:502 --unit 3 --profile generic-pdu-1ph
   facilityd probe rtu:///dev/ttyUSB0 --unit 1 --profile eastron-sdm630 --baud 9600 --parity even
+  facilityd probe tcp://10.20.1.11:502 --unit 3 --diagnose 3027 --function holding
+  facilityd probe --device hl1-meter-ups --config /etc/facilityd/facilityd.yaml --json
 
 Exit status: 0 when the device answered every read, 1 when the poll failed, 2 for bad options.)");
   return cmd;
@@ -302,9 +402,18 @@ Exit status: 0 when the device answered every read, 1 when the poll failed, 2 fo
 int run_probe_cli(ProbeCliOptions& opt) {
   const bool by_device = !opt.probe.device_id.empty();
   if (by_device == !opt.probe.endpoint.empty() || (by_device && opt.probe.config_path.empty()) ||
-      (!by_device && opt.probe.profile.empty())) {
-    std::fprintf(stderr, "facilityd probe: give either --device ID --config FILE, or "
-                         "ENDPOINT --unit N --profile NAME (see facilityd probe --help)\n");
+      (!by_device && opt.probe.profile.empty() && !opt.probe.diagnose)) {
+    std::fprintf(stderr,
+                 "facilityd probe: give either --device ID --config FILE, or "
+                 "ENDPOINT --unit N --profile NAME (or --diagnose ADDRESS) (see "
+                 "facilityd probe --help)\n");
+    return 2;
+  }
+  if (opt.probe.diagnose && (*opt.probe.diagnose < 0 || *opt.probe.diagnose > 65535 ||
+                             (opt.probe.function != "holding" && opt.probe.function != "input"))) {
+    std::fprintf(stderr,
+                 "facilityd probe: --diagnose takes an address 0..65535 and --function "
+                 "holding or input\n");
     return 2;
   }
   const auto t = parse_duration(opt.timeout);

@@ -8,6 +8,7 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -28,11 +29,32 @@ struct ProbeOptions {
   std::optional<char> parity;
   std::optional<int> stop_bits;
   std::chrono::milliseconds timeout{1000};
+  bool json = false;  // one JSON object instead of the table (for scripts)
+  // Diagnose mode (no profile needed): the registers around this address, raw and decoded in
+  // every type and word order from the address and one address either side.
+  std::optional<int> diagnose;
+  std::string function = "holding";  // holding or input, for diagnose
 };
 
-// Prints the table to `out` and problems to `err`. Returns 0 when the device answered every
-// read, 1 when the poll failed, 2 for bad options or configuration.
+// Prints the table (or JSON) to `out` and problems to `err`. Returns 0 when the device answered
+// every read, 1 when the poll failed, 2 for bad options or configuration.
 int run_probe(const ProbeOptions& opt, std::ostream& out, std::ostream& err);
+
+struct Device;
+struct EndpointSettings;
+namespace modbus {
+struct DeviceSpec;
+struct PollResult;
+}  // namespace modbus
+namespace probe_detail {
+// One poll of `spec` on the device's endpoint with the engine or serial poller the daemon would
+// use; `problems` gets every request that did not succeed ("FC3: exception 2").
+modbus::PollResult poll_once(const Device& dev, const EndpointSettings& es,
+                             const modbus::DeviceSpec& spec, std::vector<std::string>& problems);
+// `facilityd probe --diagnose` (probe_diagnose.cpp).
+int run_diagnose(const ProbeOptions& opt, const Device& dev, const EndpointSettings& es,
+                 std::ostream& out, std::ostream& err);
+}  // namespace probe_detail
 
 // The `probe` subcommand of the command line, and its option checks (main.cpp wires it like
 // daemon/reports/cli.h's `report`).

@@ -108,6 +108,17 @@ const ProfilePoint* Profile::find(const std::string& point_name) const {
   return nullptr;
 }
 
+const DerivedPoint* Profile::find_derived(const std::string& point_name) const {
+  for (const auto& p : derived) {
+    if (p.spec.name == point_name) return &p;
+  }
+  return nullptr;
+}
+
+bool Profile::has_point(const std::string& point_name) const {
+  return find(point_name) != nullptr || find_derived(point_name) != nullptr;
+}
+
 const char* to_string(DeviceKind k) { return kind_info(k).name; }
 const char* to_string(MeterRole r) {
   switch (r) {
@@ -302,8 +313,10 @@ Config load_config(const std::string& path) {
     cfg.cabinet_classes = config_detail::parse_cabinet_classes(d, top.get("cabinet_classes"));
   }
   std::map<std::string, SourceLoc> endpoint_locs;
+  config_detail::EndpointKeysGiven endpoint_keys;
   if (top.has("endpoints")) {
-    config_detail::parse_endpoint_settings(d, top.get("endpoints"), cfg.endpoints, endpoint_locs);
+    config_detail::parse_endpoint_settings(d, top.get("endpoints"), cfg.endpoints, endpoint_locs,
+                                           endpoint_keys);
   }
 
   config_detail::Defaults defs;
@@ -315,6 +328,7 @@ Config load_config(const std::string& path) {
   for (const auto& sn : top.seq("sites")) config_detail::parse_site(ctx, sn);
 
   check_endpoints_used(d, cfg, endpoint_locs);
+  config_detail::apply_profile_link_defaults(d, cfg, endpoint_keys);
   throw_if_errors(d);
   return cfg;
 }

@@ -18,9 +18,11 @@
 #include <vector>
 
 #include "collectors/modbus/codec.h"
+#include "collectors/modbus/derived.h"
 #include "daemon/config/device_kinds.h"
 #include "daemon/config/facility.h"
 #include "daemon/config/history.h"
+#include "daemon/config/identify.h"
 #include "daemon/config/modbus.h"
 #include "daemon/config/mqtt.h"
 
@@ -80,16 +82,47 @@ struct ProfilePoint {
   std::optional<Millis> interval;
 };
 
+// A point computed from other points of the profile after each poll (`derive:`, docs/config.md
+// "Derived points"; collectors/modbus/derived.h evaluates it).
+struct DerivedPoint {
+  modbus::DerivedSpec spec;         // inputs resolved to indices: Profile::points, then derived
+  std::vector<std::string> inputs;  // the input names as written, in spec.inputs order
+  std::string description;
+  SourceLoc loc;
+};
+
+// Transport settings a device model needs (a profile's `defaults`): they apply to an endpoint
+// whose `endpoints` entry does not set them (docs/config.md, "Profiles").
+struct ProfileLinkDefaults {
+  std::optional<Millis> pause_after_connect;
+  std::optional<Millis> pause_between_requests;
+  std::optional<int> baud;
+  std::optional<char> parity;  // N, E, O
+  std::optional<int> stop_bits;
+};
+
 struct Profile {
   std::string name;  // file name without .yaml
   std::string description;
   std::string source;  // where the register map comes from (document, version) or "synthetic"
+  // The device kinds the map is for (`kinds`); empty = any kind. `facilityd scan` writes the
+  // first into the inventory it proposes.
+  std::vector<DeviceKind> kinds;
+  // What `address` means: 0 = the protocol address; 1 = a 1-based register number as many
+  // manuals print it (the address sent is address - 1). Addresses below are already converted.
+  int address_base = 0;
   int max_registers_per_read = 125;
   int max_gap = 16;  // largest hole of unmapped registers/bits one read may bridge
   std::vector<modbus::AddressRange> never_read;  // addresses the device must never be asked for
+  ProfileLinkDefaults defaults;
   std::vector<ProfilePoint> points;
+  std::vector<DerivedPoint> derived;  // evaluation order: every input before the points using it
+  IdentifySpec identify;              // how `facilityd scan` recognises the model
   SourceLoc loc;
+  // A read point by name (derived points are not read; see has_point, find_derived).
   const ProfilePoint* find(const std::string& point_name) const;
+  const DerivedPoint* find_derived(const std::string& point_name) const;
+  bool has_point(const std::string& point_name) const;  // read or derived
 };
 
 // ---- Inventory ---------------------------------------------------------------------------
@@ -197,12 +230,13 @@ struct Device {
   std::string cabinet;                // pdu, rack_sensor
   std::string feed;                   // pdu
   std::string room;                   // cooling (required), others optional
-  MeterRole role = MeterRole::kNone;  // meter
+  MeterRole role = MeterRole::kNone;  // meter; ups: kNone or kItUpsOutput
   // pdu: for the current x voltage x power-factor estimate (resolved from the site's facility
   // settings unless the device sets its own).
   double nominal_voltage_v = 220;
   double nominal_power_factor = 0.95;
   std::optional<double> capacity_w;  // cooling: rated thermal (cooling) capacity, W
+  std::optional<double> rated_w;     // ups: rated output active power, W (load without load_ratio)
   SimHints sim;
   SourceLoc loc;
 };

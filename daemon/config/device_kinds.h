@@ -32,6 +32,8 @@ enum class Contribution {
   kSiteMeter,      // site power by meter role: IT (by PUE category), facility, cooling
   kRoomCooling,    // a cooling unit of a room: temperatures, power, cooling capacity
   kCabinetSensor,  // a rack sensor of a cabinet: inlet and outlet air, humidity, rack units
+  kUpsOutput,      // a UPS: output load, battery and source for the site; with role
+                   // it_at_ups_output, its output power is IT power of PUE category 1
 };
 
 // A device key that belongs to some kinds only (the other device keys, `room` among them,

@@ -6,6 +6,7 @@
 #include <map>
 #include <unordered_set>
 
+#include "daemon/config/points.h"
 #include "daemon/config/reader.h"
 
 namespace facility::config_detail {
@@ -123,6 +124,35 @@ void parse_device_address(LoadContext& ctx, MapReader& dr, const YAML::Node& dn,
   }
 }
 
+// A profile written for other kinds (its `kinds`), and a UPS's role: only the IT power at its
+// output, which then needs the output power.
+void check_profile_kind(Diagnostics& d, MapReader& dr, const Device& dev) {
+  if (dev.profile && !dev.profile->kinds.empty() &&
+      std::find(dev.profile->kinds.begin(), dev.profile->kinds.end(), dev.kind) ==
+          dev.profile->kinds.end()) {
+    std::string list;
+    for (DeviceKind k : dev.profile->kinds) {
+      list += (list.empty() ? "" : ", ") + std::string(to_string(k));
+    }
+    d.error(dr.get("profile"), dr.what() + ": profile \"" + dev.profile_name + "\" is for " + list +
+                                   " devices (its kinds), not " + to_string(dev.kind));
+  }
+  if (kind_info(dev.kind).contributes != Contribution::kUpsOutput || !dr.has("role")) return;
+  if (dev.role != MeterRole::kItUpsOutput && dev.role != MeterRole::kNone) {
+    d.error(dr.get("role"), dr.what() +
+                                ": a ups can only have role it_at_ups_output (the IT "
+                                "power at its output, PUE category 1)");
+  } else if (dev.profile && !dev.profile->has_point(points::kActivePower)) {
+    d.error(dr.get("role"), dr.what() +
+                                ": role it_at_ups_output needs the output power: profile "
+                                "\"" +
+                                dev.profile_name +
+                                "\" has no point "
+                                "\"active_power\" (derive it, e.g. derive: {sum: "
+                                "[active_power_l1, active_power_l2, active_power_l3]})");
+  }
+}
+
 }  // namespace
 
 void parse_device(LoadContext& ctx, Site& site, const std::unordered_set<std::string>& room_ids,
@@ -168,6 +198,7 @@ void parse_device(LoadContext& ctx, Site& site, const std::unordered_set<std::st
     check_placement(d, dr, site, room_ids, dev);
     // The model needs these points; a profile without them cannot serve this kind.
     check_profile_points(d, dr, dev);
+    check_profile_kind(d, dr, dev);
   }
   site.devices.push_back(std::move(dev));
 }

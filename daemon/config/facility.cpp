@@ -151,6 +151,41 @@ void parse_inlet(Diagnostics& d, const YAML::Node& node, const std::string& what
   }
 }
 
+// `ups`: the UPS alerts' thresholds and hold times.
+void parse_ups_alerts(Diagnostics& d, const YAML::Node& node, const std::string& what,
+                      UpsAlertSettings& u) {
+  MapReader r(d, node, what + " ups", {"overload", "runtime", "on_battery", "on_bypass"});
+  if (!r.ok()) return;
+  if (r.has("overload")) {
+    MapReader o(d, r.get("overload"), r.what() + " overload",
+                {"warning", "critical", "hysteresis", "hold"});
+    if (o.ok()) {
+      OverloadOverride ov;
+      parse_overload_keys(d, o, ov);
+      u.overload = ov.apply(u.overload);
+      check_overload(d, r.get("overload"), r.what(), u.overload);
+    }
+  }
+  if (r.has("runtime")) {
+    MapReader t(d, r.get("runtime"), r.what() + " runtime",
+                {"warning", "critical", "hysteresis", "hold"});
+    if (auto v = t.duration("warning")) u.runtime_warning = *v;
+    if (auto v = t.duration("critical")) u.runtime_critical = *v;
+    if (auto v = t.duration("hysteresis")) u.runtime_hysteresis = *v;
+    if (auto v = t.duration("hold")) u.runtime_hold = *v;
+    if (u.runtime_critical >= u.runtime_warning) {
+      d.error(r.get("runtime"), t.what() + ": critical must be shorter than warning");
+    }
+  }
+  for (const char* k : {"on_battery", "on_bypass"}) {
+    if (!r.has(k)) continue;
+    MapReader h(d, r.get(k), r.what() + " " + k, {"hold"});
+    if (auto v = h.duration("hold")) {
+      (std::string(k) == "on_battery" ? u.on_battery_hold : u.on_bypass_hold) = *v;
+    }
+  }
+}
+
 void parse_windows(Diagnostics& d, MapReader& r, std::vector<Millis>& out) {
   if (!r.has("pue_windows")) return;
   std::vector<Millis> ws;
@@ -194,7 +229,7 @@ FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
   FacilitySettings s = base;
   MapReader r(d, node, what,
               {"derating", "nominal_voltage_v", "nominal_power_factor", "overload", "failover",
-               "inlet", "pue_min_coverage", "pue_windows", "capacity_reserve",
+               "inlet", "ups", "pue_min_coverage", "pue_windows", "capacity_reserve",
                "cabinet_equivalent_kw", "peak_window", "alert_retention", "pue_target"});
   if (!r.ok()) return s;
   if (auto v = ratio_in(d, r, "derating", 0, 1, true)) s.derating = *v;
@@ -218,6 +253,7 @@ FacilitySettings parse_facility_settings(Diagnostics& d, const YAML::Node& node,
     }
   }
   if (r.has("inlet")) parse_inlet(d, r.get("inlet"), what, s.inlet);
+  if (r.has("ups")) parse_ups_alerts(d, r.get("ups"), what, s.ups);
   if (auto v = ratio_in(d, r, "pue_min_coverage", 0, 1, true)) s.pue_min_coverage = *v;
   parse_windows(d, r, s.pue_windows);
   if (auto v = ratio_in(d, r, "capacity_reserve", 0, 0.9, false)) s.capacity_reserve = *v;
@@ -373,15 +409,16 @@ void parse_device_facility(Diagnostics& d, MapReader& dr, const Site& site, Devi
   if (auto v = ratio_in(d, dr, "nominal_voltage_v", 0, 1000, true)) dev.nominal_voltage_v = *v;
   if (auto v = ratio_in(d, dr, "nominal_power_factor", 0, 1, true)) dev.nominal_power_factor = *v;
   if (auto v = ratio_in(d, dr, "capacity_kw", 0, 100000, true)) dev.capacity_w = *v * 1000;
+  if (auto v = ratio_in(d, dr, "rated_kw", 0, 100000, true)) dev.rated_w = *v * 1000;
 }
 
 void check_profile_points(Diagnostics& d, MapReader& dr, const Device& dev) {
   const DeviceKindInfo& kind = kind_info(dev.kind);
   if (!dev.profile || kind.required_points.empty()) return;
   const Profile& p = *dev.profile;
-  const bool served = std::any_of(
-      kind.required_points.begin(), kind.required_points.end(), [&p](const auto& set) {
-        return std::all_of(set.begin(), set.end(), [&p](const char* n) { return p.find(n); });
+  const bool served =
+      std::any_of(kind.required_points.begin(), kind.required_points.end(), [&p](const auto& set) {
+        return std::all_of(set.begin(), set.end(), [&p](const char* n) { return p.has_point(n); });
       });
   if (!served) {
     d.error(dr.get("profile"), dr.what() + ": profile \"" + dev.profile_name +

@@ -52,6 +52,20 @@ struct InletSettings {
   std::chrono::milliseconds hold{60000};
 };
 
+// UPS alerts (devices of kind ups): overload of the output by load ratio (the highest phase's),
+// low battery runtime, output on battery, output on bypass. Like the cabinet alerts, a state is
+// raised once its condition has held for its hold time and cleared once the clear condition
+// has held as long; levels clear with hysteresis.
+struct UpsAlertSettings {
+  OverloadSettings overload;  // load ratio: warning 0.80, critical 0.95, hysteresis 0.05, 60 s
+  std::chrono::milliseconds runtime_warning{std::chrono::minutes(10)};
+  std::chrono::milliseconds runtime_critical{std::chrono::minutes(5)};
+  std::chrono::milliseconds runtime_hysteresis{std::chrono::minutes(2)};
+  std::chrono::milliseconds runtime_hold{std::chrono::seconds(30)};
+  std::chrono::milliseconds on_battery_hold{std::chrono::seconds(10)};
+  std::chrono::milliseconds on_bypass_hold{std::chrono::seconds(30)};
+};
+
 struct FacilitySettings {
   // Continuous-load derating of a feed's circuit (breaker) capacity: the load a feed may carry
   // continuously, e.g. 80 % of a 20 A breaker.
@@ -63,6 +77,7 @@ struct FacilitySettings {
   OverloadSettings overload;
   FailoverSettings failover;
   InletSettings inlet;
+  UpsAlertSettings ups;
   // PUE (and partial PUE) is withheld when either term covers less than this fraction.
   double pue_min_coverage = 1.0;
   // Energy-based PUE windows; each a multiple of 10 s, windows above 25 h a multiple of 5 min,

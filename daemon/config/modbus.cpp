@@ -78,7 +78,7 @@ Endpoint parse_endpoint(Diagnostics& d, const YAML::Node& at, const std::string&
 
 void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,
                              std::map<std::string, EndpointSettings>& out,
-                             std::map<std::string, SourceLoc>& where) {
+                             std::map<std::string, SourceLoc>& where, EndpointKeysGiven& given) {
   if (!node.IsSequence()) {
     d.error(node, "endpoints: must be a list of mappings with an \"endpoint\" key");
     return;
@@ -130,11 +130,69 @@ void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,
     if (auto v = r.integer("stop_bits", 1, 2)) s.stop_bits = int(*v);
     out[key] = s;
     where[key] = d.loc(en);
+    for (auto it = en.begin(); it != en.end(); ++it) given[key].insert(it->first.Scalar());
+  }
+}
+
+namespace {
+
+std::string text_of(int v) { return std::to_string(v); }
+std::string text_of(char parity) { return parity == 'E' ? "even" : parity == 'O' ? "odd" : "none"; }
+
+// One serial setting of a line from its devices' profiles: they must agree.
+template <typename T>
+void serial_default(Diagnostics& d, const Device& dev, const char* key, const std::optional<T>& v,
+                    std::map<std::string, std::pair<T, const Device*>>& seen, T& target) {
+  if (!v) return;
+  auto [it, fresh] = seen.emplace(key, std::make_pair(*v, &dev));
+  if (!fresh && it->second.first != *v) {
+    const Device& other = *it->second.second;
+    d.error(dev.loc, "device \"" + dev.id + "\": its profile \"" + dev.profile->name + "\" sets " +
+                         key + " " + text_of(*v) + " on " + dev.endpoint.key() +
+                         ", the profile \"" + other.profile->name + "\" of device \"" + other.id +
+                         "\" " + text_of(it->second.first) +
+                         ": set it for the line in an endpoints entry");
+    return;
+  }
+  target = *v;
+}
+
+}  // namespace
+
+void apply_profile_link_defaults(Diagnostics& d, Config& cfg, const EndpointKeysGiven& given) {
+  // Per endpoint: the serial settings seen so far, and which device's profile set them.
+  std::map<std::string, std::map<std::string, std::pair<int, const Device*>>> ints;
+  std::map<std::string, std::map<std::string, std::pair<char, const Device*>>> chars;
+  for (const Device* dev : cfg.all_devices()) {
+    if (!dev->profile) continue;
+    const ProfileLinkDefaults& pd = dev->profile->defaults;
+    if (!pd.pause_after_connect && !pd.pause_between_requests && !pd.baud && !pd.parity &&
+        !pd.stop_bits) {
+      continue;
+    }
+    const std::string key = dev->endpoint.key();
+    const auto g = given.find(key);
+    auto is_given = [&g, &given](const char* k) { return g != given.end() && g->second.count(k); };
+    EndpointSettings& es = cfg.endpoints[key];
+    // Pauses: the longest any device on the endpoint needs.
+    if (pd.pause_after_connect && !is_given("pause_after_connect")) {
+      es.pause_after_connect = std::max(es.pause_after_connect, *pd.pause_after_connect);
+    }
+    if (pd.pause_between_requests && !is_given("pause_between_requests")) {
+      es.pause_between_requests = std::max(es.pause_between_requests, *pd.pause_between_requests);
+    }
+    // A gateway's serial side is set in the gateway; only a local line takes these.
+    if (dev->endpoint.transport != Transport::kRtu) continue;
+    if (!is_given("baud")) serial_default(d, *dev, "baud", pd.baud, ints[key], es.baud);
+    if (!is_given("stop_bits")) {
+      serial_default(d, *dev, "stop_bits", pd.stop_bits, ints[key], es.stop_bits);
+    }
+    if (!is_given("parity")) serial_default(d, *dev, "parity", pd.parity, chars[key], es.parity);
   }
 }
 
 std::vector<modbus::AddressRange> parse_address_ranges(Diagnostics& d, MapReader& parent,
-                                                       const std::string& key) {
+                                                       const std::string& key, int address_base) {
   std::vector<modbus::AddressRange> out;
   for (const auto& n : parent.seq(key)) {
     MapReader r(d, n, parent.what() + " " + key + " entry", {"function", "from", "to"});
@@ -151,11 +209,11 @@ std::vector<modbus::AddressRange> parse_address_ranges(Diagnostics& d, MapReader
     } else {
       continue;
     }
-    auto from = r.integer("from", 0, 65535, true);
+    auto from = r.integer("from", address_base, 65535, true);
     if (!from) continue;
-    auto to = r.integer("to", 0, 65535);
-    ar.first = static_cast<std::uint16_t>(*from);
-    ar.last = static_cast<std::uint16_t>(to.value_or(*from));
+    auto to = r.integer("to", address_base, 65535);
+    ar.first = static_cast<std::uint16_t>(*from - address_base);
+    ar.last = static_cast<std::uint16_t>(to.value_or(*from) - address_base);
     if (ar.last < ar.first) {
       d.error(r.get("to"), r.what() + ": \"to\" must not be below \"from\"");
       continue;

@@ -33,6 +33,18 @@ inline constexpr const char* kReturnTemperature = "return_temperature";
 inline constexpr const char* kFanSpeed = "fan_speed";
 inline constexpr const char* kRunning = "running";
 
+// UPSs (kind ups). Output power is kActivePower (per phase active_power_l1..l3).
+inline constexpr const char* kLoadRatio = "load_ratio";  // per phase: load_ratio_l1..l3
+inline constexpr const char* kRatedPower = "rated_power";
+inline constexpr const char* kBatteryRuntime = "battery_runtime";  // a time (s, min, h)
+inline constexpr const char* kBatteryCharge = "battery_charge";    // percent or ratio
+// Enumerations: the model reads the state names (docs/config.md, "Point names"), not the codes.
+inline constexpr const char* kBatteryState = "battery_state";      // normal, low, depleted, ...
+inline constexpr const char* kOutputSource = "output_source";      // normal, battery, bypass, ...
+inline constexpr const char* kOnBattery = "on_battery";            // 1 while on battery
+inline constexpr const char* kOnBypass = "on_bypass";              // 1 while on (any) bypass
+inline constexpr const char* kOutputOverload = "output_overload";  // the UPS's own flag
+
 // Other names the simulator gives a value (generic profiles).
 inline constexpr const char* kAmbientTemperature = "ambient_temperature";
 

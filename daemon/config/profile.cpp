@@ -16,7 +16,6 @@
 
 namespace facility::config_detail {
 namespace fs = std::filesystem;
-namespace {
 
 bool lower_snake_case(const std::string& s) {
   static const std::regex re(R"(^[a-z][a-z0-9_]*$)");
@@ -25,7 +24,7 @@ bool lower_snake_case(const std::string& s) {
 
 // function, address, type, order, bit and length: where the value is and how it is encoded.
 void parse_point_encoding(Diagnostics& d, MapReader& pr, const YAML::Node& pn,
-                          const std::string& label, modbus::PointSpec& s) {
+                          const std::string& label, int address_base, modbus::PointSpec& s) {
   if (auto f = pr.str("function", true)) {
     if (auto k = modbus::parse_register_kind(*f)) {
       s.kind = *k;
@@ -34,7 +33,15 @@ void parse_point_encoding(Diagnostics& d, MapReader& pr, const YAML::Node& pn,
                                       "\" (expected coil, discrete_input, holding, input)");
     }
   }
-  if (auto a = pr.integer("address", 0, 65535, true)) s.address = std::uint16_t(*a);
+  if (auto a = pr.integer("address", 0, 65535, true)) {
+    if (*a < address_base) {
+      d.error(pr.get("address"), label + ": address " + std::to_string(*a) +
+                                     " is below the profile's address_base (" +
+                                     std::to_string(address_base) + ")");
+    } else {
+      s.address = std::uint16_t(*a - address_base);
+    }
+  }
   if (auto t = pr.str("type")) {
     if (auto dt = modbus::parse_data_type(*t)) {
       s.type = *dt;
@@ -122,9 +129,8 @@ void parse_point_value(Diagnostics& d, MapReader& pr, const std::string& label,
   if (auto u = pr.str("unit", true)) {
     s.unit = *u;
     if (!is_known_unit(*u)) {
-      d.error(pr.get("unit"), label + ": unknown unit \"" + *u +
-                                  "\" (expected W, kW, Wh, kWh, MWh, A, V, Hz, celsius, percent, "
-                                  "ratio, rpm, none)");
+      d.error(pr.get("unit"),
+              label + ": unknown unit \"" + *u + "\" (expected " + known_units() + ")");
     }
   }
   for (const auto& [v, at] : pr.str_list("not_available")) {
@@ -133,6 +139,8 @@ void parse_point_value(Diagnostics& d, MapReader& pr, const std::string& label,
     }
   }
 }
+
+namespace {
 
 // The point fits in one read of the profile, and it is not in a range the device must never be
 // asked for.
@@ -159,7 +167,11 @@ void check_point_never_read(Diagnostics& d, MapReader& pr, const std::string& la
 }
 
 void parse_point(Diagnostics& d, const YAML::Node& pn, Profile& p,
-                 std::unordered_set<std::string>& names) {
+                 std::unordered_set<std::string>& names, std::vector<PendingDerived>& derived) {
+  if (pn.IsMap() && pn["derive"]) {
+    parse_derived_point(d, pn, names, derived);
+    return;
+  }
   MapReader pr(d, pn, "point",
                {"name", "function", "address", "type", "order", "bit", "length", "scale", "offset",
                 "unit", "not_available", "enum", "interval", "description"});
@@ -173,7 +185,7 @@ void parse_point(Diagnostics& d, const YAML::Node& pn, Profile& p,
     if (!lower_snake_case(*n)) d.error(pr.get("name"), label + ": name must be lower_snake_case");
     if (!names.insert(*n).second) d.error(pr.get("name"), label + ": duplicate point name");
   }
-  parse_point_encoding(d, pr, pn, label, s);
+  parse_point_encoding(d, pr, pn, label, p.address_base, s);
   parse_point_enum(d, pr, label, s);
   if (static_cast<int>(s.address) + s.width() > 65536) {
     d.error(pr.get("address"), label + ": value runs past address 65535");
@@ -235,6 +247,62 @@ void check_overlaps(Diagnostics& d, const Profile& p, const std::vector<YAML::No
 
 }  // namespace
 
+namespace {
+
+// `kinds`: the device kinds a profile is for.
+std::vector<DeviceKind> parse_profile_kinds(Diagnostics& d, MapReader& r) {
+  std::vector<DeviceKind> out;
+  for (const auto& [name, at] : r.str_list("kinds")) {
+    if (const DeviceKindInfo* k = find_kind(name)) {
+      if (std::find(out.begin(), out.end(), k->kind) == out.end()) out.push_back(k->kind);
+    } else {
+      std::string list;
+      for (const DeviceKindInfo* x : device_kinds()) {
+        list += (list.empty() ? "" : ", ") + std::string(x->name);
+      }
+      d.error(at, "profile: unknown kind \"" + name + "\" in kinds (expected " + list + ")");
+    }
+  }
+  return out;
+}
+
+// `defaults`: transport settings the model needs unless its endpoint's entry sets them.
+ProfileLinkDefaults parse_link_defaults(Diagnostics& d, MapReader& r) {
+  ProfileLinkDefaults out;
+  if (!r.has("defaults")) return out;
+  MapReader dr(d, r.get("defaults"), "profile defaults",
+               {"pause_after_connect", "pause_between_requests", "baud", "parity", "stop_bits"});
+  if (!dr.ok()) return out;
+  out.pause_after_connect = dr.duration("pause_after_connect");
+  out.pause_between_requests = dr.duration("pause_between_requests");
+  if (auto v = dr.integer("baud", 50, 4'000'000)) out.baud = int(*v);
+  out.parity = dr.choice<char>("parity", {{"none", 'N'}, {"even", 'E'}, {"odd", 'O'}});
+  if (auto v = dr.integer("stop_bits", 1, 2)) out.stop_bits = int(*v);
+  return out;
+}
+
+// Profile-level keys other than the points.
+void parse_profile_header(Diagnostics& d, MapReader& r, const std::string& path, Profile& p) {
+  const std::string stem = fs::path(path).stem().string();
+  if (auto n = r.str("name", true)) {
+    p.name = *n;
+    if (*n != stem) {
+      d.error(r.get("name"),
+              "profile: name \"" + *n + "\" must match the file name \"" + stem + ".yaml\"");
+    }
+  }
+  p.description = r.str("description").value_or("");
+  p.source = r.str("source").value_or("");
+  p.kinds = parse_profile_kinds(d, r);
+  if (auto b = r.integer("address_base", 0, 1)) p.address_base = int(*b);
+  if (auto m = r.integer("max_registers_per_read", 1, 125)) p.max_registers_per_read = int(*m);
+  if (auto m = r.integer("max_gap", 0, 125)) p.max_gap = int(*m);
+  p.never_read = parse_address_ranges(d, r, "never_read", p.address_base);
+  p.defaults = parse_link_defaults(d, r);
+}
+
+}  // namespace
+
 std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) {
   YAML::Node root = load_yaml(d, path);
   if (!root.IsDefined() || root.IsNull()) {
@@ -244,32 +312,26 @@ std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path) 
   auto p = std::make_shared<Profile>();
   p->loc = SourceLoc{path, 1, 1};
   MapReader r(d, root, "profile",
-              {"name", "description", "source", "max_registers_per_read", "max_gap", "never_read",
-               "points"});
+              {"name", "description", "source", "kinds", "address_base", "max_registers_per_read",
+               "max_gap", "never_read", "defaults", "points", "identify"});
   if (!r.ok()) return nullptr;
-  const std::string stem = fs::path(path).stem().string();
-  if (auto n = r.str("name", true)) {
-    p->name = *n;
-    if (*n != stem) {
-      d.error(r.get("name"),
-              "profile: name \"" + *n + "\" must match the file name \"" + stem + ".yaml\"");
-    }
-  }
-  p->description = r.str("description").value_or("");
-  p->source = r.str("source").value_or("");
-  if (auto m = r.integer("max_registers_per_read", 1, 125)) p->max_registers_per_read = int(*m);
-  if (auto m = r.integer("max_gap", 0, 125)) p->max_gap = int(*m);
-  p->never_read = parse_address_ranges(d, r, "never_read");
+  parse_profile_header(d, r, path, *p);
   std::unordered_set<std::string> names;
+  std::vector<PendingDerived> derived;
   auto points = r.seq("points", true);
   if (points.empty() && r.has("points")) d.error(r.get("points"), "profile: no points defined");
   std::vector<YAML::Node> address_nodes;  // of each point in p->points, for overlap errors
   for (const auto& pn : points) {
     const std::size_t before = p->points.size();
-    parse_point(d, pn, *p, names);
+    parse_point(d, pn, *p, names, derived);
     if (p->points.size() > before) address_nodes.push_back(pn.IsMap() ? pn["address"] : pn);
   }
-  check_overlaps(d, *p, address_nodes);
+  check_overlaps(d, *p, address_nodes);  // read points only: derived ones have no registers
+  if (p->points.empty() && !derived.empty()) {
+    d.error(r.get("points"), "profile: only derived points: at least one point must be read");
+  }
+  resolve_derived(d, *p, derived);
+  if (r.has("identify")) parse_identify(d, r.get("identify"), *p);
   return p;
 }
 

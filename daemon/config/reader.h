@@ -273,6 +273,30 @@ struct Defaults {
 // Profiles (profile.cpp): one file parsed; and the profiles of one configuration, loaded
 // lazily, only those referenced by devices, each file once, into Config::profiles.
 std::shared_ptr<Profile> parse_profile(Diagnostics& d, const std::string& path);
+// Pieces of a profile shared by its parsers (profile.cpp, profile_derived.cpp,
+// profile_identify.cpp).
+bool lower_snake_case(const std::string& s);
+// function, address (less the profile's address_base), type, order, bit, length.
+void parse_point_encoding(Diagnostics& d, MapReader& pr, const YAML::Node& pn,
+                          const std::string& label, int address_base, modbus::PointSpec& s);
+void parse_point_enum(Diagnostics& d, MapReader& pr, const std::string& label,
+                      modbus::PointSpec& s);
+void parse_point_value(Diagnostics& d, MapReader& pr, const std::string& label,
+                       modbus::PointSpec& s);
+// A derived point as written; resolve_derived() checks its inputs once every point is known.
+struct PendingDerived {
+  DerivedPoint point;
+  std::vector<YAML::Node> input_nodes;  // where each input name is written
+  YAML::Node derive;                    // the `derive` mapping
+  bool has_enum = false;
+};
+void parse_derived_point(Diagnostics& d, const YAML::Node& pn,
+                         std::unordered_set<std::string>& names, std::vector<PendingDerived>& out);
+// Resolves the inputs (unknown names, cycles, types, units), orders the derived points so that
+// every input comes first, and stores them in p.derived.
+void resolve_derived(Diagnostics& d, Profile& p, std::vector<PendingDerived>& pending);
+// The `identify` mapping (identify.h), after the points and never_read are known.
+void parse_identify(Diagnostics& d, const YAML::Node& node, Profile& p);
 class ProfileLibrary {
  public:
   // Looks names up on profile_search_path() from `profiles_dir` of `top` (relative to the
@@ -324,13 +348,19 @@ void parse_mqtt_settings(Diagnostics& d, const YAML::Node& node, MqttSettings& o
 // username_file/_env and password_file/_env, never the values themselves.
 void parse_credentials(Diagnostics& d, const YAML::Node& node, const std::string& what,
                        Credentials& out);
-// Top-level `endpoints` list; `where` gets each entry's position.
+// Top-level `endpoints` list; `where` gets each entry's position, `given` its keys.
+using EndpointKeysGiven = std::map<std::string, std::set<std::string>>;
 void parse_endpoint_settings(Diagnostics& d, const YAML::Node& node,
                              std::map<std::string, EndpointSettings>& out,
-                             std::map<std::string, SourceLoc>& where);
+                             std::map<std::string, SourceLoc>& where, EndpointKeysGiven& given);
+// The profiles' `defaults` (pauses, serial settings) on every endpoint whose entry does not set
+// them: the longest pause of its devices' profiles; serial settings must agree on one line.
+void apply_profile_link_defaults(Diagnostics& d, Config& cfg, const EndpointKeysGiven& given);
 // A list of {function, from, to} mappings under `key` of `parent` (profile or device never_read).
+// `address_base` as the profile's (1: the numbers are 1-based register numbers).
 std::vector<modbus::AddressRange> parse_address_ranges(Diagnostics& d, MapReader& parent,
-                                                       const std::string& key);
+                                                       const std::string& key,
+                                                       int address_base = 0);
 // Device keys retries, busy_retries, busy_retry_delay, max_registers_per_read, max_gap,
 // never_read.
 void parse_device_modbus(Diagnostics& d, MapReader& r, DeviceModbusSettings& out);

@@ -9,8 +9,16 @@
 namespace facility {
 
 // Converts a value in one of the profile units (W, kW, Wh, kWh, MWh, A, V, Hz, celsius,
-// percent, ratio, rpm, none) to base units (W, J, A, V, Hz, degC, ratio, rpm, 1).
+// percent, ratio, rpm, s, min, h, VA, kVA, var, kvar, none) to base units (W, J, A, V, Hz, degC,
+// ratio, rpm, s, VA, var, 1).
 double to_base_unit(double v, const std::string& unit);
 bool is_known_unit(const std::string& unit);
+// What a unit measures: "power", "energy", "current", "voltage", "frequency", "temperature",
+// "ratio" (percent and ratio), "speed" (rpm), "time", "apparent_power", "reactive_power",
+// "none"; "" for an unknown unit. Two units of one dimension convert into each other (derived
+// points add only values of one dimension).
+const char* unit_dimension(const std::string& unit);
+// Every unit, comma-separated, for messages ("W, kW, Wh, ...").
+const char* known_units();
 
 }  // namespace facility

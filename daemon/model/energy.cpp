@@ -1,5 +1,6 @@
 #include "daemon/model/energy.h"
 
+#include "daemon/config/points.h"
 #include "daemon/model/model.h"
 
 #include <algorithm>
@@ -47,6 +48,19 @@ CounterFormat counter_format(const ProfilePoint& p) {
     default:
       return {std::nullopt, step, 0};  // 64-bit counters do not wrap in practice
   }
+}
+
+std::optional<CounterFormat> energy_counter_format(const Profile& p) {
+  if (const ProfilePoint* e = p.find(points::kEnergy)) return counter_format(*e);
+  const DerivedPoint* d = p.find_derived(points::kEnergy);
+  if (!d) return std::nullopt;
+  if (d->spec.op == modbus::DerivedOp::kWords) {
+    ProfilePoint as_read;
+    as_read.spec = d->spec.words;
+    as_read.spec.unit = d->spec.unit;
+    return counter_format(as_read);
+  }
+  return CounterFormat{std::nullopt, 0.0, 0};
 }
 
 bool CounterTracker::plausible(double delta_j, double dt_s, std::optional<double> power_w,

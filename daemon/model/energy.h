@@ -58,6 +58,10 @@ struct CounterFormat {
 };
 // The format of a profile point (type, scale and unit).
 CounterFormat counter_format(const ProfilePoint& p);
+// The format of a profile's `energy` point, read or derived (a 32/64-bit value from two registers
+// counts like a read one; a sum of counters has no single modulus: a wrap of one part reads as
+// a reset); nullopt when the profile has none.
+std::optional<CounterFormat> energy_counter_format(const Profile& p);
 
 class CounterTracker {
  public:

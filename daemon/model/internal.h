@@ -56,6 +56,11 @@ OverloadState overload_level(double utilization, const OverloadSettings& s);
 OverloadState inlet_level(double max_c, double min_c, const InletSettings& s);
 std::optional<double> dew_point_c(double temp_c, double rh_ratio);
 
+// A UPS from its fresh reading (ups.cpp); instantaneous alert levels with `s`.
+UpsSnapshot compute_ups(const Device& d, const FreshView& v, const UpsAlertSettings& s);
+// The text (enumeration name) of a point; "" if absent.
+std::string point_text(const DeviceReading& r, const std::string& point);
+
 // Site aggregates from its cabinets, rooms and meters (site.cpp).
 void compute_site(const Config& cfg, const Site& site, const FreshView& v, TimePoint now,
                   SiteSnapshot& ss);

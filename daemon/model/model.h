@@ -78,7 +78,9 @@ const char* to_string(OverloadState s);  // "ok", "warning", "critical"
 // Kinds (docs/metrics.md, "Alerts"): cabinet_overload (subject: cabinet; warning/critical),
 // cabinet_failover_risk (cabinet; warning), inlet_temperature (cabinet; warning outside the
 // ASHRAE recommended range, critical outside the allowable range), cooling_redundancy (room;
-// warning when N+1 headroom < 0, critical when the running units cannot carry the load).
+// warning when N+1 headroom < 0, critical when the running units cannot carry the load),
+// ups_on_battery (ups device; critical), ups_on_bypass (warning), ups_overload (load ratio;
+// warning/critical), ups_runtime_low (battery runtime; warning/critical).
 struct AlertState {
   std::string site;
   std::string kind;      // "cabinet_overload", "cabinet_failover_risk", "inlet_temperature", ...
@@ -135,6 +137,35 @@ struct CoolingSnapshot {
   std::optional<double> supply_c, return_c, power_w, fan_ratio;
   std::optional<bool> running;
   std::optional<double> delta_t_c{};  // return - supply
+};
+
+// One phase of a UPS output.
+struct UpsPhase {
+  std::string phase;  // "L1", "L2", "L3"
+  std::optional<double> power_w;
+  std::optional<double> load_ratio;
+};
+
+// A UPS (kind ups): output, battery and source, from its fresh reading (all unset when stale).
+// State names come from the profile's enumerations (docs/config.md, "Point names"); the alert
+// states are the instantaneous levels in compute_snapshot and held ones in FacilityModel.
+struct UpsSnapshot {
+  const Device* device = nullptr;
+  bool fresh = false;
+  std::optional<double> power_w;  // output active power: active_power, else the phases' sum
+  std::vector<UpsPhase> phases{};
+  // Output load against the rating: the highest phase's load_ratio_lN, else load_ratio, else
+  // power / the device's rated_kw (or the profile's rated_power).
+  std::optional<double> load_ratio;
+  std::optional<double> runtime_s, charge_ratio;
+  std::string output_source;  // the output_source state name ("normal", "battery", ...); "" unknown
+  std::string battery_state;  // the battery_state name ("normal", "low", ...); "" unknown
+  // On battery / on bypass: the flag points, else from output_source; nullopt when unknown.
+  std::optional<bool> on_battery, on_bypass;
+  std::optional<bool> overload_flag;  // the UPS's own output_overload flag
+  OverloadState overload = OverloadState::kOk;
+  OverloadState runtime_state = OverloadState::kOk;
+  bool on_battery_alert = false, on_bypass_alert = false;  // held (FacilityModel)
 };
 
 // Cabinet counts of a site or a room. Rack units are summed over the cabinets that report them.
@@ -238,6 +269,7 @@ struct SiteSnapshot {
   std::vector<CabinetSnapshot> cabinets;
   std::vector<RackSensorSnapshot> rack_sensors;
   std::vector<CoolingSnapshot> cooling;
+  std::vector<UpsSnapshot> ups;
 
   int pue_category = 1;  // category of the primary IT term
   Occupancy occupancy;   // same counts as the flat fields above, plus rack units

@@ -106,7 +106,9 @@ const char* it_role_name(int category) {
 std::vector<std::vector<const Device*>> it_meters_by_category(const Site& site) {
   std::vector<std::vector<const Device*>> out(3);
   for (const auto& d : site.devices) {
-    if (kind_info(d.kind).contributes != Contribution::kSiteMeter) continue;
+    // Meters by role; a UPS with role it_at_ups_output measures category 1 at its output.
+    const Contribution c_of = kind_info(d.kind).contributes;
+    if (c_of != Contribution::kSiteMeter && c_of != Contribution::kUpsOutput) continue;
     const int c = it_category(d.role, site.pue_category);
     if (c >= 1 && c <= 3) out[std::size_t(c - 1)].push_back(&d);
   }
@@ -180,6 +182,9 @@ SiteDevices sort_devices(const Site& site, const FreshView& v, SiteSnapshot& ss)
       case Contribution::kSiteMeter:
         if (d.role == MeterRole::kFacilityTotal) sd.facility_meters.push_back(&d);
         if (d.role == MeterRole::kCooling) sd.cooling_meters.push_back(&d);
+        break;
+      case Contribution::kUpsOutput:
+        ss.ups.push_back(compute_ups(d, v, site.facility.ups));
         break;
     }
   }

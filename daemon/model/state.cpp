@@ -78,9 +78,14 @@ struct FacilityModel::State {
     LevelAlarm inlet;
     PeakTracker peak;
   };
+  struct UpsState {
+    LevelAlarm overload, runtime;
+    HoldAlarm on_battery, on_bypass;
+  };
   struct SiteState {
     std::vector<CabinetState> cabinets;  // in Site::cabinets order
     std::vector<LevelAlarm> rooms;       // cooling redundancy, in Site::rooms order
+    std::vector<UpsState> ups;           // in SiteSnapshot::ups order (the site's UPS devices)
     std::vector<EnergySeries> energy;
   };
   std::vector<SiteState> sites;
@@ -95,6 +100,10 @@ FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
     State::SiteState ss;
     ss.cabinets.resize(site.cabinets.size());
     ss.rooms.resize(site.rooms.size());
+    ss.ups.resize(static_cast<std::size_t>(
+        std::count_if(site.devices.begin(), site.devices.end(), [](const Device& d) {
+          return kind_info(d.kind).contributes == Contribution::kUpsOutput;
+        })));
     const auto windows = site.facility.pue_windows;
     const Millis longest = windows.empty() ? Millis(std::chrono::minutes(15)) : windows.back();
 
@@ -103,9 +112,7 @@ FacilityModel::FacilityModel(std::shared_ptr<const Config> config)
       m.device = d.id;
       m.stale_after = d.interval * cfg.daemon.stale_after_intervals;
       if (d.profile) {
-        if (const ProfilePoint* p = d.profile->find(points::kEnergy)) {
-          m.tracker.emplace(model_detail::counter_format(*p));
-        }
+        if (auto f = model_detail::energy_counter_format(*d.profile)) m.tracker.emplace(*f);
       }
       return m;
     };
@@ -364,6 +371,71 @@ void update_cooling(const FacilitySettings& fs, RoomSnapshot& rs, LevelAlarm& al
   });
 }
 
+using UpsState = FacilityModel::State::UpsState;
+
+// A UPS's four alerts: overload (load ratio, or the UPS's own flag: critical), low runtime,
+// on battery (critical), on bypass (warning). Subject: the device id.
+void update_ups(const UpsAlertSettings& us, UpsSnapshot& u, UpsState& st, TimePoint now,
+                const Reporter& report) {
+  const std::string& id = u.device->id;
+  const auto& ov = us.overload;
+  const auto& l = u.load_ratio;
+  const auto& f = u.overload_flag;
+  LevelAlarm::Conditions w{}, c{};
+  if (l) w = {*l >= ov.warning, *l < ov.warning - ov.hysteresis};
+  if (l || f) {
+    const bool flagged = f.value_or(false);
+    c = {flagged || (l && *l >= ov.critical), !flagged && (!l || *l < ov.critical - ov.hysteresis)};
+  }
+  st.overload.update(w, c, now, ov.hold);
+  u.overload = st.overload.level();
+  report({"", "ups_overload", id, u.overload, l,
+          u.overload == OverloadState::kCritical ? ov.critical : ov.warning, "ratio"},
+         [&] {
+           return "ups " + id + " output load " + (l ? percent(*l) : std::string("unknown")) +
+                  (f && *f ? " (the UPS reports an overload)" : "") + " (warning from " +
+                  percent(ov.warning) + ", critical from " + percent(ov.critical) + ")";
+         });
+  const auto secs = [](std::chrono::milliseconds m) { return m.count() / 1000.0; };
+  LevelAlarm::Conditions rw{}, rc{};
+  if (u.runtime_s) {
+    const double t = *u.runtime_s, h = secs(us.runtime_hysteresis);
+    rw = {t < secs(us.runtime_warning), t >= secs(us.runtime_warning) + h};
+    rc = {t < secs(us.runtime_critical), t >= secs(us.runtime_critical) + h};
+  }
+  st.runtime.update(rw, rc, now, us.runtime_hold);
+  u.runtime_state = st.runtime.level();
+  const bool crit = u.runtime_state == OverloadState::kCritical;
+  report({"", "ups_runtime_low", id, u.runtime_state, u.runtime_s,
+          secs(crit ? us.runtime_critical : us.runtime_warning), "s"},
+         [&] {
+           return "ups " + id + " battery runtime " +
+                  (u.runtime_s ? fixed(*u.runtime_s / 60.0, 1) + " min" : std::string("unknown")) +
+                  " (warning below " + fixed(secs(us.runtime_warning) / 60.0, 1) +
+                  " min, critical below " + fixed(secs(us.runtime_critical) / 60.0, 1) + " min)";
+         });
+  auto hold_flag = [&](HoldAlarm& a, const std::optional<bool>& on, std::chrono::milliseconds hold,
+                       const char* kind, OverloadState level, const char* what) {
+    std::optional<bool> raise, clear;
+    if (on) {
+      raise = *on;
+      clear = !*on;
+    }
+    a.update(raise, clear, now, hold);
+    report({"", kind, id, a.active() ? level : OverloadState::kOk,
+            on ? std::optional<double>(*on ? 1.0 : 0.0) : std::nullopt, 1.0, "none"},
+           [&] {
+             return "ups " + id + " " + what +
+                    (u.output_source.empty() ? "" : " (output source: " + u.output_source + ")");
+           });
+    return a.active();
+  };
+  u.on_battery_alert = hold_flag(st.on_battery, u.on_battery, us.on_battery_hold, "ups_on_battery",
+                                 OverloadState::kCritical, "output on battery");
+  u.on_bypass_alert = hold_flag(st.on_bypass, u.on_bypass, us.on_bypass_hold, "ups_on_bypass",
+                                OverloadState::kWarning, "output on bypass");
+}
+
 // The energy-counter events of every tracked device, onto its DeviceSnapshot.
 void record_counter_events(const std::vector<EnergySeries>& series,
                            std::unordered_map<std::string, DeviceSnapshot*>& device_snaps) {
@@ -412,6 +484,9 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
     model_detail::compute_stranded(ss);
     for (std::size_t ri = 0; ri < ss.rooms.size(); ++ri) {
       update_cooling(fs, ss.rooms[ri], sst.rooms[ri], now, report);
+    }
+    for (std::size_t ui = 0; ui < ss.ups.size() && ui < sst.ups.size(); ++ui) {
+      update_ups(fs.ups, ss.ups[ui], sst.ups[ui], now, report);
     }
     update_energy(sst.energy, ss, readings, now);
     energy_results(site, sst.energy, ss);

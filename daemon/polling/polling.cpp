@@ -28,6 +28,7 @@ modbus::DeviceSpec make_device_spec(const Device& d) {
     if (std::all_of(spec.every.begin(), spec.every.end(), [](int n) { return n == 1; })) {
       spec.every.clear();
     }
+    for (const auto& dp : d.profile->derived) spec.derived.push_back(dp.spec);
   }
   if (d.modbus.max_registers_per_read) spec.plan.max_registers = *d.modbus.max_registers_per_read;
   if (d.modbus.max_gap) spec.plan.max_gap = *d.modbus.max_gap;

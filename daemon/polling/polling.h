@@ -6,6 +6,7 @@
 // methods run on poller threads and only touch thread-safe state (ReadingStore, CollectorStats).
 #pragma once
 
+#include <concepts>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -45,6 +46,10 @@ struct PollPlan {
   bool operator==(const PollPlan&) const = default;
 };
 PollPlan make_poll_plan(const Config& config);
+// A member added to a spec without operator== would silently make every plan compare unequal
+// (or not compile far from here): say so here.
+static_assert(std::equality_comparable<PollPlan>,
+              "every collector spec needs a defaulted operator== (reload compares poll plans)");
 
 class PollingService : private modbus::PollObserver {
  public:

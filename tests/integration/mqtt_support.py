@@ -16,7 +16,7 @@ try:
 except ImportError:  # scripts/install-deps installs python3-jsonschema
     jsonschema = None
 
-KINDS = ("summary", "cabinet", "device", "cooling", "alert")
+KINDS = ("summary", "cabinet", "device", "cooling", "ups", "alert")
 
 
 class Broker:

@@ -3,7 +3,9 @@
 register layout written by the test.
 
 Usage: pymodbus_peer.py LAYOUT.json PORT {socket|rtu}
-LAYOUT.json: {"UNIT": {"hr": {"ADDR": VALUE, ...}, "ir": {...}, "co": {...}, "di": {...}}}.
+LAYOUT.json: {"UNIT": {"hr": {"ADDR": VALUE, ...}, "ir": {...}, "co": {...}, "di": {...}}},
+optionally with "identity": {"VendorName": ..., "ProductCode": ..., ...}: the Read Device
+Identification (function 43/14) objects the server answers (pymodbus's own implementation).
 `socket` is Modbus TCP (MBAP); `rtu` is RTU framing over TCP (a serial gateway). Prints
 "ready" when it listens; runs until killed.
 """
@@ -12,6 +14,7 @@ import json
 import logging
 import sys
 
+from pymodbus.device import ModbusDeviceIdentification
 from pymodbus.datastore import (ModbusSequentialDataBlock, ModbusServerContext,
                                 ModbusSlaveContext)
 from pymodbus.framer.rtu_framer import ModbusRtuFramer
@@ -32,6 +35,9 @@ async def main():
     layout_path, port, framing = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     with open(layout_path) as f:
         layout = json.load(f)
+    identity = None
+    if "identity" in layout:
+        identity = ModbusDeviceIdentification(info_name=layout.pop("identity"))
     slaves = {}
     for unit, tables in layout.items():
         # zero_mode: address N in a request is element N (no 1-based shift).
@@ -40,7 +46,7 @@ async def main():
             co=block(tables.get("co", {})), di=block(tables.get("di", {})), zero_mode=True)
     context = ModbusServerContext(slaves=slaves, single=False)
     framer = ModbusRtuFramer if framing == "rtu" else ModbusSocketFramer
-    server = await StartAsyncTcpServer(context=context, address=("127.0.0.1", port),
+    server = await StartAsyncTcpServer(context=context, identity=identity, address=("127.0.0.1", port),
                                        framer=framer, allow_reuse_address=True, defer_start=True)
     print("ready", flush=True)
     await server.serve_forever()

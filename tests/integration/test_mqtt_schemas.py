@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The MQTT payload contract: every message facilityd renders for a varied inventory (two sites,
-single- and three-phase cabinets, stale and estimated cabinets, a failing device, cooling, meters,
-rack sensors, raised and cleared alerts) validates against its JSON Schema in docs/schemas, every
+single- and three-phase cabinets, stale and estimated cabinets, a failing device, cooling, a UPS,
+meters, rack sensors, raised and cleared alerts) validates against its JSON Schema in docs/schemas, every
 topic kind appears, and the schemas reject what breaks the contract (so they are not vacuous).
 Payloads of the running daemon are validated in test_mqtt_daemon.py.
 """
@@ -32,6 +32,7 @@ sites:
       - {{id: crah-1, kind: cooling, room: hall-1, profile: generic-crah, endpoint: "tcp://127.0.0.1:1502", unit: 2}}
       - {{id: c02-pdu-a, kind: pdu, profile: generic-pdu-3ph, endpoint: "tcp://127.0.0.1:1502", unit: 3, cabinet: c02, feed: A}}
       - {{id: c02-pdu-b, kind: pdu, profile: generic-pdu-3ph, endpoint: "tcp://127.0.0.1:1502", unit: 4, cabinet: c02, feed: B}}
+      - {{id: ups-1, kind: ups, role: it_at_ups_output, rated_kw: 40, profile: generic-ups, endpoint: "tcp://127.0.0.1:1502", unit: 6}}
       - {{id: c01-env, kind: rack_sensor, profile: generic-rack-sensor, endpoint: "tcp://127.0.0.1:1502", unit: 5, cabinet: c01}}
   - id: dc2
     rooms:
@@ -118,6 +119,10 @@ def main():
              lambda p: p.update(state="cleared"), "an alert raised but 'cleared'")
     rejected(lambda m: m["kind"] == "cooling", lambda p: p.update(quality="fine"),
              "an unknown quality")
+    rejected(lambda m: m["kind"] == "ups", lambda p: p.update(charge_ratio=98),
+             "a UPS battery charge in percent")
+    rejected(lambda m: m["kind"] == "ups", lambda p: p["phases"].update(L4={}),
+             "a UPS phase L4")
     return c.finish()
 
 

@@ -198,6 +198,49 @@ json cooling_json(const std::string& site_id, const CoolingSnapshot& cs, const D
   };
 }
 
+json ups_json(const std::string& site_id, const UpsSnapshot& u, const DeviceSnapshot* ds,
+              const std::string& ts) {
+  const Device& d = *u.device;
+  const Quality q = ds ? ds->quality : Quality::kStale;
+  const bool good = q == Quality::kGood && u.fresh;
+  const auto v = [good](const std::optional<double>& x) { return good ? num(x) : json(nullptr); };
+  const auto b = [good](const std::optional<bool>& x) {
+    return good ? opt_bool(x) : json(nullptr);
+  };
+  const auto name = [good](const std::string& x) { return good ? opt_string(x) : json(nullptr); };
+  json phases = json::object();
+  for (const auto& p : u.phases) {
+    phases[p.phase] = json{{"power_w", v(p.power_w)}, {"load_ratio", v(p.load_ratio)}};
+  }
+  return json{
+      {"ts", ts},
+      {"site", site_id},
+      {"device", d.id},
+      {"room", opt_string(d.room)},
+      {"quality", quality_name(q)},
+      {"it_source", d.role == MeterRole::kItUpsOutput},
+      {"power_w", v(u.power_w)},
+      {"rated_w", d.rated_w ? num(*d.rated_w) : json(nullptr)},
+      {"load_ratio", v(u.load_ratio)},
+      {"phases", std::move(phases)},
+      {"runtime_s", v(u.runtime_s)},
+      {"charge_ratio", v(u.charge_ratio)},
+      {"output_source", name(u.output_source)},
+      {"battery_state", name(u.battery_state)},
+      {"on_battery", b(u.on_battery)},
+      {"on_bypass", b(u.on_bypass)},
+      // Alert levels are held across stale data, like a cabinet's overload.
+      {"overload", overload_name(u.overload)},
+      {"runtime_state", overload_name(u.runtime_state)},
+      {"units",
+       {{"power_w", "W"},
+        {"rated_w", "W"},
+        {"load_ratio", "ratio"},
+        {"runtime_s", "s"},
+        {"charge_ratio", "ratio"}}},
+  };
+}
+
 json device_json(const DeviceSnapshot& ds, const std::string& ts) {
   const Device& d = *ds.device;
   json j{
@@ -292,6 +335,8 @@ const char* to_string(MqttTopicKind k) {
     case MqttTopicKind::kCooling: return "cooling";
     case MqttTopicKind::kDevice: return "device";
     case MqttTopicKind::kAlert: return "alert";
+    case MqttTopicKind::kUps:
+      return "ups";
   }
   return "?";
 }
@@ -368,15 +413,23 @@ void render_state(const FacilitySnapshot& snap, const std::string& prefix,
       }
       add(MqttTopicKind::kCabinet, cs.cabinet->id, cabinet_json(*s, cs, ts));
     }
-    for (const auto& cs : s->cooling) {
-      if (!cs.device) continue;
-      if (!is_valid_topic_level(cs.device->id)) {
-        warn_invalid("device", cs.device->id);
-        continue;
+    // Cooling units and UPSs: a topic per device, rendered with the device's own snapshot.
+    const auto per_device = [&](MqttTopicKind kind, const Device* d, const auto& body) {
+      if (!d) return;
+      if (!is_valid_topic_level(d->id)) {
+        warn_invalid("device", d->id);
+        return;
       }
-      const auto it = device_by_ptr.find(cs.device);
-      add(MqttTopicKind::kCooling, cs.device->id,
-          cooling_json(site_id, cs, it == device_by_ptr.end() ? nullptr : it->second, ts));
+      const auto it = device_by_ptr.find(d);
+      add(kind, d->id, body(it == device_by_ptr.end() ? nullptr : it->second));
+    };
+    for (const auto& cs : s->cooling) {
+      per_device(MqttTopicKind::kCooling, cs.device,
+                 [&](const DeviceSnapshot* ds) { return cooling_json(site_id, cs, ds, ts); });
+    }
+    for (const auto& u : s->ups) {
+      per_device(MqttTopicKind::kUps, u.device,
+                 [&](const DeviceSnapshot* ds) { return ups_json(site_id, u, ds, ts); });
     }
   }
   for (const auto& ds : snap.devices) {

@@ -14,8 +14,9 @@
 namespace facility {
 
 // Topic kinds; each has its JSON Schema docs/schemas/<name>.json (status is plain text).
-enum class MqttTopicKind { kSummary, kCabinet, kCooling, kDevice, kAlert };
-const char* to_string(MqttTopicKind k);  // "summary", "cabinet", "cooling", "device", "alert"
+enum class MqttTopicKind { kSummary, kCabinet, kCooling, kDevice, kAlert, kUps };
+// "summary", "cabinet", "cooling", "device", "alert", "ups"
+const char* to_string(MqttTopicKind k);
 
 // One message to publish. `site` says which site's connection carries it. Every message
 // facilityd publishes is retained: each topic holds the current state of one entity.
@@ -55,7 +56,7 @@ std::string mqtt_status_topic(const std::string& prefix, const std::string& site
 // The payload as published: compact JSON; invalid UTF-8 (from device error strings) replaced.
 std::string dump_payload(const nlohmann::json& body);
 
-// State messages of one site, in publish order: summary, cabinets, cooling, devices. Entities
+// State messages of one site, in publish order: summary, cabinets, cooling, UPSs, devices. Entities
 // whose id is not a valid topic level are skipped (with a warning log). Values that are unknown
 // or not finite are JSON null, never 0 and never NaN.
 void render_state(const FacilitySnapshot& snap, const std::string& prefix,

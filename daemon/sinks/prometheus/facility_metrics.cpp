@@ -192,6 +192,59 @@ void render_racks_and_cooling(Families& fam, const FacilitySnapshot& snap) {
   }
 }
 
+// UPSs: output, load, battery, source, alert levels (docs/metrics.md, "UPS").
+void render_ups(Families& fam, const FacilitySnapshot& snap) {
+  auto g = [&fam](const char* name, const char* help) -> Family& {
+    return fam.family(name, help, Type::kGauge);
+  };
+  auto& power = g("facility_ups_output_power_watts", "UPS output active power, in watts.");
+  auto& ph_power =
+      g("facility_ups_phase_output_power_watts", "UPS output active power of one phase, in watts.");
+  auto& load = g("facility_ups_load_ratio",
+                 "UPS output load against its rating (the highest phase's), ratio.");
+  auto& ph_load =
+      g("facility_ups_phase_load_ratio", "UPS output load of one phase against its rating, ratio.");
+  auto& rated =
+      g("facility_ups_rated_power_watts", "UPS rated output active power (rated_kw), in watts.");
+  auto& runtime = g("facility_ups_battery_runtime_seconds",
+                    "Estimated battery runtime at the present load, in seconds.");
+  auto& charge = g("facility_ups_battery_charge_ratio", "Battery state of charge, ratio.");
+  auto& on_batt = g("facility_ups_on_battery", "1 while the UPS output runs on battery, else 0.");
+  auto& on_byp = g("facility_ups_on_bypass", "1 while the UPS output is on bypass, else 0.");
+  auto& source = g("facility_ups_output_source",
+                   "What supplies the UPS output, as its state name (label source); value 1.");
+  auto& batt = g("facility_ups_battery_state",
+                 "The battery state name the UPS reports (label state); value 1.");
+  auto& overload = g("facility_ups_overload_state",
+                     "UPS overload state: 0 ok, 1 warning, 2 critical (load ratio against the "
+                     "thresholds, or the UPS's own overload flag; hysteresis and hold time).");
+  auto& rt_state = g("facility_ups_runtime_state",
+                     "UPS battery runtime state: 0 ok, 1 warning, 2 critical (below the "
+                     "thresholds; hysteresis and hold time).");
+  const ShardSettings& shard = snap.config->daemon.shard;
+  for (const auto& ss : snap.sites) {
+    if (!owns_site_home(shard, ss.site->id)) continue;
+    for (const auto& u : ss.ups) {
+      const Labels l{{"site", ss.site->id}, {"ups", u.device->id}};
+      power.gauge(l, u.power_w);
+      load.gauge(l, u.load_ratio);
+      rated.gauge(l, u.device->rated_w);
+      runtime.gauge(l, u.runtime_s);
+      charge.gauge(l, u.charge_ratio);
+      if (u.on_battery) on_batt.gauge(l, flag(*u.on_battery));
+      if (u.on_bypass) on_byp.gauge(l, flag(*u.on_bypass));
+      if (!u.output_source.empty()) source.gauge(l.with({{"source", u.output_source}}), 1.0);
+      if (!u.battery_state.empty()) batt.gauge(l.with({{"state", u.battery_state}}), 1.0);
+      overload.gauge(l, level(u.overload));
+      rt_state.gauge(l, level(u.runtime_state));
+      for (const auto& p : u.phases) {
+        ph_power.gauge(l.with({{"phase", p.phase}}), p.power_w);
+        ph_load.gauge(l.with({{"phase", p.phase}}), p.load_ratio);
+      }
+    }
+  }
+}
+
 // Cabinet counts, occupancy and capacity, for a site (prefix "facility_site") or a room.
 struct Scope {
   Family *cabinets, *occupancy, *capacity, *equivalents;
@@ -299,7 +352,8 @@ void render_rooms(Families& fam, const FacilitySnapshot& snap) {
 // "meter" when the site has IT meters (its IT power and PUE come from them), else "pdu_sum".
 const char* it_power_source(const Site& site) {
   for (const auto& d : site.devices) {
-    if (kind_info(d.kind).contributes == Contribution::kSiteMeter &&
+    const Contribution c = kind_info(d.kind).contributes;
+    if ((c == Contribution::kSiteMeter || c == Contribution::kUpsOutput) &&
         it_category(d.role, site.pue_category) > 0)
       return "meter";
   }
@@ -458,7 +512,13 @@ void render_devices_and_alerts(Families& fam, const FacilitySnapshot& snap) {
   for (const auto& a : snap.alerts) {
     if (!a.raised) continue;
     const bool room_alert = a.kind == "cooling_redundancy";
-    if (shard.sharded() && (room_alert || !owns_cabinet(shard, a.site, a.subject))) continue;
+    // A UPS's alerts belong to its site's home shard, like the UPS.
+    const bool ups_alert = a.kind.rfind("ups_", 0) == 0;
+    if (shard.sharded() && ups_alert) {
+      if (!owns_site_home(shard, a.site)) continue;
+    } else if (shard.sharded() && (room_alert || !owns_cabinet(shard, a.site, a.subject))) {
+      continue;
+    }
     alert.gauge(Labels{{"site", a.site}, {"kind", a.kind}, {"subject", a.subject},
                        {"severity", a.severity}},
                 unix_seconds(a.since));
@@ -477,6 +537,7 @@ void render_devices_and_alerts(Families& fam, const FacilitySnapshot& snap) {
 void render_facility(Families& fam, const FacilitySnapshot& snap) {
   render_cabinets(fam, snap);
   render_racks_and_cooling(fam, snap);
+  render_ups(fam, snap);
   render_rooms(fam, snap);
   render_sites(fam, snap);
   render_devices_and_alerts(fam, snap);

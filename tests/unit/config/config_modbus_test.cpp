@@ -2,6 +2,8 @@
 // profile keys for strings, enumerations, never_read and max_gap.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "daemon/config/config.h"
@@ -172,6 +174,10 @@ TEST(ConfigModbus, ProfileMistakes) {
 namespace facility {
 namespace {
 
+// Words that name a vendor document in a profile's `source`.
+constexpr const char* kDocumentWords[] = {"manual",    "guide",   "protocol",
+                                          "interface", "ie-snc-", "990-9840a"};
+
 // Every shipped profile loads, plans within its own per-read cap, and says where its map comes
 // from; the real ones name a document.
 TEST(ShippedProfiles, LoadPlanAndNameTheirSource) {
@@ -185,9 +191,13 @@ TEST(ShippedProfiles, LoadPlanAndNameTheirSource) {
     ASSERT_FALSE(p->source.empty());
     if (p->source != "synthetic") {
       ++real;
-      // Name the document.
-      EXPECT_TRUE(p->source.find("Manual") != std::string::npos ||
-                  p->source.find("Protocol") != std::string::npos)
+      // Name the document: a manual, guide, protocol or interface description, or the
+      // vendor's document number.
+      std::string lower = p->source;
+      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      EXPECT_TRUE(
+          std::any_of(std::begin(kDocumentWords), std::end(kDocumentWords),
+                      [&lower](const char* w) { return lower.find(w) != std::string::npos; }))
           << "name the document: " << p->source;
     }
     Device d;

@@ -62,6 +62,22 @@ points:
   - {name: return_temperature, function: input, address: 1, type: int16, scale: 0.1, unit: celsius}
   - {name: running, function: input, address: 2, type: bool, bit: 0, unit: none}
 )"},
+    {"ups", R"(name: ups
+kinds: [ups]
+points:
+  - {name: active_power_l1, function: input, address: 0, type: uint16, scale: 10, unit: W}
+  - {name: active_power_l2, function: input, address: 1, type: uint16, scale: 10, unit: W}
+  - {name: active_power_l3, function: input, address: 2, type: uint16, scale: 10, unit: W}
+  - {name: load_ratio_l1, function: input, address: 3, type: uint16, unit: percent}
+  - {name: load_ratio_l2, function: input, address: 4, type: uint16, unit: percent}
+  - {name: load_ratio_l3, function: input, address: 5, type: uint16, unit: percent}
+  - {name: battery_runtime, function: input, address: 6, type: uint16, unit: min}
+  - {name: battery_charge, function: input, address: 7, type: uint16, unit: percent}
+  - {name: output_source, function: input, address: 8, type: uint16, unit: none,
+     enum: {0: normal, 1: battery, 2: bypass}}
+  - {name: active_power, derive: {sum: [active_power_l1, active_power_l2, active_power_l3]},
+     unit: W}
+)"},
 };
 
 // 2026-01-01T00:00:00Z: a multiple of every grid step the model uses.
@@ -84,14 +100,16 @@ class Rig {
   }
 
   // A successful poll of `device` completed at `t`; `read_at`: points carried from an earlier
-  // read (a slower point group), with the time of that read.
+  // read (a slower point group), with the time of that read; `texts`: enumeration names.
   void put(const std::string& device, const Points& pts, TimePoint t,
-           const std::map<std::string, TimePoint>& read_at = {}) {
+           const std::map<std::string, TimePoint>& read_at = {},
+           const std::map<std::string, std::string>& texts = {}) {
     auto reading = std::make_shared<DeviceReading>();
     reading->device_id = device;
     reading->polled_at = t;
     for (const auto& [k, v] : pts) reading->points[k] = PointValue{v.first, v.second};
     for (const auto& [k, at] : read_at) reading->points.at(k).read_at = at;
+    for (const auto& [k, text] : texts) reading->points.at(k).text = text;
     auto& e = entries_[device];
     e.reading = std::move(reading);
     e.health.last_success = t;

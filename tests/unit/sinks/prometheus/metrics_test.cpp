@@ -247,6 +247,12 @@ void feed(Rig& rig, double t, bool only_own = true) {
       case DeviceKind::kMeter:
         pts = testing::kw(d->role == MeterRole::kFacilityTotal ? 40 : 30, 1000 + t / 100);
         break;
+      case DeviceKind::kUps:
+        pts = {{"active_power", {w * 10, "W"}},
+               {"load_ratio", {55, "percent"}},
+               {"battery_runtime", {20, "min"}},
+               {"on_battery", {0, "none"}}};
+        break;
     }
     rig.put(d->id, pts, at_s(t));
   }
