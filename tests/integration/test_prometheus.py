@@ -386,9 +386,14 @@ def main():
                           "Failover risk: lowest headroom", "Feed balance (A/B)",
                           "Phase balance (three-phase feeds)", "Inlet temperature by room",
                           "Hottest inlets", "Devices down", "Cooling headroom",
-                          "Cabinet heat map: utilisation over time", "IT and facility power")
+                          "Cabinet heat map: utilisation over time", "IT and facility power",
+                          "Cabinets against their own warning threshold",
+                          "Feed balance per room (A/B)", "Cabinet utilisation and its thresholds",
+                          "Cabinet feeds", "Cabinet phases", "Cabinet failover headroom",
+                          "Cabinet inlet and its site's thresholds")
         for where, expr in dashboard.raw_expressions(dash):
-            q = dashboard.substitute(expr, {"job": "single|sharded", "site": ".+", "room": ".+"})
+            q = dashboard.substitute(expr, {"job": "single|sharded", "site": ".+", "room": ".+",
+                                            "cabinet": ".+"})
             try:
                 res = prom.query(q)
             except RuntimeError as e:
