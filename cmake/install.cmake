@@ -34,6 +34,7 @@ file(GLOB FACILITYD_RULE_TESTS CONFIGURE_DEPENDS config/prometheus/tests/*.yml)
 install(FILES ${FACILITYD_RULE_TESTS} DESTINATION ${FACILITYD_DATADIR}/prometheus/tests)
 install(FILES config/grafana/facilityd-dashboard.json DESTINATION ${FACILITYD_DATADIR}/grafana)
 install(FILES config/nginx/facilityd-metrics.conf DESTINATION ${FACILITYD_DATADIR}/nginx)
+install(FILES config/alertmanager/alertmanager.yml DESTINATION ${FACILITYD_DATADIR}/alertmanager)
 
 # The unit, with the install prefix's paths.
 file(READ systemd/facilityd.service FACILITYD_UNIT)
@@ -107,7 +108,7 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/facilityd/facilityd")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # deb-systemd-helper and deb-systemd-invoke in the maintainer scripts; /bin/kill for ExecReload=.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.52), procps")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus, mosquitto, nginx")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "prometheus, prometheus-alertmanager, mosquitto, nginx")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -207,8 +207,20 @@ void EnergySeries::finalize(TimePoint t) {
       continue;
     }
     if (last_grid_[i]) {
-      energy_j_ += a->energy_j - last_grid_[i]->v.energy_j;
-      lost_s_ += a->lost_s - last_grid_[i]->v.lost_s;
+      const double de = a->energy_j - last_grid_[i]->v.energy_j;
+      energy_j_ += de;  // the counter is exact across a gap: the total keeps its energy
+      if (last_grid_[i]->t + kStep < t) {
+        // Back after missing grid points: the energy since its last point is known only as a
+        // whole, not where in the gap it fell. Counted in a window, it would land in this one
+        // step while the gap's steps count as lost: a window starting inside the gap would get
+        // energy from before its start. So the step into this point is lost too (the missing
+        // points each lost theirs), and the windows count none of this energy: energy and
+        // lost time cover exactly the same span.
+        lost_s_ += step;
+      } else {
+        covered_j_ += de;
+        lost_s_ += a->lost_s - last_grid_[i]->v.lost_s;
+      }
     } else if (!first) {
       lost_s_ += step;  // its first point: the step before it is not known
     }
@@ -216,7 +228,7 @@ void EnergySeries::finalize(TimePoint t) {
     m.tracker->trim(t);
   }
   complete_ = complete;
-  const Point p{t, energy_j_, lost_s_};
+  const Point p{t, covered_j_, lost_s_};
   fine_.push_back(p);
   while (fine_.size() > fine_capacity_) fine_.pop_front();
   if (coarse_capacity_ > 0 && t.time_since_epoch() % kCoarseStep == std::chrono::seconds(0)) {

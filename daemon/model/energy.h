@@ -148,8 +148,8 @@ class EnergySeries {
  private:
   struct Point {
     TimePoint t;
-    double energy_j = 0;
-    double lost_s = 0;  // device-seconds
+    double energy_j = 0;  // covered energy (covered_j_)
+    double lost_s = 0;    // device-seconds
   };
   struct LastGrid {
     TimePoint t;
@@ -162,7 +162,9 @@ class EnergySeries {
   std::vector<std::optional<LastGrid>> last_grid_;
   std::optional<TimePoint> pending_;
   TimePoint started_{};  // the first advance()
-  double energy_j_ = 0, lost_s_ = 0;
+  double energy_j_ = 0;   // since the start, for the counter: across gaps too
+  double covered_j_ = 0;  // the energy of the steps that are not lost: what windows count
+  double lost_s_ = 0;
   bool complete_ = false;  // every device had data at the latest point
   std::deque<Point> fine_, coarse_;
   std::size_t fine_capacity_ = 0, coarse_capacity_ = 0;

@@ -235,6 +235,9 @@ struct EnergySnapshot {
   // Per configured window: coverage (fraction of device-time whose energy is known); nullopt
   // when the history does not reach back that far.
   std::vector<std::pair<std::string, std::optional<double>>> window_coverage;
+  // Per configured window, in the same order: the measured energy of the window, J (only the
+  // device-time counted as covered above); nullopt likewise.
+  std::vector<std::pair<std::string, std::optional<double>>> window_energy_j{};
 };
 
 struct DeviceSnapshot {

@@ -215,6 +215,8 @@ void energy_results(const Site& site, const std::vector<EnergySeries>& series, S
       const auto win = s.window(w);
       es.window_coverage.emplace_back(window_label(w),
                                       win ? std::optional(win->coverage) : std::nullopt);
+      es.window_energy_j.emplace_back(window_label(w),
+                                      win ? std::optional(win->energy_j) : std::nullopt);
     }
     ss.energy.push_back(std::move(es));
   }

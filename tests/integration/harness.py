@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 
@@ -198,6 +199,40 @@ profiles_dir: {os.path.join(os.path.abspath(src), "config", "profiles")}
     devices:
 {devs}
 """
+
+
+def start_prometheus(procs, workdir, source_dir, scrape_configs, interval="2s"):
+    """A Prometheus on a free port with the shipped recording and alert rules, scraping and
+    evaluating every `interval`; returns its port once it listens."""
+    import yaml  # python3-yaml: only the tests that run Prometheus need it
+    port = free_port()
+    cfg = os.path.join(workdir, "prometheus.yml")
+    with open(cfg, "w") as f:
+        yaml.safe_dump({
+            "global": {"scrape_interval": interval, "evaluation_interval": interval,
+                       "scrape_timeout": interval},
+            "rule_files": [os.path.abspath(os.path.join(source_dir, "config/prometheus", fn))
+                           for fn in ("facilityd-recording.rules.yml",
+                                      "facilityd-alerts.rules.yml")],
+            "scrape_configs": scrape_configs}, f)
+    procs.start("prometheus", ["prometheus", f"--config.file={cfg}",
+                               f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
+                               f"--web.listen-address=127.0.0.1:{port}"])
+    wait_port(port, timeout=60)
+    return port
+
+
+def prometheus_query(port, expr, at=None):
+    """The result of an instant query (now, or at a Unix time) of the Prometheus on `port`."""
+    params = {"query": expr}
+    if at is not None:
+        params["time"] = repr(at)
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=30) as r:
+        doc = json.load(r)
+    if doc.get("status") != "success":
+        raise RuntimeError(f"{expr}: {doc.get('errorType')}: {doc.get('error')}")
+    return doc["data"]["result"]
 
 
 class Subscriber:

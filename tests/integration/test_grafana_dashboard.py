@@ -47,7 +47,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="facilityd-dashboard-") as wd:
         rules = {"groups": [{"name": "dashboard", "rules": [
             {"record": f"dashboard:check_{i}", "expr": dashboard.substitute(e, {
-                "job": ".+", "site": ".+", "room": ".+"})}
+                "job": ".+", "site": ".+", "room": ".+", "cabinet": ".+"})}
             for i, (_, e) in enumerate(exprs)]}]}
         path = os.path.join(wd, "dashboard.rules.yml")
         with open(path, "w") as f:
@@ -73,6 +73,26 @@ def main():
                  "top cabinets by utilisation", "failover", "feed balance", "phase balance",
                  "inlet", "devices down"):
         c.check(want in titles, f"a panel for '{want}'")
+    # Issue 15: a cabinet drill-down, links to facilityd, thresholds from the exported series.
+    for want in ("cabinet utilisation and its thresholds", "cabinet feeds", "cabinet phases",
+                 "cabinet failover headroom", "cabinet inlet", "feed balance per room",
+                 "pue against target", "against their own warning threshold"):
+        c.check(want in titles, f"a panel for '{want}'")
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    c.check("cabinet" in variables and "facility_cabinet_info" in str(variables["cabinet"]),
+            "a $cabinet variable from facility_cabinet_info")
+    cab_panels = [p["title"] for p in dashboard.panels(dash)
+                  if any('cabinet=~"$cabinet"' in t.get("expr", "") for t in p.get("targets", []))]
+    c.check(len(cab_panels) >= 5, f"the cabinet row's panels select $cabinet {cab_panels}")
+    urls = [l.get("url", "") for l in dash.get("links", [])]
+    c.check("${facilityd_url}/reports/${site}" in urls and "${facilityd_url}/" in urls,
+            f"links to /reports/<site> and the landing page {urls}")
+    thresholds = [t["expr"] for p in dashboard.panels(dash) for t in p.get("targets", [])
+                  if "facility_cabinet_utilization_threshold_ratio" in t.get("expr", "")
+                  or "facility_site_pue_target_ratio" in t.get("expr", "")
+                  or "facility_site_inlet_threshold_celsius" in t.get("expr", "")]
+    c.check(len(thresholds) >= 4, f"panels compare with facilityd's exported thresholds "
+                                  f"({len(thresholds)} expressions)")
     kinds = {p["type"] for p in dashboard.panels(dash)}
     c.check("heatmap" in kinds, "the cabinet utilisation heat map is a heatmap panel")
     bad_ds = [p.get("title") for p in dashboard.panels(dash) if p["type"] != "row" and

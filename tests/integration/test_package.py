@@ -30,6 +30,7 @@ REQUIRED = [
     "./usr/share/facilityd/demo/facilityd.yaml",
     "./usr/share/facilityd/prometheus/facilityd-alerts.rules.yml",
     "./usr/share/facilityd/prometheus/facilityd-recording.rules.yml",
+    "./usr/share/facilityd/alertmanager/alertmanager.yml",
     "./usr/share/facilityd/grafana/facilityd-dashboard.json",
     "./usr/share/facilityd/nginx/facilityd-metrics.conf",
     "./usr/share/doc/facilityd/README.md",

@@ -2,7 +2,8 @@
 """The shipped Prometheus rules (config/prometheus/): promtool check rules is clean, promtool
 test rules passes, and the unit tests cover every alert: for each alert name at least one test
 where it fires and, later in the same test, one where it has resolved (and the alerts the issue
-names all exist, with a summary, a description and a runbook).
+names all exist, with a summary, a description and a runbook). Every alert's runbook_url points
+at a section of docs/prometheus.md ("Runbooks") that names what to check, in numbered steps.
 """
 import glob
 import os
@@ -17,7 +18,28 @@ import harness as h  # noqa: E402
 
 REQUIRED_ALERTS = {"CabinetPowerHigh", "CabinetOverload", "CabinetFailoverRisk", "DeviceDown",
                    "DeviceDataStale", "InletTemperatureOutOfRange", "SitePUEDegraded",
-                   "SiteHeadroomLow"}
+                   "SiteHeadroomLow",
+                   # issue 15
+                   "CoolingRedundancyLost", "FacilitydTargetDown", "FacilitydMqttDisconnected",
+                   "FacilitydHistoryDown", "ModbusEndpointDown", "FacilitydSnapshotStale"}
+RUNBOOK_PREFIX = "file:///usr/share/doc/facilityd/docs/prometheus.md#"
+
+
+def anchor(heading):
+    """The anchor GitHub (and most Markdown renderers) give a heading."""
+    return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def runbook_sections(doc_text):
+    """{anchor: section text} of the ### headings under "## Runbooks"."""
+    part = doc_text.split("\n## Runbooks\n", 1)
+    if len(part) < 2:
+        return {}
+    part = re.split(r"\n## ", part[1], 1)[0]
+    out = {}
+    for m in re.finditer(r"^### ([^\n]+)\n(.*?)(?=^### |\Z)", part, re.S | re.M):
+        out[anchor(m.group(1))] = m.group(2)
+    return out
 
 
 def duration_s(s):
@@ -63,6 +85,19 @@ def main():
     bad = [name for name, rs in alerts.items() for rule in rs
            if rule.get("labels", {}).get("severity") not in ("warning", "critical")]
     c.check(not bad, f"every alert has severity warning or critical {bad}")
+
+    with open(os.path.join(src, "docs/prometheus.md")) as f:
+        sections = runbook_sections(f.read())
+    bad = []
+    for name, rs in alerts.items():
+        for rule in rs:
+            url = rule.get("annotations", {}).get("runbook_url", "")
+            sec = sections.get(url[len(RUNBOOK_PREFIX):]) if url.startswith(RUNBOOK_PREFIX) else None
+            # A runbook says what to check: numbered steps (1., 2.) naming what to look at.
+            if sec is None or not re.search(r"(?m)^1\. ", sec) or not re.search(r"(?m)^2\. ", sec):
+                bad.append((name, url))
+    c.check(not bad and sections, f"every alert's runbook_url is a docs/prometheus.md Runbooks "
+                                  f"section with numbered steps {bad}")
 
     # Coverage: per alert, a test where an alert fires and a later evaluation of the same test
     # where that alert (same labels) is gone again: it resolved.

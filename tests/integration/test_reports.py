@@ -169,6 +169,7 @@ def main():
         metrics = h.parse_metrics(h.http_get(base + "/metrics"))
         written = h.find(metrics, "facility_history_records_written_total")
         c.check(written and written >= 3 and h.find(metrics, "facility_history_up") == 1 and
+                h.find(metrics, "facility_history_enabled") == 1 and
                 h.find(metrics, "facility_history_records_dropped_total") == 0,
                 f"/metrics still served, with the history's health ({written} site-minutes written)")
         for url, code in ((base + "/reports/nope", 404), (base + "/reports/hl1?format=pdf", 400),

@@ -49,6 +49,11 @@ void HistorySink::health(MetricWriter& out) const {
   out.family("facility_history_up",
              "1 if the history is open and its last write succeeded, 0 otherwise.", Type::kGauge)
       .gauge(none, writer && s.ok ? 1.0 : 0.0);
+  out.family("facility_history_enabled",
+             "1 if the history is configured (history.enabled), 0 if not; with "
+             "facility_history_up it tells a history that is down from one that is off.",
+             Type::kGauge)
+      .gauge(none, config_->history.enabled ? 1.0 : 0.0);
   if (!writer) return;
   out.family("facility_history_records_written_total",
              "Site-minute records (one per site and minute) written to the history database.",

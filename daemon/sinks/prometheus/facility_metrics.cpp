@@ -76,6 +76,10 @@ void render_cabinets(Families& fam, const FacilitySnapshot& snap) {
   auto& ph_headroom = g("facility_cabinet_phase_failover_headroom_watts",
                         "Per phase after a failover (every feed three-phase): derated feed "
                         "capacity / 3 - the sum of that phase over all feeds, in watts.");
+  auto& threshold =
+      g("facility_cabinet_utilization_threshold_ratio",
+        "The utilisation at which the cabinet's overload state becomes warning or critical "
+        "(label severity): facility.overload, its cabinet class's or its own, ratio.");
   auto& overload = g("facility_cabinet_overload_state",
                      "Cabinet overload state: 0 ok, 1 warning, 2 critical (utilisation against the "
                      "thresholds, with hysteresis and hold time). Held while power is unknown.");
@@ -99,6 +103,8 @@ void render_cabinets(Families& fam, const FacilitySnapshot& snap) {
       // Identical for every feed (one capacity per cabinet): one series per cabinet.
       headroom.gauge(l, cs.failover_headroom_w);
       overload.gauge(l, level(cs.overload));
+      threshold.gauge(l.with({{"severity", "warning"}}), c.overload.warning);
+      threshold.gauge(l.with({{"severity", "critical"}}), c.overload.critical);
       if (cs.powered_known) powered.gauge(l, flag(cs.powered));
       if (cs.u_occupied) {
         units.gauge(l.with({{"state", "occupied"}}), *cs.u_occupied);
@@ -386,6 +392,14 @@ void render_sites(Families& fam, const FacilitySnapshot& snap) {
   auto& target = g("facility_site_pue_target_ratio",
                    "The site's PUE target (facility.pue_target), ratio; the SitePUEDegraded alert "
                    "compares the 24-hour energy PUE with it.");
+  auto& inlet = g("facility_site_inlet_threshold_celsius",
+                  "Rack inlet temperature bounds of the site's inlet state (facility.inlet): "
+                  "severity warning = the recommended range, critical = the allowable range; "
+                  "bound low or high, degrees Celsius.");
+  auto& ewin = g("facility_site_energy_window_joules",
+                 "Energy of one role over a rolling window ending at the latest 10-s grid point, "
+                 "in joules: only the device-time that is measured (see "
+                 "facility_site_energy_coverage_ratio); absent until the history covers it.");
   auto& rated = g("facility_site_rated_power_watts",
                   "Sum of rated power of all cabinets of the site, in watts.");
   auto& cov = g("facility_site_coverage_ratio",
@@ -437,6 +451,11 @@ void render_sites(Families& fam, const FacilitySnapshot& snap) {
       ppue.gauge(lp.with({{"subsystem", "cooling"}}), p.partial_cooling);
     }
     target.gauge(l, site.facility.pue_target);
+    const InletSettings& in = site.facility.inlet;
+    inlet.gauge(l.with({{"severity", "warning"}, {"bound", "low"}}), in.recommended_low_c);
+    inlet.gauge(l.with({{"severity", "warning"}, {"bound", "high"}}), in.recommended_high_c);
+    inlet.gauge(l.with({{"severity", "critical"}, {"bound", "low"}}), in.allowable_low_c);
+    inlet.gauge(l.with({{"severity", "critical"}, {"bound", "high"}}), in.allowable_high_c);
     rated.gauge(l, ss.rated_w);
     if (!sharded) {
       for (const auto& [q, v] : ss.coverage) cov.gauge(l.with({{"quantity", q}}), v);
@@ -447,6 +466,7 @@ void render_sites(Families& fam, const FacilitySnapshot& snap) {
       if (sharded && e.role == "pdu_sum") continue;  // the PDUs are spread over the shards
       ehist.gauge(le, e.history_s);
       for (const auto& [w, c] : e.window_coverage) ecov.gauge(le.with({{"window", w}}), c);
+      for (const auto& [w, j] : e.window_energy_j) ewin.gauge(le.with({{"window", w}}), j);
     }
     render_scope(f, l, ss.occupancy, ss.capacity, site.facility.cabinet_equivalent_w, sharded);
     f.cabinets->gauge(l.with({{"state", "planned"}}), site.planned_cabinets);

@@ -264,6 +264,37 @@ TEST(EnergySeries, ADeviceThatNeverAnswersDelaysOnlyTheStart) {
   EXPECT_DOUBLE_EQ(s.window(100s)->coverage, 0.5);
 }
 
+TEST(EnergySeries, AGapCountsNeitherItsEnergyNorItsTimeInAnyWindow) {
+  // One meter at a steady 100 W, read every 10 s, silent from 60 s to 150 s (stale after 30 s:
+  // the grid goes on without it from 90 s). Its counter runs on through the gap, so its first
+  // reading after it (150 s) carries the gap's 9,000 J. Every window, at every grid point
+  // after the gap, must count energy and time over the same span: energy / covered time is
+  // exactly 100 W. Counted into the step after the gap, that energy would make a window that
+  // starts inside the gap read several times its power (a PUE term several times too large).
+  EnergySeries s("x", {member("a")}, 15min);
+  int checked = 0;
+  for (int t = 0; t <= 400; t += 10) {
+    if (t <= 60 || t >= 150) s.members()[0].tracker->add(at_s(t), 100.0 * t, 100);
+    s.advance(at_s(t));
+    if (t < 150) continue;
+    for (const auto w : {20s, 30s, 60s, 120s, 200s}) {
+      const auto win = s.window(w);
+      if (!win || win->coverage <= 0) continue;
+      const double covered_s = win->coverage * std::chrono::duration<double>(w).count();
+      EXPECT_NEAR(win->energy_j / covered_s, 100.0, 1e-9)
+          << "window " << w.count() << " s at " << t << " s: " << win->energy_j << " J over "
+          << covered_s << " s";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 50);
+  // A window that starts after the gap is whole again.
+  ASSERT_TRUE(s.window(200s));
+  EXPECT_DOUBLE_EQ(s.window(200s)->coverage, 1.0);
+  // The counter keeps the gap's energy: the meter's counter measured it.
+  EXPECT_DOUBLE_EQ(*s.total_j(), 100.0 * 400);
+}
+
 TEST(EnergySeries, LongWindowsComeFromTheCoarseHistory) {
   // One device at 1 kW for 26 h, readings every 60 s: the 25 h fine history no longer reaches
   // back 26 h, but a 26 h window (5 min points) does once 26 h have passed.

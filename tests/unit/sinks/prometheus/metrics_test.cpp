@@ -339,6 +339,82 @@ TEST(Exposition, OneSeriesPerCabinetForQuantitiesThatAreTheSameOnEveryFeed) {
   }
 }
 
+TEST(Exposition, ExportsTheThresholdsTheModelDecidesWith) {
+  // Cabinet c1 of the default, c2 of a class with its own overload thresholds; site t's own
+  // facility.overload and inlet class. The shipped alert rules compare with these series.
+  Rig rig(R"(mqtt: {enabled: false}
+history: {enabled: false}
+cabinet_classes:
+  - {id: gpu, rated_kw: 8.8, overload: {warning: 0.92, critical: 0.98}}
+sites:
+  - id: s
+    rooms: [{id: r1, rows: [{id: w1, cabinets: [{id: c1, feeds: [A]}, {id: c2, class: gpu, feeds: [A]}]}]}]
+    devices:
+      - {id: p1, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 1, cabinet: c1, feed: A}
+  - id: t
+    facility: {overload: {warning: 0.6, critical: 0.7}, inlet: {class: A3}}
+    rooms: [{id: r1, rows: [{id: w1, cabinets: [{id: c3, feeds: [A]}]}]}]
+    devices:
+      - {id: p3, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 3, cabinet: c3, feed: A}
+)");
+  const Parsed p = parse(
+      ReferenceExposition(ExpositionMode::kDirect).render(sources_of(rig, rig.update(at_s(0)))).text());
+  ASSERT_TRUE(p.errors.empty()) << p.errors.front();
+  const auto threshold = [&p](const char* site, const char* cab, const char* sev) {
+    return p.samples.at(std::string("facility_cabinet_utilization_threshold_ratio{cabinet=\"") +
+                        cab + "\",room=\"r1\",row=\"w1\",severity=\"" + sev + "\",site=\"" +
+                        site + "\",}");
+  };
+  EXPECT_EQ(threshold("s", "c1", "warning"), 0.8);
+  EXPECT_EQ(threshold("s", "c1", "critical"), 0.95);
+  EXPECT_EQ(threshold("s", "c2", "warning"), 0.92);
+  EXPECT_EQ(threshold("s", "c2", "critical"), 0.98);
+  EXPECT_EQ(threshold("t", "c3", "warning"), 0.6);
+  EXPECT_EQ(threshold("t", "c3", "critical"), 0.7);
+  const auto inlet = [&p](const char* site, const char* sev, const char* bound) {
+    return p.samples.at(std::string("facility_site_inlet_threshold_celsius{bound=\"") + bound +
+                        "\",severity=\"" + sev + "\",site=\"" + site + "\",}");
+  };
+  EXPECT_EQ(inlet("s", "warning", "low"), 18);  // A1
+  EXPECT_EQ(inlet("s", "warning", "high"), 27);
+  EXPECT_EQ(inlet("s", "critical", "low"), 15);
+  EXPECT_EQ(inlet("s", "critical", "high"), 32);
+  EXPECT_EQ(inlet("t", "critical", "low"), 5);  // A3
+  EXPECT_EQ(inlet("t", "critical", "high"), 40);
+}
+
+TEST(Exposition, ExportsTheWindowEnergyOfEachRole) {
+  // Facility 36 kW and IT 24 kW, read every 5 s: over the 20 s window 720 kJ and 480 kJ, the
+  // terms of its PUE 1.5 (the fleet PUE rule adds these up).
+  Rig rig(R"(mqtt: {enabled: false}
+history: {enabled: false}
+defaults: {interval: 5s}
+facility: {pue_windows: [20s]}
+sites:
+  - id: m
+    rooms: [{id: r1, rows: [{id: w1, cabinets: [{id: c1, feeds: [A]}]}]}]
+    devices:
+      - {id: fac, kind: meter, role: facility_total, profile: meter, endpoint: "tcp://127.0.0.1:2", unit: 1}
+      - {id: it, kind: meter, role: it_at_ups_output, profile: meter, endpoint: "tcp://127.0.0.1:2", unit: 2}
+)");
+  std::shared_ptr<const FacilitySnapshot> snap;
+  for (int t = 0; t <= 60; t += 5) {
+    rig.put("fac", testing::kw(36, 1000 + 36.0 * t / 3600), at_s(t));
+    rig.put("it", testing::kw(24, 500 + 24.0 * t / 3600), at_s(t));
+    snap = rig.update(at_s(t));
+  }
+  const Parsed p = parse(ReferenceExposition(ExpositionMode::kDirect).render(sources_of(rig, snap)).text());
+  ASSERT_TRUE(p.errors.empty()) << p.errors.front();
+  const auto window = [&p](const char* role) {
+    return p.samples.at(std::string("facility_site_energy_window_joules{role=\"") + role +
+                        "\",site=\"m\",window=\"20s\",}");
+  };
+  EXPECT_NEAR(window("facility_total"), 720000, 1e-6);
+  EXPECT_NEAR(window("it_at_ups_output"), 480000, 1e-6);
+  EXPECT_NEAR(p.samples.at("facility_site_pue_ratio{category=\"1\",site=\"m\",window=\"20s\",}"),
+              1.5, 1e-9);
+}
+
 TEST(Exposition, CachesTheFacilityPartPerSnapshotButNotTheLivePart) {
   Rig rig(site_yaml(""));
   feed(rig, 0);

@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Energy PUE through a meter gap, in facilityd and in the shipped recording rules, under a real
+Prometheus (issue 15):
+
+  facility-sim (6 cabinets, a facility meter and an IT meter with 1 Wh energy counters,
+  simulated PUE from its config) ──┬── facilityd "strict" (2 s polls, PUE windows 1m and 2m,
+                                   │   facility.pue_min_coverage 1.0, the default)
+                                   └── facilityd "extrapolating" (the same, pue_min_coverage 0.5)
+  both scraped by Prometheus (2 s scrapes and rule evaluations, the shipped rules)
+
+The IT meter is silenced for 90 s mid-run (facility-sim --fault-file). Checked after the first
+two minutes, against the simulator's ground truth (its truth file: the site's PUE as it computes
+the meters' powers and energies):
+
+  * every energy PUE facilityd exported (facility_site_pue_ratio{window!="instant"}, every raw
+    sample Prometheus scraped, and the test's own scrapes of /metrics every second) is within
+    1 %;
+  * every PUE the recording rules recorded (site:facility_pue_energy:ratio, the 1 h / 24 h
+    names, site:facility_pue:ratio) is within 1 %;
+  * and the check is not vacuous: the gap happened (the IT meter went down and came back); the
+    strict daemon withheld the windows that contain it (nor did the rules record any) and
+    published both again after it; the extrapolating daemon published windows that contain the
+    gap (a term's covered energy / its coverage), and those are within 1 % too.
+
+With increase() of the joules counters (the rules before issue 15) the recorded 1 h ratio read
++53 % through such a gap; with the energy of the gap counted into one grid step (facilityd before
+issue 15) the 1-minute window read -60 % right after it.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness as h  # noqa: E402
+
+TOLERANCE = 0.01
+WINDOWS_S = {"1m": 60, "2m": 120}
+SETTLE_S = 120     # "after the first two minutes"
+GAP_AT_S = 130     # the IT meter goes silent this long after facilityd starts...
+GAP_S = 90         # ... for this long
+AFTER_S = 160      # and the run goes on this long after the meter is back (the 2 m window)
+
+
+def profiles(src, wd):
+    """The shipped PDU profile, and the shipped energy meter with a 1 Wh energy counter (the
+    shipped 0.1 kWh would be 8-16 % of a 1-minute window's energy on this site)."""
+    d = os.path.join(wd, "profiles")
+    os.makedirs(d)
+    with open(os.path.join(src, "config/profiles/generic-pdu-1ph.yaml")) as f:
+        pdu = f.read()
+    with open(os.path.join(d, "generic-pdu-1ph.yaml"), "w") as f:
+        f.write(pdu)
+    with open(os.path.join(src, "config/profiles/generic-energy-meter.yaml")) as f:
+        meter = yaml.safe_load(f)
+    meter["name"] = "test-meter-wh"
+    for p in meter["points"]:
+        if p["name"] == "energy":
+            p["scale"], p["unit"] = 1, "Wh"
+    with open(os.path.join(d, "test-meter-wh.yaml"), "w") as f:
+        yaml.safe_dump(meter, f, sort_keys=False)
+    return d
+
+
+def config(profiles_dir, port, min_coverage):
+    cabs = "\n".join(f"              - {{id: c{i}, status: sold, feeds: [A], rated_kw: 10, "
+                     f"simulate: {{load: 0.8}}}}" for i in range(6))
+    pdus = "\n".join(f"      - {{id: pdu-{i}, kind: pdu, profile: generic-pdu-1ph, endpoint: "
+                     f"\"tcp://127.0.0.1:{port}\", unit: {10 + i}, cabinet: c{i}, feed: A}}"
+                     for i in range(6))
+    return f"""daemon: {{stale_after_intervals: 3}}
+mqtt: {{enabled: false}}
+history: {{enabled: false}}
+defaults: {{interval: 2s, timeout: 500ms, retries: 0}}
+profiles_dir: {profiles_dir}
+facility:
+  pue_windows: [1m, 2m]
+  pue_min_coverage: {min_coverage}
+sites:
+  - id: g1
+    simulate: {{pue: 1.35}}
+    rooms:
+      - id: r1
+        rows:
+          - id: w1
+            cabinets:
+{cabs}
+    devices:
+      - {{id: meter-fac, kind: meter, profile: test-meter-wh, endpoint: "tcp://127.0.0.1:{port}", unit: 1, role: facility_total}}
+      - {{id: meter-it, kind: meter, profile: test-meter-wh, endpoint: "tcp://127.0.0.1:{port}", unit: 2, role: it_at_ups_output}}
+{pdus}
+"""
+
+
+def raw_samples(port, expr_range, at):
+    """Every raw sample of a range selector: [(labels, t, value)]."""
+    out = []
+    for r in h.prometheus_query(port, expr_range, at):
+        for t, v in r["values"]:
+            out.append((r["metric"], float(t), float(v)))
+    return out
+
+
+def main():
+    args = h.parse_args()
+    build, src = args.build_dir, args.source_dir
+    c = h.Checks()
+    if not os.path.exists("/usr/bin/prometheus"):
+        c.check(False, "prometheus is installed (scripts/install-deps)")
+        return c.finish()
+    with h.workspace("pue-gap") as (wd, procs):
+        sim_port, *fd_ports = h.free_ports(3)
+        daemons = {"strict": (1.0, fd_ports[0]), "extrapolating": (0.5, fd_ports[1])}
+        prof = profiles(src, wd)
+        cfgs = {}
+        for name, (cov, _) in daemons.items():
+            cfgs[name] = os.path.join(wd, f"{name}.yaml")
+            with open(cfgs[name], "w") as f:
+                f.write(config(prof, sim_port, cov))
+        truth = os.path.join(wd, "truth.json")
+        faults = os.path.join(wd, "faults")
+        open(faults, "w").close()
+        procs.start("sim", [os.path.join(build, "facility-sim"), "--config", cfgs["strict"],
+                            "--truth", truth, "--fault-file", faults,
+                            # Registers recomputed every 200 ms: a reading is at most that old
+                            # when polled (the daemon stamps it with its poll time).
+                            "--update-interval", "200ms"])
+        h.wait_port(sim_port)
+        for name, (_, port) in daemons.items():
+            procs.start(name, [os.path.join(build, "facilityd"), "run", "--config", cfgs[name],
+                               "--listen", f"127.0.0.1:{port}",
+                               "--state-dir", os.path.join(wd, f"state-{name}")])
+        t0 = time.time()
+        prom_port = h.start_prometheus(procs, wd, src, [
+            {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+            for name, (_, port) in daemons.items()])
+        for _, port in daemons.values():
+            h.wait_port(port, timeout=30)
+
+        # The test's own scrapes of both daemons, every second: their PUE samples and the IT
+        # meter's state.
+        own = {name: [] for name in daemons}
+        stop = threading.Event()
+
+        def scraper():
+            while not stop.is_set():
+                for name, (_, port) in daemons.items():
+                    try:
+                        s = h.parse_metrics(h.http_get(f"http://127.0.0.1:{port}/metrics"))
+                        own[name].append((time.time(), s))
+                    except OSError:
+                        pass
+                stop.wait(1.0)
+
+        th = threading.Thread(target=scraper, daemon=True)
+        th.start()
+        time.sleep(max(0.0, t0 + GAP_AT_S - time.time()))
+        with open(faults, "w") as f:
+            f.write("meter-it=silent\n")
+        gap_on = time.time()
+        time.sleep(GAP_S)
+        with open(faults, "w") as f:
+            f.write("meter-it=none\n")
+        gap_off = time.time()
+
+        def it_meter_back():
+            return all(o and o[-1][0] > gap_off and h.find(
+                o[-1][1], "facility_device_up", device="meter-it") == 1 for o in own.values())
+
+        # After a run of timeouts the poller backs off: the meter is read again some seconds
+        # after it answers again.
+        h.wait_for("the IT meter up again in both daemons", it_meter_back, timeout=120)
+        back = time.time()
+        time.sleep(AFTER_S)
+        stop.set()
+        th.join()
+        t_end = time.time()
+
+        with open(truth) as f:
+            true_pue = json.load(f)["sites"]["g1"]["pue"]
+        c.check(1.2 < true_pue < 1.5, f"the simulator's ground truth PUE of the site: {true_pue}")
+
+        def deviation(v):
+            return abs(v / true_pue - 1)
+
+        def worst_of(what, samples):
+            worst = max(samples, key=lambda x: deviation(x[2]), default=None)
+            c.check(bool(samples) and deviation(worst[2]) <= TOLERANCE,
+                    f"every {what} is within 1 % of {true_pue}: {len(samples)} samples, worst "
+                    f"{worst[2] if worst else None} "
+                    f"({deviation(worst[2]) * 100 if worst else 0:.3f} %, window "
+                    f"{worst[1] if worst else None})")
+            return worst
+
+        measured = {}
+        for name in daemons:
+            # The gap happened: the IT meter, up before it, went down during it, was up after.
+            it_up = [(t, h.find(s, "facility_device_up", device="meter-it")) for t, s in own[name]]
+            first_up = min((t for t, v in it_up if v == 1), default=t_end)
+            down = [t for t, v in it_up if v == 0 and t > first_up]
+            c.check(first_up < gap_on and bool(down) and gap_on <= min(down) and max(down) <= back,
+                    f"{name}: the IT meter was down during the gap ({len(down)} of {len(it_up)} "
+                    f"scrapes, from {min(down) - t0 if down else 0:.0f} s to "
+                    f"{max(down) - t0 if down else 0:.0f} s after the start; silenced from "
+                    f"{gap_on - t0:.0f} s to {gap_off - t0:.0f} s, read again at "
+                    f"{back - t0:.0f} s)")
+
+            # ---- facilityd's own energy PUE windows ----------------------------------------
+            mine = [(t, l["window"], v) for t, s in own[name] for n, l, v in s
+                    if n == "facility_site_pue_ratio" and l.get("window") != "instant"
+                    and t >= t0 + SETTLE_S]
+            scraped = [(t, m["window"], v) for m, t, v in raw_samples(
+                prom_port, f'facility_site_pue_ratio{{job="{name}",window!="instant"}}[30m]',
+                t_end) if t >= t0 + SETTLE_S]
+            w = worst_of(f"{name} facilityd energy PUE sample in the test's own scrapes", mine)
+            measured[name] = deviation(w[2]) if w else None
+            worst_of(f"{name} facilityd energy PUE sample in Prometheus' scrapes", scraped)
+            for win, secs in WINDOWS_S.items():
+                # A window that contains part of the gap: from when the meter went stale (a few
+                # seconds into the gap) until the gap has left the window.
+                inside = [t for t, ww, _ in mine
+                          if ww == win and gap_on + 10 < t < back + secs - 10]
+                after = [t for t, ww, _ in mine if ww == win and t > back + secs + 20]
+                if name == "strict":
+                    c.check(not inside, f"strict: facilityd withholds the {win} window while it "
+                                        f"contains the gap ({len(inside)} samples inside)")
+                else:
+                    c.check(len(inside) >= 5, f"extrapolating: facilityd publishes the {win} "
+                                              f"window while it contains the gap "
+                                              f"({len(inside)} samples inside)")
+                c.check(len(after) >= 5, f"{name}: the {win} window is published again after "
+                                         f"the gap ({len(after)} samples)")
+
+        # ---- What the recording rules recorded --------------------------------------------------
+        for name in daemons:
+            recorded = {}
+            for rule in ("site:facility_pue_energy:ratio", "site:facility_pue_energy_1h:ratio",
+                         "site:facility_pue_energy_24h:ratio", "site:facility_pue:ratio",
+                         "fleet:facility_pue_energy_24h:ratio"):
+                recorded[rule] = [(t, m.get("window", ""), v) for m, t, v in raw_samples(
+                    prom_port, f'{rule}{{job="{name}"}}[30m]', t_end) if t >= t0 + SETTLE_S]
+            energy = recorded["site:facility_pue_energy:ratio"]
+            c.check(len({w for _, w, _ in energy}) == 2 and len(energy) > 50,
+                    f"{name}: the rules recorded the energy PUE of both windows "
+                    f"({len(energy)} samples)")
+            c.check(len(recorded["site:facility_pue:ratio"]) > 50,
+                    f"{name}: the rules recorded the instant PUE "
+                    f"({len(recorded['site:facility_pue:ratio'])} samples)")
+            for rule, samples in recorded.items():
+                if samples:
+                    worst_of(f"{name} recorded {rule} sample", samples)
+                else:  # the 1 h and 24 h windows are not configured here
+                    c.check(rule.endswith(("_1h:ratio", "_24h:ratio")),
+                            f"{name}: nothing recorded for {rule}")
+            if name == "strict":
+                inside = [t for t, w, _ in energy
+                          if gap_on + 10 < t < back + WINDOWS_S[w] - 10]
+                c.check(not inside, f"strict: no energy PUE is recorded from a window that "
+                                    f"contains the gap ({len(inside)} samples)")
+        print(f"  worst facilityd energy PUE deviation: "
+              f"{ {k: f'{v * 100:.3f} %' for k, v in measured.items() if v is not None} }")
+
+        # These daemons run without history: facility_history_up is 0, and that is no alert.
+        last = own["strict"][-1][1] if own["strict"] else []
+        c.check(h.find(last, "facility_history_up") == 0 and
+                h.find(last, "facility_history_enabled") == 0,
+                "history off: facility_history_up 0, facility_history_enabled 0")
+        hist = h.prometheus_query(prom_port, 'ALERTS{alertname="FacilitydHistoryDown"}')
+        c.check(not hist, f"a disabled history raises no FacilitydHistoryDown {hist[:1]}")
+        for name in daemons:
+            rc = procs.stop(name)
+            c.check(rc == 0, f"{name} stops cleanly (rc {rc})")
+    return c.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
