@@ -122,6 +122,22 @@ const char* file_extension(ReportFormat f) {
   return "txt";
 }
 
+namespace {
+
+// Times a report may span: the period's ends become system_clock time points (nanoseconds in
+// 64 bits, which end in 2262), so "9999-12-31" or "-999999d" would overflow them.
+constexpr std::int64_t kEarliestTime = 0;           // 1970-01-01
+constexpr std::int64_t kLatestTime = 7258118400;    // 2200-01-01
+
+std::int64_t in_report_range(const std::string& s, std::int64_t t) {
+  if (t < kEarliestTime || t > kLatestTime) {
+    throw ReportError("time \"" + s + "\" is out of range (1970-01-01 to 2200-01-01)");
+  }
+  return t;
+}
+
+}  // namespace
+
 std::int64_t parse_report_time(const std::string& s, std::int64_t now) {
   if (s == "now") return now;
   static const std::regex rel(R"(^-([0-9]{1,6})([mhd])$)");
@@ -131,7 +147,7 @@ std::int64_t parse_report_time(const std::string& s, std::int64_t now) {
   if (std::regex_match(s, m, rel)) {
     const std::int64_t n = std::stoll(m[1].str());
     const char u = m[2].str()[0];
-    return now - n * (u == 'm' ? 60 : u == 'h' ? 3600 : kDay);
+    return in_report_range(s, now - n * (u == 'm' ? 60 : u == 'h' ? 3600 : kDay));
   }
   if (std::regex_match(s, m, abs)) {
     using namespace std::chrono;
@@ -141,7 +157,8 @@ std::int64_t parse_report_time(const std::string& s, std::int64_t now) {
     const int mm = m[5].matched ? std::stoi(m[5].str()) : 0;
     const int ss = m[6].matched ? std::stoi(m[6].str()) : 0;
     if (ymd.ok() && hh < 24 && mm < 60 && ss < 60) {
-      return sys_days(ymd).time_since_epoch().count() * kDay + hh * 3600 + mm * 60 + ss;
+      return in_report_range(
+          s, sys_days(ymd).time_since_epoch().count() * kDay + hh * 3600 + mm * 60 + ss);
     }
   }
   throw ReportError("bad time \"" + s +

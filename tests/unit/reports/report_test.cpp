@@ -267,6 +267,26 @@ TEST_F(ReportTest, DefaultPeriodStartsWithTheHistoryAndBadInputIsExplained) {
   EXPECT_THROW(parse_report_time("yesterday", 0), ReportError);
 }
 
+// Found by the report_query fuzz target (fuzz/corpus/report_query/wide-period): a period ending
+// in 9999 overflowed the nanosecond time points of the build-out plan (signed overflow, UBSan).
+// Times outside 1970-01-01..2200-01-01 are a bad request now; the ends of that range are fine.
+TEST(ReportTime, TimesATimePointCannotHoldAreRefused) {
+  constexpr std::int64_t k2200 = 7258118400;  // 2200-01-01T00:00:00Z
+  EXPECT_EQ(parse_report_time("2200-01-01", 0), k2200);
+  EXPECT_EQ(parse_report_time("1970-01-01", 0), 0);
+  EXPECT_EQ(parse_report_time("-999999m", kJan1), kJan1 - 999999 * 60);
+  EXPECT_THROW(parse_report_time("9999-12-31", 0), ReportError);
+  EXPECT_THROW(parse_report_time("2200-01-01T00:00:01Z", 0), ReportError);
+  EXPECT_THROW(parse_report_time("1969-12-31T23:59", 0), ReportError);
+  EXPECT_THROW(parse_report_time("0000-01-01", 0), ReportError);
+  EXPECT_THROW(parse_report_time("-999999d", kJan1), ReportError);
+  try {
+    parse_report_time("9999-12-31", 0);
+  } catch (const ReportError& e) {
+    EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+  }
+}
+
 // A three-phase GPU cabinet whose feeds are fine on paper (+824.61 W) but whose L1 would carry
 // 4,200 W against 2,808.20 W after a failover (-1,391.80 W): from model snapshots through the
 // history recorder and writer into the report's "negative failover headroom" list.
