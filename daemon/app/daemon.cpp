@@ -173,17 +173,24 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, bool keep_polling
     spdlog::info("shard {}: polling {} of {} devices", shard.text(), mine, all);
   }
 
-  // First snapshot before anything can scrape, so /metrics is never half-initialised.
-  model_ = std::make_unique<FacilityModel>(cfg);
-  prometheus_->take(model_->update(store_.snapshot(), Clock::now()));
-
   ensure_state_dir(*cfg);
+  std::vector<std::shared_ptr<Sink>> created;
+  for (const SinkFactory make : sink_factories()) {
+    if (auto sink = make(cfg)) created.push_back(std::move(sink));
+  }
+  // The sinks give back what the model kept across restarts (the history: the energy PUE
+  // windows), then the first snapshot, before anything can scrape, so /metrics is never
+  // half-initialised.
+  model_ = std::make_unique<FacilityModel>(cfg);
+  const TimePoint first = Clock::now();
+  for (const auto& sink : created) sink->seed(*model_, first);
+  const auto first_snap = model_->update(store_.snapshot(), first);
+  prometheus_->take(first_snap);
+
   std::vector<std::shared_ptr<Sink>> sinks{prometheus_};
   std::string history_file;
   try {
-    for (const SinkFactory make : sink_factories()) {
-      auto sink = make(cfg);
-      if (!sink) continue;
+    for (const auto& sink : created) {
       sink->start();
       sinks.push_back(sink);
       if (auto source = sink->report_source(); !source.empty()) history_file = source;
@@ -193,6 +200,9 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, bool keep_polling
     for (auto it = sinks.rbegin(); it != sinks.rend(); ++it) (*it)->stop();
     throw;
   }
+  // The first snapshot to the others too (the model thread does not run yet): the history
+  // stores the energy grid points it finalised, e.g. the steps a reload did not see.
+  for (const auto& sink : created) sink->take(first_snap);
   {
     std::lock_guard lock(src_mu_);
     config_ = cfg;

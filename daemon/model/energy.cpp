@@ -156,7 +156,14 @@ void CounterTracker::trim(TimePoint t) {
 
 EnergySeries::EnergySeries(std::string role, std::vector<Member> members,
                            std::chrono::milliseconds longest_window)
-    : role_(std::move(role)), members_(std::move(members)), last_grid_(members_.size()) {
+    : role_(std::move(role)),
+      members_(std::move(members)),
+      last_grid_(members_.size()),
+      longest_(longest_window) {
+  std::vector<std::string> ids;
+  for (const auto& m : members_) ids.push_back(m.device);
+  std::sort(ids.begin(), ids.end());
+  for (const auto& id : ids) members_key_ += (members_key_.empty() ? "" : ",") + id;
   const auto fine_span = std::min<std::chrono::milliseconds>(longest_window, kFineSpan);
   fine_capacity_ = static_cast<std::size_t>(fine_span / kStep) + 2;
   coarse_capacity_ =
@@ -201,9 +208,13 @@ void EnergySeries::finalize(TimePoint t) {
   for (std::size_t i = 0; i < members_.size(); ++i) {
     Member& m = members_[i];
     const auto& a = at[i];
+    // After a restore, a member's steps until its first new point are the daemon's downtime
+    // (bounded by its staleness: a device silent for longer is missing, not waited for).
+    const bool down = restored_at_ && !last_grid_[i] && t <= *restored_at_ + m.stale_after;
     if (!a) {
       complete = false;
       if (!first) lost_s_ += step;
+      if (down) down_s_ += step;
       continue;
     }
     if (last_grid_[i]) {
@@ -223,18 +234,90 @@ void EnergySeries::finalize(TimePoint t) {
       }
     } else if (!first) {
       lost_s_ += step;  // its first point: the step before it is not known
+      if (down) down_s_ += step;
     }
     last_grid_[i] = LastGrid{t, *a};
     m.tracker->trim(t);
   }
   complete_ = complete;
-  const Point p{t, covered_j_, lost_s_};
+  push(Point{t, covered_j_, lost_s_, down_s_});
+  catching_up_ = false;
+}
+
+void EnergySeries::push(const Point& p) {
   fine_.push_back(p);
   while (fine_.size() > fine_capacity_) fine_.pop_front();
-  if (coarse_capacity_ > 0 && t.time_since_epoch() % kCoarseStep == std::chrono::seconds(0)) {
+  if (coarse_capacity_ > 0 && p.t.time_since_epoch() % kCoarseStep == std::chrono::seconds(0)) {
     coarse_.push_back(p);
     while (coarse_.size() > coarse_capacity_) coarse_.pop_front();
   }
+  finalized_.push_back(p);
+  // Nobody taking them (a model without a history) must not grow without bound.
+  while (finalized_.size() > fine_capacity_) finalized_.pop_front();
+}
+
+std::vector<EnergySeries::Point> EnergySeries::take_finalized() {
+  std::vector<Point> out(finalized_.begin(), finalized_.end());
+  finalized_.clear();
+  return out;
+}
+
+std::size_t EnergySeries::restore(const std::vector<Point>& points, TimePoint now) {
+  if (pending_ || !fine_.empty() || members_.empty()) return 0;
+  const TimePoint oldest = now - longest_ - kCoarseStep;
+  // Both sums only grow within one chain of runs. A point where either falls starts a new
+  // chain (a run that did not restore, e.g. after a longer downtime than a shorter window then
+  // configured): only the newest chain is restored, never a window across two.
+  std::size_t first = 0;
+  for (std::size_t i = 1; i < points.size(); ++i) {
+    const Point& a = points[i - 1];
+    const Point& b = points[i];
+    if (b.energy_j < a.energy_j || b.lost_s < a.lost_s || b.down_s < a.down_s) first = i;
+  }
+  std::size_t restored = 0;
+  std::optional<Point> last;
+  for (std::size_t i = first; i < points.size(); ++i) {
+    const Point& p = points[i];
+    if (p.t < oldest || p.t > now || p.t.time_since_epoch() % kStep != std::chrono::seconds(0))
+      continue;
+    if (last && p.t <= last->t) continue;
+    if (last) {
+      // Steps not stored in between (a history write that was dropped, or fine points pruned
+      // where only coarse ones are kept) are interpolated, as window() does between coarse
+      // points: the run that wrote them counted energy and lost time across the gap, only not
+      // where in it. (A restart leaves no such gap: the next run continues from the last
+      // stored point, see below, and stores the steps it finds lost.)
+      const TimePoint fine_from = now - kFineSpan - kStep;
+      for (TimePoint t = last->t + kStep; t < p.t; t += kStep) {
+        if (t < fine_from && t.time_since_epoch() % kCoarseStep != std::chrono::seconds(0))
+          continue;
+        const double f = seconds_between(last->t, t) / seconds_between(last->t, p.t);
+        auto mix = [f](double a, double b) { return a + f * (b - a); };
+        push(Point{t, mix(last->energy_j, p.energy_j), mix(last->lost_s, p.lost_s),
+                   mix(last->down_s, p.down_s)});
+      }
+    }
+    push(p);
+    last = p;
+    ++restored;
+  }
+  finalized_.clear();  // stored already
+  if (!last) return 0;
+  covered_j_ = last->energy_j;
+  lost_s_ = last->lost_s;
+  down_s_ = last->down_s;
+  restored_at_ = now;
+  // A grid point lags the present by up to a step plus the longest staleness bound (advance
+  // waits that long for a device). A last stored point older than that (a restart) is the
+  // previous run's; a reload's is as current as the grid ever is.
+  std::chrono::milliseconds lag = kStep;
+  for (const auto& m : members_) lag = std::max<std::chrono::milliseconds>(lag, kStep + m.stale_after);
+  catching_up_ = last->t < now - lag;
+  // Continue on the grid after the last stored point: advance() finalises each step from there,
+  // lost for every member until its first new reading (see finalize).
+  started_ = now;
+  pending_ = last->t + kStep;
+  return restored;
 }
 
 std::optional<TimePoint> EnergySeries::latest() const {
@@ -255,7 +338,8 @@ double EnergySeries::history_s() const {
 }
 
 std::optional<EnergySeries::Window> EnergySeries::window(std::chrono::milliseconds w) const {
-  if (fine_.empty() || members_.empty() || w <= std::chrono::milliseconds(0)) return std::nullopt;
+  if (fine_.empty() || members_.empty() || w <= std::chrono::milliseconds(0) || catching_up_)
+    return std::nullopt;
   const Point& end = fine_.back();
   const TimePoint start_t = end.t - w;
   std::optional<Point> start;
@@ -270,7 +354,8 @@ std::optional<EnergySeries::Window> EnergySeries::window(std::chrono::millisecon
       const Point& a = coarse_[i];
       const Point& b = i + 1 < coarse_.size() ? coarse_[i + 1] : end;
       const auto v = lerp(start_t, a.t, {a.energy_j, a.lost_s}, b.t, {b.energy_j, b.lost_s});
-      start = Point{start_t, v.energy_j, v.lost_s};
+      const auto d = lerp(start_t, a.t, {a.down_s, 0}, b.t, {b.down_s, 0});
+      start = Point{start_t, v.energy_j, v.lost_s, d.energy_j};
       break;
     }
     if (!start) return std::nullopt;
@@ -279,7 +364,9 @@ std::optional<EnergySeries::Window> EnergySeries::window(std::chrono::millisecon
   Window out;
   out.energy_j = end.energy_j - start->energy_j;
   const double lost = end.lost_s - start->lost_s;
-  out.coverage = std::clamp(1.0 - lost / (double(members_.size()) * secs), 0.0, 1.0);
+  const double device_s = double(members_.size()) * secs;
+  out.coverage = std::clamp(1.0 - lost / device_s, 0.0, 1.0);
+  out.running = std::clamp(1.0 - (end.down_s - start->down_s) / device_s, 0.0, 1.0);
   return out;
 }
 

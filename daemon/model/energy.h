@@ -31,7 +31,13 @@
 // point (stale, not yet polled, no counter) adds 10 s of lost device-time. Points are kept for
 // 25 h at 10 s, and every 5 min for the longest window, so a window W ending at the latest point
 // has energy E(T) - E(T - W) and coverage 1 - lost / (devices x W). A window is only available
-// once the history reaches back W: a 30-day window appears after 30 days of uptime.
+// once the history reaches back W.
+//
+// The grid survives restarts and reloads: every finalised point is handed out (take_finalized)
+// and the history stores it; a new series is restored from those points (restore) before its
+// first advance, and every grid step between the last stored point and the first new reading
+// of each device counts as lost device-time, like a stale device. So a window that spans a
+// restart keeps its measured energy, and its coverage says how much of it was measured.
 //
 // Thread-safety: none; owned by FacilityModel.
 #pragma once
@@ -139,23 +145,48 @@ class EnergySeries {
 
   struct Window {
     double energy_j = 0;
-    double coverage = 0;  // 0..1
+    double coverage = 0;  // 0..1: the fraction of the device-time whose energy is known
+    // 0..1: the fraction of the device-time the daemon was running (restarts, reloads); the
+    // rest of what is lost is the devices' (a stale or missing meter).
+    double running = 1;
   };
-  // The window ending at the latest grid point; nullopt when the history is shorter.
+  // One grid point: the covered energy, the lost device-seconds and, of those, the ones lost
+  // because the daemon was not running; all cumulative.
+  struct Point {
+    TimePoint t;
+    double energy_j = 0;
+    double lost_s = 0;
+    double down_s = 0;
+    bool operator==(const Point&) const = default;
+  };
+  // The points finalised since the last call, oldest first (at most the fine span of them).
+  std::vector<Point> take_finalized();
+  // Seeds a new series (before its first advance) with stored points of an earlier run of the
+  // same series: multiples of kStep, oldest first. Points missing between them are
+  // interpolated; every step from the last point to each member's first new reading counts as
+  // lost device-time, and as down time (Window::running) if that reading comes within the
+  // member's staleness bound of `now` (a device that does not answer after the restart is a
+  // missing device, as always). Points older than the longest window are ignored. Returns the number of
+  // points restored: 0 when the series has already started, or when no point falls within the
+  // longest window before `now`.
+  std::size_t restore(const std::vector<Point>& points, TimePoint now);
+  // The members' device ids, sorted and joined with ','; a stored series is restored only into
+  // a series with the same key.
+  const std::string& members_key() const { return members_key_; }
+  // The window ending at the latest grid point; nullopt when the history is shorter, and after a
+  // restore from points older than the grid's normal lag (a step plus the longest staleness
+  // bound) until the grid has caught up: a window ending at the last stored point would be the
+  // previous run's value, shown as current.
   std::optional<Window> window(std::chrono::milliseconds w) const;
   std::optional<TimePoint> latest() const;
 
  private:
-  struct Point {
-    TimePoint t;
-    double energy_j = 0;  // covered energy (covered_j_)
-    double lost_s = 0;    // device-seconds
-  };
   struct LastGrid {
     TimePoint t;
     CounterTracker::At v;
   };
   void finalize(TimePoint t);
+  void push(const Point& p);  // appends a finalised point to the grid (and the untaken ones)
 
   std::string role_;
   std::vector<Member> members_;
@@ -165,9 +196,15 @@ class EnergySeries {
   double energy_j_ = 0;   // since the start, for the counter: across gaps too
   double covered_j_ = 0;  // the energy of the steps that are not lost: what windows count
   double lost_s_ = 0;
+  double down_s_ = 0;
+  std::optional<TimePoint> restored_at_;  // restore() seeded this series at that time
+  bool catching_up_ = false;  // restored from old points, none finalised since: no windows
   bool complete_ = false;  // every device had data at the latest point
   std::deque<Point> fine_, coarse_;
   std::size_t fine_capacity_ = 0, coarse_capacity_ = 0;
+  std::chrono::milliseconds longest_{};
+  std::string members_key_;
+  std::deque<Point> finalized_;  // not taken yet (take_finalized); at most the fine span
 };
 
 }  // namespace facility::model_detail

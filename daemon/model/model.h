@@ -223,6 +223,15 @@ struct PueValue {
   std::optional<double> it_coverage, facility_coverage, cooling_coverage;  // nullopt: no history
 };
 
+// One point of an energy role's 10 s grid: the energy counted in windows and the device-seconds
+// lost, both cumulative. The history stores them so the windows survive a restart.
+struct EnergyGridPoint {
+  TimePoint t{};
+  double covered_j = 0;
+  double lost_s = 0;
+  double down_s = 0;  // of lost_s: while the daemon was not running
+};
+
 // Energy of one meter role (or "pdu_sum": the site's PDUs when it has no IT meter), tracked by
 // FacilityModel across counter wraps and resets.
 struct EnergySnapshot {
@@ -238,6 +247,11 @@ struct EnergySnapshot {
   // Per configured window, in the same order: the measured energy of the window, J (only the
   // device-time counted as covered above); nullopt likewise.
   std::vector<std::pair<std::string, std::optional<double>>> window_energy_j{};
+  // The role's devices (ids sorted, joined with ','): stored points are restored only into a
+  // series of the same devices.
+  std::string members;
+  // Grid points finalised in this cycle (usually none or one), for the history.
+  std::vector<EnergyGridPoint> new_points{};
 };
 
 struct DeviceSnapshot {
@@ -321,6 +335,21 @@ class FacilityModel {
 
   std::shared_ptr<const FacilitySnapshot> update(
       const std::unordered_map<std::string, ReadingStore::Entry>& readings, TimePoint now);
+
+  // The energy series, for restoring them from the history before the first update.
+  struct EnergySeriesKey {
+    std::string site, role;
+    std::string members;               // as EnergySnapshot::members
+    std::chrono::milliseconds longest;  // the site's longest PUE window
+  };
+  std::vector<EnergySeriesKey> energy_series() const;
+  // Seeds one series with the stored grid points of an earlier run (oldest first), before the
+  // first update: the energy windows go on across a restart or reload, and the steps in
+  // between count as lost, so each window's coverage says how much of it was measured.
+  // Returns the number of points restored (0: no such series, already started, or nothing
+  // within its longest window).
+  std::size_t restore_energy(const std::string& site, const std::string& role,
+                             const std::vector<EnergyGridPoint>& points, TimePoint now);
 
   struct State;  // state.cpp
 

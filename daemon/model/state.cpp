@@ -199,6 +199,9 @@ void update_energy(std::vector<EnergySeries>& series, const SiteSnapshot& ss,
   }
 }
 
+// An energy PUE window is published only if the daemon ran for at least this fraction of it.
+constexpr double kMinRunning = 0.5;
+
 void energy_results(const Site& site, const std::vector<EnergySeries>& series, SiteSnapshot& ss) {
   const FacilitySettings& fs = site.facility;
   const EnergySeries* fac = nullptr;
@@ -211,6 +214,7 @@ void energy_results(const Site& site, const std::vector<EnergySeries>& series, S
     es.devices = static_cast<int>(s.members().size());
     es.total_j = s.total_j();
     es.history_s = s.history_s();
+    es.members = s.members_key();
     for (const auto& w : fs.pue_windows) {
       const auto win = s.window(w);
       es.window_coverage.emplace_back(window_label(w),
@@ -221,8 +225,14 @@ void energy_results(const Site& site, const std::vector<EnergySeries>& series, S
     ss.energy.push_back(std::move(es));
   }
   // Covered energy of a window: exact at full coverage, extrapolated above the bound (< 1).
+  // The bound is on the devices' coverage while the daemon ran; the time it did not run
+  // (a restart or reload within the window) is extrapolated over as long as it ran for at
+  // least half of the window (kMinRunning).
   auto covered = [&fs](const std::optional<EnergySeries::Window>& w) -> std::optional<double> {
-    if (!w || w->coverage <= 0 || w->coverage < fs.pue_min_coverage) return std::nullopt;
+    if (!w || w->coverage <= 0 || w->running < kMinRunning) return std::nullopt;
+    // 1e-9: the two cumulative sums round differently; a window with no device missing while
+    // the daemon ran must not read 0.9999999999 against a bound of 1.
+    if (w->coverage / w->running + 1e-9 < fs.pue_min_coverage) return std::nullopt;
     return w->energy_j / w->coverage;
   };
   for (const auto& it : series) {
@@ -492,10 +502,42 @@ std::shared_ptr<const FacilitySnapshot> FacilityModel::update(
     }
     update_energy(sst.energy, ss, readings, now);
     energy_results(site, sst.energy, ss);
+    for (std::size_t k = 0; k < sst.energy.size() && k < ss.energy.size(); ++k) {
+      for (const auto& p : sst.energy[k].take_finalized())
+        ss.energy[k].new_points.push_back({p.t, p.energy_j, p.lost_s, p.down_s});
+    }
     record_counter_events(sst.energy, device_snaps);
   }
   st.alerts.collect(now, snap->alerts);
   return snap;
+}
+
+std::vector<FacilityModel::EnergySeriesKey> FacilityModel::energy_series() const {
+  std::vector<EnergySeriesKey> out;
+  for (std::size_t si = 0; si < state_->sites.size() && si < config_->sites.size(); ++si) {
+    const auto& windows = config_->sites[si].facility.pue_windows;
+    for (const auto& s : state_->sites[si].energy) {
+      out.push_back({config_->sites[si].id, s.role(), s.members_key(),
+                     windows.empty() ? Millis(0) : windows.back()});
+    }
+  }
+  return out;
+}
+
+std::size_t FacilityModel::restore_energy(const std::string& site, const std::string& role,
+                                          const std::vector<EnergyGridPoint>& points,
+                                          TimePoint now) {
+  for (std::size_t si = 0; si < state_->sites.size() && si < config_->sites.size(); ++si) {
+    if (config_->sites[si].id != site) continue;
+    for (auto& s : state_->sites[si].energy) {
+      if (s.role() != role) continue;
+      std::vector<EnergySeries::Point> ps;
+      ps.reserve(points.size());
+      for (const auto& p : points) ps.push_back({p.t, p.covered_j, p.lost_s, p.down_s});
+      return s.restore(ps, now);
+    }
+  }
+  return 0;
 }
 
 }  // namespace facility

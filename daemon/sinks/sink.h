@@ -26,6 +26,10 @@ class Sink {
  public:
   virtual ~Sink() = default;
 
+  // Before the model's first update (and before start()): a sink that keeps model state across
+  // restarts gives it back to the new model. The history restores the energy PUE windows
+  // (sinks/history/restore.h). Default: nothing.
+  virtual void seed(FacilityModel& /*model*/, TimePoint /*now*/) {}
   // Starts the sink's threads and connections. Throws std::runtime_error (or what a library
   // throws) if the sink cannot run at all; a sink that can run degraded (the history without
   // its database) logs it, says so in health() and does not throw.

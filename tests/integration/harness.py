@@ -201,6 +201,63 @@ profiles_dir: {os.path.join(os.path.abspath(src), "config", "profiles")}
 """
 
 
+def wh_meter_profiles(src, workdir):
+    """A profiles folder with the shipped single-phase PDU and the shipped energy meter with a
+    1 Wh energy counter ("test-meter-wh"; the shipped 0.1 kWh would be 8-16 % of a 1-minute
+    window's energy on a small site); returns its path."""
+    import yaml  # python3-yaml
+    d = os.path.join(workdir, "profiles")
+    os.makedirs(d)
+    with open(os.path.join(src, "config/profiles/generic-pdu-1ph.yaml")) as f:
+        pdu = f.read()
+    with open(os.path.join(d, "generic-pdu-1ph.yaml"), "w") as f:
+        f.write(pdu)
+    with open(os.path.join(src, "config/profiles/generic-energy-meter.yaml")) as f:
+        meter = yaml.safe_load(f)
+    meter["name"] = "test-meter-wh"
+    for p in meter["points"]:
+        if p["name"] == "energy":
+            p["scale"], p["unit"] = 1, "Wh"
+    with open(os.path.join(d, "test-meter-wh.yaml"), "w") as f:
+        yaml.safe_dump(meter, f, sort_keys=False)
+    return d
+
+
+def pue_meter_site(profiles_dir, port, daemon="", history="enabled: false", facility=""):
+    """A daemon and simulator config for energy PUE: site g1 at a simulated PUE of 1.35, six
+    10 kW cabinets at 80 % on one PDU each, a facility and an IT (UPS output) meter with the
+    1 Wh counters of wh_meter_profiles; 2 s polls, PUE windows 1m and 2m, MQTT off. `daemon`,
+    `history` and `facility` add keys to those sections."""
+    cabs = "\n".join(f"              - {{id: c{i}, status: sold, feeds: [A], rated_kw: 10, "
+                     f"simulate: {{load: 0.8}}}}" for i in range(6))
+    pdus = "\n".join(f"      - {{id: pdu-{i}, kind: pdu, profile: generic-pdu-1ph, endpoint: "
+                     f"\"tcp://127.0.0.1:{port}\", unit: {10 + i}, cabinet: c{i}, feed: A}}"
+                     for i in range(6))
+    more = f", {daemon}" if daemon else ""
+    fac = f"\n  {facility}" if facility else ""
+    return f"""daemon: {{stale_after_intervals: 3{more}}}
+mqtt: {{enabled: false}}
+history: {{{history}}}
+defaults: {{interval: 2s, timeout: 500ms, retries: 0}}
+profiles_dir: {profiles_dir}
+facility:
+  pue_windows: [1m, 2m]{fac}
+sites:
+  - id: g1
+    simulate: {{pue: 1.35}}
+    rooms:
+      - id: r1
+        rows:
+          - id: w1
+            cabinets:
+{cabs}
+    devices:
+      - {{id: meter-fac, kind: meter, profile: test-meter-wh, endpoint: "tcp://127.0.0.1:{port}", unit: 1, role: facility_total}}
+      - {{id: meter-it, kind: meter, profile: test-meter-wh, endpoint: "tcp://127.0.0.1:{port}", unit: 2, role: it_at_ups_output}}
+{pdus}
+"""
+
+
 def start_prometheus(procs, workdir, source_dir, scrape_configs, interval="2s"):
     """A Prometheus on a free port with the shipped recording and alert rules, scraping and
     evaluating every `interval`; returns its port once it listens."""

@@ -32,8 +32,6 @@ import sys
 import threading
 import time
 
-import yaml
-
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h  # noqa: E402
 
@@ -45,54 +43,8 @@ GAP_S = 90         # ... for this long
 AFTER_S = 160      # and the run goes on this long after the meter is back (the 2 m window)
 
 
-def profiles(src, wd):
-    """The shipped PDU profile, and the shipped energy meter with a 1 Wh energy counter (the
-    shipped 0.1 kWh would be 8-16 % of a 1-minute window's energy on this site)."""
-    d = os.path.join(wd, "profiles")
-    os.makedirs(d)
-    with open(os.path.join(src, "config/profiles/generic-pdu-1ph.yaml")) as f:
-        pdu = f.read()
-    with open(os.path.join(d, "generic-pdu-1ph.yaml"), "w") as f:
-        f.write(pdu)
-    with open(os.path.join(src, "config/profiles/generic-energy-meter.yaml")) as f:
-        meter = yaml.safe_load(f)
-    meter["name"] = "test-meter-wh"
-    for p in meter["points"]:
-        if p["name"] == "energy":
-            p["scale"], p["unit"] = 1, "Wh"
-    with open(os.path.join(d, "test-meter-wh.yaml"), "w") as f:
-        yaml.safe_dump(meter, f, sort_keys=False)
-    return d
-
-
 def config(profiles_dir, port, min_coverage):
-    cabs = "\n".join(f"              - {{id: c{i}, status: sold, feeds: [A], rated_kw: 10, "
-                     f"simulate: {{load: 0.8}}}}" for i in range(6))
-    pdus = "\n".join(f"      - {{id: pdu-{i}, kind: pdu, profile: generic-pdu-1ph, endpoint: "
-                     f"\"tcp://127.0.0.1:{port}\", unit: {10 + i}, cabinet: c{i}, feed: A}}"
-                     for i in range(6))
-    return f"""daemon: {{stale_after_intervals: 3}}
-mqtt: {{enabled: false}}
-history: {{enabled: false}}
-defaults: {{interval: 2s, timeout: 500ms, retries: 0}}
-profiles_dir: {profiles_dir}
-facility:
-  pue_windows: [1m, 2m]
-  pue_min_coverage: {min_coverage}
-sites:
-  - id: g1
-    simulate: {{pue: 1.35}}
-    rooms:
-      - id: r1
-        rows:
-          - id: w1
-            cabinets:
-{cabs}
-    devices:
-      - {{id: meter-fac, kind: meter, profile: test-meter-wh, endpoint: "tcp://127.0.0.1:{port}", unit: 1, role: facility_total}}
-      - {{id: meter-it, kind: meter, profile: test-meter-wh, endpoint: "tcp://127.0.0.1:{port}", unit: 2, role: it_at_ups_output}}
-{pdus}
-"""
+    return h.pue_meter_site(profiles_dir, port, facility=f"pue_min_coverage: {min_coverage}")
 
 
 def raw_samples(port, expr_range, at):
@@ -114,7 +66,7 @@ def main():
     with h.workspace("pue-gap") as (wd, procs):
         sim_port, *fd_ports = h.free_ports(3)
         daemons = {"strict": (1.0, fd_ports[0]), "extrapolating": (0.5, fd_ports[1])}
-        prof = profiles(src, wd)
+        prof = h.wh_meter_profiles(src, wd)
         cfgs = {}
         for name, (cov, _) in daemons.items():
             cfgs[name] = os.path.join(wd, f"{name}.yaml")

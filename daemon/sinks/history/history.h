@@ -22,10 +22,12 @@
 // Energy in the history is the model's power integrated over its cycles (power x the time
 // since the previous cycle, at most kMaxSampleGap), counted only while the value is known; the
 // seconds known are stored next to it, so every figure carries its coverage. What is stored is
-// in records.h; the sink that feeds the recorder and the writer is history_sink.h.
+// in records.h; the sink that feeds the recorder and the writer is history_sink.h. The model's
+// energy grid is stored too, to restore the PUE windows at start-up (restore.h).
 #pragma once
 
 #include "daemon/sinks/history/history_db.h"
 #include "daemon/sinks/history/recorder.h"
 #include "daemon/sinks/history/records.h"
+#include "daemon/sinks/history/restore.h"
 #include "daemon/sinks/history/writer.h"

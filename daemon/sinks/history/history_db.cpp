@@ -133,6 +133,15 @@ std::string schema() {
   sql += "CREATE INDEX IF NOT EXISTS cabinet_minute_t ON cabinet_minute(t);"
          "CREATE INDEX IF NOT EXISTS site_minute_t ON site_minute(t);"
          "CREATE INDEX IF NOT EXISTS cabinet_hour_t ON cabinet_hour(t);";
+  // The model's energy grid (daemon/model/energy.h): cumulative covered energy and lost
+  // device-seconds (and of those, the ones the daemon did not run) per site, role and 10 s
+  // point, to restore the PUE windows at start-up.
+  // energy_series says which devices a role's rows count.
+  sql += "CREATE TABLE IF NOT EXISTS energy_grid(site TEXT NOT NULL, role TEXT NOT NULL, "
+         "t INTEGER NOT NULL, covered_j REAL NOT NULL, lost_s REAL NOT NULL, "
+         "down_s REAL NOT NULL, PRIMARY KEY(site, role, t)) WITHOUT ROWID;"
+         "CREATE TABLE IF NOT EXISTS energy_series(site TEXT NOT NULL, role TEXT NOT NULL, "
+         "members TEXT NOT NULL, PRIMARY KEY(site, role)) WITHOUT ROWID;";
   sql += "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');";
   return sql;
 }
@@ -300,12 +309,67 @@ void HistoryDb::write_minutes(const std::vector<MinuteRecord>& minutes,
         write_row(Resolution::kHour, m.site, m.t / 3600 * 3600, layout, m.site_data,
                   m.cabinets);
       }
+      for (const auto& e : m.energy) write_energy(m.site, e);
     }
     exec("COMMIT;");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
     throw;
   }
+}
+
+void HistoryDb::write_energy(const std::string& site, const EnergyRows& rows) {
+  // Rows of another set of devices sum different meters: they are dropped, never continued.
+  if (energy_members(site, rows.role) != rows.members) {
+    Stmt del(db_, "DELETE FROM energy_grid WHERE site = ? AND role = ?");
+    del.bind(1, site).bind(2, rows.role);
+    del.run();
+    Stmt set(db_, "INSERT OR REPLACE INTO energy_series(site, role, members) VALUES(?, ?, ?)");
+    set.bind(1, site).bind(2, rows.role).bind(3, rows.members);
+    set.run();
+  }
+  Stmt ins(db_, "INSERT OR REPLACE INTO energy_grid(site, role, t, covered_j, lost_s, down_s) "
+                "VALUES(?, ?, ?, ?, ?, ?)");
+  for (const auto& p : rows.points) {
+    ins.bind(1, site)
+        .bind(2, rows.role)
+        .bind(3, std::int64_t(std::llround(unix_s(p.t))))
+        .bind(4, p.covered_j)
+        .bind(5, p.lost_s)
+        .bind(6, p.down_s);
+    ins.run();
+  }
+}
+
+std::optional<std::string> HistoryDb::energy_members(const std::string& site,
+                                                     const std::string& role) {
+  Stmt q(db_, "SELECT members FROM energy_series WHERE site = ? AND role = ?");
+  q.bind(1, site).bind(2, role);
+  if (!q.step()) return std::nullopt;
+  return q.text(0);
+}
+
+std::vector<EnergyGridPoint> HistoryDb::read_energy(const std::string& site,
+                                                    const std::string& role, std::int64_t from) {
+  std::vector<EnergyGridPoint> out;
+  Stmt q(db_, "SELECT t, covered_j, lost_s, down_s FROM energy_grid WHERE site = ? AND "
+              "role = ? AND t >= ? ORDER BY t");
+  q.bind(1, site).bind(2, role).bind(3, from);
+  while (q.step()) {
+    out.push_back({TimePoint(std::chrono::seconds(q.int64(0))), q.real(1), q.real(2), q.real(3)});
+  }
+  return out;
+}
+
+void HistoryDb::prune_energy(std::int64_t now, std::int64_t longest_window_s) {
+  // Every 10 s point of the last 25 h (plus a margin), and the 5-minute points of the longest
+  // window: what EnergySeries keeps in memory.
+  constexpr std::int64_t kMargin = 600;
+  const std::int64_t fine_cut = now - 25 * 3600 - kMargin;
+  const std::int64_t coarse_cut = now - longest_window_s - kMargin;
+  Stmt d(db_, "DELETE FROM energy_grid WHERE t < ? AND (t % 300 != 0 OR t < ?)");
+  d.bind(1, fine_cut).bind(2, coarse_cut);
+  d.run();
 }
 
 std::int64_t HistoryDb::rolled_up_to() {

@@ -44,6 +44,17 @@ class HistoryDb {
   // Writes one row at a resolution directly (rollup, tests, benchmarks); merges like above.
   void write_row(Resolution r, const std::string& site, std::int64_t t, std::int64_t layout,
                  const SiteInterval& s, const std::vector<CabinetInterval>& cabs);
+  // Energy grid points of one role of a site (in write_minutes' transaction). Rows stored for
+  // another set of devices (EnergyRows::members) are deleted first.
+  void write_energy(const std::string& site, const EnergyRows& rows);
+  // The devices whose energy the stored rows of a role count; nullopt when none are stored.
+  std::optional<std::string> energy_members(const std::string& site, const std::string& role);
+  // The stored grid points of a role from `from` (unix seconds) on, oldest first.
+  std::vector<EnergyGridPoint> read_energy(const std::string& site, const std::string& role,
+                                           std::int64_t from);
+  // Deletes grid points no window needs: older than 25 h except every 5-minute point within
+  // the longest window.
+  void prune_energy(std::int64_t now, std::int64_t longest_window_s);
   // Rolls every complete hour before `now` that is not rolled up yet; returns how many hours.
   int rollup(std::int64_t now);
   // Deletes minutes older than now - minute_retention (only hours already rolled up) and hours

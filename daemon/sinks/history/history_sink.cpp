@@ -11,6 +11,10 @@ HistorySink::HistorySink(std::shared_ptr<const Config> config) : config_(std::mo
 
 HistorySink::~HistorySink() { stop(); }
 
+void HistorySink::seed(FacilityModel& model, TimePoint now) {
+  if (config_->history.enabled) restore_energy_windows(model, history_path(*config_), now);
+}
+
 void HistorySink::start() {
   if (!config_->history.enabled) return;
   const std::string path = history_path(*config_);

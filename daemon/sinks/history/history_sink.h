@@ -25,6 +25,8 @@ class HistorySink : public Sink {
   explicit HistorySink(std::shared_ptr<const Config> config);
   ~HistorySink() override;
 
+  // Restores the model's energy PUE windows from the database (restore.h).
+  void seed(FacilityModel& model, TimePoint now) override;
   void start() override;
   void take(std::shared_ptr<const FacilitySnapshot> snap) override;
   // Writes the minute in progress too, so a clean restart or reload loses nothing.

@@ -89,6 +89,17 @@ void add_cabinets(const SiteSnapshot& ss, double dt, std::vector<int>& last_over
   }
 }
 
+// The energy grid points finalised in this cycle, per role.
+void add_energy_points(const SiteSnapshot& ss, std::vector<EnergyRows>& rows) {
+  for (const auto& es : ss.energy) {
+    if (es.new_points.empty()) continue;
+    auto it = std::find_if(rows.begin(), rows.end(),
+                           [&es](const EnergyRows& r) { return r.role == es.role; });
+    if (it == rows.end()) it = rows.insert(rows.end(), EnergyRows{es.role, es.members, {}});
+    it->points.insert(it->points.end(), es.new_points.begin(), es.new_points.end());
+  }
+}
+
 }  // namespace
 
 HistoryRecorder::HistoryRecorder(std::shared_ptr<const Config> config)
@@ -124,6 +135,7 @@ std::vector<MinuteRecord> HistoryRecorder::add(const FacilitySnapshot& snap) {
     MinuteRecord& m = *st.current;
     add_site(ss, dt, m.site_data);
     add_cabinets(ss, dt, st.last_overload, m.cabinets);
+    add_energy_points(ss, m.energy);
   }
   return done;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "daemon/config/config.h"
+#include "daemon/model/model.h"
 #include "daemon/readings/readings.h"
 
 namespace facility {
@@ -71,6 +72,14 @@ struct Layout {
 };
 std::vector<LayoutCabinet> layout_of(const Site& site);
 
+// Energy grid points of one role finalised during a minute (EnergySnapshot::new_points): the
+// daemon restores its energy PUE windows from them at start-up.
+struct EnergyRows {
+  std::string role;
+  std::string members;  // the role's devices, as EnergySnapshot::members
+  std::vector<EnergyGridPoint> points;
+};
+
 // One completed (or, at shutdown, partial) minute of one site.
 struct MinuteRecord {
   std::string site;
@@ -78,6 +87,7 @@ struct MinuteRecord {
   std::size_t site_index = 0;  // index in Config::sites (the writer maps it to a layout)
   SiteInterval site_data;
   std::vector<CabinetInterval> cabinets;  // in Site::cabinets order
+  std::vector<EnergyRows> energy{};       // per role with points in this minute
 };
 
 enum class Resolution { kMinute = 60, kHour = 3600 };

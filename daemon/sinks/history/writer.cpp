@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "daemon/sinks/history/restore.h"
+
 namespace facility {
 
 using history_detail::unix_s;
@@ -58,6 +60,7 @@ void HistoryWriter::open_db() {
   const auto now = std::int64_t(unix_s(Clock::now()));
   db_->rollup(now);
   db_->prune(now, config_->history);
+  db_->prune_energy(now, longest_pue_window_s(*config_));
   last_maintenance_hour_ = now / 3600;
   std::lock_guard lock(mu_);
   stats_.ok = true;
@@ -130,6 +133,7 @@ void HistoryWriter::run() {
       try {
         db_->rollup(now);
         db_->prune(now, config_->history);
+        db_->prune_energy(now, longest_pue_window_s(*config_));
         last_maintenance_hour_ = now / 3600;
       } catch (const std::exception& e) {
         spdlog::warn("history: hourly rollup failed, will retry: {}", e.what());

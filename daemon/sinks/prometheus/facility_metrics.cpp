@@ -413,7 +413,8 @@ void render_sites(Families& fam, const FacilitySnapshot& snap) {
                  "Fraction (0..1) of a window's device-time whose energy is known, per role; "
                  "absent until the history reaches back the whole window.");
   auto& ehist = g("facility_site_energy_history_seconds",
-                  "How far back the in-memory energy history of a role reaches, in seconds.");
+                  "How far back the energy history of a role reaches (restored from the "
+                  "SQLite history at start-up), in seconds.");
   auto& equiv = g("facility_site_cabinet_equivalent_watts",
                   "Size of one equivalent cabinet used by the *_capacity_equivalent_cabinets "
                   "metrics, in watts.");

@@ -310,5 +310,147 @@ TEST(EnergySeries, LongWindowsComeFromTheCoarseHistory) {
   EXPECT_DOUBLE_EQ(s.history_s(), 26 * 3600);
 }
 
+
+// ---- Restoring the grid after a restart -------------------------------------------------------
+
+// Two meters at 100 W each, read every 10 s from `from` to `to` (inclusive), advancing the grid.
+void run_two_meters(EnergySeries& s, int from, int to) {
+  for (int t = from; t <= to; t += 10) {
+    for (auto& m : s.members()) m.tracker->add(at_s(t), 100.0 * t, 100);
+    s.advance(at_s(t));
+  }
+}
+
+TEST(EnergySeries, RestoredWindowsSpanARestartAndCountTheDowntimeAsLost) {
+  EnergySeries before("x", {member("a"), member("b")}, 15min);
+  run_two_meters(before, 0, 300);
+  const auto stored = before.take_finalized();
+  ASSERT_EQ(stored.size(), 31u) << "every point 0..300 once";
+  EXPECT_EQ(stored.back().t, at_s(300));
+  EXPECT_TRUE(before.take_finalized().empty()) << "taken points are not handed out again";
+
+  // The daemon is down from 300 s to 360 s; the meters' counters run on.
+  EnergySeries after("x", {member("a"), member("b")}, 15min);
+  EXPECT_EQ(after.restore(stored, at_s(360)), 31u);
+  EXPECT_FALSE(after.window(60s)) << "the previous run's window, until the grid catches up";
+  run_two_meters(after, 360, 420);
+  ASSERT_EQ(after.latest(), at_s(420));
+  // Points 310..350 (no reading yet) and 360 (each meter's first point: the step before it is
+  // unknown) are lost: 6 steps x 2 meters x 10 s = 120 device-seconds, no energy.
+  // [300, 420]: 2 x 100 W x 60 s measured, half the device-time.
+  const auto w120 = after.window(120s);
+  ASSERT_TRUE(w120);
+  EXPECT_DOUBLE_EQ(w120->energy_j, 12000);
+  EXPECT_DOUBLE_EQ(w120->coverage, 0.5);
+  EXPECT_DOUBLE_EQ(w120->running, 0.5) << "all of it lost because the daemon was down";
+  // [180, 420] reaches into the earlier run: 120 s before the restart and 60 s after.
+  const auto w240 = after.window(240s);
+  ASSERT_TRUE(w240) << "the window reaches back before the restart";
+  EXPECT_DOUBLE_EQ(w240->energy_j, 24000 + 12000);
+  EXPECT_DOUBLE_EQ(w240->coverage, 1.0 - 120.0 / 480);
+  EXPECT_DOUBLE_EQ(w240->running, 1.0 - 120.0 / 480);
+  // The new points (310..420) are handed out for the history; the restored ones are not.
+  const auto fresh = after.take_finalized();
+  ASSERT_EQ(fresh.size(), 12u);
+  EXPECT_EQ(fresh.front().t, at_s(310));
+  EXPECT_DOUBLE_EQ(fresh.front().energy_j, stored.back().energy_j);
+  EXPECT_DOUBLE_EQ(fresh.front().lost_s, stored.back().lost_s + 20);
+  EXPECT_EQ(after.restore(stored, at_s(500)), 0u) << "a series that has started is not reseeded";
+}
+
+TEST(EnergySeries, ADeviceSilentAfterARestartIsMissingNotDown) {
+  // b does not answer after the restart at 360 s: its steps count as lost, and as the daemon's
+  // downtime only within its staleness bound (30 s) of the restart.
+  EnergySeries before("x", {member("a"), member("b")}, 15min);
+  run_two_meters(before, 0, 300);
+  EnergySeries after("x", {member("a"), member("b")}, 15min);
+  ASSERT_EQ(after.restore(before.take_finalized(), at_s(360)), 31u);
+  for (int t = 360; t <= 480; t += 10) {
+    after.members()[0].tracker->add(at_s(t), 100.0 * t, 100);
+    after.advance(at_s(t));
+  }
+  ASSERT_EQ(after.latest(), at_s(480));
+  const auto w = after.window(180s);  // [300, 480]
+  ASSERT_TRUE(w);
+  // a: 310..360 down and lost (6 steps); b: 310..480 lost (18 steps), of which 310..390 down
+  // (9 steps). 360 device-seconds in all.
+  EXPECT_DOUBLE_EQ(w->coverage, 1.0 - (6 + 18) * 10.0 / 360);
+  EXPECT_DOUBLE_EQ(w->running, 1.0 - (6 + 9) * 10.0 / 360);
+}
+
+TEST(EnergySeries, AReloadKeepsTheWindowsWithoutAPause) {
+  // A reload restores points as recent as the grid ever is (a step plus the staleness bound,
+  // 40 s here): the windows are there at once, the same as before the reload.
+  EnergySeries before("x", {member("a"), member("b")}, 15min);
+  run_two_meters(before, 0, 300);
+  const auto w_before = before.window(120s);
+  ASSERT_TRUE(w_before);
+  const auto stored = before.take_finalized();
+  EnergySeries after("x", {member("a"), member("b")}, 15min);
+  ASSERT_EQ(after.restore(stored, at_s(340)), 31u);
+  const auto w = after.window(120s);
+  ASSERT_TRUE(w);
+  EXPECT_DOUBLE_EQ(w->energy_j, w_before->energy_j);
+  EXPECT_DOUBLE_EQ(w->coverage, 1.0);
+  // Restored 41 s after its last point: the previous run's window, withheld until new points.
+  EnergySeries late("x", {member("a"), member("b")}, 15min);
+  ASSERT_EQ(late.restore(stored, at_s(341)), 31u);
+  EXPECT_FALSE(late.window(120s));
+}
+
+TEST(EnergySeries, RestoreIgnoresPointsOlderThanTheLongestWindow) {
+  EnergySeries before("x", {member("a"), member("b")}, 15min);
+  run_two_meters(before, 0, 300);
+  const auto stored = before.take_finalized();
+  // 15 min + one coarse step after the last point, nothing of it can be in a window.
+  EnergySeries after("x", {member("a"), member("b")}, 15min);
+  EXPECT_EQ(after.restore(stored, at_s(300 + 900 + 301)), 0u);
+  run_two_meters(after, 1510, 1600);
+  EXPECT_FALSE(after.window(120s)) << "it starts afresh, as without a history";
+  // Just within: the points from 1200 - 900 - 300 = 0 on are restored.
+  EnergySeries near("x", {member("a"), member("b")}, 15min);
+  EXPECT_EQ(near.restore(stored, at_s(1200)), 31u);
+}
+
+TEST(EnergySeries, RestoreKeepsOnlyTheNewestChainOfRuns) {
+  // A run that did not restore starts its sums at zero again: a window across it would be
+  // negative. Only the points after the fall are restored.
+  EnergySeries one("x", {member("a"), member("b")}, 15min);
+  run_two_meters(one, 0, 100);
+  auto stored = one.take_finalized();
+  EnergySeries two("x", {member("a"), member("b")}, 15min);
+  run_two_meters(two, 200, 300);
+  for (const auto& p : two.take_finalized()) stored.push_back(p);
+  ASSERT_LT(stored[11].energy_j, stored[10].energy_j);
+  EnergySeries three("x", {member("a"), member("b")}, 15min);
+  EXPECT_EQ(three.restore(stored, at_s(310)), 11u);
+  run_two_meters(three, 310, 400);
+  const auto w = three.window(200s);
+  ASSERT_TRUE(w);
+  EXPECT_GE(w->energy_j, 0);
+  EXPECT_FALSE(three.window(250s)) << "nothing of the older chain";
+}
+
+TEST(EnergySeries, PointsMissingFromTheHistoryAreInterpolated) {
+  // A history write was dropped: points 110..190 are not stored. The run that wrote them
+  // counted energy and time across them; the restored grid interpolates.
+  EnergySeries before("x", {member("a"), member("b")}, 15min);
+  run_two_meters(before, 0, 300);
+  auto stored = before.take_finalized();
+  std::vector<EnergySeries::Point> kept;
+  for (const auto& p : stored) {
+    if (p.t <= at_s(100) || p.t >= at_s(200)) kept.push_back(p);
+  }
+  EnergySeries after("x", {member("a"), member("b")}, 15min);
+  EXPECT_EQ(after.restore(kept, at_s(300)), kept.size());
+  run_two_meters(after, 310, 310);
+  // [160, 310]: 160..300 at 2 x 100 W, all measured (exact: the power was steady), and the step
+  // into 310, each meter's first point after the restart, not measured.
+  const auto w = after.window(150s);
+  ASSERT_TRUE(w);
+  EXPECT_NEAR(w->energy_j, 140 * 200.0, 1e-9);
+  EXPECT_DOUBLE_EQ(w->coverage, 1.0 - 20.0 / 300);
+}
+
 }  // namespace
 }  // namespace facility::model_detail

@@ -126,6 +126,7 @@ class Rig {
   }
 
   const Config& config() const { return *config_; }
+  FacilityModel& model() { return *model_; }
 
  private:
   TempDir dir_;

@@ -371,6 +371,153 @@ TEST_F(HistoryDbTest, WriterThreadWritesEveryMinuteAndTheLastOnStop) {
   EXPECT_NEAR(samples, 150, 1e-6);
 }
 
+// A facility meter at 4 kW and an IT (UPS output) meter at 3.2 kW;
+// energy PUE windows of 1 and 2 minutes. (Polled every 2 s, read every second here.)
+const char* kEnergySite = R"(defaults: {interval: 2s, rated_kw: 4.4}
+facility: {pue_windows: [1m, 2m]}
+sites:
+  - id: s1
+    rooms:
+      - id: r1
+        rows:
+          - id: w1
+            cabinets:
+              - {id: c1, status: sold}
+    devices:
+      - {id: main, kind: meter, role: facility_total, profile: meter, endpoint: "tcp://127.0.0.1:1", unit: 8}
+      - {id: ups, kind: meter, role: it_at_ups_output, profile: meter, endpoint: "tcp://127.0.0.1:1", unit: 9}
+)";
+
+// One model cycle at t with both meters' readings; the snapshot.
+std::shared_ptr<const FacilitySnapshot> meter_cycle(Rig& rig, int t) {
+  rig.put("main", kw(4.0, 4.0 * t / 3600), at_s(t));
+  rig.put("ups", kw(3.2, 3.2 * t / 3600), at_s(t));
+  return rig.update(at_s(t));
+}
+
+const PueValue* pue_of(const FacilitySnapshot& snap, const std::string& window) {
+  for (const auto& pv : snap.sites.at(0).pue_values) {
+    if (pv.category == 1 && pv.window == window) return &pv;
+  }
+  return nullptr;
+}
+
+TEST_F(HistoryDbTest, EnergyPueWindowsSurviveARestart) {
+  // The first run: 200 s, its energy grid in the history.
+  {
+    Rig rig(kEnergySite);
+    auto cfg = std::make_shared<const Config>(rig.config());
+    HistoryWriter w(cfg, path());
+    w.start();
+    HistoryRecorder rec(cfg);
+    std::shared_ptr<const FacilitySnapshot> snap;
+    for (int t = 0; t <= 200; ++t) w.submit(rec.add(*(snap = meter_cycle(rig, t))));
+    ASSERT_TRUE(pue_of(*snap, "2m") && pue_of(*snap, "2m")->pue);
+    EXPECT_NEAR(*pue_of(*snap, "2m")->pue, 1.25, 1e-9);
+    w.submit(rec.flush());
+    w.stop();
+  }
+  // Restarted 30 s later: 10 s after it, the 2-minute window is back, with the downtime in
+  // its coverage and the ratio of what was measured.
+  Rig rig(kEnergySite);
+  const auto restored = restore_energy_windows(rig.model(), path(), at_s(230));
+  EXPECT_EQ(restored.series, 2u);
+  EXPECT_EQ(restored.restored, 2u);
+  std::shared_ptr<const FacilitySnapshot> snap;
+  for (int t = 230; t <= 240; ++t) snap = meter_cycle(rig, t);
+  const PueValue* pv = pue_of(*snap, "2m");
+  ASSERT_TRUE(pv && pv->pue) << "the 2-minute window spans the restart";
+  EXPECT_NEAR(*pv->pue, 1.25, 1e-9);
+  ASSERT_TRUE(pv->it_coverage && pv->facility_coverage);
+  // [120, 240]: about 30-40 s of the 120 s were not measured.
+  EXPECT_GT(*pv->it_coverage, 0.6);
+  EXPECT_LT(*pv->it_coverage, 0.8);
+  EXPECT_DOUBLE_EQ(*pv->it_coverage, *pv->facility_coverage);
+
+  // Without the history the same model has no 2-minute window yet.
+  Rig fresh(kEnergySite);
+  for (int t = 230; t <= 240; ++t) snap = meter_cycle(fresh, t);
+  pv = pue_of(*snap, "2m");
+  EXPECT_FALSE(pv && pv->it_coverage) << "no history reaching back 2 minutes";
+
+  // Restarted 100 s later: the daemon ran for less than half of the 2-minute window, so no PUE
+  // for it yet, though its coverage is stated.
+  Rig late(kEnergySite);
+  EXPECT_EQ(restore_energy_windows(late.model(), path(), at_s(300)).restored, 2u);
+  for (int t = 300; t <= 310; ++t) snap = meter_cycle(late, t);
+  pv = pue_of(*snap, "2m");
+  ASSERT_TRUE(pv && pv->it_coverage);
+  EXPECT_LT(*pv->it_coverage, 0.5);
+  EXPECT_FALSE(pv->pue);
+}
+
+TEST(EnergyRestore, FractionalLostTimeBeforeARestartDoesNotWithholdThePue) {
+  // Lost and down device-seconds are sums that began long before (these bases are from an
+  // older gap). The restart adds 30 s to both; their differences then round apart
+  // (1 - 30.000000000000004/120 against 1 - 30/120): the window must still count as fully
+  // covered while the daemon ran.
+  Rig rig(kEnergySite);
+  std::vector<EnergyGridPoint> fac, it;
+  for (int t = 0; t <= 200; t += 10) {
+    fac.push_back({at_s(t), 4000.0 * t, 123.802, 27.637});
+    it.push_back({at_s(t), 3200.0 * t, 123.802, 27.637});
+  }
+  EXPECT_EQ(rig.model().restore_energy("s1", "facility_total", fac, at_s(230)), fac.size());
+  EXPECT_EQ(rig.model().restore_energy("s1", "it_at_ups_output", it, at_s(230)), it.size());
+  std::shared_ptr<const FacilitySnapshot> snap;
+  for (int t = 230; t <= 240; ++t) snap = meter_cycle(rig, t);
+  const PueValue* pv = pue_of(*snap, "2m");
+  ASSERT_TRUE(pv && pv->it_coverage);
+  EXPECT_DOUBLE_EQ(*pv->it_coverage, 0.75);
+  ASSERT_TRUE(pv->pue);
+  EXPECT_NEAR(*pv->pue, 1.25, 1e-9);
+}
+
+TEST_F(HistoryDbTest, EnergyGridOfOtherDevicesIsNeitherRestoredNorContinued) {
+  auto db = HistoryDb::open_writer(path());
+  auto p = [](int t, double j) { return EnergyGridPoint{at_s(t), j, 0, 0}; };
+  db->write_energy("s1", {"facility_total", "main", {p(0, 0), p(10, 40000)}});
+  EXPECT_EQ(db->energy_members("s1", "facility_total"), "main");
+  EXPECT_EQ(db->read_energy("s1", "facility_total", 0).size(), 2u);
+  // The role now counts other meters: the old rows are gone, the new ones start over.
+  db->write_energy("s1", {"facility_total", "main,main2", {p(20, 0)}});
+  EXPECT_EQ(db->energy_members("s1", "facility_total"), "main,main2");
+  const auto rows = db->read_energy("s1", "facility_total", 0);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].t, at_s(20));
+  db.reset();
+  // A model whose role counts only "main" restores nothing from them.
+  Rig rig(kEnergySite);
+  const auto r = restore_energy_windows(rig.model(), path(), at_s(30));
+  EXPECT_EQ(r.series, 2u);
+  EXPECT_EQ(r.restored, 0u);
+}
+
+TEST_F(HistoryDbTest, EnergyGridKeepsWhatTheWindowsNeed) {
+  auto db = HistoryDb::open_writer(path());
+  const std::int64_t now = 1'750'000'000 / 300 * 300;
+  std::vector<EnergyGridPoint> pts;
+  for (std::int64_t t = now - 3 * 86400; t <= now; t += 10) {
+    pts.push_back({TimePoint(std::chrono::seconds(t)), double(t - now), 0, 0});
+  }
+  db->write_energy("s1", {"facility_total", "main", pts});
+  db->prune_energy(now, 2 * 86400);  // the longest window: 2 days
+  const auto rows = db->read_energy("s1", "facility_total", 0);
+  std::size_t fine = 0, coarse = 0;
+  for (const auto& r : rows) {
+    const auto t = std::chrono::duration_cast<std::chrono::seconds>(r.t.time_since_epoch()).count();
+    EXPECT_GE(t, now - 2 * 86400 - 600) << "nothing older than the longest window";
+    if (t < now - 25 * 3600 - 600) {
+      EXPECT_EQ(t % 300, 0) << "only 5-minute points beyond 25 h";
+      ++coarse;
+    } else {
+      ++fine;
+    }
+  }
+  EXPECT_EQ(fine, std::size_t((25 * 3600 + 600) / 10 + 1));
+  EXPECT_GT(coarse, 250u);
+}
+
 TEST_F(HistoryDbTest, WriterFailsClearlyWithoutItsDirectory) {
   Rig rig(kHistorySite);
   HistoryWriter w(std::make_shared<const Config>(rig.config()),
