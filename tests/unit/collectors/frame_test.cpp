@@ -67,8 +67,17 @@ TEST(Frame, AReplyToAnEarlierRequestIsStaleNotMalformed) {
   EXPECT_EQ(find_reply(Framing::kTcp, std::span(late).first(9), 9, 9, RegisterKind::kInput, 1, f,
                        16),
             FrameStatus::kIncomplete);
+  // The window includes its last transaction: 16 requests ago is still inside a window of 16
+  // (taking it for malformed would drop a healthy connection after a run of timeouts, and the
+  // reply now on its way with it), and 1 ago inside the smallest window.
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 16, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kStale);
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 1, 9, RegisterKind::kInput, 1, f, 1),
+            FrameStatus::kStale);
   // Outside the window (or with no window, or from the future) it stays malformed.
   EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 17, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 2, 9, RegisterKind::kInput, 1, f, 1),
             FrameStatus::kMalformed);
   EXPECT_EQ(find_reply(Framing::kTcp, late, 9, 9, RegisterKind::kInput, 1, f),
             FrameStatus::kMalformed);
@@ -80,6 +89,8 @@ TEST(Frame, AReplyToAnEarlierRequestIsStaleNotMalformed) {
   wrapped[1] = 0xFF;
   EXPECT_EQ(find_reply(Framing::kTcp, wrapped, 1, 9, RegisterKind::kInput, 1, f, 16),
             FrameStatus::kStale);
+  EXPECT_EQ(find_reply(Framing::kTcp, wrapped, 15, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kStale);  // 0xFFFF is 16 requests before 15: the window's edge
   // A bad MBAP length is never skipped over: malformed.
   Bytes lying = late;
   lying[5] = 255;
