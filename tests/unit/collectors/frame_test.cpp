@@ -167,6 +167,32 @@ TEST(Frame, AWrongRtuByteCountIsMalformedWithoutWaitingForItsBytes) {
             FrameStatus::kIncomplete);
 }
 
+TEST(Frame, ATooSmallRtuByteCountIsMalformedEvenWithAGoodCrc) {
+  // A read of 2 holding registers answered with one: byte count 2 instead of 4, and a CRC that
+  // is correct for those 7 bytes. Too small is as wrong as too large: reading the frame length
+  // from the request instead would wait for 2 bytes that never come (a timeout, not a malformed
+  // reply), or take them from whatever comes next on the line.
+  Bytes r{1, 3, 2, 0x00, 0x2A};
+  const std::uint16_t crc = crc16(r);
+  r.push_back(crc & 0xFF);
+  r.push_back(crc >> 8);
+  ReplyFrame f;
+  EXPECT_EQ(find_reply(Framing::kRtu, r, 0, 1, RegisterKind::kHolding, 2, f),
+            FrameStatus::kMalformed);
+  EXPECT_NE(f.error.find("byte count 2"), std::string::npos) << f.error;
+  // The byte count alone is enough to tell.
+  EXPECT_EQ(find_reply(Framing::kRtu, std::span(r).first(3), 0, 1, RegisterKind::kHolding, 2, f),
+            FrameStatus::kMalformed);
+  // Bits likewise: 10 coils take 2 bytes, not 1.
+  Bytes coils{1, 1, 1, 0b10100101};
+  const std::uint16_t c2 = crc16(coils);
+  coils.push_back(c2 & 0xFF);
+  coils.push_back(c2 >> 8);
+  EXPECT_EQ(find_reply(Framing::kRtu, coils, 0, 1, RegisterKind::kCoil, 10, f),
+            FrameStatus::kMalformed);
+  EXPECT_NE(f.error.find("byte count 1"), std::string::npos) << f.error;
+}
+
 TEST(Frame, ParseReadReplyIsStrictAboutByteCount) {
   std::uint16_t v[3] = {};
   const Bytes regs{3, 6, 0, 1, 0, 2, 0xAB, 0xCD};
