@@ -67,8 +67,17 @@ TEST(Frame, AReplyToAnEarlierRequestIsStaleNotMalformed) {
   EXPECT_EQ(find_reply(Framing::kTcp, std::span(late).first(9), 9, 9, RegisterKind::kInput, 1, f,
                        16),
             FrameStatus::kIncomplete);
+  // The window includes its last transaction: 16 requests ago is still inside a window of 16
+  // (taking it for malformed would drop a healthy connection after a run of timeouts, and the
+  // reply now on its way with it), and 1 ago inside the smallest window.
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 16, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kStale);
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 1, 9, RegisterKind::kInput, 1, f, 1),
+            FrameStatus::kStale);
   // Outside the window (or with no window, or from the future) it stays malformed.
   EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 17, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kMalformed);
+  EXPECT_EQ(find_reply(Framing::kTcp, late, 7 + 2, 9, RegisterKind::kInput, 1, f, 1),
             FrameStatus::kMalformed);
   EXPECT_EQ(find_reply(Framing::kTcp, late, 9, 9, RegisterKind::kInput, 1, f),
             FrameStatus::kMalformed);
@@ -80,6 +89,8 @@ TEST(Frame, AReplyToAnEarlierRequestIsStaleNotMalformed) {
   wrapped[1] = 0xFF;
   EXPECT_EQ(find_reply(Framing::kTcp, wrapped, 1, 9, RegisterKind::kInput, 1, f, 16),
             FrameStatus::kStale);
+  EXPECT_EQ(find_reply(Framing::kTcp, wrapped, 15, 9, RegisterKind::kInput, 1, f, 16),
+            FrameStatus::kStale);  // 0xFFFF is 16 requests before 15: the window's edge
   // A bad MBAP length is never skipped over: malformed.
   Bytes lying = late;
   lying[5] = 255;
@@ -154,6 +165,32 @@ TEST(Frame, AWrongRtuByteCountIsMalformedWithoutWaitingForItsBytes) {
   const Bytes coils{1, 1, 2};  // 10 coils need 2 bytes: fine so far
   EXPECT_EQ(find_reply(Framing::kRtu, coils, 0, 1, RegisterKind::kCoil, 10, f),
             FrameStatus::kIncomplete);
+}
+
+TEST(Frame, ATooSmallRtuByteCountIsMalformedEvenWithAGoodCrc) {
+  // A read of 2 holding registers answered with one: byte count 2 instead of 4, and a CRC that
+  // is correct for those 7 bytes. Too small is as wrong as too large: reading the frame length
+  // from the request instead would wait for 2 bytes that never come (a timeout, not a malformed
+  // reply), or take them from whatever comes next on the line.
+  Bytes r{1, 3, 2, 0x00, 0x2A};
+  const std::uint16_t crc = crc16(r);
+  r.push_back(crc & 0xFF);
+  r.push_back(crc >> 8);
+  ReplyFrame f;
+  EXPECT_EQ(find_reply(Framing::kRtu, r, 0, 1, RegisterKind::kHolding, 2, f),
+            FrameStatus::kMalformed);
+  EXPECT_NE(f.error.find("byte count 2"), std::string::npos) << f.error;
+  // The byte count alone is enough to tell.
+  EXPECT_EQ(find_reply(Framing::kRtu, std::span(r).first(3), 0, 1, RegisterKind::kHolding, 2, f),
+            FrameStatus::kMalformed);
+  // Bits likewise: 10 coils take 2 bytes, not 1.
+  Bytes coils{1, 1, 1, 0b10100101};
+  const std::uint16_t c2 = crc16(coils);
+  coils.push_back(c2 & 0xFF);
+  coils.push_back(c2 >> 8);
+  EXPECT_EQ(find_reply(Framing::kRtu, coils, 0, 1, RegisterKind::kCoil, 10, f),
+            FrameStatus::kMalformed);
+  EXPECT_NE(f.error.find("byte count 1"), std::string::npos) << f.error;
 }
 
 TEST(Frame, ParseReadReplyIsStrictAboutByteCount) {

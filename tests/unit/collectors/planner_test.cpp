@@ -60,6 +60,23 @@ TEST(Planner, RespectsProtocolAndDeviceCaps) {
   for (const auto& r : plan_reads(p, o)) EXPECT_LE(r.count, 50);
 }
 
+TEST(Planner, ADeviceCapAboveTheProtocolLimitStillReadsAtMost125) {
+  // The config refuses max_registers_per_read above 125, but the planner holds the protocol
+  // limit on its own (PlanOptions): a conforming device answers a read of 126 registers with
+  // exception 3, and every poll of those points would fail.
+  std::vector<PointSpec> p;
+  for (int a = 0; a < 200; ++a) p.push_back(pt(RegisterKind::kInput, std::uint16_t(a)));
+  for (int cap : {126, 200, 1000}) {
+    PlanOptions o;
+    o.max_registers = cap;
+    const auto plan = plan_reads(p, o);
+    ASSERT_EQ(plan.size(), 2u) << cap;
+    EXPECT_EQ(plan[0].count, 125) << cap;  // exactly the limit is allowed
+    EXPECT_EQ(plan[1].address, 125) << cap;
+    EXPECT_EQ(plan[1].count, 75) << cap;
+  }
+}
+
 TEST(Planner, MultiRegisterValueIsNeverSplit) {
   // A float64 at 122..125 cannot start in a read that ends at 124.
   std::vector<PointSpec> p{pt(RegisterKind::kHolding, 0),

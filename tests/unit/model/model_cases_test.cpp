@@ -101,7 +101,11 @@ INSTANTIATE_TEST_SUITE_P(
                      OverloadState::kCritical},
         // Exactly the derated capacity: 3520 / 4400 = 0.8 (warning); headroom 0 is no risk.
         FailoverCase{"at_derated", "c80", 1760, 1760, 3520, 0.8, 0, false,
-                     OverloadState::kWarning}),
+                     OverloadState::kWarning},
+        // Exactly the critical threshold: 4180 / 4400 = 0.95 (in doubles too) is critical, as
+        // 0.8 above is warning; 4400 - 4180 = +220 W without derating.
+        FailoverCase{"at_critical", "c100", 2090, 2090, 4180, 0.95, 220, false,
+                     OverloadState::kCritical}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Failover, SingleFeedCabinetHasNoFailoverHeadroom) {
@@ -436,6 +440,24 @@ TEST(Hysteresis, CriticalStepsDownOnlyBelowItsBandAndOnlyToWarning) {
     EXPECT_EQ(cabinet_of(site_of(*snap, "s"), "c").overload, st.expected)
         << "t=" << st.t << ": " << st.why;
   }
+}
+
+// Critical from exactly the threshold after the hold time, as the alert says ("critical from
+// 95.0 %"): 4,180 W of 4,400 W is 0.95 (FailoverTable's at_critical case: the instantaneous level).
+TEST(Hysteresis, HeldAtExactlyTheCriticalThresholdIsCritical) {
+  Rig rig(kHysteresisSite);
+  rig.put("ca", watts(4180), at_s(0));
+  EXPECT_EQ(cabinet_of(site_of(*rig.update(at_s(0)), "s"), "c").overload, OverloadState::kOk)
+      << ">= 0.95 since t=0, held 0 s";
+  rig.put("ca", watts(4180), at_s(60));
+  const auto snap = rig.update(at_s(60));
+  const auto& cs = cabinet_of(site_of(*snap, "s"), "c");
+  // Exactly, in doubles too (both are the double nearest 0.95): a hair above would prove nothing.
+  ASSERT_EQ(cs.utilization.value_or(0), cs.cabinet->overload.critical);
+  EXPECT_EQ(cs.overload, OverloadState::kCritical) << "held 60 s: critical";
+  const AlertState* a = alert_of(*snap, "cabinet_overload", "c");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->severity, "critical");
 }
 
 TEST(Hysteresis, ClearedAlertIsForgottenAfterItsRetention) {
