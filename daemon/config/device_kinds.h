@@ -4,9 +4,15 @@
 // rooms and the site), the Prometheus exposition and the MQTT renderer (its name) and the
 // simulator (what it generates).
 //
-// A new kind (a UPS, say): its descriptor file under kinds/ and its line in kinds/kinds.def. If it
-// contributes to the model in a way no kind does yet, the model needs a new Contribution too
-// (daemon/model/site.cpp); the simulator gives it values by its Contribution.
+// A new kind that contributes as an existing one does (another rack sensor, a meter role): its
+// descriptor file under kinds/ and its line in kinds/kinds.def, nothing else. A kind that
+// contributes in a way no kind did (a new Contribution) is a new aggregate that every stage
+// shows: the UPS (commit fb91694) touched 12 existing production files besides its line, each a
+// stage that gained a concept: config (this header's enum, devices.cpp placement, facility.cpp/.h
+// its settings section, points.h its point names), the model (model.h its snapshot, internal.h,
+// site.cpp, state.cpp its alert states; its logic in the new model/ups.cpp), and the sinks
+// (prometheus/facility_metrics.cpp its families, mqtt/render.cpp/.h its topic). The simulator
+// gives it values by its Contribution.
 //
 // Thread-safety: constants.
 #pragma once
