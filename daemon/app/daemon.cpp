@@ -142,7 +142,7 @@ void Daemon::start() {
                  cfg->daemon.auth.username_source, cfg->daemon.auth.password_source);
   }
   try {
-    start_pipeline(cfg);
+    start_pipeline(cfg, poll_plan_of(*cfg));
   } catch (...) {
     // ~Daemon does nothing for a daemon that never started: undo here what did start (the
     // history writer's thread, the listener), so nothing outlives the failure half-running.
@@ -153,8 +153,14 @@ void Daemon::start() {
   started_ = true;
 }
 
-void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, bool keep_polling) {
+void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, PollPlan plan,
+                            bool keep_polling) {
   const ShardSettings& shard = cfg->daemon.shard;
+  if (shard.sharded()) {
+    std::size_t all = 0;
+    for (const auto& s : cfg->sites) all += s.devices.size();
+    spdlog::info("shard {}: polling {} of {} devices", shard.text(), plan.device_ids.size(), all);
+  }
   std::shared_ptr<CollectorStats> stats;
   if (keep_polling && polling_) {
     std::lock_guard lock(src_mu_);
@@ -162,15 +168,9 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, bool keep_polling
   } else {
     keep_polling = false;
     stats = std::make_shared<CollectorStats>();
-    polling_ = std::make_unique<PollingService>(poll_plan_of(*cfg), store_, *stats, nullptr,
+    plan_ = plan;
+    polling_ = std::make_unique<PollingService>(std::move(plan), store_, *stats, nullptr,
                                                 &transitions_);
-  }
-  if (shard.sharded()) {
-    const Config poll_cfg = devices_of_shard(*cfg);
-    std::size_t mine = 0, all = 0;
-    for (const auto& s : poll_cfg.sites) mine += s.devices.size();
-    for (const auto& s : cfg->sites) all += s.devices.size();
-    spdlog::info("shard {}: polling {} of {} devices", shard.text(), mine, all);
   }
 
   ensure_state_dir(*cfg);
@@ -268,8 +268,8 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
   }
   // Same poll plan (a reload of thresholds, classes, MQTT or history settings, or of nothing):
   // every poller goes on with its connection and schedule; only the model and sinks restart.
-  const bool keep_polling =
-      polling_ && poll_plan_of(*old) == poll_plan_of(*cfg);
+  PollPlan next = poll_plan_of(*cfg);
+  const bool keep_polling = polling_ && next == plan_;
   spdlog::info(keep_polling ? "reload: the poll plan is unchanged: every device keeps its poller, "
                               "connection and schedule"
                             : "reload: devices, endpoints or their settings changed: restarting "
@@ -292,13 +292,13 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
   });
 
   try {
-    start_pipeline(cfg, keep_polling);
+    start_pipeline(cfg, std::move(next), keep_polling);
   } catch (const std::exception& e) {
     spdlog::error("reload: cannot start with the new configuration: {}; going back to the "
                   "previous one", e.what());
     stop_pipeline(keep_polling);
     try {
-      start_pipeline(old, keep_polling);
+      start_pipeline(old, poll_plan_of(*old), keep_polling);
     } catch (const std::exception& again) {
       // Nothing is polling now; the caller stops the daemon and exits (the service manager
       // restarts it) rather than run a listener over a dead pipeline.

@@ -35,6 +35,7 @@
 #include "daemon/logging/logging.h"
 #include "daemon/model/model.h"
 #include "daemon/polling/collector_stats.h"
+#include "daemon/polling/polling.h"
 #include "daemon/readings/readings.h"
 #include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/sinks/sink.h"
@@ -45,7 +46,6 @@ namespace http {
 class Server;
 }
 class HttpGate;
-class PollingService;
 class PrometheusSink;
 
 struct DaemonOptions {
@@ -96,9 +96,11 @@ class Daemon {
   std::size_t endpoint_count() const;
 
  private:
-  // keep_polling: the running PollingService (and its statistics) polls on unchanged -- a
-  // reload whose poll plan is the same (make_poll_plan).
-  void start_pipeline(std::shared_ptr<const Config> config, bool keep_polling = false);
+  // `plan`: the configuration's poll plan (poll_plan_of). keep_polling: the running
+  // PollingService (and its statistics) polls on unchanged -- a reload whose poll plan is the
+  // same as the running one.
+  void start_pipeline(std::shared_ptr<const Config> config, PollPlan plan,
+                      bool keep_polling = false);
   void stop_pipeline(bool keep_polling = false);
   void teardown();  // stop_pipeline() and close the listener
   void model_loop();
@@ -123,6 +125,7 @@ class Daemon {
 
   // The pipeline of one configuration (owning thread and model thread only).
   std::unique_ptr<PollingService> polling_;
+  PollPlan plan_;  // what polling_ runs (a reload compares the new configuration's with it)
   std::unique_ptr<FacilityModel> model_;
 
   // The listener and the exposition it serves: kept across reloads. The gate (authentication,

@@ -24,36 +24,21 @@ import harness as h  # noqa: E402
 
 
 def write_config(wd, src, g1, g2, tty):
-    cabs = "\n".join(f"              - {{id: c{i}, status: sold}}" for i in range(1, 7))
+    cabs = [f"{{id: c{i}, status: sold}}" for i in range(1, 7)]
     devs = []
     for i in range(1, 7):
         ep, base = (f"tcp://127.0.0.1:{g1}", 0) if i <= 3 else (f"rtu-over-tcp://127.0.0.1:{g2}", 3)
         for j, feed in enumerate("AB"):
             unit = 2 * (i - base) - 1 + j
-            devs.append(f"      - {{id: c{i}-pdu-{feed.lower()}, kind: pdu, profile: generic-pdu-1ph, "
+            devs.append(f"{{id: c{i}-pdu-{feed.lower()}, kind: pdu, profile: generic-pdu-1ph, "
                         f"endpoint: \"{ep}\", unit: {unit}, cabinet: c{i}, feed: {feed}}}")
     for unit, role in ((1, "facility_total"), (2, "it_total")):
-        devs.append(f"      - {{id: meter-{role}, kind: meter, role: {role}, profile: generic-energy-meter, "
+        devs.append(f"{{id: meter-{role}, kind: meter, role: {role}, profile: generic-energy-meter, "
                     f"endpoint: \"rtu://{tty}\", unit: {unit}}}")
-    text = f"""daemon: {{listen: "127.0.0.1:10044", stale_after_intervals: 3}}
-mqtt: {{enabled: false}}
-defaults: {{interval: 1s, timeout: 300ms, retries: 1}}
-profiles_dir: {os.path.join(os.path.abspath(src), "config", "profiles")}
-endpoints:
-  - {{endpoint: "rtu://{tty}", baud: 19200, parity: even}}
-sites:
-  - id: s1
-    rooms:
-      - id: r1
-        rows:
-          - id: w1
-            cabinets:
-{cabs}
-    devices:
-""" + "\n".join(devs) + "\n"
+    extra = f"endpoints:\n  - {{endpoint: \"rtu://{tty}\", baud: 19200, parity: even}}\n"
     path = os.path.join(wd, "facilityd.yaml")
     with open(path, "w") as f:
-        f.write(text)
+        f.write(h.one_row_site(src, cabs, devs, extra=extra))
     return path
 
 
