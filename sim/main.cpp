@@ -45,6 +45,8 @@ constexpr const char* kFooter = R"(Faults (--fault DEVICE_ID=SPEC, repeatable; S
   illegal:ADDR   exception 2 for any read covering register ADDR (0-based; 12 or 0x0c)
   trailing:N     N junk bytes after every reply (a gateway quirk)
   duplicate      every reply sent twice (a gateway quirk)
+  on_battery     a UPS reports its output on battery (a mains failure): its on_battery point
+                 is 1 and its output_source is battery (the profile needs one of them)
   none           clear (useful in a --fault-file)
 A --fault-file holds one DEVICE_ID=SPEC per line ('#' comments); it is re-read whenever it
 changes, so a test can make a device fail and recover while the simulator runs.
@@ -87,6 +89,7 @@ Fault merge(Fault a, const Fault& b) {
   a.delay = std::max(a.delay, b.delay);
   a.trailing = std::max(a.trailing, b.trailing);
   a.duplicate |= b.duplicate;
+  a.on_battery |= b.on_battery;
   a.illegal_addresses.insert(b.illegal_addresses.begin(), b.illegal_addresses.end());
   return a;
 }

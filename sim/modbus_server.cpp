@@ -94,11 +94,12 @@ std::string Fault::describe() const {
   if (trailing > 0) add("trailing:" + std::to_string(trailing));
   if (duplicate) add("duplicate");
   for (std::uint16_t a : illegal_addresses) add("illegal:" + std::to_string(a));
+  if (on_battery) add("on_battery");
   return s.empty() ? "none" : s;
 }
 
 std::optional<std::string> parse_fault(std::string_view spec, Fault& out) {
-  if (trim(spec).empty()) return "empty fault (expected silent, busy, close, delay:DUR, illegal:ADDR, trailing:N, duplicate)";
+  if (trim(spec).empty()) return "empty fault (expected silent, busy, close, delay:DUR, illegal:ADDR, trailing:N, duplicate, on_battery)";
   while (!spec.empty()) {
     const auto comma = spec.find(',');
     const std::string_view item = trim(spec.substr(0, comma));
@@ -111,6 +112,8 @@ std::optional<std::string> parse_fault(std::string_view spec, Fault& out) {
       out.close = true;
     } else if (item == "duplicate") {
       out.duplicate = true;
+    } else if (item == "on_battery") {
+      out.on_battery = true;
     } else if (item.starts_with("trailing:")) {
       const std::string arg(item.substr(9));
       unsigned n = 0;
@@ -141,8 +144,8 @@ std::optional<std::string> parse_fault(std::string_view spec, Fault& out) {
       out.illegal_addresses.insert(*addr);
     } else {
       return "unknown fault \"" + std::string(item) +
-             "\" (expected silent, busy, close, delay:DUR, illegal:ADDR, trailing:N, duplicate "
-             "or none)";
+             "\" (expected silent, busy, close, delay:DUR, illegal:ADDR, trailing:N, duplicate, "
+             "on_battery or none)";
     }
   }
   return std::nullopt;

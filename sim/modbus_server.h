@@ -85,17 +85,20 @@ struct Fault {
   bool silent = false;  // never answer; the client must time out
   bool close = false;   // close the connection as soon as a request for this unit arrives
   std::set<std::uint16_t> illegal_addresses;  // exception 2 for any read covering one of these
+  // Not a transport fault: a UPS reports a mains failure, its output on battery. The Simulator
+  // applies it to the device's values (Simulator::set_fault); the server ignores it.
+  bool on_battery = false;
 
   bool empty() const {
     return delay.count() == 0 && !busy && !silent && !close && illegal_addresses.empty() &&
-           trailing == 0 && !duplicate;
+           trailing == 0 && !duplicate && !on_battery;
   }
   std::string describe() const;  // e.g. "delay:500ms,busy"; "none" if empty
 };
 
 // Parses a comma-separated fault list: "silent", "busy", "close", "delay:500ms" (any duration
 // parse_duration accepts, or plain milliseconds), "illegal:ADDR" (0-based, decimal or 0x hex),
-// "none". Merges into *out. Returns an error message, or nullopt on success.
+// "on_battery", "none". Merges into *out. Returns an error message, or nullopt on success.
 std::optional<std::string> parse_fault(std::string_view spec, Fault& out);
 
 struct ServerStats {

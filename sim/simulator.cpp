@@ -13,8 +13,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/config/points.h"
+
 namespace facility::sim {
 namespace {
+
+// The value a point of a UPS on battery reports instead of its own: on_battery 1, the
+// output_source code named "battery"; nullopt for every other point.
+std::optional<double> on_battery_value(const modbus::PointSpec& spec) {
+  if (spec.name == points::kOnBattery) return 1.0;
+  if (spec.name != points::kOutputSource) return std::nullopt;
+  for (const auto& [code, name] : spec.enum_names) {
+    if (name == "battery") return static_cast<double>(code);
+  }
+  return std::nullopt;
+}
 
 bool is_loopback(const std::string& host) {
   if (host == "localhost") return true;
@@ -227,13 +240,45 @@ void Simulator::set_fault(const std::string& device_id, const Fault& fault) {
     throw SimulatorError("no served device \"" + device_id + "\"");
   }
   const Served& s = served_[it->second];
-  server_.set_fault(s.port, s.unit, fault);
+  if (fault.on_battery) {
+    const Device& d = *config_->all_devices()[s.device_index];
+    const auto& pts = d.profile->points;
+    if (d.kind != DeviceKind::kUps ||
+        std::none_of(pts.begin(), pts.end(),
+                     [](const ProfilePoint& p) { return on_battery_value(p.spec).has_value(); })) {
+      throw SimulatorError("on_battery: device \"" + device_id +
+                           "\" is not a UPS whose profile has an on_battery or output_source "
+                           "point with a battery state");
+    }
+  }
+  {
+    const std::lock_guard lock(fault_mu_);
+    if (fault.on_battery) {
+      on_battery_.insert(it->second);
+    } else {
+      on_battery_.erase(it->second);
+    }
+  }
+  Fault transport = fault;
+  transport.on_battery = false;
+  server_.set_fault(s.port, s.unit, transport);
 }
 
 Truth Simulator::update(double wall_now) {
   Truth truth = model_.at(sim_time(wall_now));
-  for (const Served& s : served_) {
+  std::set<std::size_t> on_battery;
+  {
+    const std::lock_guard lock(fault_mu_);
+    on_battery = on_battery_;
+  }
+  for (std::size_t si = 0; si < served_.size(); ++si) {
+    const Served& s = served_[si];
     DeviceTruth& dt = truth.devices[s.device_index];
+    if (on_battery.count(si)) {
+      for (std::size_t j = 0; j < s.codecs.size(); ++j) {
+        if (auto v = on_battery_value(s.codecs[j].spec())) dt.points[j].second = *v;
+      }
+    }
     UnitImage img = s.blank;
     for (std::size_t j = 0; j < s.codecs.size(); ++j) {
       const modbus::PointCodec& codec = s.codecs[j];

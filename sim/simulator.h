@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -76,7 +78,8 @@ class Simulator {
   double sim_time(double wall) const { return wall_start_ + speed_ * (wall - wall_start_); }
 
   // Replaces the fault of one device (an empty Fault clears it). Throws SimulatorError for an
-  // unknown or unserved device.
+  // unknown or unserved device, and for on_battery on a device that is not a UPS or whose
+  // profile has neither an `on_battery` nor an `output_source` register point.
   void set_fault(const std::string& device_id, const Fault& fault);
 
   struct EndpointInfo {
@@ -120,6 +123,8 @@ class Simulator {
   std::vector<EndpointInfo> endpoints_;
   std::vector<Served> served_;
   std::map<std::string, std::size_t> served_by_id_;  // device id -> index into served_
+  mutable std::mutex fault_mu_;
+  std::set<std::size_t> on_battery_;  // served_ indices with the on_battery fault (fault_mu_)
   std::vector<std::string> warnings_;
 };
 

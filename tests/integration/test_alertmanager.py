@@ -7,7 +7,8 @@ Alertmanager (Debian's prometheus-alertmanager 0.25), issue 15:
   * a cabinet's CabinetFailoverRisk and CabinetPowerHigh are inhibited while the same cabinet's
     critical CabinetOverload fires, and only then: another cabinet's failover risk is not, and
     the muted ones become active once the overload resolves; the critical inlet and cooling
-    alerts mute their warnings on the same subject;
+    alerts mute their warnings on the same subject, and a UPS's critical UpsOverload its
+    UpsOverload warning (not another UPS's, nor its own UpsRuntimeLow warning);
   * the receivers get notifications (webhooks to the test) for what is active, never for an
     inhibited alert.
 """
@@ -114,6 +115,10 @@ def main():
                   sensor="rs-10", room="2F-A", row="A03"),
             alert("CoolingRedundancyLost", "critical", room="2F-A", redundancy="n"),
             alert("CoolingRedundancyLost", "warning", room="2F-A", redundancy="n_plus_1"),
+            alert("UpsOverload", "critical", ups="ups-1"),
+            alert("UpsOverload", "warning", ups="ups-1"),
+            alert("UpsOverload", "warning", ups="ups-2"),
+            alert("UpsRuntimeLow", "warning", ups="ups-1"),
         ]
         # The critical alerts first, as Prometheus fires them (CabinetOverload's `for` is 1m,
         # the warnings' 5m or 10m): Alertmanager's inhibitor learns of a source alert
@@ -129,7 +134,7 @@ def main():
                 out = {}
                 for a in json.load(r):
                     l = a["labels"]
-                    key = (l["alertname"], l["severity"], l.get("cabinet") or l.get("room"))
+                    key = (l["alertname"], l["severity"], l.get("cabinet") or l.get("room") or l.get("ups"))
                     out[key] = (a["status"]["state"], a["status"]["inhibitedBy"])
                 return out
 
@@ -142,6 +147,10 @@ def main():
             ("InletTemperatureOutOfRange", "warning", "2FA-A03-10"): "suppressed",
             ("CoolingRedundancyLost", "critical", "2F-A"): "active",
             ("CoolingRedundancyLost", "warning", "2F-A"): "suppressed",
+            ("UpsOverload", "critical", "ups-1"): "active",
+            ("UpsOverload", "warning", "ups-1"): "suppressed",
+            ("UpsOverload", "warning", "ups-2"): "active",
+            ("UpsRuntimeLow", "warning", "ups-1"): "active",
         }
 
         def settled():
@@ -163,7 +172,7 @@ def main():
             for path, payload in Hooks.received:
                 for a in payload["alerts"]:
                     l = a["labels"]
-                    seen[(l["alertname"], l["severity"], l.get("cabinet") or l.get("room"))] = path
+                    seen[(l["alertname"], l["severity"], l.get("cabinet") or l.get("room") or l.get("ups"))] = path
             return seen if len(seen) >= 4 else None
 
         try:

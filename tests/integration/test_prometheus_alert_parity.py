@@ -11,6 +11,11 @@ rating is a warning there, where the fixed 0.95 of the rules before issue 15 sai
   * s1  4.4 kW, feeds A/B, load 1.04: cabinet_overload critical, cabinet_failover_risk
   * t1  inlet 30 degC: inlet_temperature warning; t2 inlet 34 degC: critical
   * room r1: two 12 kW cooling units for about 16 kW of IT: cooling_redundancy warning (N+1)
+  * three UPSs, each carrying a third of the site's IT load (about 5.5 kW, +-10 % over the day),
+    with facility.ups.overload at warning 0.50, critical 1.20 (wide, so that the daily swing
+    cannot change a severity): u-crit rated 3 kW (load about 1.9): ups_overload critical;
+    u-warn rated 7 kW (about 0.8): warning; u-batt rated 40 kW, on battery (facility-sim
+    --fault u-batt=on_battery: its output_source reads battery): ups_on_battery critical
 
 For each alert of facilityd (the retained MQTT alert topics) and each alert rule of the shipped
 file, the rule's expression is evaluated in Prometheus (its condition, without waiting for its
@@ -31,12 +36,18 @@ KINDS = {"CabinetPowerHigh": ("cabinet_overload", "cabinet"),
          "CabinetOverload": ("cabinet_overload", "cabinet"),
          "CabinetFailoverRisk": ("cabinet_failover_risk", "cabinet"),
          "InletTemperatureOutOfRange": ("inlet_temperature", "cabinet"),
-         "CoolingRedundancyLost": ("cooling_redundancy", "room")}
+         "CoolingRedundancyLost": ("cooling_redundancy", "room"),
+         "UpsOnBattery": ("ups_on_battery", "ups"),
+         "UpsOnBypass": ("ups_on_bypass", "ups"),
+         "UpsOverload": ("ups_overload", "ups"),
+         "UpsRuntimeLow": ("ups_runtime_low", "ups")}
 RANK = {"warning": 1, "critical": 2}
 EXPECTED = {("cabinet_overload", "g1"): "warning", ("cabinet_overload", "s1"): "critical",
             ("cabinet_failover_risk", "s1"): "warning",
             ("inlet_temperature", "t1"): "warning", ("inlet_temperature", "t2"): "critical",
-            ("cooling_redundancy", "r1"): "warning"}
+            ("cooling_redundancy", "r1"): "warning",
+            ("ups_overload", "u-crit"): "critical", ("ups_overload", "u-warn"): "warning",
+            ("ups_on_battery", "u-batt"): "critical"}
 
 
 def config(src, port):
@@ -49,6 +60,7 @@ facility:
   overload: {{hold: 2s}}
   failover: {{hold: 2s}}
   inlet: {{hold: 2s}}
+  ups: {{overload: {{warning: 0.50, critical: 1.20, hold: 2s}}, on_battery: {{hold: 2s}}}}
 cabinet_classes:
   - {{id: gpu-wide, rated_kw: 8.8, feeds: [A], overload: {{warning: 0.80, critical: 1.20}}}}
 sites:
@@ -72,6 +84,9 @@ sites:
       - {{id: t2-env, kind: rack_sensor, profile: generic-rack-sensor, {ep}, unit: 7, cabinet: t2, simulate: {{inlet_c: 34}}}}
       - {{id: crah-1, kind: cooling, profile: generic-crah, {ep}, unit: 8, room: r1, capacity_kw: 12}}
       - {{id: crah-2, kind: cooling, profile: generic-crah, {ep}, unit: 9, room: r1, capacity_kw: 12}}
+      - {{id: u-crit, kind: ups, profile: generic-ups, {ep}, unit: 10, rated_kw: 3}}
+      - {{id: u-warn, kind: ups, profile: generic-ups, {ep}, unit: 11, rated_kw: 7}}
+      - {{id: u-batt, kind: ups, profile: generic-ups, {ep}, unit: 12, rated_kw: 40}}
 """
 
 
@@ -86,14 +101,15 @@ def main():
     with open(rules_path) as f:
         rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]
                  if r.get("alert") in KINDS]
-    c.check(len(rules) == 7, f"the shipped rules of facilityd's alert kinds ({len(rules)})")
+    c.check(len(rules) == 13, f"the shipped rules of facilityd's alert kinds ({len(rules)})")
 
     with h.workspace("alert-parity") as (wd, procs):
         sim_port, fd_port = h.free_ports(2)
         cfg = os.path.join(wd, "facilityd.yaml")
         with open(cfg, "w") as f:
             f.write(config(src, sim_port))
-        procs.start("sim", [os.path.join(build, "facility-sim"), "--config", cfg])
+        procs.start("sim", [os.path.join(build, "facility-sim"), "--config", cfg,
+                            "--fault", "u-batt=on_battery"])
         h.wait_port(sim_port)
         mqtt_port = h.start_mosquitto(procs, wd)
         sub = h.Subscriber(procs, mqtt_port, "facility/+/alert/#")
@@ -146,6 +162,16 @@ def main():
                                             'facility_cabinet_utilization_ratio{cabinet="g1"}')}
         c.check(util.get("g1", 0) >= 0.95,
                 f"g1 is at {util.get('g1')} of its rating: a fixed 0.95 would call it critical")
+        ups = {(s["metric"]["__name__"], s["metric"]["ups"], s["metric"].get("source")):
+               float(s["value"][1]) for s in h.prometheus_query(
+                   prom_port, '{__name__=~"facility_ups_load_ratio|facility_ups_on_battery|'
+                              'facility_ups_output_source"}')}
+        print(f"  UPS series: {sorted(ups.items())}")
+        c.check(ups.get(("facility_ups_output_source", "u-batt", "battery")) == 1 and
+                ups.get(("facility_ups_on_battery", "u-batt", None)) == 1 and
+                ups.get(("facility_ups_on_battery", "u-warn", None)) == 0,
+                "u-batt (facility-sim's on_battery fault) reports its output on battery, "
+                "the others on line")
         rc = procs.stop("facilityd")
         c.check(rc == 0, f"facilityd stops cleanly (rc {rc})")
     return c.finish()

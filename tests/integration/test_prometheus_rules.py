@@ -21,7 +21,9 @@ REQUIRED_ALERTS = {"CabinetPowerHigh", "CabinetOverload", "CabinetFailoverRisk",
                    "SiteHeadroomLow",
                    # issue 15
                    "CoolingRedundancyLost", "FacilitydTargetDown", "FacilitydMqttDisconnected",
-                   "FacilitydHistoryDown", "ModbusEndpointDown", "FacilitydSnapshotStale"}
+                   "FacilitydHistoryDown", "ModbusEndpointDown", "FacilitydSnapshotStale",
+                   # issue 15: facilityd's UPS alerts
+                   "UpsOnBattery", "UpsOnBypass", "UpsOverload", "UpsRuntimeLow"}
 RUNBOOK_PREFIX = "file:///usr/share/doc/facilityd/docs/prometheus.md#"
 
 

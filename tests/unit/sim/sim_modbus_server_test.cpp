@@ -462,6 +462,11 @@ TEST(ParseFault, AcceptsEveryKindAndCombinations) {
   EXPECT_TRUE(f.duplicate);
   EXPECT_FALSE(f.empty());
   EXPECT_EQ(f.describe(), "delay:250ms,trailing:6,duplicate");
+  EXPECT_FALSE(parse_fault("none", f));
+  EXPECT_FALSE(parse_fault("on_battery", f));
+  EXPECT_TRUE(f.on_battery);
+  EXPECT_FALSE(f.empty());
+  EXPECT_EQ(f.describe(), "on_battery");
   EXPECT_TRUE(parse_fault("trailing:0", f));
   EXPECT_TRUE(parse_fault("trailing:251", f));
   EXPECT_TRUE(parse_fault("trailing:x", f));

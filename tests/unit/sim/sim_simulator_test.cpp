@@ -261,6 +261,58 @@ TEST(Simulator, FaultsApplyPerDevice) {
   EXPECT_THROW(sim.set_fault("nope", silent), SimulatorError);
 }
 
+std::shared_ptr<const Profile> ups_profile() {
+  auto p = std::make_shared<Profile>();
+  p->name = "ups";
+  p->points = {point("active_power", RegisterKind::kInput, 0, DataType::kUInt16, "W"),
+               point("output_source", RegisterKind::kInput, 1, DataType::kUInt16, "none"),
+               point("on_battery", RegisterKind::kDiscreteInput, 0, DataType::kBool, "none")};
+  p->points[1].spec.enum_names = {{0, "normal"}, {1, "battery"}, {2, "bypass"}};
+  return p;
+}
+
+// facility-sim --fault UPS=on_battery: the UPS reports its output on battery (a mains failure)
+// until the fault is cleared; it answers as before. Only a UPS with such a point takes it.
+TEST(Simulator, OnBatteryFaultPutsAUpsOnBattery) {
+  auto cfg = make_config();
+  Device u;
+  u.id = "ups-1";
+  u.site = "s1";
+  u.kind = DeviceKind::kUps;
+  u.profile = ups_profile();
+  u.endpoint = Endpoint{"tcp", "127.0.0.1", 15901};
+  u.unit = 20;
+  u.rated_w = 10000;
+  cfg->sites[0].devices.push_back(u);
+  Simulator sim(cfg, ephemeral(), kT0);
+  Truth t = sim.update(kT0);
+  EXPECT_EQ(truth_point(t, "ups-1", "output_source"), 0.0);
+  EXPECT_EQ(truth_point(t, "ups-1", "on_battery"), 0.0);
+  sim.start();
+  auto c = connect(sim.bound_port("tcp://127.0.0.1:15901"), 20);
+
+  Fault on_battery;
+  on_battery.on_battery = true;
+  sim.set_fault("ups-1", on_battery);
+  t = sim.update(kT0 + 1);
+  EXPECT_EQ(truth_point(t, "ups-1", "output_source"), 1.0);
+  EXPECT_EQ(truth_point(t, "ups-1", "on_battery"), 1.0);
+  EXPECT_GT(truth_point(t, "ups-1", "active_power"), 0.0);
+  std::uint16_t regs[2];
+  std::uint8_t bit = 0;
+  ASSERT_EQ(modbus_read_input_registers(c.get(), 0, 2, regs), 2);  // it still answers
+  EXPECT_EQ(regs[1], 1);
+  ASSERT_EQ(modbus_read_input_bits(c.get(), 0, 1, &bit), 1);
+  EXPECT_EQ(bit, 1);
+
+  sim.set_fault("ups-1", Fault{});
+  t = sim.update(kT0 + 2);
+  EXPECT_EQ(truth_point(t, "ups-1", "output_source"), 0.0);
+  ASSERT_EQ(modbus_read_input_registers(c.get(), 0, 2, regs), 2);
+  EXPECT_EQ(regs[1], 0);
+  EXPECT_THROW(sim.set_fault("pdu-a", on_battery), SimulatorError);
+}
+
 TEST(Simulator, RefusesNonLoopbackEndpoints) {
   try {
     Simulator sim(make_config("10.1.2.3"), ephemeral(), kT0);
