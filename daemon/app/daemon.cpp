@@ -268,8 +268,8 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
   }
   // Same poll plan (a reload of thresholds, classes, MQTT or history settings, or of nothing):
   // every poller goes on with its connection and schedule; only the model and sinks restart.
-  PollPlan next = poll_plan_of(*cfg);
-  const bool keep_polling = polling_ && next == plan_;
+  PollPlan plan = poll_plan_of(*cfg);
+  const bool keep_polling = polling_ && plan == plan_;
   spdlog::info(keep_polling ? "reload: the poll plan is unchanged: every device keeps its poller, "
                               "connection and schedule"
                             : "reload: devices, endpoints or their settings changed: restarting "
@@ -292,7 +292,7 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
   });
 
   try {
-    start_pipeline(cfg, std::move(next), keep_polling);
+    start_pipeline(cfg, std::move(plan), keep_polling);
   } catch (const std::exception& e) {
     spdlog::error("reload: cannot start with the new configuration: {}; going back to the "
                   "previous one", e.what());
