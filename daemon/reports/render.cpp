@@ -152,12 +152,19 @@ Section capacity_section(const Report& r) {
   return s;
 }
 
+// The utilisation bands' names in JSON (the numbers are the default thresholds).
+constexpr const char* kBandNames[] = {"below_40", "40_to_80", "80_to_95", "95_and_above"};
+
 // Utilisation bands, the top cabinets, overload incidents, negative failover headroom.
 Section cabinets_section(const Report& r) {
   Section s{"cabinets", "Cabinets", {}, {}, {}};
-  const char* names[] = {"below_40", "40_to_80", "80_to_95", "95_and_above"};
-  const char* labels[] = {"< 40 % of rated at p95", "40-80 %", "80-95 %", ">= 95 %"};
-  for (int i = 0; i < 4; ++i) s.items.push_back(count_item(names[i], labels[i], r.bands[std::size_t(i)]));
+  // 80 % and 95 % are the default overload warning and critical; each cabinet is banded by its
+  // own (its class's), like the histogram above.
+  const char* labels[] = {"< 40 % of rated at p95", "40 % to warning (80 % by default)",
+                          "warning to critical (80-95 % by default)",
+                          ">= critical (95 % by default)"};
+  for (int i = 0; i < 4; ++i)
+    s.items.push_back(count_item(kBandNames[i], labels[i], r.bands[std::size_t(i)]));
   s.items.push_back(count_item("no_data", "In use, no power data", r.bands_no_data));
   s.items.push_back(count_item("overload_incidents", "Overload incidents", r.incidents));
   s.items.push_back(item("overload_duration", "Overload duration (all cabinets)",
@@ -500,7 +507,16 @@ nlohmann::json json_cabinets(const Report& r) {
                     {"failover_headroom_min_w", jnum(c.failover_min_w)},
                     {"failover_negative_s", c.failover_neg_s},
                     {"in_use", c.in_use},
-                    {"idle", c.idle}});
+                    {"idle", c.idle},
+                    {"overload_warning", c.warning},
+                    {"overload_critical", c.critical},
+                    {"band", c.band >= 0 ? json(kBandNames[c.band]) : json(nullptr)}});
+  }
+  json by_band = json::array();
+  for (const auto& bin : r.histogram_bands) {
+    json b = json::object();
+    for (std::size_t k = 0; k < 4; ++k) b[kBandNames[k]] = bin[k];
+    by_band.push_back(b);
   }
   auto ids = [&](const std::vector<std::size_t>& v) {
     json a = json::array();
@@ -514,6 +530,7 @@ nlohmann::json json_cabinets(const Report& r) {
             {"95_and_above", r.bands[3]},
             {"no_data", r.bands_no_data}}},
           {"utilization_histogram_p95", r.histogram},
+          {"utilization_histogram_p95_by_band", by_band},
           {"top_by_peak_utilization", ids(r.top)},
           {"negative_failover_headroom", ids(r.failover_negative)},
           {"overload_incidents", r.incidents},
@@ -706,27 +723,39 @@ std::string chart_power(const Report& r) {
   return os.str();
 }
 
+// Each bar is stacked by band, in the band's colour: the bands are those of the table (each
+// cabinet's own warning and critical), so a cabinet has the same band in both.
 std::string chart_histogram(const Report& r) {
   std::ostringstream os;
   os << svg_open("chart-utilisation",
-                 "Utilisation histogram: cabinets in use by p95 utilisation, 10 % bins");
+                 "Utilisation histogram: cabinets in use by p95 utilisation, 10 % bins, coloured "
+                 "by band (each cabinet's own warning and critical thresholds)");
   int ymax = 1;
   for (int n : r.histogram) ymax = std::max(ymax, n);
   const Scale s{0, 12, 0, double(ymax)};
   os << axes(s, "cabinets", false);
   for (int i = 0; i < 12; ++i) {
-    const int n = r.histogram[std::size_t(i)];
-    const double u = i / 10.0;
-    const char* band = u < 0.4 ? "b0" : u < 0.8 ? "b1" : u < 0.9 ? "b2" : "b3";
     const double x = s.x(i) + 2, w = s.x(i + 1) - s.x(i) - 4;
-    os << "<rect class=\"bar " << band << "\" x=\"" << num(x, 1) << "\" y=\"" << num(s.y(n), 1)
-       << "\" width=\"" << num(w, 1) << "\" height=\"" << num(s.y(0) - s.y(n), 1) << "\"/>";
+    int below = 0;
+    for (int b = 0; b < 4; ++b) {
+      const int n = r.histogram_bands[std::size_t(i)][std::size_t(b)];
+      if (n == 0) continue;
+      os << "<rect class=\"bar b" << b << "\" x=\"" << num(x, 1) << "\" y=\""
+         << num(s.y(below + n), 1) << "\" width=\"" << num(w, 1) << "\" height=\""
+         << num(s.y(below) - s.y(below + n), 1) << "\"><title>" << n << " " << kBandNames[b]
+         << "</title></rect>";
+      below += n;
+    }
     os << "<text class=\"tick\" x=\"" << num(x + w / 2, 1) << "\" y=\"" << kH - kB + 16
        << "\" text-anchor=\"middle\">" << (i == 11 ? std::string("110+") : std::to_string(i * 10))
        << "</text>";
   }
   os << "<text class=\"tick\" x=\"" << kW - kR << "\" y=\"" << kH - 4
      << "\" text-anchor=\"end\">p95 utilisation, % of rated</text></svg>";
+  os << "<p class=\"legend\"><span class=\"k b0\"></span>&lt; 40 % "
+        "<span class=\"k b1\"></span>40 % to warning <span class=\"k b2\"></span>warning to "
+        "critical <span class=\"k b3\"></span>&gt;= critical (each cabinet's own thresholds; "
+        "80 % and 95 % by default)</p>";
   return os.str();
 }
 
@@ -766,7 +795,8 @@ height:auto;display:block}.axis{stroke:#333}.grid{stroke:#ddd}.tick{font-size:11
 polyline{fill:none;stroke-width:1.5}.avg{stroke:#1f5fbf}.peak{stroke:#d9822b}.it{stroke:#2a9d4b;
 stroke-dasharray:4 2}.plan{stroke:#777;stroke-dasharray:6 3}.actual{stroke:#1f5fbf}
 .rated{stroke:#b00;stroke-dasharray:2 2}.reserve{stroke:#b60;stroke-dasharray:6 2}
-.bar.b0{fill:#9ab}.bar.b1{fill:#2a9d4b}.bar.b2{fill:#d9822b}.bar.b3{fill:#b00}
+.bar.b0,.k.b0{fill:#9ab;background:#9ab}.bar.b1,.k.b1{fill:#2a9d4b;background:#2a9d4b}
+.bar.b2,.k.b2{fill:#d9822b;background:#d9822b}.bar.b3,.k.b3{fill:#b00;background:#b00}
 .legend{font-size:.85rem}.k{display:inline-block;width:1.2em;height:.25em;margin:0 .3em .2em 1em;
 background:#999}.k.avg,.k.actual{background:#1f5fbf}.k.peak{background:#d9822b}
 .k.it{background:#2a9d4b}.k.plan{background:#777}

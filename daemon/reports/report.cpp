@@ -256,6 +256,8 @@ std::unordered_map<std::string, std::size_t> fill_inventory(const Site& site, Re
     f.room = c.room;
     f.status = to_string(c.status);
     f.rated_w = c.rated_w;
+    f.warning = c.overload.warning;
+    f.critical = c.overload.critical;
     index.emplace(c.id, r.cabinets.size());
     r.cabinets.push_back(std::move(f));
     r.rated_w += c.rated_w;
@@ -456,6 +458,15 @@ void fill_cabinet(const CabinetInterval& s, std::vector<float>& avgs, CabinetFig
   f.idle = s.known_s > 0 && s.powered_s <= 0;
 }
 
+// The band of a p95 utilisation `u` with a cabinet's own overload thresholds: 0 below 40 %,
+// 1 from 40 % to warning, 2 from warning to critical, 3 at or above critical (the thresholds
+// win over the fixed 40 %: a cabinet above its warning is never "below 40 %").
+int utilisation_band(double u, double warning, double critical) {
+  if (u >= critical) return 3;
+  if (u >= warning) return 2;
+  return u < 0.40 ? 0 : 1;
+}
+
 // The cabinets section, and the stranded power and idle cabinets that come from the same loop.
 void fill_cabinets(CabinetRows& cr, Report& r) {
   double stranded_w = 0;
@@ -469,9 +480,11 @@ void fill_cabinets(CabinetRows& cr, Report& r) {
         ++r.bands_no_data;
         ++r.stranded_unknown;
       } else {
-        const double u = f.p95_util;
-        ++r.bands[u < 0.40 ? 0 : u < 0.80 ? 1 : u < 0.95 ? 2 : 3];
-        ++r.histogram[std::size_t(std::clamp(int(std::floor(u * 10)), 0, 11))];
+        f.band = utilisation_band(f.p95_util, f.warning, f.critical);
+        const auto bin = std::size_t(std::clamp(int(std::floor(f.p95_util * 10)), 0, 11));
+        ++r.bands[std::size_t(f.band)];
+        ++r.histogram[bin];
+        ++r.histogram_bands[bin][std::size_t(f.band)];
         // An overloaded cabinet strands nothing; it does not give capacity back either.
         stranded_w += std::max(0.0, f.rated_w - f.p95_w);
         ++r.stranded_cabinets;

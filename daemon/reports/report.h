@@ -58,6 +58,10 @@ struct CabinetFigures {
   double failover_min_w = kNaN, failover_neg_s = 0;
   bool in_use = false;  // powered at some time in the period, or sold
   bool idle = false;    // delivered, measured, and never powered in the period
+  // The cabinet's own overload thresholds (its class's, else the defaults), as ratios of rated
+  // power: the utilisation bands and the histogram's colours use them.
+  double warning = 0.80, critical = 0.95;
+  int band = -1;  // 0 < 40 %, 1 40 % to warning, 2 warning to critical, 3 >= critical; -1 none
 };
 
 struct ReportGap {
@@ -127,9 +131,14 @@ struct ReportCapacity {
 
 struct ReportCabinets {
   std::vector<CabinetFigures> cabinets;  // in inventory order
-  std::array<int, 4> bands{};            // < 40 %, 40-80 %, 80-95 %, >= 95 % at p95 (in use)
+  // Cabinets in use by p95 utilisation: < 40 %, 40 % to warning, warning to critical,
+  // >= critical, with each cabinet's own thresholds (80 % and 95 % by default).
+  std::array<int, 4> bands{};
   int bands_no_data = 0;                 // in use, but no power known in the period
   std::array<int, 12> histogram{};       // p95 utilisation, 10 % bins, the last >= 110 %
+  // The same bins split by band: a bin may hold cabinets of two bands (90-100 % holds 92 % in
+  // warning-critical and 96 % in >= critical with the defaults); each is drawn in its colour.
+  std::array<std::array<int, 4>, 12> histogram_bands{};
   std::vector<std::size_t> top;          // indexes into cabinets: top 10 by peak utilisation
   std::vector<std::size_t> failover_negative;  // indexes: lowest failover headroom < 0
   int incidents = 0;
