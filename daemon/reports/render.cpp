@@ -90,7 +90,14 @@ std::string powered_note(const Report& r) {
 // How much of the period the history covers, and its gaps.
 Section coverage_section(const Report& r) {
   Section s{"coverage", "Data coverage", {}, {}, {}};
-  s.items.push_back(ratio_item("recorded", "Recorded (the daemon was running)", r.coverage_recorded));
+  s.items.push_back(ratio_item("recorded", "Recorded (of the period)", r.coverage_recorded));
+  s.items.push_back(ratio_item("recorded_since_history_start",
+                               "Recorded since the history starts (the daemon was running)",
+                               r.coverage_recorded_history));
+  if (r.before_history_s > 0) {
+    s.items.push_back(item("before_history", "Before the history starts (not recorded)",
+                           duration(r.before_history_s), r.before_history_s, "s"));
+  }
   s.items.push_back(ratio_item("cabinet_power", "Cabinet power known (cabinet-time)",
                                r.coverage_cabinet_power));
   s.items.push_back(ratio_item("capacity", "Every cabinet's power known (site sum)",
@@ -99,16 +106,17 @@ Section coverage_section(const Report& r) {
   s.items.push_back(ratio_item("facility_power", "Facility power known", r.coverage_facility));
   s.items.push_back(ratio_item("pue", "IT and facility power both known (PUE)", r.coverage_pue));
   s.items.push_back(ratio_item("cooling_headroom", "Cooling headroom known", r.coverage_cooling));
-  s.items.push_back(item("gaps", "Gaps (no data)", std::to_string(r.gap_count) + ", " +
-                                                       duration(r.gap_total_s) + " in total",
+  s.items.push_back(item("gaps", "Gaps (no data, since the history starts)",
+                         std::to_string(r.gap_count) + ", " + duration(r.gap_total_s) + " in total",
                          r.gap_total_s, "s"));
   Table t{"gaps", "Longest gaps", {"from", "length"}, {}};
   for (const auto& g : r.gaps) t.rows.push_back({format_utc(g.start), duration(double(g.seconds))});
   if (!t.rows.empty()) s.tables.push_back(t);
-  if (r.history_start && *r.history_start > r.requested_from) {
+  if (r.history_start && *r.history_start > r.requested_from && *r.history_start < r.to) {
     s.notes.push_back("The history starts at " + format_utc(*r.history_start) +
-                      ", after the start of the requested period (" +
-                      format_utc(r.requested_from) + ").");
+                      ", after the start of the requested period (" + format_utc(r.requested_from) +
+                      "): \"recorded since the history starts\" is of the " +
+                      duration(r.history_period_s) + " since then.");
   }
   if (r.coverage_recorded < 0.999) {
     s.notes.push_back("Figures below are computed over the recorded time only; nothing is "
@@ -295,9 +303,36 @@ std::string period_line(const Report& r) {
          "; generated " + format_utc(r.generated_at);
 }
 
+// How the period covered differs from the one requested, and why; "" when it does not.
+std::string period_note(const Report& r) {
+  if (r.requested_from == r.from && r.requested_to == r.to) return "";
+  std::vector<std::string> why;
+  if (r.from > r.requested_from) why.emplace_back("the default period starts with the history");
+  const char* unit = r.resolution_s == 60 ? "minute" : "hour";
+  if (r.from < r.requested_from) why.push_back(std::string("from the start of the ") + unit);
+  if (r.to > r.requested_to) why.push_back(std::string("to the end of the ") + unit);
+  if (r.requested_to > r.generated_at) {
+    why.emplace_back("ending when the report was generated: nothing later is recorded");
+  }
+  std::string s = "Requested " + format_utc(r.requested_from) + " to " +
+                  format_utc(r.requested_to) + "; covered " + format_utc(r.from) + " to " +
+                  format_utc(r.to);
+  for (std::size_t i = 0; i < why.size(); ++i) s += (i ? "; " : " (") + why[i];
+  return s + (why.empty() ? "." : ").");
+}
+
+// The lines under the title: the period, how it differs from the request, what to do.
+std::vector<std::string> head_lines(const Report& r) {
+  std::vector<std::string> v{period_line(r)};
+  if (auto n = period_note(r); !n.empty()) v.push_back(n);
+  if (!r.hint.empty()) v.push_back("No data: " + r.hint);
+  return v;
+}
+
 std::string render_text(const Report& r, const std::vector<Section>& doc) {
   std::ostringstream os;
-  os << header_line(r) << "\n" << period_line(r) << "\n";
+  os << header_line(r) << "\n";
+  for (const auto& l : head_lines(r)) os << l << "\n";
   for (const auto& s : doc) {
     os << "\n" << s.title << "\n" << std::string(s.title.size(), '-') << "\n";
     std::size_t w = 0;
@@ -338,7 +373,8 @@ std::string md_escape(const std::string& s) {
 
 std::string render_markdown(const Report& r, const std::vector<Section>& doc) {
   std::ostringstream os;
-  os << "# " << header_line(r) << "\n\n" << period_line(r) << "\n";
+  os << "# " << header_line(r) << "\n";
+  for (const auto& l : head_lines(r)) os << "\n" << l << "\n";
   for (const auto& s : doc) {
     os << "\n## " << s.title << "\n\n| | |\n|---|---:|\n";
     for (const auto& i : s.items) os << "| " << md_escape(i.label) << " | " << i.value << " |\n";
@@ -429,7 +465,9 @@ nlohmann::json json_period(const Report& r) {
           {"from_utc", format_utc(r.from)},
           {"to_utc", format_utc(r.to)},
           {"requested_from", r.requested_from},
+          {"requested_to", r.requested_to},
           {"history_start", r.history_start ? json(*r.history_start) : json(nullptr)},
+          {"history_end", r.history_end ? json(*r.history_end) : json(nullptr)},
           {"resolution_s", r.resolution_s},
           {"rows", r.rows},
           {"generated_at", r.generated_at}};
@@ -442,6 +480,10 @@ nlohmann::json json_coverage(const Report& r) {
   return {{"period_s", r.period_s},
           {"recorded_s", r.recorded_s},
           {"recorded", r.coverage_recorded},
+          {"history_period_s", r.history_period_s},
+          {"before_history_s", r.before_history_s},
+          {"recorded_since_history_start", jnum(r.coverage_recorded_history)},
+          {"hint", r.hint.empty() ? json(nullptr) : json(r.hint)},
           {"cabinet_power", r.coverage_cabinet_power},
           {"capacity", r.coverage_capacity},
           {"it_power", r.coverage_it},
@@ -807,8 +849,9 @@ std::string render_html(const Report& r, const std::vector<Section>& doc) {
   std::ostringstream os;
   os << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
      << esc(header_line(r)) << "</title><style>" << kCss << "</style></head><body>\n";
-  os << "<h1>" << esc(header_line(r)) << "</h1><p class=\"meta\">" << esc(period_line(r))
-     << "</p>\n";
+  os << "<h1>" << esc(header_line(r)) << "</h1>";
+  for (const auto& l : head_lines(r)) os << "<p class=\"meta\">" << esc(l) << "</p>";
+  os << "\n";
   for (const auto& s : doc) {
     os << "<section id=\"" << s.key << "\"><h2>" << esc(s.title) << "</h2>\n";
     if (s.key == "capacity") os << "<h3>Power over time</h3>" << chart_power(r);

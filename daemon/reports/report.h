@@ -45,7 +45,7 @@ struct ReportRequest {
   std::string site;
   std::optional<std::int64_t> from, to;  // unix seconds; default: the last 30 days
   std::optional<Resolution> resolution;  // default: minutes for periods up to 7 days
-  std::int64_t now = 0;                  // unix seconds (injected)
+  std::int64_t now = 0;                  // unix seconds (injected); no period ends after it
 };
 
 struct CabinetFigures {
@@ -97,19 +97,28 @@ struct SeriesPoint {
 
 struct ReportHeader {
   std::string site, site_name, ownership, currency;
-  std::int64_t from = 0, to = 0, requested_from = 0, generated_at = 0;
-  std::optional<std::int64_t> history_start;
+  std::int64_t from = 0, to = 0, requested_from = 0, requested_to = 0, generated_at = 0;
+  std::optional<std::int64_t> history_start, history_end;  // the site's oldest and newest row
+  // What to do when the period has no data at all (an empty history, or one that does not
+  // reach the period); empty otherwise.
+  std::string hint;
   int resolution_s = 60;
   std::int64_t rows = 0;
 };
 
 struct ReportCoverage {
   double period_s = 0, recorded_s = 0;
-  double coverage_recorded = 0;        // the daemon was running and recording
+  // The part of the period from where the history starts (the whole period when it starts
+  // before; 0 without any history), and the part before it.
+  double history_period_s = 0, before_history_s = 0;
+  double coverage_recorded = 0;             // recorded_s / period_s
+  double coverage_recorded_history = kNaN;  // recorded_s / history_period_s: the daemon ran
   double coverage_cabinet_power = 0;   // cabinet-seconds with known power / cabinet-seconds
   double coverage_capacity = 0;        // seconds with every cabinet's power known
   double coverage_it = 0, coverage_facility = 0, coverage_pue = 0, coverage_cooling = 0;
-  std::vector<ReportGap> gaps;         // longest first, at most 10
+  // Intervals without any record after the history starts, from the minute rows where they
+  // exist (whatever the resolution), else the hourly rows. Longest first, at most 10.
+  std::vector<ReportGap> gaps;
   int gap_count = 0;
   double gap_total_s = 0;
 };
