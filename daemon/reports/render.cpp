@@ -304,8 +304,12 @@ std::string period_line(const Report& r) {
 }
 
 // How the period covered differs from the one requested, and why; "" when it does not.
+// (A difference of seconds, which the times below do not show, is not one.)
 std::string period_note(const Report& r) {
-  if (r.requested_from == r.from && r.requested_to == r.to) return "";
+  if (format_utc(r.requested_from) == format_utc(r.from) &&
+      format_utc(r.requested_to) == format_utc(r.to)) {
+    return "";
+  }
   std::vector<std::string> why;
   if (r.from > r.requested_from) why.emplace_back("the default period starts with the history");
   const char* unit = r.resolution_s == 60 ? "minute" : "hour";

@@ -558,6 +558,13 @@ TEST_F(ReportTest, APeriodNeverEndsInTheFuture) {
   const auto j = nlohmann::json::parse(render_report(r, ReportFormat::kJson));
   EXPECT_EQ(j["period"]["to"], req.now);
   EXPECT_EQ(j["period"]["requested_to"], *req.to);
+  // Seconds dropped to start at a whole minute are not worth a note.
+  req.from = req.now - 3600 + 17;
+  req.to = req.now;
+  req.resolution = Resolution::kMinute;
+  EXPECT_EQ(render_report(compute_report(*db, *cfg_, req), ReportFormat::kText).find("Requested"),
+            std::string::npos);
+  req.resolution.reset();
   req.from = req.now + 60;  // all of it in the future
   EXPECT_THROW(compute_report(*db, *cfg_, req), ReportError);
 }
