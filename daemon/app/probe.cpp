@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -20,6 +19,7 @@
 #include "collectors/modbus/serial_poller.h"
 #include "daemon/config/config.h"
 #include "daemon/polling/polling.h"
+#include "daemon/readings/decimal.h"
 #include "facilityd_paths.h"
 
 #include <nlohmann/json.hpp>
@@ -84,16 +84,19 @@ std::string hex_words(const std::vector<std::uint16_t>& w, bool bits) {
   return os.str();
 }
 
+// A value and its enum name: the decimal it stands for, without binary floating-point noise
+// (2277 x 0.1 is "227.7", not "227.70000000000002"; daemon/readings/decimal.h).
+std::string number_text(const modbus::PolledValue& v) {
+  std::string s = decimal_text(*v.value);
+  if (!v.text.empty()) s += " (" + v.text + ")";
+  return s;
+}
+
 std::string format_value(const modbus::PolledValue& v, const modbus::PointSpec& p) {
   if (v.unreadable) return "UNREADABLE";
   if (p.type == modbus::DataType::kString) return v.text.empty() ? "(n/a)" : "\"" + v.text + "\"";
   if (!v.value) return "(n/a)";
-  // Shortest text that reads back as the same double: exact, and short for round numbers.
-  char buf[64];
-  const auto res = std::to_chars(buf, buf + sizeof buf, *v.value);
-  std::string s(buf, res.ptr);
-  if (!v.text.empty()) s += " (" + v.text + ")";
-  return s;
+  return number_text(v);
 }
 
 std::shared_ptr<const Profile> find_profile(const ProbeOptions& opt, std::ostream& err) {
@@ -238,12 +241,7 @@ std::string source_of(const Profile* profile, std::size_t i, const modbus::Devic
 std::string format_number(const modbus::PolledValue& v) {
   if (v.unreadable) return "UNREADABLE";
   if (!v.value) return v.text.empty() ? "(n/a)" : "\"" + v.text + "\"";
-  // Shortest text that reads back as the same double: exact, and short for round numbers.
-  char buf[64];
-  const auto res = std::to_chars(buf, buf + sizeof buf, *v.value);
-  std::string s(buf, res.ptr);
-  if (!v.text.empty()) s += " (" + v.text + ")";
-  return s;
+  return number_text(v);
 }
 
 // The table of points: name, value, unit, raw registers, address (read points, then derived).
@@ -280,7 +278,8 @@ nlohmann::json points_json(const modbus::PollResult& r, const Profile* profile,
   for (std::size_t i = 0; i < r.values.size(); ++i) {
     const auto& v = r.values[i];
     json p{{"name", v.name},
-           {"value", v.value && std::isfinite(*v.value) ? json(*v.value) : json(nullptr)},
+           {"value",
+            v.value && std::isfinite(*v.value) ? json(round_significant(*v.value)) : json(nullptr)},
            {"unit", v.unit},
            {"unreadable", v.unreadable},
            {"source", source_of(profile, i, spec)}};

@@ -30,7 +30,8 @@ CLI::App* add_report_subcommand(CLI::App& app, ReportCliOptions& opt) {
   cmd->add_option("--from", opt.from,
                   "Start (UTC): YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], or -30d / -12h / -90m from "
                   "now; default 30 days before --to, or where the history starts if later");
-  cmd->add_option("--to", opt.to, "End (UTC, exclusive), same forms; default now");
+  cmd->add_option("--to", opt.to,
+                  "End (UTC, exclusive), same forms; default now, and never after now");
   cmd->add_option("-f,--format", opt.format,
                   "text, markdown, csv, json or html (default: from --output's extension, else "
                   "text)");
@@ -38,7 +39,8 @@ CLI::App* add_report_subcommand(CLI::App& app, ReportCliOptions& opt) {
   cmd->add_option("--db", opt.db,
                   "History database (default: <daemon.state_dir>/history.sqlite)");
   cmd->add_option("--resolution", opt.resolution,
-                  "minute or hour (default: minutes for periods up to 7 days, else hours)");
+                  "minute or hour (default: minutes for periods up to 7 days that the minute "
+                  "rows cover from where the history starts, else hours)");
   cmd->footer("Exit status: 0 when the report was written, 1 when it could not be (the "
               "configuration, the history database, the period or the output file), 2 for a "
               "bad command line.");

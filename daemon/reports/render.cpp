@@ -90,7 +90,14 @@ std::string powered_note(const Report& r) {
 // How much of the period the history covers, and its gaps.
 Section coverage_section(const Report& r) {
   Section s{"coverage", "Data coverage", {}, {}, {}};
-  s.items.push_back(ratio_item("recorded", "Recorded (the daemon was running)", r.coverage_recorded));
+  s.items.push_back(ratio_item("recorded", "Recorded (of the period)", r.coverage_recorded));
+  s.items.push_back(ratio_item("recorded_since_history_start",
+                               "Recorded since the history starts (the daemon was running)",
+                               r.coverage_recorded_history));
+  if (r.before_history_s > 0) {
+    s.items.push_back(item("before_history", "Before the history starts (not recorded)",
+                           duration(r.before_history_s), r.before_history_s, "s"));
+  }
   s.items.push_back(ratio_item("cabinet_power", "Cabinet power known (cabinet-time)",
                                r.coverage_cabinet_power));
   s.items.push_back(ratio_item("capacity", "Every cabinet's power known (site sum)",
@@ -99,16 +106,17 @@ Section coverage_section(const Report& r) {
   s.items.push_back(ratio_item("facility_power", "Facility power known", r.coverage_facility));
   s.items.push_back(ratio_item("pue", "IT and facility power both known (PUE)", r.coverage_pue));
   s.items.push_back(ratio_item("cooling_headroom", "Cooling headroom known", r.coverage_cooling));
-  s.items.push_back(item("gaps", "Gaps (no data)", std::to_string(r.gap_count) + ", " +
-                                                       duration(r.gap_total_s) + " in total",
+  s.items.push_back(item("gaps", "Gaps (no data, since the history starts)",
+                         std::to_string(r.gap_count) + ", " + duration(r.gap_total_s) + " in total",
                          r.gap_total_s, "s"));
   Table t{"gaps", "Longest gaps", {"from", "length"}, {}};
   for (const auto& g : r.gaps) t.rows.push_back({format_utc(g.start), duration(double(g.seconds))});
   if (!t.rows.empty()) s.tables.push_back(t);
-  if (r.history_start && *r.history_start > r.requested_from) {
+  if (r.history_start && *r.history_start > r.requested_from && *r.history_start < r.to) {
     s.notes.push_back("The history starts at " + format_utc(*r.history_start) +
-                      ", after the start of the requested period (" +
-                      format_utc(r.requested_from) + ").");
+                      ", after the start of the requested period (" + format_utc(r.requested_from) +
+                      "): \"recorded since the history starts\" is of the " +
+                      duration(r.history_period_s) + " since then.");
   }
   if (r.coverage_recorded < 0.999) {
     s.notes.push_back("Figures below are computed over the recorded time only; nothing is "
@@ -152,12 +160,19 @@ Section capacity_section(const Report& r) {
   return s;
 }
 
+// The utilisation bands' names in JSON (the numbers are the default thresholds).
+constexpr const char* kBandNames[] = {"below_40", "40_to_80", "80_to_95", "95_and_above"};
+
 // Utilisation bands, the top cabinets, overload incidents, negative failover headroom.
 Section cabinets_section(const Report& r) {
   Section s{"cabinets", "Cabinets", {}, {}, {}};
-  const char* names[] = {"below_40", "40_to_80", "80_to_95", "95_and_above"};
-  const char* labels[] = {"< 40 % of rated at p95", "40-80 %", "80-95 %", ">= 95 %"};
-  for (int i = 0; i < 4; ++i) s.items.push_back(count_item(names[i], labels[i], r.bands[std::size_t(i)]));
+  // 80 % and 95 % are the default overload warning and critical; each cabinet is banded by its
+  // own (its class's), like the histogram above.
+  const char* labels[] = {"< 40 % of rated at p95", "40 % to warning (80 % by default)",
+                          "warning to critical (80-95 % by default)",
+                          ">= critical (95 % by default)"};
+  for (int i = 0; i < 4; ++i)
+    s.items.push_back(count_item(kBandNames[i], labels[i], r.bands[std::size_t(i)]));
   s.items.push_back(count_item("no_data", "In use, no power data", r.bands_no_data));
   s.items.push_back(count_item("overload_incidents", "Overload incidents", r.incidents));
   s.items.push_back(item("overload_duration", "Overload duration (all cabinets)",
@@ -288,9 +303,40 @@ std::string period_line(const Report& r) {
          "; generated " + format_utc(r.generated_at);
 }
 
+// How the period covered differs from the one requested, and why; "" when it does not.
+// (A difference of seconds, which the times below do not show, is not one.)
+std::string period_note(const Report& r) {
+  if (format_utc(r.requested_from) == format_utc(r.from) &&
+      format_utc(r.requested_to) == format_utc(r.to)) {
+    return "";
+  }
+  std::vector<std::string> why;
+  if (r.from > r.requested_from) why.emplace_back("the default period starts with the history");
+  const char* unit = r.resolution_s == 60 ? "minute" : "hour";
+  if (r.from < r.requested_from) why.push_back(std::string("from the start of the ") + unit);
+  if (r.to > r.requested_to) why.push_back(std::string("to the end of the ") + unit);
+  if (r.requested_to > r.generated_at) {
+    why.emplace_back("ending when the report was generated: nothing later is recorded");
+  }
+  std::string s = "Requested " + format_utc(r.requested_from) + " to " +
+                  format_utc(r.requested_to) + "; covered " + format_utc(r.from) + " to " +
+                  format_utc(r.to);
+  for (std::size_t i = 0; i < why.size(); ++i) s += (i ? "; " : " (") + why[i];
+  return s + (why.empty() ? "." : ").");
+}
+
+// The lines under the title: the period, how it differs from the request, what to do.
+std::vector<std::string> head_lines(const Report& r) {
+  std::vector<std::string> v{period_line(r)};
+  if (auto n = period_note(r); !n.empty()) v.push_back(n);
+  if (!r.hint.empty()) v.push_back("No data: " + r.hint);
+  return v;
+}
+
 std::string render_text(const Report& r, const std::vector<Section>& doc) {
   std::ostringstream os;
-  os << header_line(r) << "\n" << period_line(r) << "\n";
+  os << header_line(r) << "\n";
+  for (const auto& l : head_lines(r)) os << l << "\n";
   for (const auto& s : doc) {
     os << "\n" << s.title << "\n" << std::string(s.title.size(), '-') << "\n";
     std::size_t w = 0;
@@ -331,7 +377,8 @@ std::string md_escape(const std::string& s) {
 
 std::string render_markdown(const Report& r, const std::vector<Section>& doc) {
   std::ostringstream os;
-  os << "# " << header_line(r) << "\n\n" << period_line(r) << "\n";
+  os << "# " << header_line(r) << "\n";
+  for (const auto& l : head_lines(r)) os << "\n" << l << "\n";
   for (const auto& s : doc) {
     os << "\n## " << s.title << "\n\n| | |\n|---|---:|\n";
     for (const auto& i : s.items) os << "| " << md_escape(i.label) << " | " << i.value << " |\n";
@@ -422,7 +469,9 @@ nlohmann::json json_period(const Report& r) {
           {"from_utc", format_utc(r.from)},
           {"to_utc", format_utc(r.to)},
           {"requested_from", r.requested_from},
+          {"requested_to", r.requested_to},
           {"history_start", r.history_start ? json(*r.history_start) : json(nullptr)},
+          {"history_end", r.history_end ? json(*r.history_end) : json(nullptr)},
           {"resolution_s", r.resolution_s},
           {"rows", r.rows},
           {"generated_at", r.generated_at}};
@@ -435,6 +484,10 @@ nlohmann::json json_coverage(const Report& r) {
   return {{"period_s", r.period_s},
           {"recorded_s", r.recorded_s},
           {"recorded", r.coverage_recorded},
+          {"history_period_s", r.history_period_s},
+          {"before_history_s", r.before_history_s},
+          {"recorded_since_history_start", jnum(r.coverage_recorded_history)},
+          {"hint", r.hint.empty() ? json(nullptr) : json(r.hint)},
           {"cabinet_power", r.coverage_cabinet_power},
           {"capacity", r.coverage_capacity},
           {"it_power", r.coverage_it},
@@ -500,7 +553,16 @@ nlohmann::json json_cabinets(const Report& r) {
                     {"failover_headroom_min_w", jnum(c.failover_min_w)},
                     {"failover_negative_s", c.failover_neg_s},
                     {"in_use", c.in_use},
-                    {"idle", c.idle}});
+                    {"idle", c.idle},
+                    {"overload_warning", c.warning},
+                    {"overload_critical", c.critical},
+                    {"band", c.band >= 0 ? json(kBandNames[c.band]) : json(nullptr)}});
+  }
+  json by_band = json::array();
+  for (const auto& bin : r.histogram_bands) {
+    json b = json::object();
+    for (std::size_t k = 0; k < 4; ++k) b[kBandNames[k]] = bin[k];
+    by_band.push_back(b);
   }
   auto ids = [&](const std::vector<std::size_t>& v) {
     json a = json::array();
@@ -514,6 +576,7 @@ nlohmann::json json_cabinets(const Report& r) {
             {"95_and_above", r.bands[3]},
             {"no_data", r.bands_no_data}}},
           {"utilization_histogram_p95", r.histogram},
+          {"utilization_histogram_p95_by_band", by_band},
           {"top_by_peak_utilization", ids(r.top)},
           {"negative_failover_headroom", ids(r.failover_negative)},
           {"overload_incidents", r.incidents},
@@ -706,27 +769,39 @@ std::string chart_power(const Report& r) {
   return os.str();
 }
 
+// Each bar is stacked by band, in the band's colour: the bands are those of the table (each
+// cabinet's own warning and critical), so a cabinet has the same band in both.
 std::string chart_histogram(const Report& r) {
   std::ostringstream os;
   os << svg_open("chart-utilisation",
-                 "Utilisation histogram: cabinets in use by p95 utilisation, 10 % bins");
+                 "Utilisation histogram: cabinets in use by p95 utilisation, 10 % bins, coloured "
+                 "by band (each cabinet's own warning and critical thresholds)");
   int ymax = 1;
   for (int n : r.histogram) ymax = std::max(ymax, n);
   const Scale s{0, 12, 0, double(ymax)};
   os << axes(s, "cabinets", false);
   for (int i = 0; i < 12; ++i) {
-    const int n = r.histogram[std::size_t(i)];
-    const double u = i / 10.0;
-    const char* band = u < 0.4 ? "b0" : u < 0.8 ? "b1" : u < 0.9 ? "b2" : "b3";
     const double x = s.x(i) + 2, w = s.x(i + 1) - s.x(i) - 4;
-    os << "<rect class=\"bar " << band << "\" x=\"" << num(x, 1) << "\" y=\"" << num(s.y(n), 1)
-       << "\" width=\"" << num(w, 1) << "\" height=\"" << num(s.y(0) - s.y(n), 1) << "\"/>";
+    int below = 0;
+    for (int b = 0; b < 4; ++b) {
+      const int n = r.histogram_bands[std::size_t(i)][std::size_t(b)];
+      if (n == 0) continue;
+      os << "<rect class=\"bar b" << b << "\" x=\"" << num(x, 1) << "\" y=\""
+         << num(s.y(below + n), 1) << "\" width=\"" << num(w, 1) << "\" height=\""
+         << num(s.y(below) - s.y(below + n), 1) << "\"><title>" << n << " " << kBandNames[b]
+         << "</title></rect>";
+      below += n;
+    }
     os << "<text class=\"tick\" x=\"" << num(x + w / 2, 1) << "\" y=\"" << kH - kB + 16
        << "\" text-anchor=\"middle\">" << (i == 11 ? std::string("110+") : std::to_string(i * 10))
        << "</text>";
   }
   os << "<text class=\"tick\" x=\"" << kW - kR << "\" y=\"" << kH - 4
      << "\" text-anchor=\"end\">p95 utilisation, % of rated</text></svg>";
+  os << "<p class=\"legend\"><span class=\"k b0\"></span>&lt; 40 % "
+        "<span class=\"k b1\"></span>40 % to warning <span class=\"k b2\"></span>warning to "
+        "critical <span class=\"k b3\"></span>&gt;= critical (each cabinet's own thresholds; "
+        "80 % and 95 % by default)</p>";
   return os.str();
 }
 
@@ -766,7 +841,8 @@ height:auto;display:block}.axis{stroke:#333}.grid{stroke:#ddd}.tick{font-size:11
 polyline{fill:none;stroke-width:1.5}.avg{stroke:#1f5fbf}.peak{stroke:#d9822b}.it{stroke:#2a9d4b;
 stroke-dasharray:4 2}.plan{stroke:#777;stroke-dasharray:6 3}.actual{stroke:#1f5fbf}
 .rated{stroke:#b00;stroke-dasharray:2 2}.reserve{stroke:#b60;stroke-dasharray:6 2}
-.bar.b0{fill:#9ab}.bar.b1{fill:#2a9d4b}.bar.b2{fill:#d9822b}.bar.b3{fill:#b00}
+.bar.b0,.k.b0{fill:#9ab;background:#9ab}.bar.b1,.k.b1{fill:#2a9d4b;background:#2a9d4b}
+.bar.b2,.k.b2{fill:#d9822b;background:#d9822b}.bar.b3,.k.b3{fill:#b00;background:#b00}
 .legend{font-size:.85rem}.k{display:inline-block;width:1.2em;height:.25em;margin:0 .3em .2em 1em;
 background:#999}.k.avg,.k.actual{background:#1f5fbf}.k.peak{background:#d9822b}
 .k.it{background:#2a9d4b}.k.plan{background:#777}
@@ -777,8 +853,9 @@ std::string render_html(const Report& r, const std::vector<Section>& doc) {
   std::ostringstream os;
   os << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
      << esc(header_line(r)) << "</title><style>" << kCss << "</style></head><body>\n";
-  os << "<h1>" << esc(header_line(r)) << "</h1><p class=\"meta\">" << esc(period_line(r))
-     << "</p>\n";
+  os << "<h1>" << esc(header_line(r)) << "</h1>";
+  for (const auto& l : head_lines(r)) os << "<p class=\"meta\">" << esc(l) << "</p>";
+  os << "\n";
   for (const auto& s : doc) {
     os << "<section id=\"" << s.key << "\"><h2>" << esc(s.title) << "</h2>\n";
     if (s.key == "capacity") os << "<h3>Power over time</h3>" << chart_power(r);

@@ -198,27 +198,40 @@ struct ReadSnapshot {
 
 // ---- Header: site, period and resolution ---------------------------------------------------
 
+// The start of the part of the period the history covers: the period's start, or the
+// history's if later; the period's end when there is no history.
+std::int64_t covered_from(const Report& r) {
+  return r.history_start ? std::clamp(*r.history_start, r.from, r.to) : r.to;
+}
+
 Resolution fill_header(HistoryDb& db, const Site& site, const ReportRequest& req, Report& r) {
   r.site = site.id;
   r.site_name = site.name;
   r.ownership = to_string(site.ownership);
   r.currency = site.report.currency;
   r.generated_at = req.now;
-  r.to = req.to.value_or(req.now);
+  r.requested_to = req.to.value_or(req.now);
+  // Nothing after now is recorded yet: a period never ends in the future.
+  r.to = std::min(r.requested_to, req.now);
   r.requested_from = req.from.value_or(r.to - kDefaultPeriod);
   r.from = r.requested_from;
   const auto ext_min = db.extent(Resolution::kMinute, site.id);
   const auto ext_hour = db.extent(Resolution::kHour, site.id);
-  if (ext_min) r.history_start = ext_min->first;
+  if (ext_min) {
+    r.history_start = ext_min->first;
+    r.history_end = ext_min->second;
+  }
   if (ext_hour) {
     r.history_start = std::min(r.history_start.value_or(ext_hour->first), ext_hour->first);
+    r.history_end = std::max(r.history_end.value_or(ext_hour->second), ext_hour->second);
   }
   if (!req.from && r.history_start && *r.history_start > r.from) {
     r.from = *r.history_start;  // the default period starts where the history starts
   }
   if (r.to <= r.from) {
-    throw ReportError("empty period: from " + format_utc(r.from) + " is not before to " +
-                      format_utc(r.to));
+    throw ReportError(
+        "empty period: from " + format_utc(r.from) + " is not before to " + format_utc(r.to) +
+        (r.requested_to > req.now ? " (now: a period cannot end in the future)" : ""));
   }
   Resolution res = Resolution::kHour;
   if (req.resolution) {
@@ -230,18 +243,25 @@ Resolution fill_header(HistoryDb& db, const Site& site, const ReportRequest& req
                         std::to_string((r.to - r.from + kDay - 1) / kDay) +
                         " days): use resolution hour, or a shorter period");
     }
-  } else if (ext_min && ext_min->first <= r.from + 60 && r.to - r.from <= kMaxMinutePeriod) {
+  } else if (ext_min && ext_min->first <= covered_from(r) + 60 &&
+             r.to - r.from <= kMaxMinutePeriod) {
+    // Minutes when they reach back to the start of what the history covers: a period that
+    // starts before the history does is not thereby read in hours (which hide short gaps).
     res = Resolution::kMinute;
   }
   r.resolution_s = int(res);
   if (res == Resolution::kHour) {
+    // Whole hours, but never past now: the hour in progress ends the period at now.
     r.from = r.from / 3600 * 3600;
-    r.to = (r.to + 3599) / 3600 * 3600;
+    r.to = std::min((r.to + 3599) / 3600 * 3600, req.now);
   } else {
     r.from = r.from / 60 * 60;
   }
   r.period_s = double(r.to - r.from);
   r.months = r.period_s / kMonthS;
+  const std::int64_t start = covered_from(r);
+  r.history_period_s = double(r.to - start);
+  r.before_history_s = double(start - r.from);
   return res;
 }
 
@@ -256,6 +276,8 @@ std::unordered_map<std::string, std::size_t> fill_inventory(const Site& site, Re
     f.room = c.room;
     f.status = to_string(c.status);
     f.rated_w = c.rated_w;
+    f.warning = c.overload.warning;
+    f.critical = c.overload.critical;
     index.emplace(c.id, r.cabinets.size());
     r.cabinets.push_back(std::move(f));
     r.rated_w += c.rated_w;
@@ -278,7 +300,6 @@ std::unordered_map<std::string, std::size_t> fill_inventory(const Site& site, Re
 struct SiteRows {
   std::vector<double> site_avgs, it_avgs;  // per row: sum of cabinet power, IT term
   SiteInterval total, last;
-  std::vector<ReportGap> gaps;
   std::map<std::int64_t, PlanPoint> days;
   std::vector<SeriesPoint> rows;
   double last_cool = kNaN;
@@ -286,14 +307,8 @@ struct SiteRows {
 
 SiteRows read_site_rows(HistoryDb& db, Resolution res, const Site& site, Report& r) {
   SiteRows sr;
-  std::int64_t expected_t = r.from;
-  auto gap_until = [&](std::int64_t t) {
-    if (t > expected_t) sr.gaps.push_back({expected_t, t - expected_t});
-  };
   db.read_sites(res, site.id, r.from, r.to, [&](std::int64_t t, const SiteInterval& s) {
     if (s.samples_s <= 0 && s.cab_known_s <= 0) return;
-    gap_until(t);
-    expected_t = t + r.resolution_s;
     sr.total.merge(s);
     sr.last = s;
     r.last_row_t = t;
@@ -322,14 +337,59 @@ SiteRows read_site_rows(HistoryDb& db, Resolution res, const Site& site, Report&
     }
     d.peak_w = nmax(d.peak_w, s.cab_peak_w);
   });
-  gap_until(r.to);
   return sr;
 }
 
-void fill_coverage(SiteRows& sr, Report& r) {
+// Appends the intervals of [from, to) without any row at `res` to `gaps`.
+void gaps_between(HistoryDb& db, Resolution res, const std::string& site, std::int64_t from,
+                  std::int64_t to, std::vector<ReportGap>& gaps) {
+  if (to <= from) return;
+  const std::int64_t step = std::int64_t(res);
+  std::int64_t expected = from;
+  auto gap_until = [&](std::int64_t t) {
+    if (t > expected) gaps.push_back({expected, t - expected});
+  };
+  // From the row that holds `from`: an hour read from 10:23 starts at 10:00.
+  db.read_sites(res, site, from / step * step, to, [&](std::int64_t t, const SiteInterval& s) {
+    if (s.samples_s <= 0 && s.cab_known_s <= 0) return;
+    gap_until(t);
+    expected = std::max(expected, t + step);
+  });
+  gap_until(to);
+}
+
+// The gaps after the history starts (the time before it is not a gap of the daemon; the report
+// states it apart), counted from the minute rows wherever they exist, so that reading the period
+// in hours does not hide a 4-minute outage: hourly rows only where the minutes are pruned.
+std::vector<ReportGap> find_gaps(HistoryDb& db, const std::string& site, const Report& r) {
+  std::vector<ReportGap> gaps;
+  const std::int64_t start = covered_from(r);
+  const auto ext_min = db.extent(Resolution::kMinute, site);
+  if (ext_min && ext_min->first <= start + 60) {
+    gaps_between(db, Resolution::kMinute, site, start, r.to, gaps);
+    return gaps;
+  }
+  // Hours up to the first whole hour of minutes (the hour before may be partly pruned).
+  const std::int64_t minutes_from =
+      ext_min ? std::clamp((ext_min->first + 3599) / 3600 * 3600, start, r.to) : r.to;
+  gaps_between(db, Resolution::kHour, site, start, minutes_from, gaps);
+  std::vector<ReportGap> later;
+  gaps_between(db, Resolution::kMinute, site, minutes_from, r.to, later);
+  for (const auto& g : later) {
+    if (!gaps.empty() && gaps.back().start + gaps.back().seconds == g.start) {
+      gaps.back().seconds += g.seconds;  // one gap across the boundary
+    } else {
+      gaps.push_back(g);
+    }
+  }
+  return gaps;
+}
+
+void fill_coverage(SiteRows& sr, std::vector<ReportGap> gaps, Report& r) {
   const SiteInterval& total = sr.total;
   r.recorded_s = total.samples_s;
   r.coverage_recorded = total.samples_s / r.period_s;
+  if (r.history_period_s > 0) r.coverage_recorded_history = total.samples_s / r.history_period_s;
   const double cab_expected = double(r.delivered) * r.period_s;
   r.coverage_cabinet_power = cab_expected > 0 ? total.cab_known_s / cab_expected : 0;
   r.coverage_capacity = total.cab_s / r.period_s;
@@ -337,7 +397,6 @@ void fill_coverage(SiteRows& sr, Report& r) {
   r.coverage_facility = total.fac_s / r.period_s;
   r.coverage_pue = total.pue_s / r.period_s;
   r.coverage_cooling = total.cool_hr_s / r.period_s;
-  auto& gaps = sr.gaps;
   std::sort(gaps.begin(), gaps.end(),
             [](const ReportGap& a, const ReportGap& b) { return a.seconds > b.seconds; });
   r.gap_count = int(gaps.size());
@@ -456,6 +515,15 @@ void fill_cabinet(const CabinetInterval& s, std::vector<float>& avgs, CabinetFig
   f.idle = s.known_s > 0 && s.powered_s <= 0;
 }
 
+// The band of a p95 utilisation `u` with a cabinet's own overload thresholds: 0 below 40 %,
+// 1 from 40 % to warning, 2 from warning to critical, 3 at or above critical (the thresholds
+// win over the fixed 40 %: a cabinet above its warning is never "below 40 %").
+int utilisation_band(double u, double warning, double critical) {
+  if (u >= critical) return 3;
+  if (u >= warning) return 2;
+  return u < 0.40 ? 0 : 1;
+}
+
 // The cabinets section, and the stranded power and idle cabinets that come from the same loop.
 void fill_cabinets(CabinetRows& cr, Report& r) {
   double stranded_w = 0;
@@ -469,9 +537,11 @@ void fill_cabinets(CabinetRows& cr, Report& r) {
         ++r.bands_no_data;
         ++r.stranded_unknown;
       } else {
-        const double u = f.p95_util;
-        ++r.bands[u < 0.40 ? 0 : u < 0.80 ? 1 : u < 0.95 ? 2 : 3];
-        ++r.histogram[std::size_t(std::clamp(int(std::floor(u * 10)), 0, 11))];
+        f.band = utilisation_band(f.p95_util, f.warning, f.critical);
+        const auto bin = std::size_t(std::clamp(int(std::floor(f.p95_util * 10)), 0, 11));
+        ++r.bands[std::size_t(f.band)];
+        ++r.histogram[bin];
+        ++r.histogram_bands[bin][std::size_t(f.band)];
         // An overloaded cabinet strands nothing; it does not give capacity back either.
         stranded_w += std::max(0.0, f.rated_w - f.p95_w);
         ++r.stranded_cabinets;
@@ -554,6 +624,26 @@ void fill_plan(const Site& site, std::map<std::int64_t, PlanPoint>& days, Report
                                  pow_pts));
 }
 
+// ---- What to do about a period without data -------------------------------------------------
+
+void fill_hint(const Config& cfg, Report& r) {
+  if (r.rows > 0) return;
+  if (!r.history_start) {
+    r.hint =
+        "The history has no records of site " + r.site + ". Is the history enabled (" +
+        (cfg.history.enabled ? "history.enabled is true here" : "history.enabled is false here") +
+        ")? Has facilityd run with this state directory (daemon.state_dir: " +
+        cfg.daemon.state_dir +
+        ", or the --db given)? It records from when the daemon starts: report again once it "
+        "has run for a while.";
+    return;
+  }
+  r.hint = "The history of site " + r.site + " has records from " + format_utc(*r.history_start) +
+           " until " + format_utc(*r.history_end) +
+           ", nothing of this period: choose --from / --to (from= / to=) within it, or check "
+           "that facilityd is running and recording (facility_history_up).";
+}
+
 }  // namespace
 
 Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req,
@@ -571,7 +661,7 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
 
   SiteRows rows = read_site_rows(db, res, *site, r);
   if (progress) progress(0.05);
-  fill_coverage(rows, r);
+  fill_coverage(rows, find_gaps(db, site->id, r), r);
   fill_capacity(rows, r);
   fill_energy(rows, r);
   fill_series(rows.rows, r);
@@ -580,6 +670,7 @@ Report compute_report(HistoryDb& db, const Config& cfg, const ReportRequest& req
   fill_cabinets(cabinets, r);
   fill_costs(site->report, r);
   fill_plan(*site, rows.days, r);
+  fill_hint(cfg, r);
   if (progress) progress(1.0);
   return r;
 }

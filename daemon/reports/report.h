@@ -45,7 +45,7 @@ struct ReportRequest {
   std::string site;
   std::optional<std::int64_t> from, to;  // unix seconds; default: the last 30 days
   std::optional<Resolution> resolution;  // default: minutes for periods up to 7 days
-  std::int64_t now = 0;                  // unix seconds (injected)
+  std::int64_t now = 0;                  // unix seconds (injected); no period ends after it
 };
 
 struct CabinetFigures {
@@ -58,6 +58,10 @@ struct CabinetFigures {
   double failover_min_w = kNaN, failover_neg_s = 0;
   bool in_use = false;  // powered at some time in the period, or sold
   bool idle = false;    // delivered, measured, and never powered in the period
+  // The cabinet's own overload thresholds (its class's, else the defaults), as ratios of rated
+  // power: the utilisation bands and the histogram's colours use them.
+  double warning = 0.80, critical = 0.95;
+  int band = -1;  // 0 < 40 %, 1 40 % to warning, 2 warning to critical, 3 >= critical; -1 none
 };
 
 struct ReportGap {
@@ -93,19 +97,28 @@ struct SeriesPoint {
 
 struct ReportHeader {
   std::string site, site_name, ownership, currency;
-  std::int64_t from = 0, to = 0, requested_from = 0, generated_at = 0;
-  std::optional<std::int64_t> history_start;
+  std::int64_t from = 0, to = 0, requested_from = 0, requested_to = 0, generated_at = 0;
+  std::optional<std::int64_t> history_start, history_end;  // the site's oldest and newest row
+  // What to do when the period has no data at all (an empty history, or one that does not
+  // reach the period); empty otherwise.
+  std::string hint;
   int resolution_s = 60;
   std::int64_t rows = 0;
 };
 
 struct ReportCoverage {
   double period_s = 0, recorded_s = 0;
-  double coverage_recorded = 0;        // the daemon was running and recording
+  // The part of the period from where the history starts (the whole period when it starts
+  // before; 0 without any history), and the part before it.
+  double history_period_s = 0, before_history_s = 0;
+  double coverage_recorded = 0;             // recorded_s / period_s
+  double coverage_recorded_history = kNaN;  // recorded_s / history_period_s: the daemon ran
   double coverage_cabinet_power = 0;   // cabinet-seconds with known power / cabinet-seconds
   double coverage_capacity = 0;        // seconds with every cabinet's power known
   double coverage_it = 0, coverage_facility = 0, coverage_pue = 0, coverage_cooling = 0;
-  std::vector<ReportGap> gaps;         // longest first, at most 10
+  // Intervals without any record after the history starts, from the minute rows where they
+  // exist (whatever the resolution), else the hourly rows. Longest first, at most 10.
+  std::vector<ReportGap> gaps;
   int gap_count = 0;
   double gap_total_s = 0;
 };
@@ -127,9 +140,14 @@ struct ReportCapacity {
 
 struct ReportCabinets {
   std::vector<CabinetFigures> cabinets;  // in inventory order
-  std::array<int, 4> bands{};            // < 40 %, 40-80 %, 80-95 %, >= 95 % at p95 (in use)
+  // Cabinets in use by p95 utilisation: < 40 %, 40 % to warning, warning to critical,
+  // >= critical, with each cabinet's own thresholds (80 % and 95 % by default).
+  std::array<int, 4> bands{};
   int bands_no_data = 0;                 // in use, but no power known in the period
   std::array<int, 12> histogram{};       // p95 utilisation, 10 % bins, the last >= 110 %
+  // The same bins split by band: a bin may hold cabinets of two bands (90-100 % holds 92 % in
+  // warning-critical and 96 % in >= critical with the defaults); each is drawn in its colour.
+  std::array<std::array<int, 4>, 12> histogram_bands{};
   std::vector<std::size_t> top;          // indexes into cabinets: top 10 by peak utilisation
   std::vector<std::size_t> failover_negative;  // indexes: lowest failover headroom < 0
   int incidents = 0;

@@ -48,12 +48,22 @@ class ProbeServer : public ::testing::Test {
     auto& t = img.table(modbus::RegisterKind::kHolding);
     t.start = 99;
     // 230.5f = 0x43668000: CDAB puts 0x8000 first.
-    t.values = {0x1111, 0x8000, 0x4366, 0x0007, 0x0000, 0x0000, 0x0000};
+    // 104: 2277, a voltage in 0.1 V.
+    t.values = {0x1111, 0x8000, 0x4366, 0x0007, 0x0000, 2277, 0x0000};
     server_.set_unit(port_, 4, img);
     server_.start();
   }
   void TearDown() override { server_.stop(); }
   std::string endpoint() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  // Probing unit 4 with profile "v" of `dir`/profiles.
+  ProbeOptions with_profile_v(const testing::TempDir& dir) const {
+    ProbeOptions o;
+    o.endpoint = endpoint();
+    o.unit = 4;
+    o.profile = "v";
+    o.profiles_dir = (dir.path() / "profiles").string();
+    return o;
+  }
 
   sim::ModbusServer server_;
   std::uint16_t port_ = 0;
@@ -94,11 +104,7 @@ points:
   - {name: voltage, function: holding, address: 100, type: float32, order: CDAB, unit: V}
   - {name: status, function: holding, address: 102, type: uint16, unit: none, enum: {7: online}}
 )");
-  ProbeOptions o;
-  o.endpoint = endpoint();
-  o.unit = 4;
-  o.profile = "v";
-  o.profiles_dir = (dir.path() / "profiles").string();
+  ProbeOptions o = with_profile_v(dir);
   o.json = true;
   std::ostringstream out, err;
   ASSERT_EQ(run_probe(o, out, err), 0) << err.str();
@@ -116,6 +122,27 @@ points:
   const auto j2 = nlohmann::json::parse(out2.str());
   EXPECT_FALSE(j2["ok"]);
   EXPECT_TRUE(j2["error"].is_string());
+}
+
+// 2277 x 0.1 is 227.70000000000002 as a double: the probe prints 227.7, in the table and in
+// JSON (issue 12).
+TEST_F(ProbeServer, ScaledValuesArePrintedWithoutFloatNoise) {
+  testing::TempDir dir;
+  dir.write("profiles/v.yaml", R"(name: v
+source: synthetic
+points:
+  - {name: voltage, function: holding, address: 104, type: uint16, scale: 0.1, unit: V}
+)");
+  ProbeOptions o = with_profile_v(dir);
+  std::ostringstream table, err;
+  ASSERT_EQ(run_probe(o, table, err), 0) << err.str();
+  EXPECT_NE(table.str().find(" 227.7 "), std::string::npos) << table.str();
+  EXPECT_EQ(table.str().find("227.70000000000002"), std::string::npos) << table.str();
+  o.json = true;
+  std::ostringstream out;
+  ASSERT_EQ(run_probe(o, out, err), 0) << err.str();
+  EXPECT_NE(out.str().find("\"value\": 227.7"), std::string::npos) << out.str();
+  EXPECT_EQ(out.str().find("227.70000000000002"), std::string::npos) << out.str();
 }
 
 }  // namespace

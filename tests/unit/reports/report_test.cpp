@@ -434,6 +434,218 @@ TEST_F(ReportTest, MinuteResolutionBeyondSevenDaysIsRefused) {
   EXPECT_NO_THROW(compute_report(*db, *cfg_, req));
 }
 
+// ---- Report fixes found in use (issue 12) ----------------------------------------------------
+
+// Writes rows of `res` for site s1 of kReportSite at t0 + k x res for k in `rows`: every
+// cabinet at `avg_w[i]`, recorded for the whole row.
+void write_rows(const std::string& path, const Config& cfg, Resolution res, std::int64_t t0,
+                const std::vector<int>& rows, const std::vector<double>& avg_w) {
+  auto db = HistoryDb::open_writer(path);
+  const auto layout = db->layout_id("s1", layout_of(cfg.sites[0]));
+  const double len = double(int(res));
+  db->exec("BEGIN");
+  for (int k : rows) {
+    std::vector<CabinetInterval> cabs(avg_w.size());
+    SiteInterval s;
+    s.samples_s = len;
+    s.total = int(avg_w.size());
+    s.powered_known = s.total;
+    for (std::size_t i = 0; i < avg_w.size(); ++i) {
+      cabs[i].energy_ws = avg_w[i] * len;
+      cabs[i].known_s = len;
+      cabs[i].peak_w = avg_w[i];
+      cabs[i].powered_s = avg_w[i] > 0 ? len : 0;
+      s.powered += avg_w[i] > 0 ? 1 : 0;
+      s.cab_j += avg_w[i] * len;
+    }
+    s.cab_s = len;
+    s.cab_known_s = len * double(avg_w.size());
+    s.cab_expected_s = s.cab_known_s;
+    db->write_row(res, "s1", t0 + k * std::int64_t(res), layout, s, cabs);
+  }
+  db->exec("COMMIT");
+}
+
+std::vector<int> range(int from, int to) {
+  std::vector<int> v;
+  for (int k = from; k < to; ++k) v.push_back(k);
+  return v;
+}
+
+// The histogram and the band table put every cabinet in the same band, by the cabinet's own
+// thresholds: 92.6 % is "warning to critical" with the defaults (the 90-100 % bin used to be
+// drawn in the >= 95 % colour), and ">= critical" in a class whose critical is 90 %.
+TEST(ReportBands, HistogramAndTableUseEachCabinetsThresholds) {
+  TempDir dir;
+  const auto cfg = load_config(dir.write("site.yaml", R"(defaults: {rated_kw: 10}
+cabinet_classes:
+  - {id: hot, overload: {warning: 0.70, critical: 0.90}}
+sites:
+  - id: s1
+    rooms:
+      - id: r1
+        rows:
+          - id: w1
+            cabinets:
+              - {id: c1, status: sold}
+              - {id: c2, status: sold, class: hot}
+              - {id: c3, status: sold}
+              - {id: c4, status: sold, class: hot}
+)"));
+  const std::string path = (dir.path() / "history.sqlite").string();
+  // c1 92.6 % (default: warning to critical), c2 92.6 % (hot: >= critical), c3 97 % (>= 95 %),
+  // c4 75 % (hot: warning to critical, in the 70-80 % bin).
+  write_rows(path, cfg, Resolution::kHour, kJan1, range(0, 4), {9260, 9260, 9700, 7500});
+  auto db = HistoryDb::open_reader(path);
+  ReportRequest req;
+  req.site = "s1";
+  req.from = kJan1;
+  req.to = kJan1 + 4 * 3600;
+  req.now = *req.to;
+  const Report r = compute_report(*db, cfg, req);
+  EXPECT_EQ(cab(r, "c1").band, 2);
+  EXPECT_EQ(cab(r, "c2").band, 3);
+  EXPECT_EQ(cab(r, "c3").band, 3);
+  EXPECT_EQ(cab(r, "c4").band, 2);
+  EXPECT_EQ(r.bands, (std::array<int, 4>{0, 0, 2, 2}));
+  EXPECT_EQ(r.histogram[9], 3);
+  EXPECT_EQ(r.histogram_bands[9], (std::array<int, 4>{0, 0, 1, 2}));
+  EXPECT_EQ(r.histogram_bands[7], (std::array<int, 4>{0, 0, 1, 0}));
+  // Every cabinet is in the same band in the histogram as in the table.
+  std::array<int, 4> from_histogram{};
+  for (const auto& bin : r.histogram_bands)
+    for (std::size_t b = 0; b < 4; ++b) from_histogram[b] += bin[b];
+  EXPECT_EQ(from_histogram, r.bands);
+  // The 90-100 % bar is drawn as two segments: 1 in the warning colour, 2 in the critical one;
+  // the 70-80 % bar in the warning colour, not in the 40-80 % one.
+  const std::string html = render_report(r, ReportFormat::kHtml);
+  const auto chart = html.substr(html.find("id=\"chart-utilisation\""));
+  EXPECT_NE(chart.find("class=\"bar b2\""), std::string::npos);
+  EXPECT_NE(chart.find("<title>1 80_to_95</title>"), std::string::npos) << chart;
+  EXPECT_NE(chart.find("<title>2 95_and_above</title>"), std::string::npos) << chart;
+  EXPECT_EQ(chart.find("40_to_80</title>"), std::string::npos) << chart;
+  const auto j = nlohmann::json::parse(render_report(r, ReportFormat::kJson));
+  EXPECT_EQ(j["cabinets"]["utilization_histogram_p95_by_band"][9]["80_to_95"], 1);
+  EXPECT_EQ(j["cabinets"]["list"][1]["band"], "95_and_above");
+  EXPECT_DOUBLE_EQ(j["cabinets"]["list"][1]["overload_critical"].get<double>(), 0.90);
+}
+
+// `--from -1h` at 05:26 read in hours covered 04:00-06:00: a period never ends after now, and
+// the report says what it covers.
+TEST_F(ReportTest, APeriodNeverEndsInTheFuture) {
+  auto db = HistoryDb::open_reader(db_path());
+  ReportRequest req;
+  req.site = "s1";
+  req.now = kJan1 + 80 * 86400 + 5 * 3600 + 26 * 60;  // 05:26, inside the hourly history
+  req.from = req.now - 3600;
+  Report r = compute_report(*db, *cfg_, req);
+  EXPECT_EQ(r.resolution_s, 3600) << "hourly rows only";
+  EXPECT_EQ(r.from, req.now - 26 * 60 - 3600) << "04:00";
+  EXPECT_EQ(r.to, req.now) << format_utc(r.to);
+  EXPECT_EQ(r.requested_to, req.now);
+  EXPECT_DOUBLE_EQ(r.period_s, 3600 + 26 * 60);
+  std::string text = render_report(r, ReportFormat::kText);
+  EXPECT_NE(text.find("covered " + format_utc(r.from) + " to " + format_utc(req.now) +
+                      " (from the start of the hour)."),
+            std::string::npos)
+      << text;
+  // An end in the future ends now, and says so.
+  req.to = req.now + 86400;
+  r = compute_report(*db, *cfg_, req);
+  EXPECT_EQ(r.to, req.now);
+  text = render_report(r, ReportFormat::kText);
+  EXPECT_NE(text.find("; ending when the report was generated"), std::string::npos) << text;
+  const auto j = nlohmann::json::parse(render_report(r, ReportFormat::kJson));
+  EXPECT_EQ(j["period"]["to"], req.now);
+  EXPECT_EQ(j["period"]["requested_to"], *req.to);
+  // Seconds dropped to start at a whole minute are not worth a note.
+  req.from = req.now - 3600 + 17;
+  req.to = req.now;
+  req.resolution = Resolution::kMinute;
+  EXPECT_EQ(render_report(compute_report(*db, *cfg_, req), ReportFormat::kText).find("Requested"),
+            std::string::npos);
+  req.resolution.reset();
+  req.from = req.now + 60;  // all of it in the future
+  EXPECT_THROW(compute_report(*db, *cfg_, req), ReportError);
+}
+
+// An empty history (or one that does not reach the period) says what to do, in every format.
+TEST(ReportEmpty, AnEmptyHistorySaysWhatToDo) {
+  TempDir dir;
+  const auto cfg = load_config(dir.write("site.yaml", kReportSite));
+  const std::string path = (dir.path() / "history.sqlite").string();
+  { auto created = HistoryDb::open_writer(path); }  // created, nothing recorded
+  auto db = HistoryDb::open_reader(path);
+  ReportRequest req;
+  req.site = "s1";
+  req.now = kJan1;
+  Report r = compute_report(*db, cfg, req);
+  EXPECT_EQ(r.rows, 0);
+  EXPECT_NE(r.hint.find("no records of site s1"), std::string::npos) << r.hint;
+  EXPECT_NE(r.hint.find("daemon.state_dir: " + cfg.daemon.state_dir), std::string::npos) << r.hint;
+  EXPECT_NE(r.hint.find("history.enabled"), std::string::npos) << r.hint;
+  for (auto f : {ReportFormat::kText, ReportFormat::kMarkdown, ReportFormat::kHtml}) {
+    EXPECT_NE(render_report(r, f).find("No data: The history has no records"), std::string::npos)
+        << render_report(r, f);
+  }
+  auto j = nlohmann::json::parse(render_report(r, ReportFormat::kJson));
+  EXPECT_EQ(j["coverage"]["hint"], r.hint);
+  EXPECT_TRUE(j["coverage"]["recorded_since_history_start"].is_null());
+
+  // A history, but not of this period: where it is.
+  db.reset();
+  write_rows(path, cfg, Resolution::kHour, kJan1, range(0, 2), {1000, 1000, 1000, 0});
+  db = HistoryDb::open_reader(path);
+  req.now = kJan1 + 10 * 86400;
+  req.from = kJan1 + 5 * 86400;
+  r = compute_report(*db, cfg, req);
+  EXPECT_NE(
+      r.hint.find("has records from " + format_utc(kJan1) + " until " + format_utc(kJan1 + 3600)),
+      std::string::npos)
+      << r.hint;
+  // With data in the period, no hint.
+  req.from = kJan1;
+  EXPECT_EQ(compute_report(*db, cfg, req).hint, "");
+}
+
+// A period from before the history starts: minutes where they cover what the history covers,
+// gaps counted from the minutes even when the report is read in hours, and the recorded
+// fraction both of the period and of the part since the history starts.
+TEST(ReportCoverage, APeriodFromBeforeTheHistoryKeepsItsMinuteGaps) {
+  TempDir dir;
+  const auto cfg = load_config(dir.write("site.yaml", kReportSite));
+  const std::string path = (dir.path() / "history.sqlite").string();
+  // History from 10:00 to 12:00 with the 4 minutes 10:30-10:34 missing: 116 of 120 minutes.
+  const std::int64_t t0 = kJan1 + 10 * 3600;
+  std::vector<int> minutes = range(0, 30);
+  for (int k = 34; k < 120; ++k) minutes.push_back(k);
+  write_rows(path, cfg, Resolution::kMinute, t0, minutes, {1000, 1000, 1000, 0});
+  auto db = HistoryDb::open_reader(path);
+  ReportRequest req;
+  req.site = "s1";
+  req.now = t0 + 7200;
+  req.from = t0 - 6 * 3600;  // 04:00: 6 hours before the history starts
+  Report r = compute_report(*db, cfg, req);
+  EXPECT_EQ(r.resolution_s, 60) << "minutes cover all the history covers";
+  ASSERT_EQ(r.gap_count, 1);
+  EXPECT_EQ(r.gaps[0].start, t0 + 30 * 60);
+  EXPECT_EQ(r.gaps[0].seconds, 240);
+  EXPECT_DOUBLE_EQ(r.before_history_s, 6 * 3600);
+  EXPECT_DOUBLE_EQ(r.history_period_s, 7200);
+  EXPECT_NEAR(r.coverage_recorded, 116.0 * 60 / (8 * 3600), 1e-12);
+  EXPECT_NEAR(r.coverage_recorded_history, 116.0 / 120, 1e-12);
+  const std::string text = render_report(r, ReportFormat::kText);
+  const auto line = text.substr(text.find("Recorded since the history starts"));
+  EXPECT_EQ(line.substr(0, line.find('\n')).find("96.7 %") != std::string::npos, true) << text;
+  // Read in hours (forced here; a period over 7 days is), the gap inside an hour still counts.
+  req.resolution = Resolution::kHour;
+  r = compute_report(*db, cfg, req);
+  EXPECT_EQ(r.resolution_s, 3600);
+  ASSERT_EQ(r.gap_count, 1);
+  EXPECT_EQ(r.gaps[0].seconds, 240);
+  EXPECT_NEAR(r.coverage_recorded_history, 116.0 / 120, 1e-12);
+}
+
 TEST(ReportConfig, PricesAndRetentionAreValidated) {
   TempDir dir;
   const auto cfg = load_config(dir.write("a.yaml", R"(history: {minute_retention: 35d, hourly_retention: 730d}

@@ -254,6 +254,23 @@ TEST(MqttRender, CabinetGood) {
   EXPECT_EQ(j["units"]["failover_headroom_w"], "W");
 }
 
+// Float noise does not reach subscribers (issue 12): 0.602 one bit off is published as 0.602,
+// 2277 x 0.1 as 227.7, and the schemas' number types are unchanged.
+TEST(MqttRender, NumbersCarryNoFloatNoise) {
+  Fixture f;
+  auto& cs = f.snap.sites[0].cabinets[0];
+  cs.utilization = std::nextafter(0.602, 1.0);  // 0.6020000000000001
+  cs.inlet_c = 2277 * 0.1;                      // 227.70000000000002
+  const auto msgs = render_messages(f.snap, "facility");
+  const std::string& payload = find(msgs, "facility/dc1/cabinet/r1-c01").payload;
+  EXPECT_EQ(payload.find("0000000"), std::string::npos) << payload;
+  const json j = json::parse(payload);
+  EXPECT_EQ(j["utilization"].dump(), "0.602") << payload;
+  EXPECT_EQ(j["inlet_c"].dump(), "227.7") << payload;
+  EXPECT_TRUE(j["utilization"].is_number_float());
+  EXPECT_DOUBLE_EQ(j["power_w"].get<double>(), 3000);
+}
+
 TEST(MqttRender, CabinetStaleHasNullsNeverOldNumbers) {
   Fixture f;
   const auto msgs = render_messages(f.snap, "facility");
