@@ -279,7 +279,7 @@ nlohmann::json points_json(const modbus::PollResult& r, const Profile* profile,
     const auto& v = r.values[i];
     json p{{"name", v.name},
            {"value",
-            v.value && std::isfinite(*v.value) ? json(round_significant(*v.value)) : json(nullptr)},
+            v.value && std::isfinite(*v.value) ? json(denoised(*v.value)) : json(nullptr)},
            {"unit", v.unit},
            {"unreadable", v.unreadable},
            {"source", source_of(profile, i, spec)}};

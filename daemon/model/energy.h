@@ -186,6 +186,7 @@ class EnergySeries {
     CounterTracker::At v;
   };
   void finalize(TimePoint t);
+  void skip_downtime(TimePoint now);  // the restart's steps in bulk (see advance)
   void push(const Point& p);  // appends a finalised point to the grid (and the untaken ones)
 
   std::string role_;

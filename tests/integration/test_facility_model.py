@@ -165,6 +165,7 @@ def main():
 
         # ---- Cabinets: power, utilisation, failover headroom, states --------------------
         bad_power, bad_headroom, bad_state, bad_risk, n = [], [], [], [], 0
+        truth_risky = []  # hl1 cabinets whose true failover margin is clearly negative
         for key, tc in truth["cabinets"].items():
             site, cab = key.split("/", 1)
             sp = specs[(site, cab)]
@@ -196,6 +197,8 @@ def main():
                     load = pa[f"active_power_l{i}"] + pb[f"active_power_l{i}"]
                     margin = min(margin, (derated / 3 - load) / (derated / 3))
             risk = alert(m, site, "cabinet_failover_risk", cab)
+            if site == "hl1" and margin < -0.03:
+                truth_risky.append(cab)
             if (margin < -0.03 and risk != 1) or (margin > fac["failover"]["hysteresis"] + 0.03 and risk != 0):
                 bad_risk.append((key, round(margin, 3), risk))
         c.check(not bad_power, f"{n} cabinets: power within {DRIFT:.0%} of ground truth {bad_power[:3]}")
@@ -207,8 +210,11 @@ def main():
         c.check(over == 2, f"the cabinet at 104 % of its rating is critical (state {over})")
         risky = [l["subject"] for l, v in m.all("facility_alert_raised_timestamp_seconds", site="hl1",
                                                   kind="cabinet_failover_risk")]
-        c.check("2FA-A01-03" in risky and "2FA-A02-06" in risky,
-                f"near-rating cabinets are failover risks at 80 % derating: {sorted(risky)}")
+        # Which near-rating cabinets are over 80 % depends on the simulated load's daily swing
+        # (2FA-A01-03 is at some hours of the day, not at others): the truth says which.
+        c.check("2FA-A02-06" in truth_risky and set(truth_risky) <= set(risky),
+                f"near-rating cabinets are failover risks at 80 % derating: {sorted(risky)} "
+                f"(truth: {sorted(truth_risky)})")
 
         # A PDU that reports only current: P = I x V x 0.95 (nominal power factor), flagged.
         site, cab, dev = ESTIMATED

@@ -50,7 +50,7 @@ const char* overload_name(OverloadState s) {
 // "unknown is null, never 0" rule visible at every call site. Every number of a payload passes
 // here and is rounded to 15 significant digits, so 0.602 is published as 0.602, not as
 // 0.6020000000000001 (the noise of the arithmetic; daemon/readings/decimal.h).
-json num(double v) { return std::isfinite(v) ? json(round_significant(v)) : json(nullptr); }
+json num(double v) { return std::isfinite(v) ? json(denoised(v)) : json(nullptr); }
 json num(const std::optional<double>& v) { return v ? num(*v) : json(nullptr); }
 json opt_bool(const std::optional<bool>& v) { return v ? json(*v) : json(nullptr); }
 json opt_string(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }

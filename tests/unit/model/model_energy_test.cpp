@@ -378,6 +378,33 @@ TEST(EnergySeries, ADeviceSilentAfterARestartIsMissingNotDown) {
   EXPECT_DOUBLE_EQ(w->running, 1.0 - (6 + 9) * 10.0 / 360);
 }
 
+TEST(EnergySeries, DaysOfDowntimeAreLostAndDownInTheLongWindows) {
+  // Down for 5 days, then back: the 43,169 steps in between are lost and down for both meters
+  // (pushed in bulk, not member by member), the 5-minute points of the long window among them.
+  EnergySeries before("x", {member("a"), member("b")}, std::chrono::days(15));
+  run_two_meters(before, 0, 300);
+  const int back = 300 + 5 * 86400;
+  EnergySeries after("x", {member("a"), member("b")}, std::chrono::days(15));
+  ASSERT_EQ(after.restore(before.take_finalized(), at_s(back)), 31u);
+  run_two_meters(after, back, back + 20);
+  ASSERT_EQ(after.latest(), at_s(back + 20));
+  // [300, back]: nothing measured, all of it down (the step into back too: each meter's first
+  // point); the two steps after it measured.
+  const auto w = after.window(std::chrono::seconds(back + 20 - 300));
+  ASSERT_TRUE(w);
+  EXPECT_DOUBLE_EQ(w->energy_j, 2 * 100.0 * 20) << "only the steps into back + 10 and back + 20";
+  const double steps = (back + 20 - 300) / 10.0;
+  EXPECT_NEAR(w->coverage, 2.0 / steps, 1e-12);
+  EXPECT_NEAR(w->running, 2.0 / steps, 1e-12);
+  // A window reaching back before the restart: the first run's 300 s, then the downtime.
+  const auto all = after.window(std::chrono::seconds(back + 20));
+  ASSERT_TRUE(all) << "the 5-minute point at 0 s was restored";
+  EXPECT_DOUBLE_EQ(all->energy_j, 2 * 100.0 * 300 + 2 * 100.0 * 20);
+  const auto fresh = after.take_finalized();
+  EXPECT_EQ(fresh.size(), std::size_t(25 * 360 + 2)) << "the fine span of points, for the history";
+  EXPECT_EQ(fresh.back().t, at_s(back + 20));
+}
+
 TEST(EnergySeries, AReloadKeepsTheWindowsWithoutAPause) {
   // A reload restores points as recent as the grid ever is (a step plus the staleness bound,
   // 40 s here): the windows are there at once, the same as before the reload.
