@@ -341,7 +341,9 @@ std::size_t EnergySeries::restore(const std::vector<Point>& points, TimePoint no
   // waits that long for a device). A last stored point older than that (a restart) is the
   // previous run's; a reload's is as current as the grid ever is.
   std::chrono::milliseconds lag = kStep;
-  for (const auto& m : members_) lag = std::max<std::chrono::milliseconds>(lag, kStep + m.stale_after);
+  for (const auto& m : members_) {
+    lag = std::max<std::chrono::milliseconds>(lag, kStep + m.stale_after);
+  }
   catching_up_ = last->t < now - lag;
   // Continue on the grid after the last stored point: advance() finalises each step from there,
   // lost for every member until its first new reading (see finalize).

@@ -166,9 +166,9 @@ class EnergySeries {
   // interpolated; every step from the last point to each member's first new reading counts as
   // lost device-time, and as down time (Window::running) if that reading comes within the
   // member's staleness bound of `now` (a device that does not answer after the restart is a
-  // missing device, as always). Points older than the longest window are ignored. Returns the number of
-  // points restored: 0 when the series has already started, or when no point falls within the
-  // longest window before `now`.
+  // missing device, as always). Points older than the longest window are ignored. Returns the
+  // number of points restored: 0 when the series has already started, or when no point falls
+  // within the longest window before `now`.
   std::size_t restore(const std::vector<Point>& points, TimePoint now);
   // The members' device ids, sorted and joined with ','; a stored series is restored only into
   // a series with the same key.

@@ -7,8 +7,9 @@
 // A new sink (an InfluxDB line-protocol writer, say) is a folder under daemon/sinks/ with a
 // class implementing this interface and a factory, plus one line in daemon/app/sinks.cpp.
 //
-// Thread-safety (what every implementation guarantees): start() and stop() are called by the
-// daemon's owning thread; take() by the model thread, once per model cycle, and must return
+// Thread-safety (what every implementation guarantees): seed(), start() and stop() are called by
+// the daemon's owning thread; take() by the model thread, once per model cycle (and once by the
+// owning thread, with the model's first snapshot, before the model thread starts), and must return
 // quickly (hand the snapshot to the sink's own thread, never wait on disk or network);
 // health() may be called from any thread at any time, including concurrently with take() and
 // after stop().
