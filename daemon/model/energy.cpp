@@ -264,7 +264,11 @@ void EnergySeries::finalize(TimePoint t) {
       }
     } else if (!first) {
       lost_s_ += step;  // its first point: the step before it is not known
-      if (down) down_s_ += step;
+      // After a restore that step is the restart's, if the device answered within its staleness
+      // bound of it (the step can end up to a step after its first reading, well past the
+      // bound: counted as the device's, it withheld the PUE for a whole window).
+      if (restored_at_ && m.tracker->first_time() <= *restored_at_ + m.stale_after)
+        down_s_ += step;
     }
     last_grid_[i] = LastGrid{t, *a};
     m.tracker->trim(t);

@@ -358,6 +358,30 @@ TEST(EnergySeries, RestoredWindowsSpanARestartAndCountTheDowntimeAsLost) {
   EXPECT_EQ(after.restore(stored, at_s(500)), 0u) << "a series that has started is not reseeded";
 }
 
+TEST(EnergySeries, TheStepIntoTheFirstPointAfterARestartIsDownTime) {
+  // Polled every second (stale after 3 s), restarted at 361 s and answering at once: the step
+  // into its first grid point after the restart (370 s) ends 9 s after its first reading, past
+  // its staleness bound, and is still the restart's, not a missing device's.
+  auto quick = [](const char* id) {
+    EnergySeries::Member m = member(id);
+    m.stale_after = 3s;
+    return m;
+  };
+  EnergySeries before("x", {quick("a"), quick("b")}, 15min);
+  run_two_meters(before, 0, 300);
+  EnergySeries after("x", {quick("a"), quick("b")}, 15min);
+  ASSERT_EQ(after.restore(before.take_finalized(), at_s(361)), 31u);
+  for (int t = 361; t <= 400; ++t) {
+    for (auto& m : after.members()) m.tracker->add(at_s(t), 100.0 * t, 100);
+    after.advance(at_s(t));
+  }
+  ASSERT_EQ(after.latest(), at_s(400));
+  const auto w = after.window(100s);  // [300, 400]: 310..370 lost, all of it down time
+  ASSERT_TRUE(w);
+  EXPECT_DOUBLE_EQ(w->coverage, 1.0 - 7 * 2 * 10.0 / 200);
+  EXPECT_DOUBLE_EQ(w->running, w->coverage);
+}
+
 TEST(EnergySeries, ADeviceSilentAfterARestartIsMissingNotDown) {
   // b does not answer after the restart at 360 s: its steps count as lost, and as the daemon's
   // downtime only within its staleness bound (30 s) of the restart.
