@@ -114,6 +114,37 @@ def check_control(c, deb):
                 f"the changelog's latest entry is this version ({top.strip()})")
 
 
+def check_changelog_subjects(c, src):
+    """The changelog lists the latest commit subjects; a long one is cut at a word boundary
+    (stop 19's CI failed on lintian's spelling-error-in-changelog for "befor", a "before" cut
+    at column 72). Run the generator on a throwaway repository whose subject crosses column 72
+    mid-word."""
+    words = ("Energy windows: the step into a device's first grid point after a restore is "
+             "down time when the device answered").split()
+    with tempfile.TemporaryDirectory(prefix="facilityd-changelog-") as d:
+        repo, out = os.path.join(d, "repo"), os.path.join(d, "out")
+        os.makedirs(out)
+        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+        for argv in (["git", "init", "-q", repo],
+                     ["git", "-C", repo, "commit", "-q", "--allow-empty", "-m", " ".join(words)]):
+            r = run(argv, env=env)
+            if r.returncode != 0:
+                c.check(False, f"{' '.join(argv[:4])}: {r.stderr.strip()[:200]}")
+                return
+        r = run(["cmake", f"-DSOURCE_DIR={repo}", f"-DOUT_DIR={out}", "-DVERSION=1.2.3",
+                 "-P", os.path.join(src, "cmake", "write_version.cmake")])
+        entries = []
+        if r.returncode == 0:
+            with open(os.path.join(out, "changelog")) as f:
+                entries = [l[4:] for l in f.read().splitlines() if l.startswith("  * ")
+                           and "git revision" not in l]
+        ok = len(entries) == 1 and len(entries[0]) <= 76 and entries[0].endswith(" ...")
+        ok = ok and all(w in words for w in entries[0][:-4].split())
+        c.check(r.returncode == 0 and ok,
+                f"a long commit subject is cut at a word boundary in the changelog ({entries})")
+
+
 def check_lintian(c, deb):
     r = run(["lintian", "--pedantic", "--no-tag-display-limit", deb])
     lines = [l for l in (r.stdout + r.stderr).splitlines()
@@ -216,6 +247,7 @@ def main():
         check_control(c, deb)
         check_lintian(c, deb)
         check_man_pages(c, deb, args.build_dir)
+    check_changelog_subjects(c, args.source_dir)
     check_security(c, args.source_dir)
     return c.finish()
 
