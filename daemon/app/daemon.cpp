@@ -123,6 +123,7 @@ void Daemon::start() {
   }
   listen_ = opt_.listen.value_or(cfg->daemon.listen);
   prometheus_ = std::make_shared<PrometheusSink>([this] { return live_sources(); });
+  live_view_ = std::make_shared<LiveView>();
   gate_ = std::make_unique<HttpGate>();
   gate_->set_auth(cfg->daemon.auth);
   gate_->set_metrics(prometheus_->exposition(), [this] { return prometheus_->sources(); });
@@ -186,8 +187,9 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, PollPlan plan,
   for (const auto& sink : created) sink->seed(*model_, first);
   const auto first_snap = model_->update(store_.snapshot(), first);
   prometheus_->take(first_snap);
+  live_view_->take(first_snap);
 
-  std::vector<std::shared_ptr<Sink>> sinks{prometheus_};
+  std::vector<std::shared_ptr<Sink>> sinks{prometheus_, live_view_};
   std::string history_file;
   try {
     for (const auto& sink : created) {
@@ -210,6 +212,9 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, PollPlan plan,
     sinks_ = std::move(sinks);
   }
   gate_->set_routes(std::make_shared<const ReportRoutes>(cfg, history_file));
+  web::PageOptions pages;
+  pages.reports = !history_file.empty();
+  gate_->set_web(std::make_shared<const web::Routes>(live_view_, pages));
   gate_->set_auth(cfg->daemon.auth);
 
   if (!keep_polling) polling_->start();

@@ -39,6 +39,7 @@
 #include "daemon/readings/readings.h"
 #include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/sinks/sink.h"
+#include "daemon/web/live_view.h"
 
 namespace facility {
 
@@ -131,6 +132,9 @@ class Daemon {
   // The listener and the exposition it serves: kept across reloads. The gate (authentication,
   // /metrics, the report routes) outlives the server that calls it.
   std::shared_ptr<PrometheusSink> prometheus_;
+  // The NOC view's snapshot and last hour per cabinet: lives as long as the listener, like the
+  // exposition (daemon/web/live_view.h).
+  std::shared_ptr<LiveView> live_view_;
   std::unique_ptr<HttpGate> gate_;
   std::unique_ptr<http::Server> server_;
   std::function<void(MetricWriter&)> listener_health_;  // under src_mu_

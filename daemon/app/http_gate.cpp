@@ -22,6 +22,11 @@ void HttpGate::set_routes(std::shared_ptr<const ReportRoutes> routes) {
   routes_ = std::move(routes);
 }
 
+void HttpGate::set_web(std::shared_ptr<const web::Routes> web) {
+  std::lock_guard lock(mu_);
+  web_ = std::move(web);
+}
+
 void HttpGate::publish() {
   std::lock_guard lock(mu_);
   published_ = true;
@@ -30,6 +35,7 @@ void HttpGate::publish() {
 http::Reply HttpGate::handle(const http::Request& req) const {
   std::shared_ptr<const Credentials> auth;
   std::shared_ptr<const ReportRoutes> routes;
+  std::shared_ptr<const web::Routes> web;
   {
     std::lock_guard lock(mu_);
     // Fail closed: before the gate (and its authentication) is in place, serve nothing.
@@ -38,6 +44,7 @@ http::Reply HttpGate::handle(const http::Request& req) const {
     }
     auth = auth_;
     routes = routes_;
+    web = web_;
   }
   if (auth && auth->username && auth->password &&
       !http::basic_auth_matches(req.header("authorization"), *auth->username, *auth->password)) {
@@ -50,6 +57,9 @@ http::Reply HttpGate::handle(const http::Request& req) const {
   // Rendering a new snapshot's facility part takes tens of milliseconds at 100 k series: on a
   // worker, so the I/O thread keeps serving every other connection meanwhile.
   if (req.path == "/metrics") return http::Deferred([this, req] { return metrics(req); });
+  if (web) {
+    if (auto reply = web->handle(req)) return std::move(*reply);
+  }
   if (routes) {
     if (auto reply = routes->handle(req)) return std::move(*reply);
   }
@@ -82,7 +92,7 @@ std::function<void(MetricWriter&)> listener_health(
     const auto d = [](std::uint64_t v) { return static_cast<double>(v); };
     const Labels none;
     out.family("facility_http_connections_total",
-               "Connections accepted by the HTTP listener (/metrics, /, /reports).",
+               "Connections accepted by the HTTP listener (/metrics, the NOC view, /api, /reports).",
                Type::kCounter)
         .counter(none, d(st.connections));
     out.family("facility_http_open_connections", "Connections open on the HTTP listener now.",

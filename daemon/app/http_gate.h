@@ -7,8 +7,9 @@
 //      401 with a WWW-Authenticate challenge. Credentials can change on a reload.
 //   3. GET and HEAD only (405 with Allow otherwise).
 //   4. /metrics: the Exposition body (daemon/sinks/prometheus/exposition.h), rendered from the
-//      sources the daemon provides at that moment; "/" and /reports: the report routes
-//      (daemon/reports/http_routes.h); anything else 404.
+//      sources the daemon provides at that moment; "/", /sites, /devices and /api/v1: the NOC
+//      view (daemon/web/routes.h); /reports: the report routes (daemon/reports/http_routes.h);
+//      anything else 404.
 //
 // TLS is not done here: docs/prometheus.md shows the reverse proxy (nginx) that terminates TLS
 // in front of this listener.
@@ -26,6 +27,7 @@
 #include "daemon/http/server.h"
 #include "daemon/reports/http_routes.h"
 #include "daemon/sinks/prometheus/exposition.h"
+#include "daemon/web/routes.h"
 
 namespace facility {
 
@@ -36,8 +38,10 @@ class HttpGate {
   void set_auth(const Credentials& auth);
   void set_metrics(std::shared_ptr<const Exposition> exposition,
                    std::function<ScrapeSources()> sources);
-  // "/" and /reports (replaced on a reload; a report being computed keeps the old routes).
+  // /reports (replaced on a reload; a report being computed keeps the old routes).
   void set_routes(std::shared_ptr<const ReportRoutes> routes);
+  // The NOC view: "/", /sites, /devices, /api/v1.
+  void set_web(std::shared_ptr<const web::Routes> web);
   // Starts answering requests (until then: 503).
   void publish();
 
@@ -52,6 +56,7 @@ class HttpGate {
   std::shared_ptr<const Exposition> exposition_;
   std::function<ScrapeSources()> sources_;
   std::shared_ptr<const ReportRoutes> routes_;
+  std::shared_ptr<const web::Routes> web_;
 };
 
 // Writes the listener's facility_http_* families (docs/metrics.md) from its counters, which the

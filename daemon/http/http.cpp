@@ -1,5 +1,7 @@
 #include "daemon/http/http.h"
 
+#include <cctype>
+
 namespace facility::http {
 
 std::string Request::header(std::string_view lower_name) const {
@@ -39,6 +41,37 @@ Response Response::of(int status, std::string content_type, std::string body) {
   r.content_type = std::move(content_type);
   r.with_body(std::move(body));
   return r;
+}
+
+std::string html_escape(std::string_view s) {
+  std::string o;
+  o.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      case '\'': o += "&#39;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string url_encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string o;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      o += char(c);
+    } else {
+      o += '%';
+      o += kHex[c >> 4];
+      o += kHex[c & 15];
+    }
+  }
+  return o;
 }
 
 }  // namespace facility::http

@@ -56,4 +56,9 @@ using Deferred = std::function<Response()>;
 using Reply = std::variant<Response, Deferred>;
 using Handler = std::function<Reply(const Request&)>;
 
+// Text for HTML element content and attribute values: & < > " ' escaped.
+std::string html_escape(std::string_view s);
+// One path segment or query value percent-encoded (RFC 3986 unreserved characters kept).
+std::string url_encode(std::string_view s);
+
 }  // namespace facility::http

@@ -8,40 +8,25 @@
 #include "daemon/sinks/history/history.h"
 
 namespace facility {
-namespace {
-
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
-}
-
-}  // namespace
+using http::html_escape;
 
 ReportRoutes::ReportRoutes(std::shared_ptr<const Config> config, std::string history_path)
     : config_(std::move(config)), history_path_(std::move(history_path)) {}
 
 std::optional<http::Reply> ReportRoutes::handle(const http::Request& req) const {
   const std::string& uri = req.path;
-  if (uri == "/" || uri == "/reports" || uri == "/reports/") return landing_page();
+  if (uri == "/reports" || uri == "/reports/") return landing_page();
   if (uri.rfind("/reports/", 0) != 0) return std::nullopt;
   return report(req, uri.substr(std::string("/reports/").size()));
 }
 
-// "/": links to /metrics and to every site's report in every format.
+// /reports: links to every site's report in every format (the NOC view at "/" links here).
 http::Response ReportRoutes::landing_page() const {
   std::string body =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>facilityd</title>"
       "<style>body{font-family:sans-serif;max-width:50rem;margin:1rem auto;padding:0 1rem}"
-      "td{padding:.2rem .6rem}</style></head><body><h1>facilityd</h1>"
-      "<p><a href=\"/metrics\">/metrics</a>: Prometheus metrics (docs/metrics.md)</p>"
-      "<h2>Capacity reports</h2>";
+      "td{padding:.2rem .6rem}</style></head><body><p><a href=\"/\">facilityd</a> &middot; "
+      "<a href=\"/metrics\">/metrics</a></p><h1>Capacity reports</h1>";
   if (history_path_.empty()) {
     body += "<p>The history is disabled (history.enabled: false), so there are no reports.</p>";
   } else {

@@ -1,10 +1,10 @@
-// HTTP routes served on the listener next to /metrics: a landing page at "/" (links to /metrics
-// and to every site's report) and capacity reports at
+// HTTP routes served on the listener next to /metrics: a list of reports at /reports (links to
+// every site's report) and capacity reports at
 // /reports/<site>?format=text|markdown|csv|json|html&from=...&to=...&resolution=minute|hour.
 //
 // The front door (daemon/app/http_gate.h) sees every request first: it checks authentication,
-// answers /metrics, and hands anything else to handle(), which answers "/" and "/reports..." and
-// gives nothing back for the rest (the gate then answers 404).
+// answers /metrics and the NOC view (daemon/web/), and hands anything else to handle(), which
+// answers "/reports..." and gives nothing back for the rest (the gate then answers 404).
 //
 // A report is computed as Deferred work on one of the HTTP server's worker threads (never on its
 // I/O thread), with its own read-only SQLite connection (WAL: the history writer is never
@@ -30,7 +30,7 @@ class ReportRoutes : public std::enable_shared_from_this<ReportRoutes> {
   // history_path empty: history disabled (report routes answer 503).
   ReportRoutes(std::shared_ptr<const Config> config, std::string history_path);
 
-  // "/" and "/reports...": the answer; nullopt for any other path.
+  // "/reports...": the answer; nullopt for any other path.
   std::optional<http::Reply> handle(const http::Request& req) const;
 
  private:

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "daemon/http/http.h"
 #include "daemon/reports/report.h"
 
 namespace facility {
@@ -664,19 +665,7 @@ std::string render_json(const Report& r) {
 
 // ---- HTML --------------------------------------------------------------------------------
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
+std::string esc(const std::string& s) { return http::html_escape(s); }
 
 constexpr int kW = 720, kH = 240, kL = 60, kR = 16, kT = 16, kB = 36;
 

@@ -1,5 +1,6 @@
 // The MQTT payload contract (docs/mqtt.md, docs/schemas/*.json) on the C++ side: a pure function
-// from a FacilitySnapshot to topics and JSON payloads. No broker, no state, no clock.
+// from a FacilitySnapshot to topics and JSON payloads (the bodies: daemon/sinks/payloads.h). No
+// broker, no state, no clock.
 //
 // Thread-safety: every function here is reentrant.
 #pragma once
@@ -10,6 +11,7 @@
 
 #include "daemon/model/model.h"
 #include "daemon/readings/readings.h"
+#include "daemon/sinks/payloads.h"
 
 namespace facility {
 
@@ -37,10 +39,7 @@ struct RenderedMessage {
   nlohmann::json body;
 };
 
-// RFC 3339 UTC with exactly three fractional digits, e.g. "2026-11-22T04:03:19.123Z".
-// Sub-millisecond parts are truncated (never rounded up into the next second). Thread-safe: no
-// gmtime(), no locale.
-std::string format_rfc3339_ms(TimePoint t);
+// format_rfc3339_ms() and the payload bodies: daemon/sinks/payloads.h.
 
 // True if `s` can be used as one MQTT topic level: non-empty, valid UTF-8 is assumed (ids come
 // from YAML), and no '/', '+', '#' or NUL. A wildcard in a PUBLISH topic makes brokers drop the
@@ -53,8 +52,6 @@ bool is_valid_topic_prefix(const std::string& p);
 // "<prefix>/<site>/status"
 std::string mqtt_status_topic(const std::string& prefix, const std::string& site);
 
-// The payload as published: compact JSON; invalid UTF-8 (from device error strings) replaced.
-std::string dump_payload(const nlohmann::json& body);
 
 // State messages of one site, in publish order: summary, cabinets, cooling, UPSs, devices. Entities
 // whose id is not a valid topic level are skipped (with a warning log). Values that are unknown

@@ -108,6 +108,7 @@ class Rig {
     reading->device_id = device;
     reading->polled_at = t;
     for (const auto& [k, v] : pts) reading->points[k] = PointValue{v.first, v.second};
+    reading->with_data = pts.size();  // every point gave a value, as a poll would count them
     for (const auto& [k, at] : read_at) reading->points.at(k).read_at = at;
     for (const auto& [k, text] : texts) reading->points.at(k).text = text;
     auto& e = entries_[device];

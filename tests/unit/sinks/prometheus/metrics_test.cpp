@@ -567,11 +567,15 @@ TEST(HttpGate, BasicAuthOnEveryRouteAndNothingBeforePublish) {
   gate.set_metrics(std::make_shared<Exposition>(), [&src] { return src; });
   auto cfg = std::make_shared<const Config>(rig.config());
   gate.set_routes(std::make_shared<const ReportRoutes>(cfg, ""));
+  auto view = std::make_shared<LiveView>();
+  view->take(src.snapshot);
+  gate.set_web(std::make_shared<const web::Routes>(view, web::PageOptions{}));
   gate.publish();
 
   const std::string good = "Authorization: Basic bm9jOnMzY3JldA==\r\n";  // noc:s3cret
   const std::string bad = "Authorization: Basic bm9jOnMzY3JldHg=\r\n";   // noc:s3cretx
-  for (const char* path : {"/metrics", "/", "/reports", "/reports/m", "/nothing"}) {
+  for (const char* path : {"/metrics", "/", "/reports", "/reports/m", "/nothing", "/sites/m",
+                           "/api/v1/sites", "/devices"}) {
     const auto r = http(port, path);
     EXPECT_EQ(r.status, 401) << path;
     EXPECT_NE(r.head.find("WWW-Authenticate: Basic realm=\"facilityd\""), std::string::npos)
@@ -587,6 +591,9 @@ TEST(HttpGate, BasicAuthOnEveryRouteAndNothingBeforePublish) {
   const auto landing = http(port, "/", good);
   EXPECT_EQ(landing.status, 200);
   EXPECT_NE(landing.body.find("<a href=\"/metrics\">"), std::string::npos);
+  EXPECT_NE(landing.body.find("data-site=\"m\""), std::string::npos) << "the NOC view";
+  EXPECT_EQ(http(port, "/api/v1/sites", good).status, 200);
+  EXPECT_EQ(http(port, "/reports", good).status, 200);
   EXPECT_EQ(http(port, "/reports/m", good).status, 503) << "authorised; the history is off";
   EXPECT_EQ(http(port, "/nothing", good).status, 404);
 

@@ -1,0 +1,68 @@
+// What the NOC view derives from a snapshot beyond the model's own numbers, computed once here
+// so the HTML pages and the JSON API (daemon/web/pages.h, api.h) can never disagree: the site's
+// best energy PUE, devices up, active alerts by severity, headroom in cabinets, each cabinet's
+// display level.
+//
+// Thread-safety: pure functions of an immutable snapshot.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/model/model.h"
+
+namespace facility::web {
+
+// The energy PUE of the site's longest configured window that is published (its coverage met
+// facility.pue_min_coverage), in the site's primary category.
+struct EnergyPue {
+  std::string window;  // "24h"
+  double pue = 0;
+  int category = 1;
+};
+
+struct SiteStatus {
+  const SiteSnapshot* site = nullptr;
+  std::optional<EnergyPue> energy_pue;
+  int devices_up = 0, devices_total = 0;  // up: fresh data with at least one value
+  int alerts_critical = 0, alerts_warning = 0;
+  std::optional<double> headroom_w;         // rated - measured (every cabinet measured)
+  std::optional<double> headroom_cabinets;  // headroom_w / facility.cabinet_equivalent_w
+};
+SiteStatus site_status(const FacilitySnapshot& snap, const SiteSnapshot& site);
+
+// Raised alerts, newest first; site "" = every site.
+std::vector<const AlertState*> active_alerts(const FacilitySnapshot& snap,
+                                             const std::string& site = "");
+
+// How a cabinet tile is coloured: its utilisation now against its own thresholds (its class's,
+// as the report's bands and its overload alert use), or "nodata" when its power is unknown
+// (never shown as 0 W).
+enum class Level { kNoData, kOk, kWarning, kCritical };
+Level cabinet_level(const CabinetSnapshot& cs);
+const char* to_string(Level l);  // "nodata", "ok", "warning", "critical"
+// The level with its alert: "critical", "critical, alert pending" (the alert's hold time has not
+// passed yet), "ok, warning alert until it clears" (hysteresis), "no data".
+std::string level_text(const CabinetSnapshot& cs);
+// The worst feed or phase could not carry the load if the other feed failed: now, or as the
+// held cabinet_failover_risk alert.
+bool failover_risk(const CabinetSnapshot& cs);
+
+const SiteSnapshot* find_site(const FacilitySnapshot& snap, const std::string& id);
+const CabinetSnapshot* find_cabinet(const SiteSnapshot& site, const std::string& id);
+const DeviceSnapshot* find_device(const FacilitySnapshot& snap, const std::string& id);
+// The quality of the data behind an alert: its subject's (a cabinet, a device), else "good"
+// when it carries a value (as the MQTT alert payloads say).
+std::string alert_quality(const FacilitySnapshot& snap, const AlertState& a);
+
+// Counts of device states per kind, for the device health page and the API.
+struct StateCounts {
+  int up = 0, partial = 0, no_data = 0, down = 0;
+  int total() const { return up + partial + no_data + down; }
+};
+// site "" = every site.
+std::vector<std::pair<std::string, StateCounts>> device_counts(const FacilitySnapshot& snap,
+                                                               const std::string& site = "");
+
+}  // namespace facility::web

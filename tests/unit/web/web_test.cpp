@@ -1,0 +1,341 @@
+// The NOC view (daemon/web/): what the pages and the JSON API say about a known snapshot, the
+// routes' answers, and the last hour each cabinet keeps.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+
+#include "daemon/web/api.h"
+#include "daemon/web/live_view.h"
+#include "daemon/web/pages.h"
+#include "daemon/web/routes.h"
+#include "daemon/web/status.h"
+#include "model_rig.h"
+
+namespace facility {
+namespace {
+
+using nlohmann::json;
+using testing::at_s;
+using testing::Rig;
+using testing::watts;
+
+// Four 4.4 kW cabinets on A/B PDUs (one with a rack sensor) and a site whose name needs
+// escaping. Overload holds 2 s, failover 2 s.
+const char* kSite = R"(
+daemon: {stale_after_intervals: 3}
+mqtt: {enabled: false}
+history: {enabled: false}
+defaults: {interval: 10s}
+facility: {overload: {hold: 2s}, failover: {hold: 2s}, pue_windows: [1m, 5m]}
+sites:
+  - id: s
+    name: "Hall <b>\"one\"</b> & co"
+    rooms:
+      - id: r
+        name: Room R
+        rows:
+          - id: w2
+            cabinets:
+              - {id: hot, breaker: {amps: 20, volts: 220}, status: sold}
+              - {id: risky, breaker: {amps: 20, volts: 220}, status: sold}
+          - id: w1
+            cabinets:
+              - {id: calm, breaker: {amps: 20, volts: 220}, status: sold}
+              - {id: empty, breaker: {amps: 20, volts: 220}, status: free}
+              - {id: "odd.id", breaker: {amps: 20, volts: 220}, status: sold}
+    devices:
+      - {id: hot-a, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 1, cabinet: hot, feed: A}
+      - {id: hot-b, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 2, cabinet: hot, feed: B}
+      - {id: risky-a, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 3, cabinet: risky, feed: A}
+      - {id: risky-b, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 4, cabinet: risky, feed: B}
+      - {id: calm-a, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 5, cabinet: calm, feed: A}
+      - {id: calm-b, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 6, cabinet: calm, feed: B}
+      - {id: calm-env, kind: rack_sensor, profile: env, endpoint: "tcp://127.0.0.1:1", unit: 7, cabinet: calm}
+      - {id: empty-a, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 8, cabinet: empty, feed: A}
+      - {id: empty-b, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 9, cabinet: empty, feed: B}
+      - {id: odd-a, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:2", unit: 1, cabinet: "odd.id", feed: A}
+      - {id: odd-b, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:2", unit: 2, cabinet: "odd.id", feed: B}
+)";
+
+// hot: 4.4 kW x 0.97 (critical: >= 0.95); risky: 3.74 kW = 85 % (warning), more than one
+// feed's derated 3.52 kW (failover risk); calm 50 %; empty 0 W; odd.id: no data (B silent).
+void feed_all(Rig& rig, double t, bool odd_b = false) {
+  const auto half = [&](const char* a, const char* b, double w) {
+    rig.put(a, watts(w / 2), at_s(t));
+    rig.put(b, watts(w / 2), at_s(t));
+  };
+  half("hot-a", "hot-b", 4268);
+  half("risky-a", "risky-b", 3740);
+  half("calm-a", "calm-b", 2200);
+  half("empty-a", "empty-b", 0);
+  rig.put("calm-env", {{"inlet_temperature", {24.5, "celsius"}}, {"humidity", {45, "percent"}}},
+          at_s(t));
+  rig.put("odd-a", watts(1000), at_s(t));
+  if (odd_b) rig.put("odd-b", watts(1000), at_s(t));
+}
+
+std::shared_ptr<const FacilitySnapshot> settled(Rig& rig, double until = 6) {
+  std::shared_ptr<const FacilitySnapshot> snap;
+  for (double t = 0; t <= until; t += 1) {
+    feed_all(rig, t);
+    snap = rig.update(at_s(t));
+  }
+  return snap;
+}
+
+// The opening tag of the tile of `cabinet` and its text up to </a>.
+std::string tile_of(const std::string& page, const std::string& cabinet) {
+  const auto at = page.find("data-cabinet=\"" + cabinet + "\"");
+  if (at == std::string::npos) return "";
+  const auto start = page.rfind("<a ", at);
+  return page.substr(start, page.find("</a>", at) - start);
+}
+
+TEST(WebPages, FloorMapTilesSayNumberLevelRiskAndNoDataDistinctFromZero) {
+  Rig rig(kSite);
+  const auto snap = settled(rig);
+  const auto page = web::site_page(*snap, "s", {});
+  ASSERT_TRUE(page);
+  const std::string hot = tile_of(*page, "hot");
+  EXPECT_NE(hot.find("data-level=\"critical\""), std::string::npos) << hot;
+  EXPECT_NE(hot.find("data-alert=\"critical\""), std::string::npos) << hot;
+  EXPECT_NE(hot.find(">97.0 %<"), std::string::npos) << hot;
+  EXPECT_NE(hot.find("critical</span>"), std::string::npos) << "the level in words: " << hot;
+  const std::string risky = tile_of(*page, "risky");
+  EXPECT_NE(risky.find("data-level=\"warning\""), std::string::npos) << risky;
+  EXPECT_NE(risky.find("data-failover-risk=\"1\""), std::string::npos) << risky;
+  EXPECT_NE(risky.find("failover risk"), std::string::npos) << risky;
+  EXPECT_EQ(tile_of(*page, "calm").find("failover risk"), std::string::npos);
+  EXPECT_NE(tile_of(*page, "calm").find("24.5 \u00b0C"), std::string::npos) << "inlet shown";
+  const std::string empty = tile_of(*page, "empty");
+  EXPECT_NE(empty.find("data-level=\"ok\""), std::string::npos) << empty;
+  EXPECT_NE(empty.find(">0.0 %<"), std::string::npos) << "0 W is a number: " << empty;
+  const std::string odd = tile_of(*page, "odd.id");
+  EXPECT_NE(odd.find("data-level=\"nodata\""), std::string::npos) << odd;
+  EXPECT_NE(odd.find(">no data<"), std::string::npos) << odd;
+  EXPECT_EQ(odd.find(" %<"), std::string::npos) << "no number for an unknown power: " << odd;
+  EXPECT_NE(odd.find("href=\"/sites/s/cabinets/odd.id\""), std::string::npos) << odd;
+  // Rows in their configured order, with totals that say when they are a lower bound.
+  EXPECT_LT(page->find("data-row=\"w2\""), page->find("data-row=\"w1\""));
+  EXPECT_NE(page->find("2 of 3 cabinets measured: at least"), std::string::npos);
+  // Names are escaped, never markup.
+  EXPECT_EQ(page->find("<b>\"one\"</b>"), std::string::npos);
+  EXPECT_NE(page->find("Hall &lt;b&gt;&quot;one&quot;&lt;/b&gt; &amp; co"), std::string::npos);
+}
+
+TEST(WebPages, LevelIsTheBandNowAndSaysWhenItsAlertIsPendingOrHeld) {
+  Rig rig(kSite);
+  feed_all(rig, 0);
+  auto snap = rig.update(at_s(0));
+  const auto* hot = web::find_cabinet(testing::site_of(*snap, "s"), "hot");
+  ASSERT_TRUE(hot);
+  EXPECT_EQ(web::cabinet_level(*hot), web::Level::kCritical);
+  EXPECT_EQ(web::level_text(*hot), "critical, alert pending") << "the 2 s hold has not passed";
+  snap = settled(rig);
+  hot = web::find_cabinet(testing::site_of(*snap, "s"), "hot");
+  EXPECT_EQ(web::level_text(*hot), "critical");
+  // Back under the warning threshold but inside the hysteresis: the alert is still on.
+  for (double t = 7; t <= 8; t += 1) {
+    feed_all(rig, t);
+    rig.put("hot-a", watts(1750), at_s(t));
+    rig.put("hot-b", watts(1750), at_s(t));  // 79.5 %: below 80 %, above 80 - 5 %
+    snap = rig.update(at_s(t));
+  }
+  hot = web::find_cabinet(testing::site_of(*snap, "s"), "hot");
+  EXPECT_EQ(web::cabinet_level(*hot), web::Level::kOk);
+  EXPECT_EQ(web::level_text(*hot), "ok, critical alert until it clears");
+}
+
+TEST(WebPages, OverviewCardsAndAlertsNewestFirst) {
+  Rig rig(kSite);
+  const auto snap = settled(rig);
+  const std::string page = web::overview_page(*snap, {});
+  EXPECT_NE(page.find("data-site=\"s\""), std::string::npos);
+  EXPECT_NE(page.find("1 critical"), std::string::npos) << "hot";
+  // hot: failover risk too; risky: overload warning and failover risk; calm: nothing.
+  EXPECT_NE(page.find("3 warning"), std::string::npos);
+  EXPECT_NE(page.find("Active alerts (4)"), std::string::npos);
+  EXPECT_NE(page.find("data-subject=\"hot\" data-severity=\"critical\""), std::string::npos);
+  EXPECT_NE(page.find("href=\"/sites/s/cabinets/hot\""), std::string::npos);
+  // Devices up: odd-b never answered.
+  EXPECT_NE(page.find("10 / 11"), std::string::npos);
+  // Headroom: 22 kW rated - measured is unknown while odd.id has no data.
+  EXPECT_NE(page.find("<dt>Headroom</dt><dd><span class=\"nd\">no data</span>"),
+            std::string::npos);
+  // No resource from anywhere: nothing but relative links.
+  EXPECT_FALSE(std::regex_search(page, std::regex("(src|href)=\"(https?:)?//")));
+  EXPECT_NE(page.find("<script>"), std::string::npos) << "refreshes itself";
+  web::PageOptions still;
+  still.refresh_s = 0;
+  EXPECT_EQ(web::overview_page(*snap, still).find("<script>"), std::string::npos);
+}
+
+TEST(WebPages, DeviceHealthListsEveryDeviceNotUpWithItsReasonAndEndpoint) {
+  Rig rig(kSite);
+  auto snap = settled(rig);
+  std::string page = web::devices_page(*snap, "", {});
+  EXPECT_NE(page.find("data-device=\"odd-b\" data-state=\"down\""), std::string::npos);
+  EXPECT_NE(page.find("never (since start)"), std::string::npos);
+  EXPECT_NE(page.find("tcp://127.0.0.1:2 unit 2"), std::string::npos);
+  EXPECT_EQ(page.find("data-device=\"hot-a\""), std::string::npos) << "up devices are counted only";
+  EXPECT_NE(page.find("Not up (1)"), std::string::npos);
+  // calm-a goes silent: down once stale (3 x 10 s), with when it last gave data.
+  for (double t = 7; t <= 40; t += 1) {
+    feed_all(rig, t, true);
+    rig.forget("calm-a");
+    rig.put("calm-a", watts(1100), at_s(6));
+    snap = rig.update(at_s(t));
+  }
+  page = web::devices_page(*snap, "", {});
+  EXPECT_NE(page.find("data-device=\"calm-a\" data-state=\"down\""), std::string::npos) << page;
+  EXPECT_NE(page.find("34 s ago"), std::string::npos);
+  EXPECT_EQ(page.find("data-device=\"odd-b\""), std::string::npos) << "odd-b answers now";
+  EXPECT_NE(tile_of(*web::site_page(*snap, "s", {}), "calm").find("no data"), std::string::npos);
+}
+
+TEST(WebPages, CabinetPageFeedsSensorsChartAndDevices) {
+  Rig rig(kSite);
+  const auto snap = settled(rig);
+  std::vector<LiveView::Sample> h;
+  for (int i = 0; i < 6; ++i) {
+    h.push_back({at_s(6) - std::chrono::seconds(30 * (5 - i)),
+                 i == 1 ? std::nullopt : std::optional<double>(2000 + 10 * i)});
+  }
+  const auto page = web::cabinet_page(*snap, "s", "calm", h, {});
+  ASSERT_TRUE(page);
+  EXPECT_NE(page->find("data-feed=\"A\""), std::string::npos);
+  EXPECT_NE(page->find("3.52 kW"), std::string::npos) << "derated feed capacity 0.8 x 4.4 kW";
+  EXPECT_NE(page->find("24.5 \u00b0C"), std::string::npos);
+  EXPECT_NE(page->find(">calm-env</a>"), std::string::npos);
+  EXPECT_FALSE(web::cabinet_page(*snap, "s", "nope", h, {}));
+  EXPECT_FALSE(web::site_page(*snap, "nope", {}));
+  // The chart: two lines (broken at the unknown sample), threshold lines at 80 and 95 %.
+  const Cabinet& calm = *web::find_cabinet(testing::site_of(*snap, "s"), "calm")->cabinet;
+  const std::string svg = web::power_chart_svg(h, at_s(6), calm);
+  std::size_t lines = 0;
+  for (auto p = svg.find("<polyline"); p != std::string::npos; p = svg.find("<polyline", p + 1))
+    ++lines;
+  EXPECT_EQ(lines, 1u) << "1 point, a gap, 4 points: the lone point is a circle";
+  EXPECT_NE(svg.find("<circle"), std::string::npos);
+  EXPECT_NE(svg.find("warning 80 %"), std::string::npos);
+  EXPECT_NE(svg.find("critical 95 %"), std::string::npos);
+  EXPECT_NE(web::power_chart_svg({}, at_s(6), calm).find("no power measured yet"),
+            std::string::npos);
+}
+
+TEST(WebApi, SameTruthAsThePages) {
+  Rig rig(kSite);
+  const auto snap = settled(rig);
+  const json sites = web::api_sites(*snap);
+  ASSERT_EQ(sites["sites"].size(), 1u);
+  const json& s = sites["sites"][0];
+  EXPECT_EQ(s["alerts"]["critical"], 1);
+  EXPECT_EQ(s["alerts"]["warning"], 3);
+  EXPECT_EQ(s["devices"]["up"], 10);
+  EXPECT_TRUE(s["capacity"]["headroom_w"].is_null());
+  EXPECT_EQ(s["summary"]["site"], "s");
+  const auto site = web::api_site(*snap, "s");
+  ASSERT_TRUE(site);
+  std::map<std::string, json> cabs;
+  for (const auto& c : (*site)["cabinets"]) cabs[c["cabinet"]["cabinet"]] = c;
+  EXPECT_EQ(cabs.at("hot")["level"], "critical");
+  EXPECT_EQ(cabs.at("risky")["failover_risk"], true);
+  EXPECT_EQ(cabs.at("calm")["failover_risk"], false);
+  EXPECT_EQ(cabs.at("empty")["cabinet"]["power_w"], 0.0);
+  EXPECT_TRUE(cabs.at("odd.id")["cabinet"]["power_w"].is_null());
+  EXPECT_EQ(cabs.at("odd.id")["level"], "nodata");
+  EXPECT_EQ((*site)["rooms"][0]["rows"][0]["id"], "w2");
+  const auto cab = web::api_cabinet(*snap, "s", "hot", {{at_s(0), 4268.0}, {at_s(30), {}}});
+  ASSERT_TRUE(cab);
+  EXPECT_EQ((*cab)["history"]["points"].size(), 2u);
+  EXPECT_TRUE((*cab)["history"]["points"][1]["power_w"].is_null());
+  EXPECT_EQ((*cab)["devices"].size(), 2u);
+  EXPECT_FALSE(web::api_cabinet(*snap, "s", "nope", {}));
+  const json alerts = web::api_alerts(*snap);
+  EXPECT_EQ(alerts["alerts"].size(), 4u);
+  const json devices = web::api_devices(*snap);
+  EXPECT_EQ(devices["counts"]["pdu"]["down"], 1);
+  EXPECT_EQ(devices["counts"]["pdu"]["total"], 10);
+  EXPECT_EQ(devices["devices"].size(), 11u);
+}
+
+TEST(LiveViewTest, OneSampleEvery30sForAnHourAndRemovedCabinetsForgotten) {
+  Rig rig(kSite);
+  LiveView view;
+  EXPECT_FALSE(view.latest());
+  for (double t = 0; t <= 2 * 3600; t += 10) {
+    feed_all(rig, t);
+    view.take(rig.stateless(at_s(t)));
+  }
+  const auto h = view.cabinet_history("s", "hot");
+  ASSERT_EQ(h.size(), LiveView::kSamples);
+  EXPECT_EQ(h.back().t, at_s(7200));
+  EXPECT_EQ(h.front().t, at_s(7200 - 30 * 119));
+  ASSERT_TRUE(h.back().power_w);
+  EXPECT_DOUBLE_EQ(*h.back().power_w, 4268);
+  EXPECT_FALSE(view.cabinet_history("s", "odd.id").back().power_w) << "no data stays no data";
+  EXPECT_TRUE(view.cabinet_history("s", "nope").empty());
+  // A snapshot without the cabinet (a reload removed it): forgotten at the next sample.
+  Rig other(testing::kThreePhaseSite);
+  view.take(other.stateless(at_s(7230)));
+  EXPECT_TRUE(view.cabinet_history("s", "hot").empty());
+  EXPECT_EQ(view.cabinet_history("s", "g").size(), 1u);
+}
+
+TEST(WebRoutes, AnswersFromTheNewestSnapshotWithHeadersAnd404s) {
+  Rig rig(kSite);
+  auto view = std::make_shared<LiveView>();
+  auto routes = std::make_shared<const web::Routes>(view, web::PageOptions{});
+  const auto get = [&](const std::string& path, const std::string& query_site = "") {
+    http::Request req;
+    req.method = "GET";
+    req.path = path;
+    if (!query_site.empty()) req.query["site"] = query_site;
+    auto reply = routes->handle(req);
+    if (!reply) return http::Response::text(-1, "not routed");
+    EXPECT_TRUE(std::holds_alternative<http::Deferred>(*reply)) << "never on the I/O thread";
+    return std::get<http::Deferred>(*reply)();
+  };
+  const auto body = [](const http::Response& r) {
+    std::string b;
+    for (const auto& p : r.body) b += *p;
+    return b;
+  };
+  const auto header = [](const http::Response& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers)
+      if (k == name) return v;
+    return std::string();
+  };
+  EXPECT_EQ(get("/").status, 503) << "no snapshot yet";
+  EXPECT_EQ(get("/metrics").status, -1) << "not the view's";
+  EXPECT_EQ(get("/reports/s").status, -1);
+  feed_all(rig, 0);
+  view->take(rig.stateless(at_s(0)));
+  const auto home = get("/");
+  EXPECT_EQ(home.status, 200);
+  EXPECT_EQ(home.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(header(home, "Content-Security-Policy").find("default-src 'none'"), std::string::npos);
+  EXPECT_EQ(header(home, "Cache-Control"), "no-store");
+  EXPECT_EQ(get("/sites/s").status, 200);
+  EXPECT_EQ(get("/sites/s/cabinets/odd.id").status, 200);
+  EXPECT_EQ(get("/sites/s/cabinets/odd.id/more").status, 404);
+  EXPECT_EQ(get("/sites/s/rooms").status, 404);
+  EXPECT_EQ(get("/sites/s/cabinets/nope").status, 404);
+  EXPECT_EQ(get("/sites/nope").status, 404);
+  EXPECT_EQ(get("/devices").status, 200);
+  EXPECT_EQ(get("/devices", "s").status, 200);
+  EXPECT_EQ(get("/devices", "nope").status, 404);
+  const auto api = get("/api/v1/sites/s/cabinets/odd.id");
+  EXPECT_EQ(api.status, 200);
+  EXPECT_EQ(api.content_type, "application/json");
+  EXPECT_EQ(json::parse(body(api))["cabinet"]["cabinet"], "odd.id");
+  EXPECT_EQ(get("/api/v1/sites/nope").status, 404);
+  EXPECT_EQ(get("/api/v1/nothing").status, 404);
+  EXPECT_EQ(json::parse(body(get("/api/v1/alerts")))["api"], "facilityd/v1");
+  EXPECT_TRUE(header(api, "Content-Security-Policy").empty());
+}
+
+}  // namespace
+}  // namespace facility
