@@ -49,6 +49,8 @@ file(GLOB FACILITYD_DOCS CONFIGURE_DEPENDS docs/*.md)
 install(FILES ${FACILITYD_DOCS} DESTINATION ${FACILITYD_DOCDIR}/docs)
 file(GLOB FACILITYD_SCHEMAS CONFIGURE_DEPENDS docs/schemas/*.json)
 install(FILES ${FACILITYD_SCHEMAS} DESTINATION ${FACILITYD_DOCDIR}/docs/schemas)
+file(GLOB FACILITYD_API_SCHEMAS CONFIGURE_DEPENDS docs/schemas/api/*.json)
+install(FILES ${FACILITYD_API_SCHEMAS} DESTINATION ${FACILITYD_DOCDIR}/docs/schemas/api)
 install(FILES config/examples/minimal.yaml systemd/serial-ports.conf
         DESTINATION ${FACILITYD_DOCDIR}/examples)
 install(FILES packaging/debian/copyright DESTINATION ${FACILITYD_DOCDIR})

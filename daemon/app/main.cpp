@@ -179,6 +179,11 @@ int run(const std::string& path, facility::DaemonOptions opt, const std::string&
   spdlog::info("facilityd {} started: {} on {} endpoints", FACILITYD_VERSION, summary(*cfg),
                daemon.endpoint_count());
   spdlog::info("metrics at {}", daemon.metrics_url());
+  {
+    std::string view = daemon.metrics_url();
+    view.resize(view.size() - std::string("metrics").size());
+    spdlog::info("NOC view at {} (JSON API at {}api/v1/sites)", view, view);
+  }
   if (cfg->mqtt.enabled && !opt.no_mqtt) {
     spdlog::info("MQTT to {} under {}/<site>/...", opt.mqtt_broker.value_or(cfg->mqtt.broker),
                  cfg->mqtt.topic_prefix);

@@ -37,6 +37,8 @@ REQUIRED = [
     "./usr/share/doc/facilityd/copyright",
     "./usr/share/doc/facilityd/changelog.gz",
     "./usr/share/doc/facilityd/docs/config.md",
+    "./usr/share/doc/facilityd/docs/api.md",
+    "./usr/share/doc/facilityd/docs/schemas/api/site.json",
     "./usr/share/doc/facilityd/examples/minimal.yaml",
     "./usr/share/doc/facilityd/examples/serial-ports.conf",
     "./usr/share/man/man8/facilityd.8.gz",

@@ -221,7 +221,7 @@ def main():
         # The listener answers 503 until the daemon has put its authentication in place.
         h.wait_for("the daemon's HTTP gate", lambda: get(direct + "/metrics")[0] != 503,
                    timeout=60)
-        for path in ("/metrics", "/", "/reports", "/reports/hl1"):
+        for path in ("/metrics", "/", "/sites/hl1", "/api/v1/sites", "/reports", "/reports/hl1"):
             st, _ = get(direct + path)
             st_ok, _ = get(direct + path, auth=(USER, PASSWORD))
             st_bad, _ = get(direct + path, auth=(USER, "wrong"))

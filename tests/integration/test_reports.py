@@ -163,9 +163,12 @@ def main():
 
         # ---- Reports over HTTP ------------------------------------------------------------
         landing = h.http_get(base + "/")
+        listing = h.http_get(base + "/reports")
         c.check('href="/metrics"' in landing and 'href="/reports/hl1"' in landing
-                and 'href="/reports/bj-lease?format=csv"' in landing,
-                "landing page links /metrics and every site's reports")
+                and 'href="/reports"' in landing
+                and 'href="/reports/bj-lease?format=csv"' in listing,
+                "the NOC view links /metrics, /reports and each site's report; /reports lists "
+                "every site's reports in every format")
         metrics = h.parse_metrics(h.http_get(base + "/metrics"))
         written = h.find(metrics, "facility_history_records_written_total")
         c.check(written and written >= 3 and h.find(metrics, "facility_history_up") == 1 and
