@@ -128,6 +128,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;margin-top:2px;padding:0 .3rem;border-radius:3px;background:#111;color:#ffb35c;font-size:.7rem;font-weight:700}
 .legend{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;font-size:.85rem;margin:.3rem 0 .6rem}
 .legend span.sw{display:inline-block;width:1.1rem;height:.9rem;border-radius:2px;vertical-align:middle;margin-right:.25rem}
+.frozen{background:#5a1414;border:1px solid #ff6b6b;padding:.5rem .8rem;border-radius:4px;font-weight:600}
 svg.chart{background:#1a1f26;border:1px solid #2c333c;border-radius:4px;max-width:100%;height:auto}
 svg.chart text{fill:#9aa5b1;font-size:11px}
 @media (min-width:1800px){body{font-size:17px}.tile{width:7.4rem}}
@@ -167,6 +168,12 @@ std::string layout(const FacilitySnapshot& snap, const std::string& title,
        "<span class=\"ts\" title=\"when the model computed what this page shows\">model at ";
   h += clock_time(snap.computed_at);
   h += "</span></header>\n<main>";
+  if (opt.now != TimePoint{} && opt.now - snap.computed_at > PageOptions::kFrozenAfter) {
+    h += "<p class=\"frozen\" data-frozen>The model's newest snapshot is " +
+         age(opt.now, snap.computed_at) +
+         " old: facilityd's model has stopped, and every value on this page is frozen at " +
+         clock_time(snap.computed_at) + ". See facilityd's log.</p>";
+  }
   h += main;
   h += "</main>";
   if (opt.refresh_s > 0) {

@@ -26,8 +26,12 @@
 namespace facility::web {
 
 struct PageOptions {
-  int refresh_s = 5;        // 0: no self-refresh
-  bool reports = true;      // the history is on: link the capacity reports
+  int refresh_s = 5;    // 0: no self-refresh
+  bool reports = true;  // the history is on: link the capacity reports
+  // When the page is rendered (epoch: unknown). A snapshot older than kFrozenAfter then gets a
+  // banner: the model has stopped and every value on the page is frozen.
+  TimePoint now{};
+  static constexpr std::chrono::seconds kFrozenAfter{10};  // the model runs every second
 };
 
 std::string overview_page(const FacilitySnapshot& snap, const PageOptions& opt);

@@ -62,25 +62,27 @@ http::Response Routes::render(const http::Request& req) const {
         .with_header("Retry-After", "2");
   }
   const std::string& p = req.path;
+  PageOptions opt = options_;
+  opt.now = Clock::now();
   const auto not_found = [&](const std::string& what) {
     return http::Response::text(404, what + "; see / (or /api/v1/sites) for what there is");
   };
-  if (p == "/") return html(overview_page(*snap, options_));
+  if (p == "/") return html(overview_page(*snap, opt));
   if (p == "/devices") {
     const std::string site = req.arg("site");
     if (!site.empty() && !find_site(*snap, site)) return not_found("no site \"" + site + "\"");
-    return html(devices_page(*snap, site, options_));
+    return html(devices_page(*snap, site, opt));
   }
   if (starts_with(p, "/sites/")) {
     const auto sp = split_site_path(p.substr(7));
     if (!sp) return not_found("no such site or cabinet: " + p);
     if (!sp->cabinet_page) {
-      auto page = site_page(*snap, sp->site, options_);
+      auto page = site_page(*snap, sp->site, opt);
       if (!page) return not_found("no site \"" + sp->site + "\"");
       return html(std::move(*page));
     }
     auto page = cabinet_page(*snap, sp->site, sp->cabinet,
-                             view_->cabinet_history(sp->site, sp->cabinet), options_);
+                             view_->cabinet_history(sp->site, sp->cabinet), opt);
     if (!page) return not_found("no cabinet \"" + sp->cabinet + "\" in site \"" + sp->site + "\"");
     return html(std::move(*page));
   }

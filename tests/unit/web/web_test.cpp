@@ -170,6 +170,14 @@ TEST(WebPages, OverviewCardsAndAlertsNewestFirst) {
   web::PageOptions still;
   still.refresh_s = 0;
   EXPECT_EQ(web::overview_page(*snap, still).find("<script>"), std::string::npos);
+  // A model that stopped: its last snapshot is said to be frozen, not shown as live.
+  EXPECT_EQ(page.find("data-frozen"), std::string::npos);
+  still.now = snap->computed_at + std::chrono::seconds(9);
+  EXPECT_EQ(web::overview_page(*snap, still).find("data-frozen"), std::string::npos);
+  still.now = snap->computed_at + std::chrono::seconds(95);
+  const std::string frozen = web::overview_page(*snap, still);
+  EXPECT_NE(frozen.find("data-frozen"), std::string::npos);
+  EXPECT_NE(frozen.find("is 95 s old"), std::string::npos);
 }
 
 TEST(WebPages, DeviceHealthListsEveryDeviceNotUpWithItsReasonAndEndpoint) {
