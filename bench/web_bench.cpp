@@ -132,14 +132,14 @@ void run(int cabinets, int interval_s, int window_s, const std::string& src) {
 
 int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
-  int interval_s = 5, window_s = 20;
+  int interval_s = 5, window_s = 20;  // window_s >= 1 (at least one GET is made)
   std::vector<int> sizes;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--interval" && i + 1 < argc) {
       interval_s = std::stoi(argv[++i]);
     } else if (a == "--window" && i + 1 < argc) {
-      window_s = std::stoi(argv[++i]);
+      window_s = std::max(1, std::stoi(argv[++i]));
     } else {
       sizes.push_back(std::stoi(a));
     }

@@ -33,6 +33,7 @@ json capacity_json(const CapacitySnapshot& c) {
 
 json occupancy_json(const Occupancy& o) {
   return json{{"total", o.total},       {"powered", o.powered},
+              {"powered_known", o.powered_known},
               {"sold", o.sold},         {"internal", o.internal},
               {"free", o.free},         {"measured", o.measured},
               {"u_occupied", num(o.u_reporting ? std::optional<double>(o.u_occupied)
@@ -121,8 +122,9 @@ std::optional<json> api_site(const FacilitySnapshot& snap, const std::string& id
   for (const auto& r : s->rooms) rooms.push_back(room_json(r));
   for (const auto& c : s->cabinets) {
     json cj = cabinet_json(*s, c, ts);
+    const bool own = owned_cabinet(snap, id, *c.cabinet);
     cabinets.push_back({{"cabinet", std::move(cj)},
-                        {"level", to_string(cabinet_level(c))},
+                        {"level", to_string(own ? cabinet_level(c) : Level::kOtherShard)},
                         {"level_text", level_text(c)},
                         {"failover_risk", failover_risk(c)},
                         {"inlet_state", to_string(c.inlet_state)}});
@@ -148,7 +150,7 @@ std::optional<json> api_cabinet(const FacilitySnapshot& snap, const std::string&
   json j = envelope(snap);
   j["site"] = site;
   j["cabinet"] = cabinet_json(*s, *c, ts);
-  j["level"] = to_string(cabinet_level(*c));
+  j["level"] = to_string(owned_cabinet(snap, site, cab) ? cabinet_level(*c) : Level::kOtherShard);
   j["level_text"] = level_text(*c);
   j["thresholds"] = {{"warning_ratio", num(cab.overload.warning)},
                      {"critical_ratio", num(cab.overload.critical)},
@@ -172,7 +174,7 @@ std::optional<json> api_cabinet(const FacilitySnapshot& snap, const std::string&
   j["sensors"] = std::move(sensors);
   json devices = json::array();
   for (const auto& d : snap.devices) {
-    if (d.device && d.device->site == site && d.device->cabinet == cabinet)
+    if (d.device && d.device->site == site && d.device->cabinet == cabinet && owned(snap, *d.device))
       devices.push_back(device_entry(d, ts));
   }
   j["devices"] = std::move(devices);
@@ -203,7 +205,7 @@ json api_devices(const FacilitySnapshot& snap) {
   }
   json devices = json::array();
   for (const auto& d : snap.devices)
-    if (d.device) devices.push_back(device_entry(d, ts));
+    if (d.device && owned(snap, *d.device)) devices.push_back(device_entry(d, ts));
   j["counts"] = std::move(counts);
   j["devices"] = std::move(devices);
   return j;

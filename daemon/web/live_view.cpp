@@ -16,7 +16,8 @@ void LiveView::take(std::shared_ptr<const FacilitySnapshot> snap) {
   std::lock_guard lock(mu_);
   const TimePoint now = snap->computed_at;
   if (now >= next_sample_) {
-    // On the 30 s grid, so pages and the API show the same instants whatever the model interval.
+    // One sample per 30 s step of the clock (the first snapshot at or after each step, stamped
+    // with its own time), whatever the model interval.
     const auto step = std::chrono::duration_cast<Clock::duration>(kStep);
     next_sample_ = TimePoint((now.time_since_epoch() / step + 1) * step);
     std::unordered_set<std::string> seen;

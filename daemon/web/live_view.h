@@ -4,7 +4,7 @@
 // hour of history survives a reload (cabinets are keyed by site and id; one that a reload
 // removes is forgotten at the next sample).
 //
-// Memory: one sample (16 bytes) per cabinet per 30 s, 120 per cabinet: 3.8 MB for 2,000
+// Memory: one sample (24 bytes) per cabinet per 30 s, 120 per cabinet: about 6 MB for 2,000
 // cabinets.
 //
 // Thread-safety: take() from the model thread; latest() and cabinet_history() from any thread

@@ -75,6 +75,19 @@ std::string name_suffix(const std::string& id, const std::string& name) {
   return name.empty() || name == id ? "" : " <small>" + html_escape(name) + "</small>";
 }
 
+// "47 powered", or "≥ 45 powered (2 unknown)" while a stale feed may hide a cabinet's load.
+std::string powered_text(const Occupancy& o) {
+  const int unknown = o.total - o.powered_known;
+  if (unknown <= 0) return std::to_string(o.powered) + " powered";
+  return "\u2265 " + std::to_string(o.powered) + " powered (" + std::to_string(unknown) +
+         " unknown)";
+}
+
+// A device's row on the device health page (which lists every device with all=1).
+std::string device_href(const std::string& site, const std::string& device) {
+  return "/devices?site=" + url_encode(site) + "&amp;all=1#dev-" + url_encode(device);
+}
+
 std::string site_href(const std::string& site) { return "/sites/" + url_encode(site); }
 std::string cabinet_href(const std::string& site, const std::string& cabinet) {
   return site_href(site) + "/cabinets/" + url_encode(cabinet);
@@ -124,6 +137,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .l-critical{background:#ff5c5c}
 .l-nodata{background:repeating-linear-gradient(45deg,#3b414a 0 6px,#2b3037 6px 12px);color:#e7e9ec}
 .tile.free{opacity:.6}
+.l-other{background:#22272e;color:#9aa5b1;border:1px dashed #4a525c}
 .tile.risk{border-color:#111;outline:3px dashed #ff8c1a;outline-offset:-3px}
 .badge{display:inline-block;margin-top:2px;padding:0 .3rem;border-radius:3px;background:#111;color:#ffb35c;font-size:.7rem;font-weight:700}
 .legend{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;font-size:.85rem;margin:.3rem 0 .6rem}
@@ -168,6 +182,12 @@ std::string layout(const FacilitySnapshot& snap, const std::string& title,
        "<span class=\"ts\" title=\"when the model computed what this page shows\">model at ";
   h += clock_time(snap.computed_at);
   h += "</span></header>\n<main>";
+  if (const std::string shard = shard_text(snap); !shard.empty()) {
+    h += "<p class=\"dim\" data-shard>This daemon is " + shard +
+         ": it polls its share of the devices. Cabinets of other shards are marked \"other "
+         "shard\" and their devices are not listed; a site's IT and facility power and PUE "
+         "are complete on the site's home shard.</p>";
+  }
   if (opt.now != TimePoint{} && opt.now - snap.computed_at > PageOptions::kFrozenAfter) {
     h += "<p class=\"frozen\" data-frozen>The model's newest snapshot is " +
          age(opt.now, snap.computed_at) +
@@ -198,7 +218,7 @@ std::string alerts_table(const FacilitySnapshot& snap, const std::string& site) 
     if (const SiteSnapshot* s = find_site(snap, a->site); s && find_cabinet(*s, a->subject)) {
       subject = "<a href=\"" + cabinet_href(a->site, a->subject) + "\">" + subject + "</a>";
     } else if (find_device(snap, a->subject)) {
-      subject = "<a href=\"/devices#dev-" + url_encode(a->subject) + "\">" + subject + "</a>";
+      subject = "<a href=\"" + device_href(a->site, a->subject) + "\">" + subject + "</a>";
     }
     h += "<tr data-alert=\"" + html_escape(a->kind) + "\" data-subject=\"" +
          html_escape(a->subject) + "\" data-severity=\"" + html_escape(a->severity) + "\"><td>" +
@@ -234,12 +254,13 @@ std::string site_card(const FacilitySnapshot& snap, const SiteSnapshot& s,
     h += fixed(st.energy_pue->pue, 2) + " <small>over " + html_escape(st.energy_pue->window) +
          ", category " + std::to_string(st.energy_pue->category) + "</small>";
   } else {
-    h += "<span class=\"nd\">withheld</span> <small>(no window fully covered yet)</small>";
+    h += "<span class=\"nd\">withheld</span> <small>(no window meets "
+         "facility.pue_min_coverage yet)</small>";
   }
   if (site.facility.pue_target) h += " <small>target " + fixed(*site.facility.pue_target, 2) + "</small>";
   h += "</dd>";
   const Occupancy& o = s.occupancy;
-  h += "<dt>Cabinets</dt><dd>" + std::to_string(o.powered) + " powered / " +
+  h += "<dt>Cabinets</dt><dd>" + powered_text(o) + " / " +
        std::to_string(o.sold) + " sold / " + std::to_string(o.total) + " delivered / " +
        std::to_string(site.planned_cabinets) + " planned</dd>";
   h += "<dt>Occupancy</dt><dd>" + pct(s.occupancy_powered) + " powered, " +
@@ -250,7 +271,8 @@ std::string site_card(const FacilitySnapshot& snap, const SiteSnapshot& s,
        " rated</dd>";
   h += "<dt>Headroom</dt><dd>" + kw(st.headroom_w);
   if (st.headroom_cabinets) {
-    h += " = " + fixed(std::floor(*st.headroom_cabinets), 0) + " cabinets of " +
+    // Whole cabinets that still fit; none when the site is over its rating.
+    h += " = " + fixed(std::max(0.0, std::floor(*st.headroom_cabinets)), 0) + " cabinets of " +
          fixed(site.facility.cabinet_equivalent_w / 1000, 1) + " kW";
   }
   h += "</dd>";
@@ -272,7 +294,16 @@ std::string legend() {
          "<span><span class=\"sw l-critical\"></span>critical</span><span><span class=\"sw "
          "l-nodata\"></span>no data (power unknown)</span><span><span class=\"badge\">failover "
          "risk</span> one feed cannot carry the cabinet</span><span class=\"dim\">Faded: free "
-         "cabinet. Percent: power of rated power.</span></div>";
+         "cabinet. Percent: power of rated power, coloured by the cabinet's own thresholds."
+         "</span></div>";
+}
+
+// A cabinet another shard polls: its number is on that daemon's view.
+std::string other_shard_tile(const SiteSnapshot& s, const Cabinet& c) {
+  return "<a class=\"tile l-other\" href=\"" + cabinet_href(s.site->id, c.id) +
+         "\" data-cabinet=\"" + html_escape(c.id) +
+         "\" data-level=\"other_shard\" title=\"polled by another shard\"><b>" +
+         html_escape(c.id) + "</b><span class=\"u\">other shard</span></a>";
 }
 
 std::string tile(const SiteSnapshot& s, const CabinetSnapshot& cs) {
@@ -312,17 +343,41 @@ std::string tile(const SiteSnapshot& s, const CabinetSnapshot& cs) {
   return h + "</a>";
 }
 
-// Sum of the known power of `cabinets`, with how many are known.
+// Sum of the known power of a row's or room's cabinets (those this daemon polls), with how many
+// are known: a lower bound while one is not, no number when none is.
 struct Total {
   double power_w = 0, rated_w = 0;
-  int measured = 0, count = 0;
+  int measured = 0, count = 0, other_shard = 0;
+  void add(const CabinetSnapshot& cs) {
+    ++count;
+    rated_w += cs.cabinet->rated_w;
+    if (cs.power_w) {
+      ++measured;
+      power_w += *cs.power_w;
+    }
+  }
+  void add(const Total& t) {
+    power_w += t.power_w;
+    rated_w += t.rated_w;
+    measured += t.measured;
+    count += t.count;
+    other_shard += t.other_shard;
+  }
   std::string text() const {
-    std::string t = grouped(power_w / 1000, 1) + " kW of " + grouped(rated_w / 1000, 1) + " kW";
-    if (measured < count) {
-      t += " <small>(" + std::to_string(measured) + " of " + std::to_string(count) +
-           " cabinets measured: at least)</small>";
-    } else if (rated_w > 0) {
-      t += " <small>(" + fixed(power_w / rated_w * 100, 1) + " %)</small>";
+    std::string t;
+    if (count > 0 && measured == 0) {
+      t = std::string(kNoData) + " of " + grouped(rated_w / 1000, 1) + " kW";
+    } else {
+      t = grouped(power_w / 1000, 1) + " kW of " + grouped(rated_w / 1000, 1) + " kW";
+      if (measured < count) {
+        t += " <small>(" + std::to_string(measured) + " of " + std::to_string(count) +
+             " cabinets measured: at least)</small>";
+      } else if (rated_w > 0) {
+        t += " <small>(" + fixed(power_w / rated_w * 100, 1) + " %)</small>";
+      }
+    }
+    if (other_shard > 0) {
+      t += " <small>(" + std::to_string(other_shard) + " on other shards)</small>";
     }
     return t;
   }
@@ -348,8 +403,8 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
   std::string m = "<h1>" + html_escape(site.id) + name_suffix(site.id, site.name) +
                   "</h1><p>IT " + kw(s->it_power_w) + " \u00b7 facility " +
                   kw(s->facility_power_w) + " \u00b7 PUE " + ratio2(s->pue) + " \u00b7 " +
-                  std::to_string(s->occupancy.powered) + " of " +
-                  std::to_string(s->occupancy.total) + " cabinets powered</p>" + legend();
+                  powered_text(s->occupancy) + " of " + std::to_string(s->occupancy.total) +
+                  " cabinets</p>" + legend();
   for (const auto& r : s->rooms) {
     const Room& room = *r.room;
     Total room_total;
@@ -361,26 +416,23 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
         const auto it = by_id.find(id);
         if (it == by_id.end()) continue;
         const CabinetSnapshot& cs = *it->second;
-        ++t.count;
-        t.rated_w += cs.cabinet->rated_w;
-        if (cs.power_w) {
-          ++t.measured;
-          t.power_w += *cs.power_w;
+        if (!owned_cabinet(snap, site.id, *cs.cabinet)) {
+          ++t.other_shard;
+          tiles += other_shard_tile(*s, *cs.cabinet);
+          continue;
         }
+        t.add(cs);
         tiles += tile(*s, cs);
       }
-      room_total.count += t.count;
-      room_total.measured += t.measured;
-      room_total.rated_w += t.rated_w;
-      room_total.power_w += t.power_w;
+      room_total.add(t);
       rows += "<div class=\"row\" data-row=\"" + html_escape(row.id) +
               "\"><div class=\"rowname\"><b>Row " + html_escape(row.id) + "</b>" + t.text() +
               "</div><div class=\"tiles\">" + tiles + "</div></div>";
     }
     m += "<section class=\"room\" data-room=\"" + html_escape(room.id) + "\"><h2>Room " +
          html_escape(room.id) + name_suffix(room.id, room.name) +
-         "</h2><p>Load " + room_total.text() + " \u00b7 " + std::to_string(r.occupancy.powered) +
-         " of " + std::to_string(r.occupancy.total) + " cabinets powered";
+         "</h2><p>Load " + room_total.text() + " \u00b7 " + powered_text(r.occupancy) + " of " +
+         std::to_string(r.occupancy.total) + " cabinets";
     if (r.cooling.units > 0) {
       m += " \u00b7 cooling " + std::to_string(r.cooling.units_running) + " of " +
            std::to_string(r.cooling.units) + " units running, N+1 headroom " +
@@ -396,41 +448,42 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
   return layout(snap, site.id + " floor map", m, opt);
 }
 
-std::string power_chart_svg(const std::vector<LiveView::Sample>& history, TimePoint now,
-                            const Cabinet& cabinet) {
-  constexpr double kW = 720, kH = 200, kLeft = 56, kRight = 12, kTop = 10, kBottom = 24;
-  const double pw = kW - kLeft - kRight, ph = kH - kTop - kBottom;
-  const double span_s = std::chrono::duration<double>(LiveView::kStep).count() *
-                        double(LiveView::kSamples);
-  double ymax = cabinet.rated_w * 1.1;
-  for (const auto& s : history)
-    if (s.power_w) ymax = std::max(ymax, *s.power_w * 1.1);
-  if (ymax <= 0) ymax = 1;
-  const auto x = [&](TimePoint t) {
+namespace {
+
+// The chart's geometry: the last hour on x, 0..ymax W on y.
+struct Chart {
+  static constexpr double kW = 720, kH = 200, kLeft = 56, kRight = 12, kTop = 10, kBottom = 24;
+  static constexpr double kPw = kW - kLeft - kRight, kPh = kH - kTop - kBottom;
+  TimePoint now;
+  double ymax = 1;
+  double x(TimePoint t) const {
+    const double span_s = std::chrono::duration<double>(LiveView::kStep).count() *
+                          double(LiveView::kSamples);
     const double ago = std::chrono::duration<double>(now - t).count();
-    return kLeft + pw * (1 - std::clamp(ago / span_s, 0.0, 1.0));
-  };
-  const auto y = [&](double w) { return kTop + ph * (1 - std::clamp(w / ymax, 0.0, 1.0)); };
-  std::string h = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " +
-                  fixed(kW, 0) + " " + fixed(kH, 0) + "\" width=\"" + fixed(kW, 0) +
-                  "\" height=\"" + fixed(kH, 0) + "\" role=\"img\" aria-label=\"power of " +
-                  html_escape(cabinet.id) + " over the last hour\">";
+    return kLeft + kPw * (1 - std::clamp(ago / span_s, 0.0, 1.0));
+  }
+  double y(double w) const { return kTop + kPh * (1 - std::clamp(w / ymax, 0.0, 1.0)); }
+
   // Axes: kW on the left at 0, half and full scale; time at -60, -30 min and now.
-  for (double f : {0.0, 0.5, 1.0}) {
-    const double yy = y(ymax * f);
-    h += "<line x1=\"" + fixed(kLeft, 0) + "\" x2=\"" + fixed(kW - kRight, 0) + "\" y1=\"" +
-         fixed(yy, 1) + "\" y2=\"" + fixed(yy, 1) + "\" stroke=\"#2c333c\"/>";
-    h += "<text x=\"" + fixed(kLeft - 4, 0) + "\" y=\"" + fixed(yy + 4, 1) +
-         "\" text-anchor=\"end\">" + fixed(ymax * f / 1000, 1) + " kW</text>";
-  }
-  for (int i = 0; i <= 2; ++i) {
-    const double xx = kLeft + pw * i / 2;
+  void axes(std::string& h) const {
+    for (double f : {0.0, 0.5, 1.0}) {
+      const double yy = y(ymax * f);
+      h += "<line x1=\"" + fixed(kLeft, 0) + "\" x2=\"" + fixed(kW - kRight, 0) + "\" y1=\"" +
+           fixed(yy, 1) + "\" y2=\"" + fixed(yy, 1) + "\" stroke=\"#2c333c\"/>";
+      h += "<text x=\"" + fixed(kLeft - 4, 0) + "\" y=\"" + fixed(yy + 4, 1) +
+           "\" text-anchor=\"end\">" + fixed(ymax * f / 1000, 1) + " kW</text>";
+    }
     const char* label[] = {"\u221260 min", "\u221230 min", "now"};
-    h += "<text x=\"" + fixed(xx, 1) + "\" y=\"" + fixed(kH - 6, 0) + "\" text-anchor=\"" +
-         (i == 0 ? "start" : i == 2 ? "end" : "middle") + "\">" + label[i] + "</text>";
+    for (int i = 0; i <= 2; ++i) {
+      h += "<text x=\"" + fixed(kLeft + kPw * i / 2, 1) + "\" y=\"" + fixed(kH - 6, 0) +
+           "\" text-anchor=\"" + (i == 0 ? "start" : i == 2 ? "end" : "middle") + "\">" +
+           label[i] + "</text>";
+    }
   }
-  // Threshold lines; labels alternate left and right, so close lines stay readable.
-  const auto hline = [&](double w, const char* colour, const std::string& label, bool left) {
+
+  // A dashed threshold line; labels alternate left and right, so close lines stay readable.
+  void threshold(std::string& h, double w, const char* colour, const std::string& label,
+                 bool left) const {
     const double yy = y(w);
     h += "<line x1=\"" + fixed(kLeft, 0) + "\" x2=\"" + fixed(kW - kRight, 0) + "\" y1=\"" +
          fixed(yy, 1) + "\" y2=\"" + fixed(yy, 1) + "\" stroke=\"" + colour +
@@ -438,45 +491,179 @@ std::string power_chart_svg(const std::vector<LiveView::Sample>& history, TimePo
          fixed(left ? kLeft + 4 : kW - kRight - 2, 0) + "\" y=\"" + fixed(yy - 3, 1) +
          "\" text-anchor=\"" + (left ? "start" : "end") + "\" style=\"fill:" + colour + "\">" +
          label + "</text>";
-  };
+  }
+
+  // The power as polylines (a lone point as a dot), broken where it was unknown and where
+  // samples are missing (the daemon restarting or reloading, a stalled model). Returns how many.
+  int lines(std::string& h, const std::vector<LiveView::Sample>& history) const {
+    std::string pts;
+    int n = 0, count = 0;
+    const auto flush = [&] {
+      if (n == 1) {
+        const auto c = pts.find(',');
+        h += "<circle cx=\"" + pts.substr(0, c) + "\" cy=\"" + pts.substr(c + 1) +
+             "\" r=\"2.5\" fill=\"#8fc1ff\"/>";
+      } else if (n > 1) {
+        h += "<polyline fill=\"none\" stroke=\"#8fc1ff\" stroke-width=\"2\" points=\"" + pts +
+             "\"/>";
+      }
+      if (n > 0) ++count;
+      pts.clear();
+      n = 0;
+    };
+    const auto max_step = std::chrono::duration_cast<Clock::duration>(LiveView::kStep * 1.5);
+    TimePoint prev{};
+    for (const auto& s : history) {
+      if (!s.power_w) {
+        flush();
+        continue;
+      }
+      if (n > 0 && s.t - prev > max_step) flush();
+      prev = s.t;
+      if (n++) pts += ' ';
+      pts += fixed(x(s.t), 1) + "," + fixed(y(*s.power_w), 1);
+    }
+    flush();
+    return count;
+  }
+};
+
+}  // namespace
+
+std::string power_chart_svg(const std::vector<LiveView::Sample>& history, TimePoint now,
+                            const Cabinet& cabinet) {
+  Chart chart{now};
+  chart.ymax = cabinet.rated_w * 1.1;
+  for (const auto& s : history)
+    if (s.power_w) chart.ymax = std::max(chart.ymax, *s.power_w * 1.1);
+  if (chart.ymax <= 0) chart.ymax = 1;
+  std::string h = "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " +
+                  fixed(Chart::kW, 0) + " " + fixed(Chart::kH, 0) + "\" width=\"" +
+                  fixed(Chart::kW, 0) + "\" height=\"" + fixed(Chart::kH, 0) +
+                  "\" role=\"img\" aria-label=\"power of " + html_escape(cabinet.id) +
+                  " over the last hour\">";
+  chart.axes(h);
   if (cabinet.rated_w > 0) {
-    hline(cabinet.rated_w, "#c8ccd2", "rated " + fixed(cabinet.rated_w / 1000, 1) + " kW", true);
-    hline(cabinet.rated_w * cabinet.overload.critical, "#ff5c5c",
-          "critical " + fixed(cabinet.overload.critical * 100, 0) + " %", false);
-    hline(cabinet.rated_w * cabinet.overload.warning, "#ffc857",
-          "warning " + fixed(cabinet.overload.warning * 100, 0) + " %", true);
+    chart.threshold(h, cabinet.rated_w, "#c8ccd2",
+                    "rated " + fixed(cabinet.rated_w / 1000, 1) + " kW", true);
+    chart.threshold(h, cabinet.rated_w * cabinet.overload.critical, "#ff5c5c",
+                    "critical " + fixed(cabinet.overload.critical * 100, 0) + " %", false);
+    chart.threshold(h, cabinet.rated_w * cabinet.overload.warning, "#ffc857",
+                    "warning " + fixed(cabinet.overload.warning * 100, 0) + " %", true);
   }
-  // The power as polylines, broken where it was unknown.
-  std::string pts;
-  int n = 0, lines = 0;
-  const auto flush = [&] {
-    if (n == 1) {
-      const auto c = pts.find(',');
-      h += "<circle cx=\"" + pts.substr(0, c) + "\" cy=\"" + pts.substr(c + 1) +
-           "\" r=\"2.5\" fill=\"#8fc1ff\"/>";
-    } else if (n > 1) {
-      h += "<polyline fill=\"none\" stroke=\"#8fc1ff\" stroke-width=\"2\" points=\"" + pts + "\"/>";
-    }
-    if (n > 0) ++lines;
-    pts.clear();
-    n = 0;
-  };
-  for (const auto& s : history) {
-    if (!s.power_w) {
-      flush();
-      continue;
-    }
-    if (n++) pts += ' ';
-    pts += fixed(x(s.t), 1) + "," + fixed(y(*s.power_w), 1);
-  }
-  flush();
-  if (lines == 0) {
-    h += "<text x=\"" + fixed(kLeft + pw / 2, 0) + "\" y=\"" + fixed(kTop + ph / 2, 0) +
+  if (chart.lines(h, history) == 0) {
+    h += "<text x=\"" + fixed(Chart::kLeft + Chart::kPw / 2, 0) + "\" y=\"" +
+         fixed(Chart::kTop + Chart::kPh / 2, 0) +
          "\" text-anchor=\"middle\">no power measured yet (one sample every " +
          std::to_string(LiveView::kStep.count()) + " s)</text>";
   }
   return h + "</svg>";
 }
+
+namespace {
+
+std::string cabinet_facts(const CabinetSnapshot& cs) {
+  const Cabinet& c = *cs.cabinet;
+  const Level level = cabinet_level(cs);
+  std::string m = "<div class=\"cards\"><section class=\"card\"><dl class=\"kv\">";
+  m += "<dt>Power</dt><dd>" + kw(cs.power_w, 2) + " of " + kw(c.rated_w, 1) + " rated</dd>";
+  m += "<dt>Utilisation</dt><dd class=\"sev-" + std::string(to_string(level)) + "\">" +
+       pct(cs.utilization) + " \u00b7 " + level_text(cs) + "</dd>";
+  m += "<dt>Thresholds</dt><dd>warning " + fixed(c.overload.warning * 100, 0) +
+       " %, critical " + fixed(c.overload.critical * 100, 0) + " % of rated</dd>";
+  m += "<dt>Failover</dt><dd>";
+  if (cs.failover_margin) {
+    const bool now = *cs.failover_margin < 0;
+    m += std::string(now || cs.failover_risk ? "<span class=\"sev-warning\">at risk</span>"
+                                             : "ok") +
+         (now && !cs.failover_risk   ? " (alert pending)"
+          : !now && cs.failover_risk ? " (alert until it clears)"
+                                     : "") +
+         ": worst case " + html_escape(cs.failover_worst) + ", headroom " +
+         kw(cs.failover_worst_w, 2);
+  } else if (c.feeds.size() < 2) {
+    m += "single feed";
+  } else {
+    m += kNoData;
+    if (cs.failover_risk) m += " <span class=\"sev-warning\">(failover risk alert held)</span>";
+  }
+  m += "</dd><dt>Inlet</dt><dd>" + celsius(cs.inlet_c);
+  if (cs.inlet_state != OverloadState::kOk) {
+    m += std::string(" <span class=\"sev-") + to_string(cs.inlet_state) + "\">" +
+         to_string(cs.inlet_state) + "</span>";
+  }
+  m += "</dd><dt>Humidity</dt><dd>" + pct(cs.humidity_ratio) + "</dd>";
+  if (cs.u_total) {
+    m += "<dt>Rack units</dt><dd>" + fixed(cs.u_occupied.value_or(0), 0) + " of " +
+         fixed(*cs.u_total, 0) + " U</dd>";
+  }
+  return m + "</dl></section></div>";
+}
+
+std::string feeds_table(const std::string& site_id, const CabinetSnapshot& cs) {
+  const Cabinet& c = *cs.cabinet;
+  std::string m = "<h2>Feeds</h2><table><tr><th>Feed</th><th>PDU</th><th class=\"n\">Power</th>"
+                  "<th class=\"n\">Current</th><th class=\"n\">Voltage</th><th class=\"n\">"
+                  "Derated capacity</th><th class=\"n\">Failover headroom</th></tr>";
+  const double feed_cap = c.derating * c.feed_capacity_w;
+  for (const auto& f : cs.feeds) {
+    m += "<tr data-feed=\"" + html_escape(f.feed) + "\"><td>" + html_escape(f.feed) +
+         "</td><td>" +
+         (f.device.empty() ? std::string("<span class=\"dim\">none</span>")
+                           : "<a href=\"" + device_href(site_id, f.device) + "\">" +
+                                 html_escape(f.device) + "</a>" +
+                                 (f.fresh ? "" : " <span class=\"st-down\">stale</span>")) +
+         "</td><td class=\"n\">" + kw(f.power_w, 2) +
+         (f.estimated ? " <small>est.</small>" : "") + "</td><td class=\"n\">" +
+         amps(f.current_a) + "</td><td class=\"n\">" + volts(f.voltage_v) +
+         "</td><td class=\"n\">" + kw(feed_cap, 2) + "</td><td class=\"n\">" +
+         kw(f.failover_headroom_w, 2) + "</td></tr>";
+    for (const auto& p : f.phases) {
+      m += "<tr class=\"phase\"><td>\u2003" + html_escape(p.phase) +
+           "</td><td></td><td class=\"n\">" + kw(p.power_w, 2) + "</td><td class=\"n\">" +
+           amps(p.current_a) + "</td><td class=\"n\">" + volts(p.voltage_v) +
+           "</td><td class=\"n\">" + kw(feed_cap / 3, 2) + "</td><td class=\"n\">" +
+           kw(p.failover_headroom_w, 2) + "</td></tr>";
+    }
+  }
+  return m + "</table>";
+}
+
+std::string sensors_table(const SiteSnapshot& s, const Cabinet& c) {
+  std::string rows;
+  for (const auto& r : s.rack_sensors) {
+    if (r.cabinet != c.id) continue;
+    rows += "<tr><td>" + html_escape(r.device->id) + "</td><td class=\"n\">" +
+            celsius(r.inlet_c) + "</td><td class=\"n\">" + celsius(r.outlet_c) +
+            "</td><td class=\"n\">" + pct(r.humidity_ratio) + "</td><td class=\"n\">" +
+            celsius(r.dew_point_c) + "</td></tr>";
+  }
+  if (rows.empty()) return "";
+  return "<h2>Rack sensors</h2><table><tr><th>Sensor</th><th class=\"n\">Inlet</th><th "
+         "class=\"n\">Outlet</th><th class=\"n\">Humidity</th><th class=\"n\">Dew point</th>"
+         "</tr>" + rows + "</table>";
+}
+
+std::string cabinet_devices_table(const FacilitySnapshot& snap, const std::string& site_id,
+                                  const Cabinet& c) {
+  std::string m = "<h2>Devices</h2><table><tr><th>Device</th><th>Kind</th><th>State</th><th>"
+                  "Last good data</th><th>Reason</th><th>Endpoint</th></tr>";
+  for (const auto& d : snap.devices) {
+    if (!d.device || d.device->site != site_id || d.device->cabinet != c.id) continue;
+    const char* st = to_string(d.state);
+    m += "<tr><td><a href=\"" + device_href(site_id, d.device->id) + "\">" +
+         html_escape(d.device->id) + "</a></td><td>" + kind_info(d.device->kind).name +
+         "</td><td class=\"st-" + st + "\">" + st + "</td><td>" +
+         (d.last_success == TimePoint{} ? std::string("never")
+                                        : age(snap.computed_at, d.last_success) + " ago") +
+         "</td><td>" + (d.state == DeviceState::kUp ? "" : html_escape(d.last_error)) +
+         "</td><td>" + html_escape(d.device->endpoint.key()) + " unit " +
+         std::to_string(d.device->unit) + "</td></tr>";
+  }
+  return m + "</table>";
+}
+
+}  // namespace
 
 std::optional<std::string> cabinet_page(const FacilitySnapshot& snap, const std::string& site_id,
                                         const std::string& cabinet_id,
@@ -486,115 +673,64 @@ std::optional<std::string> cabinet_page(const FacilitySnapshot& snap, const std:
   const CabinetSnapshot* cs = s ? find_cabinet(*s, cabinet_id) : nullptr;
   if (!cs) return std::nullopt;
   const Cabinet& c = *cs->cabinet;
-  const Level level = cabinet_level(*cs);
   std::string m = "<p><a href=\"" + site_href(site_id) + "\">" + html_escape(site_id) +
                   "</a> \u203a room " + html_escape(c.room) + " \u203a row " +
                   html_escape(c.row) + "</p><h1 data-cabinet=\"" + html_escape(c.id) +
-                  "\" data-level=\"" + to_string(level) + "\">Cabinet " + html_escape(c.id) +
-                  " <small>" + to_string(c.status) +
+                  "\" data-level=\"" + to_string(cabinet_level(*cs)) + "\">Cabinet " +
+                  html_escape(c.id) + " <small>" + to_string(c.status) +
                   (c.cabinet_class.empty() ? "" : ", class " + html_escape(c.cabinet_class)) +
-                  "</small></h1><div class=\"cards\"><section class=\"card\"><dl class=\"kv\">";
-  m += "<dt>Power</dt><dd>" + kw(cs->power_w, 2) + " of " + kw(c.rated_w, 1) + " rated</dd>";
-  m += "<dt>Utilisation</dt><dd class=\"sev-" + std::string(to_string(level)) + "\">" +
-       pct(cs->utilization) + " \u00b7 " + level_text(*cs) + "</dd>";
-  m += "<dt>Thresholds</dt><dd>warning " + fixed(c.overload.warning * 100, 0) +
-       " %, critical " + fixed(c.overload.critical * 100, 0) + " % of rated</dd>";
-  m += "<dt>Failover</dt><dd>";
-  if (cs->failover_margin) {
-    const bool now = *cs->failover_margin < 0;
-    m += std::string(now || cs->failover_risk ? "<span class=\"sev-warning\">at risk</span>"
-                                              : "ok") +
-         (now && !cs->failover_risk   ? " (alert pending)"
-          : !now && cs->failover_risk ? " (alert until it clears)"
-                                      : "") +
-         ": worst case " + html_escape(cs->failover_worst) + ", headroom " +
-         kw(cs->failover_worst_w, 2);
-  } else {
-    m += c.feeds.size() > 1 ? kNoData : "single feed";
+                  "</small></h1>";
+  if (!owned_cabinet(snap, site_id, c)) {
+    m += "<p>Another shard polls this cabinet: see its power on that daemon's view.</p>";
+    return layout(snap, "Cabinet " + c.id, m, opt);
   }
-  m += "</dd><dt>Inlet</dt><dd>" + celsius(cs->inlet_c);
-  if (cs->inlet_state != OverloadState::kOk) {
-    m += std::string(" <span class=\"sev-") + to_string(cs->inlet_state) + "\">" +
-         to_string(cs->inlet_state) + "</span>";
-  }
-  m += "</dd><dt>Humidity</dt><dd>" + pct(cs->humidity_ratio) + "</dd>";
-  if (cs->u_total) {
-    m += "<dt>Rack units</dt><dd>" + fixed(cs->u_occupied.value_or(0), 0) + " of " +
-         fixed(*cs->u_total, 0) + " U</dd>";
-  }
-  m += "</dl></section></div>";
-
+  m += cabinet_facts(*cs);
   m += "<h2>Last hour</h2>" + power_chart_svg(history, snap.computed_at, c);
-
-  m += "<h2>Feeds</h2><table><tr><th>Feed</th><th>PDU</th><th class=\"n\">Power</th>"
-       "<th class=\"n\">Current</th><th class=\"n\">Voltage</th><th class=\"n\">Derated "
-       "capacity</th><th class=\"n\">Failover headroom</th></tr>";
-  const double feed_cap = c.derating * c.feed_capacity_w;
-  for (const auto& f : cs->feeds) {
-    m += "<tr data-feed=\"" + html_escape(f.feed) + "\"><td>" + html_escape(f.feed) + "</td><td>" +
-         (f.device.empty() ? std::string("<span class=\"dim\">none</span>")
-                           : "<a href=\"/devices#dev-" + url_encode(f.device) + "\">" +
-                                 html_escape(f.device) + "</a>" +
-                                 (f.fresh ? "" : " <span class=\"st-down\">stale</span>")) +
-         "</td><td class=\"n\">" + kw(f.power_w, 2) + (f.estimated ? " <small>est.</small>" : "") +
-         "</td><td class=\"n\">" + amps(f.current_a) + "</td><td class=\"n\">" +
-         volts(f.voltage_v) + "</td><td class=\"n\">" + kw(feed_cap, 2) +
-         "</td><td class=\"n\">" + kw(f.failover_headroom_w, 2) + "</td></tr>";
-    for (const auto& p : f.phases) {
-      m += "<tr class=\"phase\"><td>\u2003" + html_escape(p.phase) +
-           "</td><td></td><td class=\"n\">" + kw(p.power_w, 2) + "</td><td class=\"n\">" +
-           amps(p.current_a) + "</td><td class=\"n\">" + volts(p.voltage_v) +
-           "</td><td class=\"n\">" + kw(feed_cap / 3, 2) + "</td><td class=\"n\">" +
-           kw(p.failover_headroom_w, 2) + "</td></tr>";
-    }
-  }
-  m += "</table>";
-
-  std::string sensors;
-  for (const auto& r : s->rack_sensors) {
-    if (r.cabinet != c.id) continue;
-    sensors += "<tr><td>" + html_escape(r.device->id) + "</td><td class=\"n\">" +
-               celsius(r.inlet_c) + "</td><td class=\"n\">" + celsius(r.outlet_c) +
-               "</td><td class=\"n\">" + pct(r.humidity_ratio) + "</td><td class=\"n\">" +
-               celsius(r.dew_point_c) + "</td></tr>";
-  }
-  if (!sensors.empty()) {
-    m += "<h2>Rack sensors</h2><table><tr><th>Sensor</th><th class=\"n\">Inlet</th><th "
-         "class=\"n\">Outlet</th><th class=\"n\">Humidity</th><th class=\"n\">Dew point</th>"
-         "</tr>" + sensors + "</table>";
-  }
-
-  m += "<h2>Devices</h2><table><tr><th>Device</th><th>Kind</th><th>State</th><th>Last good "
-       "data</th><th>Reason</th><th>Endpoint</th></tr>";
-  for (const auto& d : snap.devices) {
-    if (!d.device || d.device->site != site_id || d.device->cabinet != c.id) continue;
-    const char* st = to_string(d.state);
-    m += "<tr><td><a href=\"/devices#dev-" + url_encode(d.device->id) + "\">" +
-         html_escape(d.device->id) + "</a></td><td>" + kind_info(d.device->kind).name +
-         "</td><td class=\"st-" + st + "\">" + st + "</td><td>" +
-         (d.last_success == TimePoint{} ? std::string("never")
-                                        : age(snap.computed_at, d.last_success) + " ago") +
-         "</td><td>" + (d.up ? "" : html_escape(d.last_error)) + "</td><td>" +
-         html_escape(d.device->endpoint.key()) + " unit " + std::to_string(d.device->unit) +
-         "</td></tr>";
-  }
-  m += "</table>";
+  m += feeds_table(site_id, *cs);
+  m += sensors_table(*s, c);
+  m += cabinet_devices_table(snap, site_id, c);
   m += alerts_table(snap, site_id);
   return layout(snap, "Cabinet " + c.id, m, opt);
 }
 
-std::string devices_page(const FacilitySnapshot& snap, const std::string& site,
+namespace {
+
+std::string device_row(const FacilitySnapshot& snap, const DeviceSnapshot& d) {
+  const Device& dev = *d.device;
+  const char* st = to_string(d.state);
+  std::string reason = d.state == DeviceState::kUp ? "" : d.last_error;
+  if (reason.empty() && d.state != DeviceState::kUp) {
+    reason = d.state == DeviceState::kPartial  ? "some points refused (see the device's log)"
+             : d.state == DeviceState::kNoData ? "answers, but no point gave a value"
+                                               : "no data yet";
+  }
+  const std::string where =
+      dev.cabinet.empty()
+          ? html_escape(dev.room)
+          : "<a href=\"" + cabinet_href(dev.site, dev.cabinet) + "\">" +
+                html_escape(dev.cabinet) + "</a>" +
+                (dev.feed.empty() ? "" : " feed " + html_escape(dev.feed));
+  return "<tr id=\"dev-" + url_encode(dev.id) + "\" data-device=\"" + html_escape(dev.id) +
+         "\" data-state=\"" + st + "\"><td>" + html_escape(dev.site) + "</td><td>" +
+         html_escape(dev.id) + "</td><td>" + kind_info(dev.kind).name + "</td><td class=\"st-" +
+         st + "\">" + st + "</td><td>" + html_escape(reason) + "</td><td>" +
+         (d.last_success == TimePoint{}
+              ? std::string("never (since start)")
+              : clock_time(d.last_success) + "<br><small>" +
+                    age(snap.computed_at, d.last_success) + " ago</small>") +
+         "</td><td>" + html_escape(dev.endpoint.key()) + " unit " + std::to_string(dev.unit) +
+         "</td><td>" + where + "</td></tr>";
+}
+
+}  // namespace
+
+std::string devices_page(const FacilitySnapshot& snap, const std::string& site, bool all,
                          const PageOptions& opt) {
   std::string m = "<h1>Device health" +
                   (site.empty() ? std::string() : " <small>site " + html_escape(site) + "</small>") +
                   "</h1><table><tr><th>Kind</th><th class=\"n\">Up</th><th class=\"n\">Partial</th>"
                   "<th class=\"n\">No data</th><th class=\"n\">Down</th><th class=\"n\">Total</th>"
                   "</tr>";
-  std::vector<const DeviceSnapshot*> problems;
-  for (const auto& d : snap.devices) {
-    if (!d.device || (!site.empty() && d.device->site != site)) continue;
-    if (d.state != DeviceState::kUp) problems.push_back(&d);
-  }
   for (const auto& [kind, c] : device_counts(snap, site)) {
     m += "<tr data-kind=\"" + kind + "\"><td>" + kind + "</td><td class=\"n st-up\">" +
          std::to_string(c.up) + "</td><td class=\"n\">" + std::to_string(c.partial) +
@@ -603,45 +739,35 @@ std::string devices_page(const FacilitySnapshot& snap, const std::string& site,
          std::to_string(c.total()) + "</td></tr>";
   }
   m += "</table>";
-  // Down first, then no data, then partial; the longest without data first.
+  std::vector<const DeviceSnapshot*> rows;
+  for (const auto& d : snap.devices) {
+    if (!d.device || (!site.empty() && d.device->site != site) || !owned(snap, *d.device))
+      continue;
+    if (all || d.state != DeviceState::kUp) rows.push_back(&d);
+  }
+  // Down first, then no data, then partial (then up); the longest without data first.
   const auto rank = [](DeviceState s) {
-    return s == DeviceState::kDown ? 0 : s == DeviceState::kNoData ? 1 : 2;
+    return s == DeviceState::kDown ? 0 : s == DeviceState::kNoData ? 1
+                                     : s == DeviceState::kPartial  ? 2
+                                                                   : 3;
   };
-  std::stable_sort(problems.begin(), problems.end(),
-                   [&](const DeviceSnapshot* a, const DeviceSnapshot* b) {
-                     if (rank(a->state) != rank(b->state)) return rank(a->state) < rank(b->state);
-                     return a->last_success < b->last_success;
-                   });
-  m += "<h2>Not up (" + std::to_string(problems.size()) + ")</h2>";
-  if (problems.empty()) {
+  std::stable_sort(rows.begin(), rows.end(), [&](const DeviceSnapshot* a, const DeviceSnapshot* b) {
+    if (rank(a->state) != rank(b->state)) return rank(a->state) < rank(b->state);
+    return a->last_success < b->last_success;
+  });
+  const std::string all_href =
+      "/devices?" + (site.empty() ? std::string() : "site=" + url_encode(site) + "&amp;") + "all=1";
+  m += all ? "<h2>Every device (" + std::to_string(rows.size()) + ")</h2>"
+           : "<h2>Down, no data or partial (" + std::to_string(rows.size()) +
+                 ")</h2><p class=\"dim\">Partial: fresh data, but the device refuses some "
+                 "points (a profile problem); it counts as up in facility_device_up. <a href=\"" +
+                 all_href + "\">Every device</a></p>";
+  if (rows.empty()) {
     m += "<p class=\"dim\">Every device is up: fresh data, every configured point read.</p>";
   } else {
     m += "<table class=\"devices\"><tr><th>Site</th><th>Device</th><th>Kind</th><th>State</th>"
          "<th>Reason</th><th>Last good data</th><th>Endpoint</th><th>Where</th></tr>";
-    for (const DeviceSnapshot* d : problems) {
-      const Device& dev = *d->device;
-      const char* st = to_string(d->state);
-      std::string reason = d->last_error;
-      if (reason.empty()) {
-        reason = d->state == DeviceState::kPartial ? "some points refused (see the device's log)"
-                 : d->state == DeviceState::kNoData ? "answers, but no point gave a value"
-                                                     : "no data yet";
-      }
-      std::string where = dev.cabinet.empty() ? html_escape(dev.room)
-                                              : "<a href=\"" + cabinet_href(dev.site, dev.cabinet) +
-                                                    "\">" + html_escape(dev.cabinet) + "</a>" +
-                                                    (dev.feed.empty() ? "" : " feed " + html_escape(dev.feed));
-      m += "<tr id=\"dev-" + url_encode(dev.id) + "\" data-device=\"" + html_escape(dev.id) +
-           "\" data-state=\"" + st + "\"><td>" + html_escape(dev.site) + "</td><td>" +
-           html_escape(dev.id) + "</td><td>" + kind_info(dev.kind).name + "</td><td class=\"st-" +
-           st + "\">" + st + "</td><td>" + html_escape(reason) + "</td><td>" +
-           (d->last_success == TimePoint{}
-                ? std::string("never (since start)")
-                : clock_time(d->last_success) + "<br><small>" +
-                      age(snap.computed_at, d->last_success) + " ago</small>") +
-           "</td><td>" + html_escape(dev.endpoint.key()) + " unit " + std::to_string(dev.unit) +
-           "</td><td>" + where + "</td></tr>";
-    }
+    for (const DeviceSnapshot* d : rows) m += device_row(snap, *d);
     m += "</table>";
   }
   return layout(snap, "Device health", m, opt);

@@ -9,7 +9,8 @@
 //                                   as a tile with its utilisation (colour and number), level,
 //                                   failover risk and inlet temperature; row and room totals
 //   /sites/<site>/cabinets/<id>     feeds and phases, sensors, the last hour, its devices
-//   /devices                        every device not up, with its reason; counts per kind
+//   /devices[?site=S][&all=1]       every device not up (all=1: every device), with its reason
+//                                   and endpoint; counts per kind
 //
 // Tiles and rows carry data-* attributes (data-cabinet, data-level, data-utilization) so tests
 // and scripts can read a page without scraping text.
@@ -42,8 +43,8 @@ std::optional<std::string> cabinet_page(const FacilitySnapshot& snap, const std:
                                         const std::string& cabinet,
                                         const std::vector<LiveView::Sample>& history,
                                         const PageOptions& opt);
-// site "" = every site.
-std::string devices_page(const FacilitySnapshot& snap, const std::string& site,
+// site "" = every site; all: every device, else those down, without data or partial.
+std::string devices_page(const FacilitySnapshot& snap, const std::string& site, bool all,
                          const PageOptions& opt);
 
 // The last hour of a cabinet's power as an inline SVG line chart against its rated power and

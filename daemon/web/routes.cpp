@@ -71,7 +71,7 @@ http::Response Routes::render(const http::Request& req) const {
   if (p == "/devices") {
     const std::string site = req.arg("site");
     if (!site.empty() && !find_site(*snap, site)) return not_found("no site \"" + site + "\"");
-    return html(devices_page(*snap, site, opt));
+    return html(devices_page(*snap, site, req.arg("all") == "1", opt));
   }
   if (starts_with(p, "/sites/")) {
     const auto sp = split_site_path(p.substr(7));

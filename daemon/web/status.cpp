@@ -4,6 +4,7 @@
 #include <map>
 
 #include "daemon/config/device_kinds.h"
+#include "daemon/config/shard.h"
 #include "daemon/sinks/payloads.h"
 
 namespace facility::web {
@@ -27,12 +28,12 @@ SiteStatus site_status(const FacilitySnapshot& snap, const SiteSnapshot& site) {
     if (st.energy_pue) break;
   }
   for (const auto& d : snap.devices) {
-    if (!d.device || d.device->site != cfg.id) continue;
+    if (!d.device || d.device->site != cfg.id || !owned(snap, *d.device)) continue;
     ++st.devices_total;
     if (d.up) ++st.devices_up;
   }
   for (const auto& a : snap.alerts) {
-    if (a.site != cfg.id || !a.raised) continue;
+    if (a.site != cfg.id || !a.raised || !owned_alert(snap, a)) continue;
     if (a.severity == "critical") ++st.alerts_critical;
     else ++st.alerts_warning;
   }
@@ -47,7 +48,7 @@ std::vector<const AlertState*> active_alerts(const FacilitySnapshot& snap,
                                              const std::string& site) {
   std::vector<const AlertState*> out;
   for (const auto& a : snap.alerts) {
-    if (a.raised && (site.empty() || a.site == site)) out.push_back(&a);
+    if (a.raised && (site.empty() || a.site == site) && owned_alert(snap, a)) out.push_back(&a);
   }
   std::stable_sort(out.begin(), out.end(), [](const AlertState* a, const AlertState* b) {
     if (a->since != b->since) return a->since > b->since;
@@ -88,8 +89,33 @@ const char* to_string(Level l) {
     case Level::kOk: return "ok";
     case Level::kWarning: return "warning";
     case Level::kCritical: return "critical";
+    case Level::kOtherShard: return "other_shard";
   }
   return "nodata";
+}
+
+bool owned(const FacilitySnapshot& snap, const Device& d) {
+  return !snap.config || owns_device(snap.config->daemon.shard, d);
+}
+
+bool owned_cabinet(const FacilitySnapshot& snap, const std::string& site, const Cabinet& c) {
+  return !snap.config || owns_cabinet(snap.config->daemon.shard, site, c.id);
+}
+
+// The rule /metrics follows (facility_alert_since_timestamp_seconds): a UPS's alerts belong to
+// its site's home shard, a room's cooling alert to no shard alone (each shows its cabinets), a
+// cabinet's to the cabinet's shard.
+bool owned_alert(const FacilitySnapshot& snap, const AlertState& a) {
+  if (!snap.config || !snap.config->daemon.shard.sharded()) return true;
+  const ShardSettings& shard = snap.config->daemon.shard;
+  if (a.kind.rfind("ups_", 0) == 0) return owns_site_home(shard, a.site);
+  if (a.kind == "cooling_redundancy") return false;
+  return owns_cabinet(shard, a.site, a.subject);
+}
+
+std::string shard_text(const FacilitySnapshot& snap) {
+  if (!snap.config || !snap.config->daemon.shard.sharded()) return "";
+  return "shard " + snap.config->daemon.shard.text();
 }
 
 const SiteSnapshot* find_site(const FacilitySnapshot& snap, const std::string& id) {
@@ -115,6 +141,7 @@ std::string alert_quality(const FacilitySnapshot& snap, const AlertState& a) {
     if (const CabinetSnapshot* c = find_cabinet(*s, a.subject)) {
       return quality_name(c->quality);
     }
+    if (a.subject == a.site) return quality_name(summary_quality(*s));
   }
   if (const DeviceSnapshot* d = find_device(snap, a.subject)) {
     return quality_name(d->quality);
@@ -126,7 +153,8 @@ std::vector<std::pair<std::string, StateCounts>> device_counts(const FacilitySna
                                                                const std::string& site) {
   std::map<std::string, StateCounts> by_kind;
   for (const auto& d : snap.devices) {
-    if (!d.device || (!site.empty() && d.device->site != site)) continue;
+    if (!d.device || (!site.empty() && d.device->site != site) || !owned(snap, *d.device))
+      continue;
     StateCounts& c = by_kind[kind_info(d.device->kind).name];
     switch (d.state) {
       case DeviceState::kUp: ++c.up; break;

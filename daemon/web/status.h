@@ -25,23 +25,35 @@ struct EnergyPue {
 struct SiteStatus {
   const SiteSnapshot* site = nullptr;
   std::optional<EnergyPue> energy_pue;
-  int devices_up = 0, devices_total = 0;  // up: fresh data with at least one value
+  // Devices this daemon polls; up = facility_device_up: fresh data with at least one value
+  // (state up or partial).
+  int devices_up = 0, devices_total = 0;
   int alerts_critical = 0, alerts_warning = 0;
   std::optional<double> headroom_w;         // rated - measured (every cabinet measured)
   std::optional<double> headroom_cabinets;  // headroom_w / facility.cabinet_equivalent_w
 };
 SiteStatus site_status(const FacilitySnapshot& snap, const SiteSnapshot& site);
 
-// Raised alerts, newest first; site "" = every site.
+// Raised alerts this daemon serves (owned_alert), newest first; site "" = every site.
 std::vector<const AlertState*> active_alerts(const FacilitySnapshot& snap,
                                              const std::string& site = "");
 
 // How a cabinet tile is coloured: its utilisation now against its own thresholds (its class's,
 // as the report's bands and its overload alert use), or "nodata" when its power is unknown
 // (never shown as 0 W).
-enum class Level { kNoData, kOk, kWarning, kCritical };
+enum class Level { kNoData, kOk, kWarning, kCritical, kOtherShard };
 Level cabinet_level(const CabinetSnapshot& cs);
-const char* to_string(Level l);  // "nodata", "ok", "warning", "critical"
+const char* to_string(Level l);  // "nodata", "ok", "warning", "critical", "other_shard"
+
+// Sharding (daemon.shard): a daemon shows what it polls and serves, as its /metrics does. The
+// cabinets and devices of other shards are marked as such (a tile says "other shard", device
+// lists skip them), never shown as "no data" or "down"; the site's own figures (IT and facility
+// power, PUE) are complete on the site's home shard.
+bool owned(const FacilitySnapshot& snap, const Device& d);
+bool owned_cabinet(const FacilitySnapshot& snap, const std::string& site, const Cabinet& c);
+bool owned_alert(const FacilitySnapshot& snap, const AlertState& a);
+// "" when not sharded, else e.g. "shard 1/2".
+std::string shard_text(const FacilitySnapshot& snap);
 // The level with its alert: "critical", "critical, alert pending" (the alert's hold time has not
 // passed yet), "ok, warning alert until it clears" (hysteresis), "no data".
 std::string level_text(const CabinetSnapshot& cs);
@@ -56,7 +68,8 @@ const DeviceSnapshot* find_device(const FacilitySnapshot& snap, const std::strin
 // when it carries a value (as the MQTT alert payloads say).
 std::string alert_quality(const FacilitySnapshot& snap, const AlertState& a);
 
-// Counts of device states per kind, for the device health page and the API.
+// Counts of device states per kind (devices this daemon polls), for the device health page and
+// the API.
 struct StateCounts {
   int up = 0, partial = 0, no_data = 0, down = 0;
   int total() const { return up + partial + no_data + down; }

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <string>
 
 #include "daemon/web/api.h"
@@ -11,6 +12,7 @@
 #include "daemon/web/pages.h"
 #include "daemon/web/routes.h"
 #include "daemon/web/status.h"
+#include "daemon/config/shard.h"
 #include "model_rig.h"
 
 namespace facility {
@@ -183,12 +185,20 @@ TEST(WebPages, OverviewCardsAndAlertsNewestFirst) {
 TEST(WebPages, DeviceHealthListsEveryDeviceNotUpWithItsReasonAndEndpoint) {
   Rig rig(kSite);
   auto snap = settled(rig);
-  std::string page = web::devices_page(*snap, "", {});
+  std::string page = web::devices_page(*snap, "", false, {});
   EXPECT_NE(page.find("data-device=\"odd-b\" data-state=\"down\""), std::string::npos);
   EXPECT_NE(page.find("never (since start)"), std::string::npos);
   EXPECT_NE(page.find("tcp://127.0.0.1:2 unit 2"), std::string::npos);
   EXPECT_EQ(page.find("data-device=\"hot-a\""), std::string::npos) << "up devices are counted only";
-  EXPECT_NE(page.find("Not up (1)"), std::string::npos);
+  EXPECT_NE(page.find("Down, no data or partial (1)"), std::string::npos);
+  // all=1: every device, each with the anchor the cabinet pages link to.
+  const std::string all = web::devices_page(*snap, "", true, {});
+  EXPECT_NE(all.find("<tr id=\"dev-hot-a\" data-device=\"hot-a\" data-state=\"up\""),
+            std::string::npos);
+  EXPECT_NE(all.find("Every device (11)"), std::string::npos);
+  EXPECT_NE(web::cabinet_page(*snap, "s", "hot", {}, {})->find(
+                "href=\"/devices?site=s&amp;all=1#dev-hot-a\""),
+            std::string::npos);
   // calm-a goes silent: down once stale (3 x 10 s), with when it last gave data.
   for (double t = 7; t <= 40; t += 1) {
     feed_all(rig, t, true);
@@ -196,7 +206,7 @@ TEST(WebPages, DeviceHealthListsEveryDeviceNotUpWithItsReasonAndEndpoint) {
     rig.put("calm-a", watts(1100), at_s(6));
     snap = rig.update(at_s(t));
   }
-  page = web::devices_page(*snap, "", {});
+  page = web::devices_page(*snap, "", false, {});
   EXPECT_NE(page.find("data-device=\"calm-a\" data-state=\"down\""), std::string::npos) << page;
   EXPECT_NE(page.find("34 s ago"), std::string::npos);
   EXPECT_EQ(page.find("data-device=\"odd-b\""), std::string::npos) << "odd-b answers now";
@@ -231,6 +241,74 @@ TEST(WebPages, CabinetPageFeedsSensorsChartAndDevices) {
   EXPECT_NE(svg.find("critical 95 %"), std::string::npos);
   EXPECT_NE(web::power_chart_svg({}, at_s(6), calm).find("no power measured yet"),
             std::string::npos);
+  // Samples missing (a restart): the line breaks there too.
+  const std::vector<LiveView::Sample> restart = {
+      {at_s(0), 2000.0}, {at_s(30), 2010.0}, {at_s(300), 2020.0}, {at_s(330), 2030.0}};
+  const std::string gap = web::power_chart_svg(restart, at_s(330), calm);
+  std::size_t parts = 0;
+  for (auto p = gap.find("<polyline"); p != std::string::npos; p = gap.find("<polyline", p + 1))
+    ++parts;
+  EXPECT_EQ(parts, 2u) << gap;
+}
+
+TEST(WebPages, UnknownPoweredStateAndUnmeasuredRowsAreNotCountedAsKnown) {
+  Rig rig(kSite);
+  std::shared_ptr<const FacilitySnapshot> snap;
+  for (double t = 0; t <= 40; t += 1) {
+    feed_all(rig, t, true);
+    rig.forget("empty-a");
+    rig.forget("empty-b");
+    if (t > 5) {  // silent since 5 s: stale after 3 x 10 s
+      rig.put("hot-a", watts(2134), at_s(5));
+      rig.put("hot-b", watts(2134), at_s(5));
+      rig.put("risky-a", watts(1870), at_s(5));
+      rig.put("risky-b", watts(1870), at_s(5));
+    }
+    snap = rig.update(at_s(t));
+  }
+  // empty: both PDUs silent, powered state unknown; hot and risky: stale (row w2 unmeasured).
+  EXPECT_NE(web::overview_page(*snap, {}).find("\u2265 2 powered (3 unknown)"), std::string::npos);
+  const std::string page = *web::site_page(*snap, "s", {});
+  const auto w2 = page.find("data-row=\"w2\"");
+  ASSERT_NE(w2, std::string::npos);
+  EXPECT_NE(page.find("<span class=\"nd\">no data</span> of 8.8 kW", w2), std::string::npos)
+      << "no 0.0 kW for a row without a measured cabinet";
+  EXPECT_EQ(page.find("0.0 kW of 8.8 kW"), std::string::npos);
+}
+
+TEST(WebPages, AShardShowsItsOwnCabinetsAndDevicesAndMarksTheOthers) {
+  std::string yaml = kSite;
+  yaml.replace(yaml.find("daemon: {"), 9, "daemon: {shard: \"0/2\", ");
+  Rig rig(yaml);
+  const auto snap = settled(rig);
+  const Config& cfg = rig.config();
+  const std::string page = *web::site_page(*snap, "s", {});
+  const std::string devices = web::devices_page(*snap, "", true, {});
+  int mine = 0, theirs = 0;
+  for (const auto& c : cfg.sites[0].cabinets) {
+    const std::string t = tile_of(page, c.id);
+    if (owns_cabinet(cfg.daemon.shard, "s", c.id)) {
+      ++mine;
+      EXPECT_EQ(t.find("other shard"), std::string::npos) << c.id;
+    } else {
+      ++theirs;
+      EXPECT_NE(t.find("data-level=\"other_shard\""), std::string::npos) << c.id;
+      EXPECT_NE(t.find("other shard"), std::string::npos) << c.id;
+    }
+  }
+  ASSERT_GT(mine, 0);
+  ASSERT_GT(theirs, 0) << "the test site must have cabinets on both shards";
+  for (const auto& d : cfg.sites[0].devices) {
+    EXPECT_EQ(devices.find("data-device=\"" + d.id + "\"") != std::string::npos,
+              owns_device(cfg.daemon.shard, d))
+        << d.id;
+  }
+  EXPECT_NE(page.find("This daemon is shard 0/2"), std::string::npos);
+  const json api = web::api_devices(*snap);
+  std::set<std::string> listed;
+  for (const auto& e : api["devices"]) listed.insert(e["device"]["device"].get<std::string>());
+  for (const Device* d : cfg.all_devices())
+    EXPECT_EQ(listed.count(d->id) == 1, owns_device(cfg.daemon.shard, *d)) << d->id;
 }
 
 TEST(WebApi, SameTruthAsThePages) {
