@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "bench/daemon_bench.h"
-#include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/sinks/payloads.h"
+#include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/web/api.h"
 #include "daemon/web/pages.h"
 #include "sim/simulator.h"
@@ -122,9 +122,9 @@ void run(int cabinets, int interval_s, int window_s, const std::string& src) {
       static_cast<unsigned long long>(q1.overruns - q0.overruns),
       100.0 * double(s1.polls - s0.polls) / expected,
       static_cast<unsigned long long>(s1.overruns - s0.overruns), percentile(floor_ms, 0.5),
-      percentile(floor_ms, 0.5) / m, percentile(overview_ms, 0.5),
-      percentile(overview_ms, 0.5) / m, percentile(api_ms, 0.5), percentile(api_ms, 0.5) / m, m,
-      overview_bytes / 1e3, cabinet_bytes / 1e3, api_bytes / 1e6);
+      percentile(floor_ms, 0.5) / m, percentile(overview_ms, 0.5), percentile(overview_ms, 0.5) / m,
+      percentile(api_ms, 0.5), percentile(api_ms, 0.5) / m, m, overview_bytes / 1e3,
+      cabinet_bytes / 1e3, api_bytes / 1e6);
   std::fflush(stdout);
 }
 
@@ -145,8 +145,10 @@ int main(int argc, char** argv) {
     }
   }
   if (sizes.empty()) sizes = {2000};
-  std::printf("poll interval %d s, windows %d s; times in ms; (xN) = render time / the render "
-              "of /metrics' facility part of the same snapshot\n\n", interval_s, window_s);
+  std::printf(
+      "poll interval %d s, windows %d s; times in ms; (xN) = render time / the render "
+      "of /metrics' facility part of the same snapshot\n\n",
+      interval_s, window_s);
   std::printf(
       "| cabinets | devices | up | floor map body | back-to-back GETs | their p50 / p99 / max | "
       "polls on schedule / overruns, quiet | ... while reloading | render floor map | "

@@ -32,14 +32,17 @@ json capacity_json(const CapacitySnapshot& c) {
 }
 
 json occupancy_json(const Occupancy& o) {
-  return json{{"total", o.total},       {"powered", o.powered},
-              {"powered_known", o.powered_known},
-              {"sold", o.sold},         {"internal", o.internal},
-              {"free", o.free},         {"measured", o.measured},
-              {"u_occupied", num(o.u_reporting ? std::optional<double>(o.u_occupied)
-                                               : std::nullopt)},
-              {"u_total", num(o.u_reporting ? std::optional<double>(o.u_total) : std::nullopt)},
-              {"u_reporting", o.u_reporting}};
+  return json{
+      {"total", o.total},
+      {"powered", o.powered},
+      {"powered_known", o.powered_known},
+      {"sold", o.sold},
+      {"internal", o.internal},
+      {"free", o.free},
+      {"measured", o.measured},
+      {"u_occupied", num(o.u_reporting ? std::optional<double>(o.u_occupied) : std::nullopt)},
+      {"u_total", num(o.u_reporting ? std::optional<double>(o.u_total) : std::nullopt)},
+      {"u_reporting", o.u_reporting}};
 }
 
 json site_entry(const FacilitySnapshot& snap, const SiteSnapshot& s) {
@@ -66,7 +69,8 @@ json site_entry(const FacilitySnapshot& snap, const SiteSnapshot& s) {
       {"devices", {{"up", st.devices_up}, {"total", st.devices_total}}},
       {"alerts", {{"critical", st.alerts_critical}, {"warning", st.alerts_warning}}},
       {"links",
-       {{"page", "/sites/" + http::url_encode(site.id)}, {"report", "/reports/" + http::url_encode(site.id)}}},
+       {{"page", "/sites/" + http::url_encode(site.id)},
+        {"report", "/reports/" + http::url_encode(site.id)}}},
   };
 }
 
@@ -174,7 +178,8 @@ std::optional<json> api_cabinet(const FacilitySnapshot& snap, const std::string&
   j["sensors"] = std::move(sensors);
   json devices = json::array();
   for (const auto& d : snap.devices) {
-    if (d.device && d.device->site == site && d.device->cabinet == cabinet && owned(snap, *d.device))
+    if (d.device && d.device->site == site && d.device->cabinet == cabinet &&
+        owned(snap, *d.device))
       devices.push_back(device_entry(d, ts));
   }
   j["devices"] = std::move(devices);
@@ -200,8 +205,11 @@ json api_devices(const FacilitySnapshot& snap) {
   json j = envelope(snap);
   json counts = json::object();
   for (const auto& [kind, c] : device_counts(snap)) {
-    counts[kind] = {{"up", c.up}, {"partial", c.partial}, {"no_data", c.no_data},
-                    {"down", c.down}, {"total", c.total()}};
+    counts[kind] = {{"up", c.up},
+                    {"partial", c.partial},
+                    {"no_data", c.no_data},
+                    {"down", c.down},
+                    {"total", c.total()}};
   }
   json devices = json::array();
   for (const auto& d : snap.devices)

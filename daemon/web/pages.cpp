@@ -160,8 +160,8 @@ constexpr const char* kRefreshScript =
     "var h=document.querySelector('header .ts');if(h)h.textContent='update failed ('+e+"
     "'); retrying'}).finally(function(){setTimeout(tick,s)})}setTimeout(tick,s)})();";
 
-std::string layout(const FacilitySnapshot& snap, const std::string& title,
-                   const std::string& main, const PageOptions& opt) {
+std::string layout(const FacilitySnapshot& snap, const std::string& title, const std::string& main,
+                   const PageOptions& opt) {
   std::string h;
   h.reserve(main.size() + 6000);
   h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -224,15 +224,14 @@ std::string alerts_table(const FacilitySnapshot& snap, const std::string& site) 
          html_escape(a->subject) + "\" data-severity=\"" + html_escape(a->severity) + "\"><td>" +
          clock_time(a->since) + "<br><small>" + age(snap.computed_at, a->since) +
          " ago</small></td><td><a href=\"" + site_href(a->site) + "\">" + html_escape(a->site) +
-         "</a></td><td>" + subject + "</td><td>" + html_escape(a->kind) +
-         "</td><td class=\"sev-" + html_escape(a->severity) + "\">" + html_escape(a->severity) +
-         "</td><td>" + html_escape(a->message) + "</td></tr>";
+         "</a></td><td>" + subject + "</td><td>" + html_escape(a->kind) + "</td><td class=\"sev-" +
+         html_escape(a->severity) + "\">" + html_escape(a->severity) + "</td><td>" +
+         html_escape(a->message) + "</td></tr>";
   }
   return h + "</table>";
 }
 
-std::string site_card(const FacilitySnapshot& snap, const SiteSnapshot& s,
-                      const PageOptions& opt) {
+std::string site_card(const FacilitySnapshot& snap, const SiteSnapshot& s, const PageOptions& opt) {
   const Site& site = *s.site;
   const SiteStatus st = site_status(snap, s);
   const std::string href = site_href(site.id);
@@ -244,7 +243,8 @@ std::string site_card(const FacilitySnapshot& snap, const SiteSnapshot& s,
        "</b></div><div><small>Devices up</small><b>" + std::to_string(st.devices_up) + " / " +
        std::to_string(st.devices_total) + "</b></div></div><dl class=\"kv\">";
   h += "<dt>IT power</dt><dd>" + kw(s.it_power_w) +
-       (s.it_power_source.empty() ? "" : " <small>(" + html_escape(s.it_power_source) + ")</small>") +
+       (s.it_power_source.empty() ? ""
+                                  : " <small>(" + html_escape(s.it_power_source) + ")</small>") +
        "</dd>";
   h += "<dt>Facility power</dt><dd>" + kw(s.facility_power_w) + "</dd>";
   h += "<dt>PUE now</dt><dd>" + ratio2(s.pue) + " <small>category " +
@@ -257,14 +257,15 @@ std::string site_card(const FacilitySnapshot& snap, const SiteSnapshot& s,
     h += "<span class=\"nd\">withheld</span> <small>(no window meets "
          "facility.pue_min_coverage yet)</small>";
   }
-  if (site.facility.pue_target) h += " <small>target " + fixed(*site.facility.pue_target, 2) + "</small>";
+  if (site.facility.pue_target)
+    h += " <small>target " + fixed(*site.facility.pue_target, 2) + "</small>";
   h += "</dd>";
   const Occupancy& o = s.occupancy;
-  h += "<dt>Cabinets</dt><dd>" + powered_text(o) + " / " +
-       std::to_string(o.sold) + " sold / " + std::to_string(o.total) + " delivered / " +
-       std::to_string(site.planned_cabinets) + " planned</dd>";
-  h += "<dt>Occupancy</dt><dd>" + pct(s.occupancy_powered) + " powered, " +
-       pct(s.occupancy_sold) + " sold";
+  h += "<dt>Cabinets</dt><dd>" + powered_text(o) + " / " + std::to_string(o.sold) + " sold / " +
+       std::to_string(o.total) + " delivered / " + std::to_string(site.planned_cabinets) +
+       " planned</dd>";
+  h += "<dt>Occupancy</dt><dd>" + pct(s.occupancy_powered) + " powered, " + pct(s.occupancy_sold) +
+       " sold";
   if (s.occupancy_planned) h += ", " + pct(s.occupancy_planned) + " of plan";
   h += "</dd>";
   h += "<dt>Load</dt><dd>" + kw(s.capacity.measured_w) + " of " + kw(s.capacity.rated_w) +
@@ -281,9 +282,10 @@ std::string site_card(const FacilitySnapshot& snap, const SiteSnapshot& s,
        std::to_string(st.alerts_critical) + " critical</span> \u00b7 <span class=\"" +
        std::string(st.alerts_warning ? "sev-warning" : "dim") + "\">" +
        std::to_string(st.alerts_warning) + " warning</span></dd></dl>";
-  h += "<p><a href=\"" + href + "\">Floor map</a> \u00b7 <a href=\"/devices?site=" +
-       url_encode(site.id) + "\">Devices</a>";
-  if (opt.reports) h += " \u00b7 <a href=\"/reports/" + url_encode(site.id) + "\">Capacity report</a>";
+  h += "<p><a href=\"" + href +
+       "\">Floor map</a> \u00b7 <a href=\"/devices?site=" + url_encode(site.id) + "\">Devices</a>";
+  if (opt.reports)
+    h += " \u00b7 <a href=\"/reports/" + url_encode(site.id) + "\">Capacity report</a>";
   h += "</p></section>";
   return h;
 }
@@ -302,8 +304,8 @@ std::string legend() {
 std::string other_shard_tile(const SiteSnapshot& s, const Cabinet& c) {
   return "<a class=\"tile l-other\" href=\"" + cabinet_href(s.site->id, c.id) +
          "\" data-cabinet=\"" + html_escape(c.id) +
-         "\" data-level=\"other_shard\" title=\"polled by another shard\"><b>" +
-         html_escape(c.id) + "</b><span class=\"u\">other shard</span></a>";
+         "\" data-level=\"other_shard\" title=\"polled by another shard\"><b>" + html_escape(c.id) +
+         "</b><span class=\"u\">other shard</span></a>";
 }
 
 std::string tile(const SiteSnapshot& s, const CabinetSnapshot& cs) {
@@ -315,10 +317,10 @@ std::string tile(const SiteSnapshot& s, const CabinetSnapshot& cs) {
   const bool risk = failover_risk(cs);
   if (risk) cls += " risk";
   std::string title = c.id + ": ";
-  title += level == Level::kNoData ? std::string("power unknown")
-                                   : fixed(*cs.power_w / 1000, 2) + " kW of " +
-                                         fixed(c.rated_w / 1000, 1) + " kW (" +
-                                         fixed(*cs.utilization * 100, 1) + " %)";
+  title += level == Level::kNoData
+               ? std::string("power unknown")
+               : fixed(*cs.power_w / 1000, 2) + " kW of " + fixed(c.rated_w / 1000, 1) + " kW (" +
+                     fixed(*cs.utilization * 100, 1) + " %)";
   title += ", " + level_text(cs);
   std::string h = "<a class=\"" + cls + "\" href=\"" + cabinet_href(s.site->id, c.id) +
                   "\" data-cabinet=\"" + html_escape(c.id) + "\" data-level=\"" + lv +
@@ -400,11 +402,10 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
   std::unordered_map<std::string, const CabinetSnapshot*> by_id;
   for (const auto& c : s->cabinets) by_id.emplace(c.cabinet->id, &c);
   const Site& site = *s->site;
-  std::string m = "<h1>" + html_escape(site.id) + name_suffix(site.id, site.name) +
-                  "</h1><p>IT " + kw(s->it_power_w) + " \u00b7 facility " +
-                  kw(s->facility_power_w) + " \u00b7 PUE " + ratio2(s->pue) + " \u00b7 " +
-                  powered_text(s->occupancy) + " of " + std::to_string(s->occupancy.total) +
-                  " cabinets</p>" + legend();
+  std::string m = "<h1>" + html_escape(site.id) + name_suffix(site.id, site.name) + "</h1><p>IT " +
+                  kw(s->it_power_w) + " \u00b7 facility " + kw(s->facility_power_w) +
+                  " \u00b7 PUE " + ratio2(s->pue) + " \u00b7 " + powered_text(s->occupancy) +
+                  " of " + std::to_string(s->occupancy.total) + " cabinets</p>" + legend();
   for (const auto& r : s->rooms) {
     const Room& room = *r.room;
     Total room_total;
@@ -430,8 +431,8 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
               "</div><div class=\"tiles\">" + tiles + "</div></div>";
     }
     m += "<section class=\"room\" data-room=\"" + html_escape(room.id) + "\"><h2>Room " +
-         html_escape(room.id) + name_suffix(room.id, room.name) +
-         "</h2><p>Load " + room_total.text() + " \u00b7 " + powered_text(r.occupancy) + " of " +
+         html_escape(room.id) + name_suffix(room.id, room.name) + "</h2><p>Load " +
+         room_total.text() + " \u00b7 " + powered_text(r.occupancy) + " of " +
          std::to_string(r.occupancy.total) + " cabinets";
     if (r.cooling.units > 0) {
       m += " \u00b7 cooling " + std::to_string(r.cooling.units_running) + " of " +
@@ -457,8 +458,8 @@ struct Chart {
   TimePoint now;
   double ymax = 1;
   double x(TimePoint t) const {
-    const double span_s = std::chrono::duration<double>(LiveView::kStep).count() *
-                          double(LiveView::kSamples);
+    const double span_s =
+        std::chrono::duration<double>(LiveView::kStep).count() * double(LiveView::kSamples);
     const double ago = std::chrono::duration<double>(now - t).count();
     return kLeft + kPw * (1 - std::clamp(ago / span_s, 0.0, 1.0));
   }
@@ -476,8 +477,11 @@ struct Chart {
     const char* label[] = {"\u221260 min", "\u221230 min", "now"};
     for (int i = 0; i <= 2; ++i) {
       h += "<text x=\"" + fixed(kLeft + kPw * i / 2, 1) + "\" y=\"" + fixed(kH - 6, 0) +
-           "\" text-anchor=\"" + (i == 0 ? "start" : i == 2 ? "end" : "middle") + "\">" +
-           label[i] + "</text>";
+           "\" text-anchor=\"" +
+           (i == 0   ? "start"
+            : i == 2 ? "end"
+                     : "middle") +
+           "\">" + label[i] + "</text>";
     }
   }
 
@@ -487,10 +491,9 @@ struct Chart {
     const double yy = y(w);
     h += "<line x1=\"" + fixed(kLeft, 0) + "\" x2=\"" + fixed(kW - kRight, 0) + "\" y1=\"" +
          fixed(yy, 1) + "\" y2=\"" + fixed(yy, 1) + "\" stroke=\"" + colour +
-         "\" stroke-dasharray=\"5 4\"/><text x=\"" +
-         fixed(left ? kLeft + 4 : kW - kRight - 2, 0) + "\" y=\"" + fixed(yy - 3, 1) +
-         "\" text-anchor=\"" + (left ? "start" : "end") + "\" style=\"fill:" + colour + "\">" +
-         label + "</text>";
+         "\" stroke-dasharray=\"5 4\"/><text x=\"" + fixed(left ? kLeft + 4 : kW - kRight - 2, 0) +
+         "\" y=\"" + fixed(yy - 3, 1) + "\" text-anchor=\"" + (left ? "start" : "end") +
+         "\" style=\"fill:" + colour + "\">" + label + "</text>";
   }
 
   // The power as polylines (a lone point as a dot), broken where it was unknown and where
@@ -569,18 +572,18 @@ std::string cabinet_facts(const CabinetSnapshot& cs) {
   m += "<dt>Power</dt><dd>" + kw(cs.power_w, 2) + " of " + kw(c.rated_w, 1) + " rated</dd>";
   m += "<dt>Utilisation</dt><dd class=\"sev-" + std::string(to_string(level)) + "\">" +
        pct(cs.utilization) + " \u00b7 " + level_text(cs) + "</dd>";
-  m += "<dt>Thresholds</dt><dd>warning " + fixed(c.overload.warning * 100, 0) +
-       " %, critical " + fixed(c.overload.critical * 100, 0) + " % of rated</dd>";
+  m += "<dt>Thresholds</dt><dd>warning " + fixed(c.overload.warning * 100, 0) + " %, critical " +
+       fixed(c.overload.critical * 100, 0) + " % of rated</dd>";
   m += "<dt>Failover</dt><dd>";
   if (cs.failover_margin) {
     const bool now = *cs.failover_margin < 0;
-    m += std::string(now || cs.failover_risk ? "<span class=\"sev-warning\">at risk</span>"
-                                             : "ok") +
-         (now && !cs.failover_risk   ? " (alert pending)"
-          : !now && cs.failover_risk ? " (alert until it clears)"
-                                     : "") +
-         ": worst case " + html_escape(cs.failover_worst) + ", headroom " +
-         kw(cs.failover_worst_w, 2);
+    m +=
+        std::string(now || cs.failover_risk ? "<span class=\"sev-warning\">at risk</span>" : "ok") +
+        (now && !cs.failover_risk   ? " (alert pending)"
+         : !now && cs.failover_risk ? " (alert until it clears)"
+                                    : "") +
+        ": worst case " + html_escape(cs.failover_worst) + ", headroom " +
+        kw(cs.failover_worst_w, 2);
   } else if (c.feeds.size() < 2) {
     m += "single feed";
   } else {
@@ -602,21 +605,20 @@ std::string cabinet_facts(const CabinetSnapshot& cs) {
 
 std::string feeds_table(const std::string& site_id, const CabinetSnapshot& cs) {
   const Cabinet& c = *cs.cabinet;
-  std::string m = "<h2>Feeds</h2><table><tr><th>Feed</th><th>PDU</th><th class=\"n\">Power</th>"
-                  "<th class=\"n\">Current</th><th class=\"n\">Voltage</th><th class=\"n\">"
-                  "Derated capacity</th><th class=\"n\">Failover headroom</th></tr>";
+  std::string m =
+      "<h2>Feeds</h2><table><tr><th>Feed</th><th>PDU</th><th class=\"n\">Power</th>"
+      "<th class=\"n\">Current</th><th class=\"n\">Voltage</th><th class=\"n\">"
+      "Derated capacity</th><th class=\"n\">Failover headroom</th></tr>";
   const double feed_cap = c.derating * c.feed_capacity_w;
   for (const auto& f : cs.feeds) {
-    m += "<tr data-feed=\"" + html_escape(f.feed) + "\"><td>" + html_escape(f.feed) +
-         "</td><td>" +
-         (f.device.empty() ? std::string("<span class=\"dim\">none</span>")
-                           : "<a href=\"" + device_href(site_id, f.device) + "\">" +
-                                 html_escape(f.device) + "</a>" +
-                                 (f.fresh ? "" : " <span class=\"st-down\">stale</span>")) +
-         "</td><td class=\"n\">" + kw(f.power_w, 2) +
-         (f.estimated ? " <small>est.</small>" : "") + "</td><td class=\"n\">" +
-         amps(f.current_a) + "</td><td class=\"n\">" + volts(f.voltage_v) +
-         "</td><td class=\"n\">" + kw(feed_cap, 2) + "</td><td class=\"n\">" +
+    m += "<tr data-feed=\"" + html_escape(f.feed) + "\"><td>" + html_escape(f.feed) + "</td><td>" +
+         (f.device.empty()
+              ? std::string("<span class=\"dim\">none</span>")
+              : "<a href=\"" + device_href(site_id, f.device) + "\">" + html_escape(f.device) +
+                    "</a>" + (f.fresh ? "" : " <span class=\"st-down\">stale</span>")) +
+         "</td><td class=\"n\">" + kw(f.power_w, 2) + (f.estimated ? " <small>est.</small>" : "") +
+         "</td><td class=\"n\">" + amps(f.current_a) + "</td><td class=\"n\">" +
+         volts(f.voltage_v) + "</td><td class=\"n\">" + kw(feed_cap, 2) + "</td><td class=\"n\">" +
          kw(f.failover_headroom_w, 2) + "</td></tr>";
     for (const auto& p : f.phases) {
       m += "<tr class=\"phase\"><td>\u2003" + html_escape(p.phase) +
@@ -633,21 +635,22 @@ std::string sensors_table(const SiteSnapshot& s, const Cabinet& c) {
   std::string rows;
   for (const auto& r : s.rack_sensors) {
     if (r.cabinet != c.id) continue;
-    rows += "<tr><td>" + html_escape(r.device->id) + "</td><td class=\"n\">" +
-            celsius(r.inlet_c) + "</td><td class=\"n\">" + celsius(r.outlet_c) +
-            "</td><td class=\"n\">" + pct(r.humidity_ratio) + "</td><td class=\"n\">" +
-            celsius(r.dew_point_c) + "</td></tr>";
+    rows += "<tr><td>" + html_escape(r.device->id) + "</td><td class=\"n\">" + celsius(r.inlet_c) +
+            "</td><td class=\"n\">" + celsius(r.outlet_c) + "</td><td class=\"n\">" +
+            pct(r.humidity_ratio) + "</td><td class=\"n\">" + celsius(r.dew_point_c) + "</td></tr>";
   }
   if (rows.empty()) return "";
   return "<h2>Rack sensors</h2><table><tr><th>Sensor</th><th class=\"n\">Inlet</th><th "
          "class=\"n\">Outlet</th><th class=\"n\">Humidity</th><th class=\"n\">Dew point</th>"
-         "</tr>" + rows + "</table>";
+         "</tr>" +
+         rows + "</table>";
 }
 
 std::string cabinet_devices_table(const FacilitySnapshot& snap, const std::string& site_id,
                                   const Cabinet& c) {
-  std::string m = "<h2>Devices</h2><table><tr><th>Device</th><th>Kind</th><th>State</th><th>"
-                  "Last good data</th><th>Reason</th><th>Endpoint</th></tr>";
+  std::string m =
+      "<h2>Devices</h2><table><tr><th>Device</th><th>Kind</th><th>State</th><th>"
+      "Last good data</th><th>Reason</th><th>Endpoint</th></tr>";
   for (const auto& d : snap.devices) {
     if (!d.device || d.device->site != site_id || d.device->cabinet != c.id) continue;
     const char* st = to_string(d.state);
@@ -673,13 +676,12 @@ std::optional<std::string> cabinet_page(const FacilitySnapshot& snap, const std:
   const CabinetSnapshot* cs = s ? find_cabinet(*s, cabinet_id) : nullptr;
   if (!cs) return std::nullopt;
   const Cabinet& c = *cs->cabinet;
-  std::string m = "<p><a href=\"" + site_href(site_id) + "\">" + html_escape(site_id) +
-                  "</a> \u203a room " + html_escape(c.room) + " \u203a row " +
-                  html_escape(c.row) + "</p><h1 data-cabinet=\"" + html_escape(c.id) +
-                  "\" data-level=\"" + to_string(cabinet_level(*cs)) + "\">Cabinet " +
-                  html_escape(c.id) + " <small>" + to_string(c.status) +
-                  (c.cabinet_class.empty() ? "" : ", class " + html_escape(c.cabinet_class)) +
-                  "</small></h1>";
+  std::string m =
+      "<p><a href=\"" + site_href(site_id) + "\">" + html_escape(site_id) + "</a> \u203a room " +
+      html_escape(c.room) + " \u203a row " + html_escape(c.row) + "</p><h1 data-cabinet=\"" +
+      html_escape(c.id) + "\" data-level=\"" + to_string(cabinet_level(*cs)) + "\">Cabinet " +
+      html_escape(c.id) + " <small>" + to_string(c.status) +
+      (c.cabinet_class.empty() ? "" : ", class " + html_escape(c.cabinet_class)) + "</small></h1>";
   if (!owned_cabinet(snap, site_id, c)) {
     m += "<p>Another shard polls this cabinet: see its power on that daemon's view.</p>";
     return layout(snap, "Cabinet " + c.id, m, opt);
@@ -704,20 +706,19 @@ std::string device_row(const FacilitySnapshot& snap, const DeviceSnapshot& d) {
              : d.state == DeviceState::kNoData ? "answers, but no point gave a value"
                                                : "no data yet";
   }
-  const std::string where =
-      dev.cabinet.empty()
-          ? html_escape(dev.room)
-          : "<a href=\"" + cabinet_href(dev.site, dev.cabinet) + "\">" +
-                html_escape(dev.cabinet) + "</a>" +
-                (dev.feed.empty() ? "" : " feed " + html_escape(dev.feed));
+  const std::string where = dev.cabinet.empty()
+                                ? html_escape(dev.room)
+                                : "<a href=\"" + cabinet_href(dev.site, dev.cabinet) + "\">" +
+                                      html_escape(dev.cabinet) + "</a>" +
+                                      (dev.feed.empty() ? "" : " feed " + html_escape(dev.feed));
   return "<tr id=\"dev-" + url_encode(dev.id) + "\" data-device=\"" + html_escape(dev.id) +
          "\" data-state=\"" + st + "\"><td>" + html_escape(dev.site) + "</td><td>" +
          html_escape(dev.id) + "</td><td>" + kind_info(dev.kind).name + "</td><td class=\"st-" +
          st + "\">" + st + "</td><td>" + html_escape(reason) + "</td><td>" +
          (d.last_success == TimePoint{}
               ? std::string("never (since start)")
-              : clock_time(d.last_success) + "<br><small>" +
-                    age(snap.computed_at, d.last_success) + " ago</small>") +
+              : clock_time(d.last_success) + "<br><small>" + age(snap.computed_at, d.last_success) +
+                    " ago</small>") +
          "</td><td>" + html_escape(dev.endpoint.key()) + " unit " + std::to_string(dev.unit) +
          "</td><td>" + where + "</td></tr>";
 }
@@ -726,11 +727,12 @@ std::string device_row(const FacilitySnapshot& snap, const DeviceSnapshot& d) {
 
 std::string devices_page(const FacilitySnapshot& snap, const std::string& site, bool all,
                          const PageOptions& opt) {
-  std::string m = "<h1>Device health" +
-                  (site.empty() ? std::string() : " <small>site " + html_escape(site) + "</small>") +
-                  "</h1><table><tr><th>Kind</th><th class=\"n\">Up</th><th class=\"n\">Partial</th>"
-                  "<th class=\"n\">No data</th><th class=\"n\">Down</th><th class=\"n\">Total</th>"
-                  "</tr>";
+  std::string m =
+      "<h1>Device health" +
+      (site.empty() ? std::string() : " <small>site " + html_escape(site) + "</small>") +
+      "</h1><table><tr><th>Kind</th><th class=\"n\">Up</th><th class=\"n\">Partial</th>"
+      "<th class=\"n\">No data</th><th class=\"n\">Down</th><th class=\"n\">Total</th>"
+      "</tr>";
   for (const auto& [kind, c] : device_counts(snap, site)) {
     m += "<tr data-kind=\"" + kind + "\"><td>" + kind + "</td><td class=\"n st-up\">" +
          std::to_string(c.up) + "</td><td class=\"n\">" + std::to_string(c.partial) +
@@ -741,15 +743,15 @@ std::string devices_page(const FacilitySnapshot& snap, const std::string& site, 
   m += "</table>";
   std::vector<const DeviceSnapshot*> rows;
   for (const auto& d : snap.devices) {
-    if (!d.device || (!site.empty() && d.device->site != site) || !owned(snap, *d.device))
-      continue;
+    if (!d.device || (!site.empty() && d.device->site != site) || !owned(snap, *d.device)) continue;
     if (all || d.state != DeviceState::kUp) rows.push_back(&d);
   }
   // Down first, then no data, then partial (then up); the longest without data first.
   const auto rank = [](DeviceState s) {
-    return s == DeviceState::kDown ? 0 : s == DeviceState::kNoData ? 1
-                                     : s == DeviceState::kPartial  ? 2
-                                                                   : 3;
+    return s == DeviceState::kDown      ? 0
+           : s == DeviceState::kNoData  ? 1
+           : s == DeviceState::kPartial ? 2
+                                        : 3;
   };
   std::stable_sort(rows.begin(), rows.end(), [&](const DeviceSnapshot* a, const DeviceSnapshot* b) {
     if (rank(a->state) != rank(b->state)) return rank(a->state) < rank(b->state);

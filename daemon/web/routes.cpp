@@ -88,11 +88,11 @@ http::Response Routes::render(const http::Request& req) const {
   }
   // The JSON API.
   if (p == "/api/v1" || p == "/api/v1/") {
-    return json_of({{"api", "facilityd/v1"},
-                    {"endpoints",
-                     {"/api/v1/sites", "/api/v1/sites/<site>",
-                      "/api/v1/sites/<site>/cabinets/<cabinet>", "/api/v1/alerts",
-                      "/api/v1/devices"}}});
+    return json_of(
+        {{"api", "facilityd/v1"},
+         {"endpoints",
+          {"/api/v1/sites", "/api/v1/sites/<site>", "/api/v1/sites/<site>/cabinets/<cabinet>",
+           "/api/v1/alerts", "/api/v1/devices"}}});
   }
   if (p == "/api/v1/sites") return json_of(api_sites(*snap));
   if (p == "/api/v1/alerts") return json_of(api_alerts(*snap));
@@ -105,8 +105,8 @@ http::Response Routes::render(const http::Request& req) const {
       if (!j) return not_found("no site \"" + sp->site + "\"");
       return json_of(*j);
     }
-    auto j = api_cabinet(*snap, sp->site, sp->cabinet,
-                         view_->cabinet_history(sp->site, sp->cabinet));
+    auto j =
+        api_cabinet(*snap, sp->site, sp->cabinet, view_->cabinet_history(sp->site, sp->cabinet));
     if (!j) return not_found("no cabinet \"" + sp->cabinet + "\" in site \"" + sp->site + "\"");
     return json_of(*j);
   }

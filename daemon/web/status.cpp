@@ -34,8 +34,10 @@ SiteStatus site_status(const FacilitySnapshot& snap, const SiteSnapshot& site) {
   }
   for (const auto& a : snap.alerts) {
     if (a.site != cfg.id || !a.raised || !owned_alert(snap, a)) continue;
-    if (a.severity == "critical") ++st.alerts_critical;
-    else ++st.alerts_warning;
+    if (a.severity == "critical")
+      ++st.alerts_critical;
+    else
+      ++st.alerts_warning;
   }
   st.headroom_w = site.capacity.headroom_w;
   if (st.headroom_w && cfg.facility.cabinet_equivalent_w > 0) {
@@ -85,11 +87,16 @@ bool failover_risk(const CabinetSnapshot& cs) {
 
 const char* to_string(Level l) {
   switch (l) {
-    case Level::kNoData: return "nodata";
-    case Level::kOk: return "ok";
-    case Level::kWarning: return "warning";
-    case Level::kCritical: return "critical";
-    case Level::kOtherShard: return "other_shard";
+    case Level::kNoData:
+      return "nodata";
+    case Level::kOk:
+      return "ok";
+    case Level::kWarning:
+      return "warning";
+    case Level::kCritical:
+      return "critical";
+    case Level::kOtherShard:
+      return "other_shard";
   }
   return "nodata";
 }
@@ -153,14 +160,21 @@ std::vector<std::pair<std::string, StateCounts>> device_counts(const FacilitySna
                                                                const std::string& site) {
   std::map<std::string, StateCounts> by_kind;
   for (const auto& d : snap.devices) {
-    if (!d.device || (!site.empty() && d.device->site != site) || !owned(snap, *d.device))
-      continue;
+    if (!d.device || (!site.empty() && d.device->site != site) || !owned(snap, *d.device)) continue;
     StateCounts& c = by_kind[kind_info(d.device->kind).name];
     switch (d.state) {
-      case DeviceState::kUp: ++c.up; break;
-      case DeviceState::kPartial: ++c.partial; break;
-      case DeviceState::kNoData: ++c.no_data; break;
-      case DeviceState::kDown: ++c.down; break;
+      case DeviceState::kUp:
+        ++c.up;
+        break;
+      case DeviceState::kPartial:
+        ++c.partial;
+        break;
+      case DeviceState::kNoData:
+        ++c.no_data;
+        break;
+      case DeviceState::kDown:
+        ++c.down;
+        break;
     }
   }
   return {by_kind.begin(), by_kind.end()};

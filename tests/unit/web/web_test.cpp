@@ -7,12 +7,12 @@
 #include <set>
 #include <string>
 
+#include "daemon/config/shard.h"
 #include "daemon/web/api.h"
 #include "daemon/web/live_view.h"
 #include "daemon/web/pages.h"
 #include "daemon/web/routes.h"
 #include "daemon/web/status.h"
-#include "daemon/config/shard.h"
 #include "model_rig.h"
 
 namespace facility {
@@ -164,8 +164,7 @@ TEST(WebPages, OverviewCardsAndAlertsNewestFirst) {
   // Devices up: odd-b never answered.
   EXPECT_NE(page.find("10 / 11"), std::string::npos);
   // Headroom: 22 kW rated - measured is unknown while odd.id has no data.
-  EXPECT_NE(page.find("<dt>Headroom</dt><dd><span class=\"nd\">no data</span>"),
-            std::string::npos);
+  EXPECT_NE(page.find("<dt>Headroom</dt><dd><span class=\"nd\">no data</span>"), std::string::npos);
   // No resource from anywhere: nothing but relative links.
   EXPECT_FALSE(std::regex_search(page, std::regex("(src|href)=\"(https?:)?//")));
   EXPECT_NE(page.find("<script>"), std::string::npos) << "refreshes itself";
@@ -196,8 +195,8 @@ TEST(WebPages, DeviceHealthListsEveryDeviceNotUpWithItsReasonAndEndpoint) {
   EXPECT_NE(all.find("<tr id=\"dev-hot-a\" data-device=\"hot-a\" data-state=\"up\""),
             std::string::npos);
   EXPECT_NE(all.find("Every device (11)"), std::string::npos);
-  EXPECT_NE(web::cabinet_page(*snap, "s", "hot", {}, {})->find(
-                "href=\"/devices?site=s&amp;all=1#dev-hot-a\""),
+  EXPECT_NE(web::cabinet_page(*snap, "s", "hot", {}, {})
+                ->find("href=\"/devices?site=s&amp;all=1#dev-hot-a\""),
             std::string::npos);
   // calm-a goes silent: down once stale (3 x 10 s), with when it last gave data.
   for (double t = 7; t <= 40; t += 1) {
