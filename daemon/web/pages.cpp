@@ -385,6 +385,61 @@ struct Total {
   }
 };
 
+const char* device_state_of(const FacilitySnapshot& snap, const Device& d) {
+  const DeviceSnapshot* ds = find_device(snap, d.id);
+  return ds ? to_string(ds->state) : "down";
+}
+
+std::string yes_no(const std::optional<bool>& b, const char* yes, const char* no) {
+  return b ? (*b ? yes : no) : kNoData;
+}
+
+// The room's cooling units (those this daemon polls): temperatures, power, fan, running.
+std::string cooling_table(const FacilitySnapshot& snap, const SiteSnapshot& s,
+                          const std::string& room) {
+  std::string rows;
+  for (const auto& c : s.cooling) {
+    if (c.device->room != room || !owned(snap, *c.device)) continue;
+    const char* st = device_state_of(snap, *c.device);
+    rows += "<tr data-cooling=\"" + html_escape(c.device->id) + "\"><td>" +
+            html_escape(c.device->id) + "</td><td class=\"st-" + st + "\">" + st + "</td><td>" +
+            yes_no(c.running, "running", "stopped") + "</td><td class=\"n\">" +
+            celsius(c.supply_c) + "</td><td class=\"n\">" + celsius(c.return_c) +
+            "</td><td class=\"n\">" + celsius(c.delta_t_c) + "</td><td class=\"n\">" +
+            kw(c.power_w, 2) + "</td><td class=\"n\">" + pct(c.fan_ratio) +
+            "</td><td class=\"n\">" + kw(c.device->capacity_w, 1) + "</td></tr>";
+  }
+  if (rows.empty()) return "";
+  return "<table class=\"cooling\"><tr><th>Cooling unit</th><th>State</th><th>Running</th>"
+         "<th class=\"n\">Supply</th><th class=\"n\">Return</th><th class=\"n\">\u0394T</th>"
+         "<th class=\"n\">Power</th><th class=\"n\">Fan</th><th class=\"n\">Capacity</th></tr>" +
+         rows + "</table>";
+}
+
+// The site's UPSs (those this daemon polls): output, load level, battery, source.
+std::string ups_table(const FacilitySnapshot& snap, const SiteSnapshot& s) {
+  std::string rows;
+  for (const auto& u : s.ups) {
+    if (!owned(snap, *u.device)) continue;
+    const char* st = device_state_of(snap, *u.device);
+    std::string source =
+        u.output_source.empty() ? std::string(kNoData) : html_escape(u.output_source);
+    if (u.on_battery_alert) source += " <span class=\"sev-critical\">on battery</span>";
+    if (u.on_bypass_alert) source += " <span class=\"sev-warning\">on bypass</span>";
+    rows += "<tr data-ups=\"" + html_escape(u.device->id) + "\"><td>" + html_escape(u.device->id) +
+            "</td><td class=\"st-" + st + "\">" + st + "</td><td class=\"n\">" + kw(u.power_w, 1) +
+            "</td><td class=\"n sev-" + to_string(u.overload) + "\">" + pct(u.load_ratio) +
+            "</td><td class=\"n sev-" + to_string(u.runtime_state) + "\">" +
+            (u.runtime_s ? fixed(*u.runtime_s / 60, 0) + " min" : std::string(kNoData)) +
+            "</td><td class=\"n\">" + pct(u.charge_ratio) + "</td><td>" + source + "</td></tr>";
+  }
+  if (rows.empty()) return "";
+  return "<h2>UPS</h2><table class=\"ups\"><tr><th>UPS</th><th>State</th><th class=\"n\">"
+         "Output</th><th class=\"n\">Load</th><th class=\"n\">Runtime</th><th class=\"n\">"
+         "Charge</th><th>Source</th></tr>" +
+         rows + "</table>";
+}
+
 }  // namespace
 
 std::string overview_page(const FacilitySnapshot& snap, const PageOptions& opt) {
@@ -443,8 +498,9 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
              to_string(r.cooling_state) + "</span>";
       }
     }
-    m += "</p>" + rows + "</section>";
+    m += "</p>" + rows + cooling_table(snap, *s, room.id) + "</section>";
   }
+  m += ups_table(snap, *s);
   m += alerts_table(snap, site.id);
   return layout(snap, site.id + " floor map", m, opt);
 }

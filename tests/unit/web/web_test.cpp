@@ -310,6 +310,69 @@ TEST(WebPages, AShardShowsItsOwnCabinetsAndDevicesAndMarksTheOthers) {
     EXPECT_EQ(listed.count(d->id) == 1, owns_device(cfg.daemon.shard, *d)) << d->id;
 }
 
+TEST(WebPages, SitePageListsCoolingUnitsPerRoomAndTheUps) {
+  Rig rig(R"(
+daemon: {stale_after_intervals: 3}
+mqtt: {enabled: false}
+history: {enabled: false}
+defaults: {interval: 10s}
+sites:
+  - id: s
+    rooms:
+      - id: r
+        rows: [{id: w, cabinets: [{id: c, breaker: {amps: 20, volts: 220}, status: sold}]}]
+      - id: q
+        rows: [{id: v, cabinets: [{id: d, breaker: {amps: 20, volts: 220}, status: sold}]}]
+    devices:
+      - {id: c-a, kind: pdu, profile: pdu, endpoint: "tcp://127.0.0.1:1", unit: 1, cabinet: c, feed: A}
+      - {id: crah-1, kind: cooling, profile: crah, endpoint: "tcp://127.0.0.1:1", unit: 2, room: r, capacity_kw: 60}
+      - {id: crah-2, kind: cooling, profile: crah, endpoint: "tcp://127.0.0.1:1", unit: 3, room: q}
+      - {id: ups-1, kind: ups, profile: ups, endpoint: "tcp://127.0.0.1:1", unit: 4, room: r}
+)");
+  for (double t = 0; t <= 3; t += 1) {
+    rig.put("c-a", watts(2000), at_s(t));
+    rig.put("crah-1",
+            {{"supply_temperature", {18.5, "celsius"}},
+             {"return_temperature", {29, "celsius"}},
+             {"running", {1, "none"}}},
+            at_s(t));
+    rig.put("ups-1",
+            {{"active_power_l1", {10000, "W"}},
+             {"active_power_l2", {10000, "W"}},
+             {"active_power_l3", {10000, "W"}},
+             {"load_ratio_l1", {40, "percent"}},
+             {"load_ratio_l2", {55, "percent"}},
+             {"load_ratio_l3", {45, "percent"}},
+             {"battery_runtime", {20, "min"}},
+             {"battery_charge", {100, "percent"}},
+             {"output_source", {0, "none"}}},
+            at_s(t), {}, {{"output_source", "normal"}});
+  }
+  const auto snap = rig.update(at_s(3));
+  const std::string page = *web::site_page(*snap, "s", {});
+  const auto room_r = page.find("data-room=\"r\""), room_q = page.find("data-room=\"q\"");
+  const auto crah1 = page.find("data-cooling=\"crah-1\""),
+             crah2 = page.find("data-cooling=\"crah-2\"");
+  ASSERT_NE(crah1, std::string::npos);
+  ASSERT_NE(crah2, std::string::npos);
+  EXPECT_TRUE(room_r < crah1 && crah1 < room_q && room_q < crah2) << "each unit in its room";
+  const std::string row1 = page.substr(crah1, page.find("</tr>", crah1) - crah1);
+  EXPECT_NE(row1.find("running"), std::string::npos) << row1;
+  EXPECT_NE(row1.find("18.5 \u00b0C"), std::string::npos) << row1;
+  EXPECT_NE(row1.find("10.5 \u00b0C"), std::string::npos) << "delta T: " << row1;
+  EXPECT_NE(row1.find("60.0 kW"), std::string::npos) << "capacity: " << row1;
+  const std::string row2 = page.substr(crah2, page.find("</tr>", crah2) - crah2);
+  EXPECT_NE(row2.find(">down<"), std::string::npos) << "never answered: " << row2;
+  EXPECT_EQ(row2.find("\u00b0C"), std::string::npos) << "no temperature without data: " << row2;
+  const auto ups = page.find("data-ups=\"ups-1\"");
+  ASSERT_NE(ups, std::string::npos);
+  const std::string urow = page.substr(ups, page.find("</tr>", ups) - ups);
+  EXPECT_NE(urow.find("30.0 kW"), std::string::npos) << urow;
+  EXPECT_NE(urow.find("55.0 %"), std::string::npos) << "the highest phase's load: " << urow;
+  EXPECT_NE(urow.find("20 min"), std::string::npos) << urow;
+  EXPECT_NE(urow.find("normal"), std::string::npos) << urow;
+}
+
 TEST(WebApi, SameTruthAsThePages) {
   Rig rig(kSite);
   const auto snap = settled(rig);
