@@ -109,9 +109,9 @@ bool owned_cabinet(const FacilitySnapshot& snap, const std::string& site, const 
   return !snap.config || owns_cabinet(snap.config->daemon.shard, site, c.id);
 }
 
-// The rule /metrics follows (facility_alert_since_timestamp_seconds): a UPS's alerts belong to
-// its site's home shard, a room's cooling alert to no shard alone (each shows its cabinets), a
-// cabinet's to the cabinet's shard.
+// The rule /metrics follows (facility_alert_raised_timestamp_seconds): a UPS's alerts belong to
+// its site's home shard, a cabinet's to the cabinet's shard; a room's cooling_redundancy alert
+// is left out on every shard (no shard sees the whole room's load).
 bool owned_alert(const FacilitySnapshot& snap, const AlertState& a) {
   if (!snap.config || !snap.config->daemon.shard.sharded()) return true;
   const ShardSettings& shard = snap.config->daemon.shard;
