@@ -9,13 +9,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench/synthetic_site.h"
 #include "daemon/app/daemon.h"
+#include "sim/simulator.h"
 
 namespace facility::bench {
 
@@ -131,5 +138,83 @@ inline double ms_of(const std::function<void()>& f) {
   f();
   return std::chrono::duration<double, std::milli>(Steady::now() - a).count();
 }
+
+// `text` written as <tmp>/<dir>/<name>.yaml (after the ports held for it are released) and
+// loaded without MQTT and history: the benchmarks measure polling and HTTP alone.
+inline std::shared_ptr<const Config> load_bench_config(const std::string& text,
+                                                       const std::string& dir,
+                                                       const std::string& name) {
+  const auto folder = std::filesystem::temp_directory_path() / dir;
+  std::filesystem::create_directories(folder);
+  const auto path = folder / (name + ".yaml");
+  std::ofstream(path) << text;
+  release_ports();
+  Config loaded = load_config(path.string());
+  loaded.mqtt.enabled = false;
+  loaded.history.enabled = false;
+  return std::make_shared<const Config>(std::move(loaded));
+}
+
+// facility-sim serving every device of `cfg` on loopback Modbus TCP (its values updated every
+// second) and the real Daemon polling them, its HTTP listener on a free port. The constructor
+// returns once every device is up (or after 120 s + 3 intervals, with a warning).
+class LiveSite {
+ public:
+  LiveSite(std::shared_ptr<const Config> cfg, int interval_s)
+      : devices(cfg->all_devices().size()),
+        simulator_(cfg, sim::SimulatorOptions{}, wall()),
+        daemon_(cfg, options()) {
+    simulator_.update(wall());
+    simulator_.start();
+    sim_thread_ = std::thread([this] {
+      while (!stop_) {
+        simulator_.update(wall());
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    });
+    daemon_.start();
+    const auto deadline = Steady::now() + std::chrono::seconds(120 + 3 * interval_s);
+    while (Steady::now() < deadline) {
+      up = 0;
+      for (const auto& ds : daemon_.snapshot()->devices) up += ds.up ? 1 : 0;
+      if (up == devices) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    if (up != devices) std::printf("  warning: only %zu of %zu devices up\n", up, devices);
+  }
+  ~LiveSite() { stop(); }
+  LiveSite(const LiveSite&) = delete;
+  LiveSite& operator=(const LiveSite&) = delete;
+
+  // The daemon, then the simulator. Idempotent.
+  void stop() {
+    if (stop_.exchange(true)) return;
+    daemon_.stop();
+    sim_thread_.join();
+    simulator_.stop();
+  }
+  Daemon& daemon() { return daemon_; }
+  int port() const { return daemon_.metrics_port(); }
+
+  const std::size_t devices;
+  std::size_t up = 0;  // when the constructor returned
+
+ private:
+  static double wall() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  static DaemonOptions options() {
+    DaemonOptions opt;
+    opt.listen = "127.0.0.1:0";
+    opt.no_mqtt = true;
+    return opt;
+  }
+
+  std::atomic<bool> stop_{false};
+  sim::Simulator simulator_;
+  Daemon daemon_;
+  std::thread sim_thread_;
+};
 
 }  // namespace facility::bench

@@ -22,18 +22,12 @@
 // Synthetic site: N cabinets with A/B single-phase PDUs (every fourth cabinet three-phase) and
 // one rack sensor each, one cooling unit per 25 cabinets, 4 meters; up to 100 devices per
 // endpoint (as behind a gateway).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -47,7 +41,6 @@
 #include "bench/daemon_bench.h"
 #include "daemon/app/daemon.h"
 #include "daemon/sinks/prometheus/exposition.h"
-#include "sim/simulator.h"
 #include "tests/support/reference_exposition.h"
 
 namespace {
@@ -85,51 +78,10 @@ void run(const std::string& size, int interval_s, int window_s, const std::strin
   const std::string text =
       size == "demo" ? demo_config(src, interval_s)
                      : synthetic_config(std::stoi(size), interval_s, src + "/config/profiles");
-  const auto dir = std::filesystem::temp_directory_path() / "facilityd-scrape-bench";
-  std::filesystem::create_directories(dir);
-  const auto path = dir / ("site-" + size + ".yaml");
-  std::ofstream(path) << text;
-  release_ports();
-  Config loaded = load_config(path.string());
-  loaded.mqtt.enabled = false;
-  loaded.history.enabled = false;
-  auto cfg = std::make_shared<const Config>(std::move(loaded));
-  const std::size_t devices = cfg->all_devices().size();
-
-  const double wall0 = std::chrono::duration<double>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
-  sim::Simulator simulator(cfg, sim::SimulatorOptions{}, wall0);
-  auto wall = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  };
-  simulator.update(wall());
-  simulator.start();
-  std::atomic<bool> stop{false};
-  std::thread sim_thread([&] {
-    while (!stop) {
-      simulator.update(wall());
-      std::this_thread::sleep_for(std::chrono::seconds(1));
-    }
-  });
-
-  DaemonOptions opt;
-  opt.listen = "127.0.0.1:0";
-  opt.no_mqtt = true;
-  Daemon daemon(cfg, opt);
-  daemon.start();
-  const int port = daemon.metrics_port();
-
-  // Every device up (a fresh reading of each), within a generous deadline.
-  const auto deadline = Steady::now() + std::chrono::seconds(120 + 3 * interval_s);
-  std::size_t up = 0;
-  while (Steady::now() < deadline) {
-    up = 0;
-    for (const auto& ds : daemon.snapshot()->devices) up += ds.up ? 1 : 0;
-    if (up == devices) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  if (up != devices) std::printf("  warning: only %zu of %zu devices up\n", up, devices);
+  LiveSite site(load_bench_config(text, "facilityd-scrape-bench", "site-" + size), interval_s);
+  Daemon& daemon = site.daemon();
+  const int port = site.port();
+  const std::size_t devices = site.devices, up = site.up;
   std::this_thread::sleep_for(std::chrono::seconds(interval_s));
 
   // Quiet window.
@@ -173,10 +125,7 @@ void run(const std::string& size, int interval_s, int window_s, const std::strin
   const double cached_hit = percentile(hit, 0.5), cached_miss = percentile(miss, 0.5);
   const double direct_ms = percentile(direct, 0.5), pcpp_ms = percentile(pcpp, 0.5);
 
-  daemon.stop();
-  stop = true;
-  sim_thread.join();
-  simulator.stop();
+  site.stop();
 
   const double expected = static_cast<double>(devices) * window_s / interval_s;
   std::printf(

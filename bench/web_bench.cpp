@@ -14,10 +14,7 @@
 // part for the same snapshot (a ratio in one run, not a lone absolute time).
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "bench/daemon_bench.h"
@@ -25,7 +22,6 @@
 #include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/web/api.h"
 #include "daemon/web/pages.h"
-#include "sim/simulator.h"
 
 namespace {
 
@@ -33,49 +29,13 @@ using namespace facility;
 using namespace facility::bench;
 
 void run(int cabinets, int interval_s, int window_s, const std::string& src) {
-  const std::string text = synthetic_config(cabinets, interval_s, src + "/config/profiles");
-  const auto dir = std::filesystem::temp_directory_path() / "facilityd-web-bench";
-  std::filesystem::create_directories(dir);
-  const auto path = dir / ("site-" + std::to_string(cabinets) + ".yaml");
-  std::ofstream(path) << text;
-  release_ports();
-  Config loaded = load_config(path.string());
-  loaded.mqtt.enabled = false;
-  loaded.history.enabled = false;
-  auto cfg = std::make_shared<const Config>(std::move(loaded));
-  const std::size_t devices = cfg->all_devices().size();
-
-  const auto wall = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  };
-  sim::Simulator simulator(cfg, sim::SimulatorOptions{}, wall());
-  simulator.update(wall());
-  simulator.start();
-  std::atomic<bool> stop{false};
-  std::thread sim_thread([&] {
-    while (!stop) {
-      simulator.update(wall());
-      std::this_thread::sleep_for(std::chrono::seconds(1));
-    }
-  });
-
-  DaemonOptions opt;
-  opt.listen = "127.0.0.1:0";
-  opt.no_mqtt = true;
-  Daemon daemon(cfg, opt);
-  daemon.start();
-  const int port = daemon.metrics_port();
-  const auto deadline = Steady::now() + std::chrono::seconds(120 + 3 * interval_s);
-  std::size_t up = 0;
-  while (Steady::now() < deadline) {
-    up = 0;
-    for (const auto& ds : daemon.snapshot()->devices) up += ds.up ? 1 : 0;
-    if (up == devices) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
-  if (up != devices) std::printf("  warning: only %zu of %zu devices up\n", up, devices);
-  // Two minutes of samples for the cabinet pages' charts would not change their size much.
+  LiveSite site(load_bench_config(synthetic_config(cabinets, interval_s, src + "/config/profiles"),
+                                 "facilityd-web-bench", "site-" + std::to_string(cabinets)),
+                interval_s);
+  Daemon& daemon = site.daemon();
+  const int port = site.port();
+  const std::size_t devices = site.devices, up = site.up;
+  // One interval more, so that both windows start in steady polling.
   std::this_thread::sleep_for(std::chrono::seconds(interval_s));
 
   const PollCount q0 = poll_count(daemon);
@@ -107,10 +67,7 @@ void run(int cabinets, int interval_s, int window_s, const std::string& src) {
     api_ms.push_back(ms_of([&] { (void)dump_payload(*web::api_site(snap, "s")); }));
     metrics_ms.push_back(ms_of([&] { Exposition().render(fixed); }));
   }
-  daemon.stop();
-  stop = true;
-  sim_thread.join();
-  simulator.stop();
+  site.stop();
 
   const double expected = static_cast<double>(devices) * window_s / interval_s;
   const double m = percentile(metrics_ms, 0.5);

@@ -321,4 +321,31 @@ json alert_json(const AlertState& a, const std::string& quality, const std::stri
   };
 }
 
+namespace {
+
+std::string subject_key(const std::string& site, const std::string& subject) {
+  return site + '\n' + subject;
+}
+
+}  // namespace
+
+AlertSubjectQuality::AlertSubjectQuality(const FacilitySnapshot& snap, const std::string& site) {
+  for (const auto& ds : snap.devices) {
+    if (ds.device && (site.empty() || ds.device->site == site))
+      by_subject_[subject_key(ds.device->site, ds.device->id)] = ds.quality;
+  }
+  for (const auto& ss : snap.sites) {
+    if (!ss.site || (!site.empty() && ss.site->id != site)) continue;
+    for (const auto& cs : ss.cabinets)
+      if (cs.cabinet) by_subject_[subject_key(ss.site->id, cs.cabinet->id)] = cs.quality;
+    by_subject_[subject_key(ss.site->id, ss.site->id)] = summary_quality(ss);
+  }
+}
+
+const char* AlertSubjectQuality::of(const AlertState& a) const {
+  const auto q = by_subject_.find(subject_key(a.site, a.subject));
+  if (q != by_subject_.end()) return quality_name(q->second);
+  return a.value ? "good" : "stale";
+}
+
 }  // namespace facility

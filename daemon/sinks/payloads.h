@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_map>
 
 #include "daemon/model/model.h"
 
@@ -45,7 +46,20 @@ nlohmann::json ups_json(const std::string& site_id, const UpsSnapshot& u, const 
                         const std::string& ts);
 // docs/schemas/device.json
 nlohmann::json device_json(const DeviceSnapshot& ds, const std::string& ts);
-// docs/schemas/alert.json; `quality`: of the alert's subject ("good" unless its data is stale)
+// docs/schemas/alert.json; `quality`: of the alert's subject (AlertSubjectQuality)
 nlohmann::json alert_json(const AlertState& a, const std::string& quality, const std::string& ts);
+
+// The quality of the data behind an alert: its subject's current quality (a cabinet, a device,
+// or the site's summary); a subject that is no entity (rare) is "good" when the alert carries a
+// value, else "stale". Indexed once per snapshot, for every alert of it.
+class AlertSubjectQuality {
+ public:
+  // The subjects of `site` ("" = every site).
+  AlertSubjectQuality(const FacilitySnapshot& snap, const std::string& site = "");
+  const char* of(const AlertState& a) const;
+
+ private:
+  std::unordered_map<std::string, Quality> by_subject_;  // site '\n' subject
+};
 
 }  // namespace facility

@@ -133,9 +133,10 @@ std::optional<json> api_site(const FacilitySnapshot& snap, const std::string& id
                         {"failover_risk", failover_risk(c)},
                         {"inlet_state", to_string(c.inlet_state)}});
   }
+  const DeviceIndex devices(snap);
   for (const auto& c : s->cooling)
-    cooling.push_back(cooling_json(id, c, find_device(snap, c.device->id), ts));
-  for (const auto& u : s->ups) ups.push_back(ups_json(id, u, find_device(snap, u.device->id), ts));
+    cooling.push_back(cooling_json(id, c, devices.find(c.device->id), ts));
+  for (const auto& u : s->ups) ups.push_back(ups_json(id, u, devices.find(u.device->id), ts));
   j["rooms"] = std::move(rooms);
   j["cabinets"] = std::move(cabinets);
   j["cooling"] = std::move(cooling);
@@ -194,8 +195,9 @@ json api_alerts(const FacilitySnapshot& snap) {
   const std::string ts = format_rfc3339_ms(snap.computed_at);
   json j = envelope(snap);
   json alerts = json::array();
+  const AlertSubjectQuality quality(snap);
   for (const AlertState* a : active_alerts(snap))
-    alerts.push_back(alert_json(*a, alert_quality(snap, *a), ts));
+    alerts.push_back(alert_json(*a, quality.of(*a), ts));
   j["alerts"] = std::move(alerts);
   return j;
 }

@@ -213,11 +213,12 @@ std::string alerts_table(const FacilitySnapshot& snap, const std::string& site) 
   if (alerts.empty()) return h + "<p class=\"dim\">No alert is raised.</p>";
   h += "<table class=\"alerts\"><tr><th>Since</th><th>Site</th><th>Subject</th><th>Alert</th>"
        "<th>Severity</th><th>Message</th></tr>";
+  const DeviceIndex devices(snap);
   for (const AlertState* a : alerts) {
     std::string subject = html_escape(a->subject);
     if (const SiteSnapshot* s = find_site(snap, a->site); s && find_cabinet(*s, a->subject)) {
       subject = "<a href=\"" + cabinet_href(a->site, a->subject) + "\">" + subject + "</a>";
-    } else if (find_device(snap, a->subject)) {
+    } else if (devices.find(a->subject)) {
       subject = "<a href=\"" + device_href(a->site, a->subject) + "\">" + subject + "</a>";
     }
     h += "<tr data-alert=\"" + html_escape(a->kind) + "\" data-subject=\"" +
@@ -385,8 +386,8 @@ struct Total {
   }
 };
 
-const char* device_state_of(const FacilitySnapshot& snap, const Device& d) {
-  const DeviceSnapshot* ds = find_device(snap, d.id);
+const char* device_state_of(const DeviceIndex& devices, const Device& d) {
+  const DeviceSnapshot* ds = devices.find(d.id);
   return ds ? to_string(ds->state) : "down";
 }
 
@@ -395,12 +396,12 @@ std::string yes_no(const std::optional<bool>& b, const char* yes, const char* no
 }
 
 // The room's cooling units (those this daemon polls): temperatures, power, fan, running.
-std::string cooling_table(const FacilitySnapshot& snap, const SiteSnapshot& s,
-                          const std::string& room) {
+std::string cooling_table(const FacilitySnapshot& snap, const DeviceIndex& devices,
+                          const SiteSnapshot& s, const std::string& room) {
   std::string rows;
   for (const auto& c : s.cooling) {
     if (c.device->room != room || !owned(snap, *c.device)) continue;
-    const char* st = device_state_of(snap, *c.device);
+    const char* st = device_state_of(devices, *c.device);
     rows += "<tr data-cooling=\"" + html_escape(c.device->id) + "\"><td>" +
             html_escape(c.device->id) + "</td><td class=\"st-" + st + "\">" + st + "</td><td>" +
             yes_no(c.running, "running", "stopped") + "</td><td class=\"n\">" +
@@ -417,11 +418,12 @@ std::string cooling_table(const FacilitySnapshot& snap, const SiteSnapshot& s,
 }
 
 // The site's UPSs (those this daemon polls): output, load level, battery, source.
-std::string ups_table(const FacilitySnapshot& snap, const SiteSnapshot& s) {
+std::string ups_table(const FacilitySnapshot& snap, const DeviceIndex& devices,
+                      const SiteSnapshot& s) {
   std::string rows;
   for (const auto& u : s.ups) {
     if (!owned(snap, *u.device)) continue;
-    const char* st = device_state_of(snap, *u.device);
+    const char* st = device_state_of(devices, *u.device);
     std::string source =
         u.output_source.empty() ? std::string(kNoData) : html_escape(u.output_source);
     if (u.on_battery_alert) source += " <span class=\"sev-critical\">on battery</span>";
@@ -461,6 +463,7 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
                   kw(s->it_power_w) + " \u00b7 facility " + kw(s->facility_power_w) +
                   " \u00b7 PUE " + ratio2(s->pue) + " \u00b7 " + powered_text(s->occupancy) +
                   " of " + std::to_string(s->occupancy.total) + " cabinets</p>" + legend();
+  const DeviceIndex devices(snap);
   for (const auto& r : s->rooms) {
     const Room& room = *r.room;
     Total room_total;
@@ -498,9 +501,9 @@ std::optional<std::string> site_page(const FacilitySnapshot& snap, const std::st
              to_string(r.cooling_state) + "</span>";
       }
     }
-    m += "</p>" + rows + cooling_table(snap, *s, room.id) + "</section>";
+    m += "</p>" + rows + cooling_table(snap, devices, *s, room.id) + "</section>";
   }
-  m += ups_table(snap, *s);
+  m += ups_table(snap, devices, *s);
   m += alerts_table(snap, site.id);
   return layout(snap, site.id + " floor map", m, opt);
 }

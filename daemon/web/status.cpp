@@ -5,7 +5,6 @@
 
 #include "daemon/config/device_kinds.h"
 #include "daemon/config/shard.h"
-#include "daemon/sinks/payloads.h"
 
 namespace facility::web {
 
@@ -137,23 +136,15 @@ const CabinetSnapshot* find_cabinet(const SiteSnapshot& site, const std::string&
   return nullptr;
 }
 
-const DeviceSnapshot* find_device(const FacilitySnapshot& snap, const std::string& id) {
+DeviceIndex::DeviceIndex(const FacilitySnapshot& snap) {
+  by_id_.reserve(snap.devices.size());
   for (const auto& d : snap.devices)
-    if (d.device && d.device->id == id) return &d;
-  return nullptr;
+    if (d.device) by_id_.emplace(d.device->id, &d);
 }
 
-std::string alert_quality(const FacilitySnapshot& snap, const AlertState& a) {
-  if (const SiteSnapshot* s = find_site(snap, a.site)) {
-    if (const CabinetSnapshot* c = find_cabinet(*s, a.subject)) {
-      return quality_name(c->quality);
-    }
-    if (a.subject == a.site) return quality_name(summary_quality(*s));
-  }
-  if (const DeviceSnapshot* d = find_device(snap, a.subject)) {
-    return quality_name(d->quality);
-  }
-  return a.value ? "good" : "stale";
+const DeviceSnapshot* DeviceIndex::find(std::string_view id) const {
+  const auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
 }
 
 std::vector<std::pair<std::string, StateCounts>> device_counts(const FacilitySnapshot& snap,

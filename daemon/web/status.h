@@ -8,6 +8,8 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/model/model.h"
@@ -63,10 +65,17 @@ bool failover_risk(const CabinetSnapshot& cs);
 
 const SiteSnapshot* find_site(const FacilitySnapshot& snap, const std::string& id);
 const CabinetSnapshot* find_cabinet(const SiteSnapshot& site, const std::string& id);
-const DeviceSnapshot* find_device(const FacilitySnapshot& snap, const std::string& id);
-// The quality of the data behind an alert: its subject's (a cabinet, a device), else "good"
-// when it carries a value (as the MQTT alert payloads say).
-std::string alert_quality(const FacilitySnapshot& snap, const AlertState& a);
+// Every device of a snapshot by id: built once per page or answer, so that a page listing many
+// devices (cooling units, UPSs, alert subjects) never scans the thousands of device snapshots
+// once per row.
+class DeviceIndex {
+ public:
+  explicit DeviceIndex(const FacilitySnapshot& snap);
+  const DeviceSnapshot* find(std::string_view id) const;  // null: no such device
+
+ private:
+  std::unordered_map<std::string_view, const DeviceSnapshot*> by_id_;
+};
 
 // Counts of device states per kind (devices this daemon polls), for the device health page and
 // the API.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -149,36 +150,18 @@ void render_alerts(const FacilitySnapshot& snap, const std::string& prefix,
                    const std::string& site_id, std::vector<RenderedMessage>& out) {
   if (!is_valid_topic_level(site_id)) return;  // warned by render_state
   const std::string ts = format_rfc3339_ms(snap.computed_at);
-  const SiteSnapshot* site = find_site(snap, site_id);
-  // The quality of the data behind an alert is its subject's current quality (a cabinet, a
-  // device, or the site's summary); built only when the site has alerts.
-  std::unordered_map<std::string, Quality> subject_quality;
-  bool indexed = false;
+  // Built only when the site has alerts.
+  std::optional<AlertSubjectQuality> quality;
   for (const auto& a : snap.alerts) {
     if (a.site != site_id) continue;
     if (!is_valid_topic_level(a.kind) || !is_valid_topic_level(a.subject)) {
       warn_invalid("alert kind/subject", a.kind + "/" + a.subject);
       continue;
     }
-    if (!indexed) {
-      indexed = true;
-      for (const auto& ds : snap.devices)
-        if (ds.device && ds.device->site == site_id)
-          subject_quality[ds.device->id] = ds.quality;
-      if (site) {
-        for (const auto& cs : site->cabinets)
-          if (cs.cabinet) subject_quality[cs.cabinet->id] = cs.quality;
-        subject_quality[site_id] = summary_quality(*site);
-      }
-    }
-    const auto q = subject_quality.find(a.subject);
-    // A subject that is no entity (rare): the alert carries its own value or nothing.
-    const std::string quality = q != subject_quality.end() ? quality_name(q->second)
-                                : a.value                 ? "good"
-                                                          : "stale";
+    if (!quality) quality.emplace(snap, site_id);
     out.push_back(RenderedMessage{site_id,
                                   prefix + "/" + site_id + "/alert/" + a.kind + "/" + a.subject,
-                                  MqttTopicKind::kAlert, alert_json(a, quality, ts)});
+                                  MqttTopicKind::kAlert, alert_json(a, quality->of(a), ts)});
   }
 }
 

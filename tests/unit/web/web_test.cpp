@@ -8,6 +8,7 @@
 #include <string>
 
 #include "daemon/config/shard.h"
+#include "daemon/sinks/payloads.h"
 #include "daemon/web/api.h"
 #include "daemon/web/live_view.h"
 #include "daemon/web/pages.h"
@@ -407,6 +408,32 @@ TEST(WebApi, SameTruthAsThePages) {
   EXPECT_EQ(devices["counts"]["pdu"]["down"], 1);
   EXPECT_EQ(devices["counts"]["pdu"]["total"], 10);
   EXPECT_EQ(devices["devices"].size(), 11u);
+}
+
+// The API's alerts carry their subject's quality as the MQTT alert payloads do (one rule, in
+// daemon/sinks/payloads.h), indexed over every site.
+TEST(WebApi, AlertQualityIsTheSubjectsOwn) {
+  Rig rig(kSite);
+  const auto snap = settled(rig);
+  const AlertSubjectQuality quality(*snap);
+  const auto of = [&](const std::string& subject, std::optional<double> value) {
+    AlertState a;
+    a.site = "s";
+    a.subject = subject;
+    a.value = value;
+    return std::string(quality.of(a));
+  };
+  EXPECT_EQ(of("hot", std::nullopt), "good") << "a fresh cabinet";
+  EXPECT_EQ(of("odd.id", 1.0), "stale") << "a cabinet whose B feed never answered";
+  EXPECT_EQ(of("odd-b", 1.0), "error") << "a device that never answered";
+  EXPECT_EQ(of("s", 1.0), "stale") << "the site summary: its IT term is not fully covered";
+  EXPECT_EQ(of("nothing", 1.0), "good") << "no entity: the alert's own value";
+  EXPECT_EQ(of("nothing", std::nullopt), "stale");
+  AlertState other;
+  other.site = "elsewhere";
+  other.subject = "hot";
+  EXPECT_EQ(std::string(quality.of(other)), "stale") << "subjects are per site";
+  for (const auto& a : web::api_alerts(*snap)["alerts"]) EXPECT_EQ(a["quality"], "good");
 }
 
 TEST(LiveViewTest, OneSampleEvery30sForAnHourAndRemovedCabinetsForgotten) {
