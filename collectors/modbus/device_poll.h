@@ -127,6 +127,8 @@ class DevicePoll {
 
   const DeviceSpec& spec() const { return spec_; }
   std::size_t index() const { return index_; }
+  // A reload renumbered the devices: results carry the new index (the poller's own thread).
+  void set_index(std::size_t index) { index_ = index; }
   // Every read of a cycle in which all point groups are due.
   const std::vector<ReadRequest>& plan() const { return plan_; }
   std::size_t unreadable_points() const;

@@ -17,6 +17,7 @@
 #include <deque>
 #include <queue>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "collectors/modbus/resolver.h"
 #include "collectors/unique_fd.h"
@@ -54,8 +55,9 @@ enum class State : std::uint8_t {
 
 struct Timer {
   SteadyTime at;
-  std::size_t id;  // device index (< devices.size()) or devices.size() + endpoint index
+  std::size_t id;  // device or endpoint index
   std::uint64_t gen;
+  bool endpoint;  // id is an endpoint's (its timer, valid while gen is the endpoint's)
   bool operator>(const Timer& o) const { return at > o.at; }
 };
 
@@ -86,6 +88,7 @@ struct PollEngine::Impl {
     SteadyTime next_slot{};      // next scheduled time
     SteadyTime backoff_until{};  // failing device: no poll before this
     bool queued = false;
+    bool scheduled = false;  // next_slot is set (run() started, or taken over)
   };
   struct Ep {
     std::size_t index;
@@ -98,6 +101,8 @@ struct PollEngine::Impl {
     UniqueFd fd;
     State state = State::kDisconnected;
     std::uint64_t gen = 0;  // invalidates the endpoint's pending timer
+    bool timer_armed = false;  // a timer is pending, at timer_at
+    SteadyTime timer_at{};
     std::deque<std::size_t> ready;  // devices due, oldest first
     long active = -1;               // device in cycle
     bool resend = false;            // active device waits for a (re)connection to resend
@@ -118,10 +123,13 @@ struct PollEngine::Impl {
   UniqueFd epoll;
   UniqueFd wake;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> keep_open{false};  // halt(): run() leaves the connections open
+  Adopted adopted;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
   Resolver resolver;
 
-  Impl(std::vector<EngineEndpoint> endpoints, PollObserver& o, ResolveFn resolve)
+  Impl(std::vector<EngineEndpoint> endpoints, PollObserver& o, ResolveFn resolve,
+       Impl* prev = nullptr)
       : obs(o), resolver(resolve ? std::move(resolve) : ResolveFn(resolve_with_getaddrinfo)) {
     epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
     wake.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -132,7 +140,12 @@ struct PollEngine::Impl {
     ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev);
     ev.data.u64 = kResolverEvent;
     ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, resolver.fd(), &ev);
+    Previous before(prev);
     for (auto& e : endpoints) {
+      if (Ep* old = before.endpoint(e.spec)) {
+        take_over(e, *old, before);
+        continue;
+      }
       Ep ep;
       ep.index = e.index;
       ep.spec = std::move(e.spec);
@@ -148,6 +161,110 @@ struct PollEngine::Impl {
         devs.push_back(Dev{DevicePoll(std::move(spec), idx), ei});
       }
     }
+  }
+
+  // ---- taking over from a halted engine (a reload) -----------------------------------------
+  // The halted engine's endpoints by key and devices by id.
+  struct Previous {
+    Impl* impl;
+    std::unordered_map<std::string, std::size_t> eps;
+    std::unordered_map<std::string, std::size_t> devs;
+    explicit Previous(Impl* p) : impl(p) {
+      if (!p) return;
+      for (std::size_t i = 0; i < p->eps.size(); ++i) eps.emplace(p->eps[i].spec.key, i);
+      for (std::size_t i = 0; i < p->devs.size(); ++i) devs.emplace(p->devs[i].poll.spec().id, i);
+    }
+    Ep* endpoint(const EndpointSpec& spec) {
+      auto it = eps.find(spec.key);
+      if (it == eps.end() || impl->eps[it->second].spec != spec) return nullptr;
+      Ep* ep = &impl->eps[it->second];
+      eps.erase(it);  // taken: once
+      return ep;
+    }
+  };
+
+  // Takes the endpoint over with its connection, transaction id, state and timer, and on it each
+  // device whose spec is unchanged with its schedule and poll state, renumbered.
+  void take_over(EngineEndpoint& e, Ep& old, Previous& before) {
+    const std::size_t ei = eps.size();
+    const std::size_t old_ei = static_cast<std::size_t>(&old - before.impl->eps.data());
+    std::unordered_map<std::size_t, std::size_t> renumbered;  // old device index -> new
+    for (auto& [idx, spec] : e.devices) {
+      auto it = before.devs.find(spec.id);
+      Dev* d = it == before.devs.end() ? nullptr : &before.impl->devs[it->second];
+      if (d && d->ep == old_ei && d->poll.spec() == spec) {
+        renumbered.emplace(it->second, devs.size());
+        d->poll.set_index(idx);
+        d->ep = ei;
+        devs.push_back(std::move(*d));
+        adopted.devices.push_back(idx);
+      } else {
+        devs.push_back(Dev{DevicePoll(std::move(spec), idx), ei});
+      }
+    }
+    const std::deque<std::size_t> ready = std::move(old.ready);
+    const long active = old.active;
+    eps.push_back(std::move(old));
+    Ep& ep = eps.back();
+    ep.index = e.index;
+    ep.gen = 0;
+    ep.ready.clear();
+    for (std::size_t di : ready) {
+      if (auto r = renumbered.find(di); r != renumbered.end()) ep.ready.push_back(r->second);
+    }
+    ep.active = -1;
+    // A lookup with the old engine's resolver is lost: the next connect asks again.
+    ep.resolving = false;
+    if (ep.state == State::kResolving) {
+      ep.state = State::kDisconnected;
+      ep.timer_armed = false;
+    }
+    if (active >= 0) {
+      if (auto r = renumbered.find(static_cast<std::size_t>(active)); r != renumbered.end()) {
+        ep.active = static_cast<long>(r->second);
+      } else {
+        abandon_cycle(ep);
+      }
+    }
+    if (ep.fd) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLRDHUP | (ep.want_out ? EPOLLOUT : 0u);
+      ev.data.u64 = ei;
+      if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, ep.fd.get(), &ev) != 0) drop_connection(ep);
+    }
+    if (ep.fd && ep.state != State::kConnecting) adopted.connected_endpoints.push_back(e.index);
+    if (ep.timer_armed) set_ep_timer(ep, ep.timer_at);
+  }
+
+  // The device in cycle changed or was removed: its cycle ends unreported. A request of it in
+  // flight must not have its reply read as another's: over Modbus TCP that reply carries an old
+  // transaction id and is skipped and counted when it comes (on_readable); RTU framing cannot
+  // tell it apart, so that connection is dropped.
+  static void abandon_cycle(Ep& ep) {
+    if (ep.state == State::kAwaiting && ep.spec.framing == Framing::kRtu) {
+      drop_connection(ep);
+      return;
+    }
+    ep.active = -1;
+    ep.resend = false;  // a pause (after connecting, between requests) still runs its course
+    if (ep.state == State::kAwaiting) {
+      ep.state = State::kReady;
+      ep.timer_armed = false;
+    }
+  }
+
+  // Before the I/O thread runs: closes a taken-over connection without reporting it (the
+  // successor's counters start with it down).
+  static void drop_connection(Ep& ep) {
+    ep.fd.reset();
+    ep.rx.clear();
+    ep.tx.clear();
+    ep.tx_off = 0;
+    ep.want_out = false;
+    ep.resend = false;
+    ep.active = -1;
+    ep.timer_armed = false;
+    ep.state = State::kDisconnected;
   }
 
   static constexpr std::uint64_t kResolverEvent = UINT64_MAX - 1;
@@ -180,9 +297,14 @@ struct PollEngine::Impl {
   // ---- timers ----------------------------------------------------------------------------
   void set_ep_timer(Ep& ep, SteadyTime at) {
     ++ep.gen;
-    timers.push({at, devs.size() + static_cast<std::size_t>(&ep - eps.data()), ep.gen});
+    ep.timer_armed = true;
+    ep.timer_at = at;
+    timers.push({at, static_cast<std::size_t>(&ep - eps.data()), ep.gen, true});
   }
-  void cancel_ep_timer(Ep& ep) { ++ep.gen; }
+  void cancel_ep_timer(Ep& ep) {
+    ++ep.gen;
+    ep.timer_armed = false;
+  }
 
   // ---- scheduling ------------------------------------------------------------------------
   void on_device_due(std::size_t di, SteadyTime now) {
@@ -199,7 +321,7 @@ struct PollEngine::Impl {
     const NextSlot next = advance_slot(slot, interval, now);
     for (long i = 0; i < next.skipped; ++i) obs.on_overrun(d.poll.index());
     d.next_slot = next.at;
-    timers.push({d.next_slot, di, 0});
+    timers.push({d.next_slot, di, 0, false});
     proceed(eps[d.ep], now);
   }
 
@@ -596,10 +718,16 @@ struct PollEngine::Impl {
   void run() {
     const SteadyTime t0 = SteadyClock::now();
     for (std::size_t i = 0; i < devs.size(); ++i) {
-      const auto& sp = devs[i].poll.spec();
-      devs[i].next_slot = t0 + sp.first_poll_offset.value_or(start_offset(sp.id, sp.interval));
-      timers.push({devs[i].next_slot, i, 0});
+      Dev& d = devs[i];
+      if (!d.scheduled) {  // a device taken over keeps its schedule
+        const auto& sp = d.poll.spec();
+        d.next_slot = t0 + sp.first_poll_offset.value_or(start_offset(sp.id, sp.interval));
+        d.scheduled = true;
+      }
+      timers.push({d.next_slot, i, 0, false});
     }
+    // Endpoints taken over with devices due but no connection (see take_over) move on.
+    for (auto& ep : eps) proceed(ep, t0);
     std::vector<epoll_event> events(256);
     while (!stopping.load(std::memory_order_relaxed)) {
       int timeout_ms = -1;
@@ -627,15 +755,17 @@ struct PollEngine::Impl {
       while (!timers.empty() && timers.top().at <= now) {
         const Timer t = timers.top();
         timers.pop();
-        if (t.id < devs.size()) {
+        if (!t.endpoint) {
           on_device_due(t.id, now);
-        } else {
-          Ep& ep = eps[t.id - devs.size()];
-          if (t.gen == ep.gen) on_ep_timer(ep, now);
+        } else if (Ep& ep = eps[t.id]; t.gen == ep.gen) {
+          ep.timer_armed = false;
+          on_ep_timer(ep, now);
         }
       }
     }
-    for (auto& ep : eps) close_conn(ep, false);
+    if (!keep_open.load(std::memory_order_acquire)) {
+      for (auto& ep : eps) close_conn(ep, false);
+    }
   }
 };
 
@@ -645,6 +775,13 @@ PollEngine::PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& obse
 PollEngine::PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer,
                        ResolveFn resolve)
     : impl_(std::make_unique<Impl>(std::move(endpoints), observer, std::move(resolve))) {}
+
+PollEngine::PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer,
+                       PollEngine& previous, ResolveFn resolve) {
+  previous.halt();
+  impl_ = std::make_unique<Impl>(std::move(endpoints), observer, std::move(resolve),
+                                 previous.impl_.get());
+}
 
 PollEngine::~PollEngine() { stop(); }
 
@@ -659,6 +796,14 @@ void PollEngine::stop() {
   [[maybe_unused]] auto n = ::write(impl_->wake.get(), &one, sizeof one);
   if (thread_.joinable()) thread_.join();
 }
+
+void PollEngine::halt() {
+  if (!thread_.joinable()) return;
+  impl_->keep_open.store(true, std::memory_order_release);
+  stop();
+}
+
+const PollEngine::Adopted& PollEngine::adopted() const { return impl_->adopted; }
 
 std::size_t PollEngine::endpoint_count() const { return impl_->eps.size(); }
 std::size_t PollEngine::device_count() const { return impl_->devs.size(); }

@@ -25,8 +25,15 @@
 // within the interval, so polls spread evenly instead of bursting. A slot that comes due while
 // the device's previous poll is still queued or running is skipped and counted as an overrun.
 //
-// Thread-safety: construct, start() and stop() from one thread; the observer is called on the
-// engine's I/O thread.
+// Reload: a new engine can be built from a halted one (halt(), then the constructor with
+// `previous`). It takes over every endpoint whose spec is unchanged, with its open connection
+// and the request in flight, and on it every device whose spec is unchanged, with its schedule,
+// backoff and memory of unreadable points, under the device's new index; what it does not take
+// over is closed when `previous` is destroyed. A device on a changed endpoint, or changed
+// itself, starts afresh.
+//
+// Thread-safety: construct, start(), halt() and stop() from one thread; the observer is called
+// on the engine's I/O thread.
 #pragma once
 
 #include <atomic>
@@ -72,15 +79,27 @@ class PollEngine {
   PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer);
   // With the host-name lookup injected (tests); the default is getaddrinfo.
   PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer, ResolveFn resolve);
+  // Takes over what is unchanged from `previous`, which must be halted (or never started).
+  PollEngine(std::vector<EngineEndpoint> endpoints, PollObserver& observer, PollEngine& previous,
+             ResolveFn resolve = {});
   ~PollEngine();
   PollEngine(const PollEngine&) = delete;
   PollEngine& operator=(const PollEngine&) = delete;
 
   void start();
-  void stop();  // idempotent; returns when the I/O thread has exited
+  void stop();  // idempotent; returns when the I/O thread has exited, connections closed
+  // Like stop(), but connections stay open and nothing is reported, for a successor.
+  void halt();
 
   std::size_t endpoint_count() const;
   std::size_t device_count() const;
+  // What this engine took over from its predecessor: device indices, and the indices of the
+  // endpoints whose connection it took over open.
+  struct Adopted {
+    std::vector<std::size_t> devices;
+    std::vector<std::size_t> connected_endpoints;
+  };
+  const Adopted& adopted() const;
 
   struct Impl;
 

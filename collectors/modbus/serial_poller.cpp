@@ -30,6 +30,35 @@ SerialLinePoller::SerialLinePoller(std::size_t endpoint_index, SerialSpec spec,
   for (auto& [idx, ds] : devices) devs_.push_back(Dev{DevicePoll(std::move(ds), idx)});
 }
 
+SerialLinePoller::SerialLinePoller(std::size_t endpoint_index, SerialSpec spec,
+                                   std::vector<std::pair<std::size_t, DeviceSpec>> devices,
+                                   PollObserver& observer, SerialLinePoller& previous)
+    : endpoint_index_(endpoint_index), spec_(std::move(spec)), obs_(observer) {
+  previous.halt();
+  const bool same_line = previous.spec_ == spec_;
+  for (auto& [index, ds] : devices) {
+    const std::string& id = ds.id;
+    auto old = std::find_if(previous.devs_.begin(), previous.devs_.end(),
+                            [&id](const Dev& d) { return d.poll.spec().id == id; });
+    if (same_line && old != previous.devs_.end() && old->poll.spec() == ds) {
+      old->poll.set_index(index);
+      devs_.push_back(std::move(*old));
+      previous.devs_.erase(old);
+      adopted_devices_.push_back(index);
+    } else {
+      devs_.push_back(Dev{DevicePoll(std::move(ds), index)});
+    }
+  }
+  if (!same_line) return;
+  line_adopted_ = static_cast<bool>(previous.ctx_);
+  ctx_ = std::move(previous.ctx_);
+  next_open_ = previous.next_open_;
+  backoff_ = previous.backoff_;
+  open_error_ = previous.open_error_;
+  unreachable_ = previous.unreachable_;
+  last_io_ = previous.last_io_;
+}
+
 SerialLinePoller::~SerialLinePoller() {
   stop();
   close_line();
@@ -46,6 +75,14 @@ void SerialLinePoller::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void SerialLinePoller::halt() {
+  {
+    std::lock_guard lock(mu_);
+    keep_line_ = true;
+  }
+  stop();
 }
 
 bool SerialLinePoller::wait_until(SteadyTime t) {
@@ -231,8 +268,10 @@ void SerialLinePoller::poll_device(Dev& d, SteadyTime slot) {
 void SerialLinePoller::run() {
   const SteadyTime t0 = SteadyClock::now();
   for (auto& d : devs_) {
+    if (d.scheduled) continue;  // taken over with its schedule
     const auto& sp = d.poll.spec();
     d.next_slot = t0 + sp.first_poll_offset.value_or(start_offset(sp.id, sp.interval));
+    d.scheduled = true;
   }
   while (!devs_.empty()) {
     auto it = std::min_element(devs_.begin(), devs_.end(), [](const Dev& a, const Dev& b) {
@@ -250,7 +289,12 @@ void SerialLinePoller::run() {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [this] { return stopping_; });
   }
-  close_line();
+  bool keep = false;
+  {
+    std::lock_guard lock(mu_);
+    keep = keep_line_;
+  }
+  if (!keep) close_line();
 }
 
 }  // namespace facility::modbus

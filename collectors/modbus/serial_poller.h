@@ -13,8 +13,11 @@
 // libmodbus 3.1.6 waits with select(): a serial port whose fd lands at or above FD_SETSIZE
 // (possible when thousands of TCP sockets are open) is moved below it with F_DUPFD, or refused.
 //
-// Thread-safety: start()/stop() from one owner thread; the observer is called on this poller's
-// own thread.
+// Reload: a poller built from a halted one of the same line (same spec) takes over the open
+// line and each device whose spec is unchanged, with its schedule and poll state.
+//
+// Thread-safety: start()/stop()/halt() from one owner thread; the observer is called on this
+// poller's own thread.
 #pragma once
 
 #include <chrono>
@@ -51,18 +54,28 @@ class SerialLinePoller {
  public:
   SerialLinePoller(std::size_t endpoint_index, SerialSpec spec,
                    std::vector<std::pair<std::size_t, DeviceSpec>> devices, PollObserver& observer);
+  // Takes over from `previous` (halted here) what is unchanged; nothing if its spec differs.
+  SerialLinePoller(std::size_t endpoint_index, SerialSpec spec,
+                   std::vector<std::pair<std::size_t, DeviceSpec>> devices, PollObserver& observer,
+                   SerialLinePoller& previous);
   ~SerialLinePoller();
   SerialLinePoller(const SerialLinePoller&) = delete;
   SerialLinePoller& operator=(const SerialLinePoller&) = delete;
 
   void start();
   void stop();  // idempotent
+  void halt();  // like stop(), but the line stays open for a successor
+  // Taken over from the predecessor: the devices' indices, and whether the line was open.
+  const std::vector<std::size_t>& adopted_devices() const { return adopted_devices_; }
+  bool line_adopted() const { return line_adopted_; }
+  const SerialSpec& spec() const { return spec_; }
 
  private:
   struct Dev {
     DevicePoll poll;
     SteadyTime next_slot{};
     SteadyTime backoff_until{};
+    bool scheduled = false;  // next_slot is set (run() started, or taken over)
   };
   void run();
   bool open_line(std::string& error);
@@ -90,7 +103,10 @@ class SerialLinePoller {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool keep_line_ = false;  // halt(): run() leaves the line open
   std::thread thread_;
+  std::vector<std::size_t> adopted_devices_;
+  bool line_adopted_ = false;
 };
 
 }  // namespace facility::modbus

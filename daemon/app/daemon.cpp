@@ -170,8 +170,21 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, PollPlan plan,
     keep_polling = false;
     stats = std::make_shared<CollectorStats>();
     plan_ = plan;
-    polling_ = std::make_unique<PollingService>(std::move(plan), store_, *stats, nullptr,
-                                                &transitions_);
+    const std::size_t devices = plan.device_ids.size();
+    if (polling_) {
+      // A reload: the halted pollers hand over what did not change (their stats are alive in
+      // polling_stats_ until the new service is built).
+      polling_ = std::make_unique<PollingService>(std::move(plan), store_, *stats,
+                                                  std::move(polling_), nullptr, &transitions_);
+      spdlog::info(
+          "reload: {} of {} devices keep their poller, connection and schedule; the "
+          "others start afresh",
+          polling_->devices_taken_over(), devices);
+    } else {
+      polling_ =
+          std::make_unique<PollingService>(std::move(plan), store_, *stats, nullptr, &transitions_);
+    }
+    polling_stats_ = stats;
   }
 
   ensure_state_dir(*cfg);
@@ -277,9 +290,11 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
   const bool keep_polling = polling_ && plan == plan_;
   spdlog::info(keep_polling ? "reload: the poll plan is unchanged: every device keeps its poller, "
                               "connection and schedule"
-                            : "reload: devices, endpoints or their settings changed: restarting "
-                              "the pollers");
-  stop_pipeline(keep_polling);
+                            : "reload: devices, endpoints or their settings changed: the "
+                              "pollers of what changed restart");
+  // The pollers are halted, not stopped: the new ones take over what did not change.
+  stop_pipeline(true);
+  if (!keep_polling && polling_) polling_->halt();
 
   // Keep the readings of devices whose meaning did not change; forget the others (removed,
   // moved, re-mapped), so nothing of theirs is presented under the new configuration.
@@ -301,7 +316,8 @@ bool Daemon::reload(std::shared_ptr<const Config> next) {
   } catch (const std::exception& e) {
     spdlog::error("reload: cannot start with the new configuration: {}; going back to the "
                   "previous one", e.what());
-    stop_pipeline(keep_polling);
+    stop_pipeline(true);
+    if (!keep_polling && polling_) polling_->halt();
     try {
       start_pipeline(old, poll_plan_of(*old), keep_polling);
     } catch (const std::exception& again) {

@@ -99,7 +99,8 @@ class Daemon {
  private:
   // `plan`: the configuration's poll plan (poll_plan_of). keep_polling: the running
   // PollingService (and its statistics) polls on unchanged -- a reload whose poll plan is the
-  // same as the running one.
+  // same as the running one. Otherwise a halted PollingService (a reload) hands what is
+  // unchanged in the new plan to its successor.
   void start_pipeline(std::shared_ptr<const Config> config, PollPlan plan,
                       bool keep_polling = false);
   void stop_pipeline(bool keep_polling = false);
@@ -126,6 +127,7 @@ class Daemon {
 
   // The pipeline of one configuration (owning thread and model thread only).
   std::unique_ptr<PollingService> polling_;
+  std::shared_ptr<CollectorStats> polling_stats_;  // what polling_ counts into, as long as it
   PollPlan plan_;  // what polling_ runs (a reload compares the new configuration's with it)
   std::unique_ptr<FacilityModel> model_;
 

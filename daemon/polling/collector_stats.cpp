@@ -1,6 +1,7 @@
 #include "daemon/polling/collector_stats.h"
 
 #include <cmath>
+#include <unordered_map>
 
 namespace facility {
 namespace {
@@ -35,6 +36,54 @@ void CollectorStats::configure(std::vector<std::string> device_ids,
   device_endpoint_ = std::move(device_endpoint);
   devices_ = std::make_unique<Device[]>(device_ids_.size());
   endpoints_ = std::make_unique<EndpointState[]>(endpoint_keys_.size());
+}
+
+namespace {
+template <std::size_t N>
+void copy_counters(const std::array<std::atomic<std::uint64_t>, N>& from,
+                   std::array<std::atomic<std::uint64_t>, N>& to) {
+  for (std::size_t i = 0; i < N; ++i) to[i].store(from[i].load());
+}
+void copy_counter(const std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>& to) {
+  to.store(from.load());
+}
+}  // namespace
+
+void CollectorStats::carry_over(const CollectorStats& old,
+                                const std::vector<std::size_t>& kept_devices,
+                                const std::vector<std::size_t>& open_endpoints) {
+  std::unordered_map<std::string_view, std::size_t> old_device;
+  for (std::size_t i = 0; i < old.device_ids_.size(); ++i)
+    old_device.emplace(old.device_ids_[i], i);
+  for (std::size_t i = 0; i < device_ids_.size(); ++i) {
+    auto it = old_device.find(device_ids_[i]);
+    if (it == old_device.end()) continue;
+    const Device& from = old.devices_[it->second];
+    Device& to = devices_[i];
+    copy_counters(from.requests, to.requests);
+    copy_counters(from.buckets, to.buckets);
+    copy_counter(from.polls, to.polls);
+    copy_counter(from.sum_ns, to.sum_ns);
+    copy_counter(from.overruns, to.overruns);
+  }
+  for (std::size_t i : kept_devices) {
+    auto it = i < device_ids_.size() ? old_device.find(device_ids_[i]) : old_device.end();
+    if (it != old_device.end())
+      copy_counter(old.devices_[it->second].unreadable, devices_[i].unreadable);
+  }
+  std::unordered_map<std::string_view, std::size_t> old_endpoint;
+  for (std::size_t i = 0; i < old.endpoint_keys_.size(); ++i) {
+    old_endpoint.emplace(old.endpoint_keys_[i], i);
+  }
+  for (std::size_t i = 0; i < endpoint_keys_.size(); ++i) {
+    auto it = old_endpoint.find(endpoint_keys_[i]);
+    if (it == old_endpoint.end()) continue;
+    copy_counter(old.endpoints_[it->second].connects, endpoints_[i].connects);
+    copy_counter(old.endpoints_[it->second].discarded_bytes, endpoints_[i].discarded_bytes);
+  }
+  for (std::size_t i : open_endpoints) {
+    if (i < endpoint_keys_.size()) endpoints_[i].up.store(true);
+  }
 }
 
 void CollectorStats::on_request(const modbus::RequestEvent& e) {

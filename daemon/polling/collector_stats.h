@@ -44,6 +44,14 @@ class CollectorStats {
   void configure(std::vector<std::string> device_ids, std::vector<std::string> endpoint_keys,
                  std::vector<std::size_t> device_endpoint = {});
 
+  // After a reload, right after configure() and before any poller reports: every counter of a
+  // device or endpoint that `old` also has (the same id or key) goes on from its value there, so
+  // a reload is no counter reset. The unreadable-points gauge carries over for `kept_devices`
+  // (their pollers were taken over, with what they learned) and the up state for
+  // `open_endpoints` (connections taken over open); the others start as a new poller does.
+  void carry_over(const CollectorStats& old, const std::vector<std::size_t>& kept_devices,
+                  const std::vector<std::size_t>& open_endpoints);
+
   void on_request(const modbus::RequestEvent& e);
   void on_poll(std::size_t device, double seconds, bool ok);
   void on_overrun(std::size_t device);

@@ -107,19 +107,67 @@ PollingService::PollingService(const Config& config, ReadingStore& store, Collec
 PollingService::PollingService(PollPlan plan, ReadingStore& store, CollectorStats& stats,
                                ResultHook hook, TransitionLog* transitions)
     : store_(store), stats_(stats), hook_(std::move(hook)), transitions_(transitions) {
+  build(std::move(plan), nullptr);
+}
+
+PollingService::PollingService(PollPlan plan, ReadingStore& store, CollectorStats& stats,
+                               std::unique_ptr<PollingService> previous, ResultHook hook,
+                               TransitionLog* transitions)
+    : store_(store), stats_(stats), hook_(std::move(hook)), transitions_(transitions) {
+  build(std::move(plan), previous.get());
+}
+
+void PollingService::build(PollPlan plan, PollingService* previous) {
   endpoint_count_ = plan.endpoint_keys.size();
   stats_.configure(std::move(plan.device_ids), std::move(plan.endpoint_keys),
                    std::move(plan.device_endpoint));
+  if (previous) previous->halt();
+  std::vector<std::size_t> kept;  // devices and open connections taken over
+  std::vector<std::size_t> open;
   if (!plan.tcp.empty()) {
-    engine_ = std::make_unique<modbus::PollEngine>(std::move(plan.tcp), observer());
+    if (previous && previous->engine_) {
+      engine_ =
+          std::make_unique<modbus::PollEngine>(std::move(plan.tcp), observer(), *previous->engine_);
+      const auto& a = engine_->adopted();
+      kept = a.devices;
+      open = a.connected_endpoints;
+    } else {
+      engine_ = std::make_unique<modbus::PollEngine>(std::move(plan.tcp), observer());
+    }
   }
   for (auto& s : plan.serial) {
-    serial_.push_back(std::make_unique<modbus::SerialLinePoller>(s.index, std::move(s.spec),
-                                                                 std::move(s.devices), observer()));
+    modbus::SerialLinePoller* before = nullptr;
+    if (previous) {
+      for (auto& p : previous->serial_) {
+        if (p->spec().key == s.spec.key) before = p.get();
+      }
+    }
+    if (!before) {
+      serial_.push_back(std::make_unique<modbus::SerialLinePoller>(
+          s.index, std::move(s.spec), std::move(s.devices), observer()));
+      continue;
+    }
+    serial_.push_back(std::make_unique<modbus::SerialLinePoller>(
+        s.index, std::move(s.spec), std::move(s.devices), observer(), *before));
+    const auto& line = *serial_.back();
+    kept.insert(kept.end(), line.adopted_devices().begin(), line.adopted_devices().end());
+    if (line.line_adopted()) open.push_back(s.index);
   }
+  if (previous) stats_.carry_over(previous->stats_, kept, open);
+  taken_over_ = kept.size();
 }
 
-PollingService::~PollingService() { stop(); }
+PollingService::~PollingService() {
+  stop();
+  // Here, while this observer is whole: a serial line not taken over reports its close.
+  engine_.reset();
+  serial_.clear();
+}
+
+void PollingService::halt() {
+  if (engine_) engine_->halt();
+  for (auto& s : serial_) s->halt();
+}
 
 void PollingService::start() {
   if (engine_) engine_->start();

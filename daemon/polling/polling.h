@@ -62,13 +62,25 @@ class PollingService : private modbus::PollObserver {
                  ResultHook hook = nullptr, TransitionLog* transitions = nullptr);
   PollingService(PollPlan plan, ReadingStore& store, CollectorStats& stats,
                  ResultHook hook = nullptr, TransitionLog* transitions = nullptr);
+  // A reload: takes over from `previous` (halted here, destroyed at the end) every endpoint,
+  // serial line and device whose spec is unchanged, with its connection and schedule
+  // (PollEngine, SerialLinePoller), and closes the rest. The counters of the devices and
+  // endpoints that stay go on from `previous`'s stats (CollectorStats::carry_over), which must
+  // be alive until this returns.
+  PollingService(PollPlan plan, ReadingStore& store, CollectorStats& stats,
+                 std::unique_ptr<PollingService> previous, ResultHook hook = nullptr,
+                 TransitionLog* transitions = nullptr);
   ~PollingService() override;
   PollingService(const PollingService&) = delete;
   PollingService& operator=(const PollingService&) = delete;
 
   void start();
   void stop();  // idempotent
+  // Stops polling and leaves the connections open, for a successor (the reload constructor).
+  void halt();
   std::size_t endpoint_count() const { return endpoint_count_; }
+  // What this service took over from its predecessor (device indices; nothing without one).
+  std::size_t devices_taken_over() const { return taken_over_; }
 
  private:
   modbus::PollObserver& observer() { return *this; }
@@ -84,7 +96,10 @@ class PollingService : private modbus::PollObserver {
   CollectorStats& stats_;
   ResultHook hook_;
   TransitionLog* transitions_;
+  void build(PollPlan plan, PollingService* previous);
+
   std::size_t endpoint_count_ = 0;
+  std::size_t taken_over_ = 0;
   std::unique_ptr<modbus::PollEngine> engine_;
   std::vector<std::unique_ptr<modbus::SerialLinePoller>> serial_;
 };

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -34,6 +35,7 @@ class Recorder : public PollObserver {
   struct Device {
     int ok = 0, failed = 0;
     std::uint64_t overruns = 0;
+    std::chrono::system_clock::time_point first_ok_at;
     std::map<std::string, int> results;  // request result label -> count
     PollResult last_ok;
     std::string last_error;
@@ -42,7 +44,7 @@ class Recorder : public PollObserver {
     std::lock_guard l(mu_);
     Device& d = devs_[r.device_index];
     if (r.ok) {
-      ++d.ok;
+      if (++d.ok == 1) d.first_ok_at = r.completed_at;
       d.last_ok = std::move(r);
     } else {
       ++d.failed;
@@ -708,6 +710,128 @@ TEST(PollEngine, AReplyToAnEarlierRequestIsSkippedByItsTransactionId) {
   // Every reply but the first came after a copy of the one before: 7 + 2 + 2 x 2 = 13 bytes.
   EXPECT_GE(rec.discarded()[0], 4u * 13);
   EXPECT_EQ(rec.discarded()[0] % 13, 0u);
+}
+
+// A reload (the daemon builds a new engine from the halted one): an unchanged endpoint keeps its
+// connection, and on it an unchanged device keeps its schedule, under its new index; a changed
+// device on it starts afresh without a new connection; a changed endpoint reconnects; a new one
+// connects. Four servers, one per endpoint, count the connections.
+TEST(PollEngine, AReloadTakesOverUnchangedEndpointsAndDevicesRenumbered) {
+  std::array<ModbusServer, 4> servers;  // a, b, c: before and after; d: added by the reload
+  std::array<std::uint16_t, 4> ports{};
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    ports[i] = servers[i].listen("127.0.0.1", 0);
+    for (int u = 1; u <= 2; ++u) {
+      servers[i].set_unit(ports[i], static_cast<std::uint8_t>(u), counting_image(4));
+    }
+    servers[i].start();
+  }
+  DeviceSpec a1 = device("a1", 1, 4, 1000ms);
+  a1.first_poll_offset = 0ms;  // its grid: start + k s
+  // Half a second out of a1's phase: not in flight at the reload (a changed device's request in
+  // flight would cost its endpoint the connection: its reply must not be read as another's).
+  DeviceSpec a2 = device("a2", 2, 4, 1000ms);
+  a2.first_poll_offset = 500ms;
+  std::vector<EngineEndpoint> before{endpoint(0, ports[0]), endpoint(1, ports[1]),
+                                     endpoint(2, ports[2])};
+  before[0].devices = {{0, a1}, {1, a2}};
+  before[1].devices = {{2, device("b1", 1, 4, 200ms)}};
+  before[2].devices = {{3, device("c1", 1, 4, 200ms)}};
+  Recorder rec1;
+  PollEngine first(before, rec1);
+  first.start();
+  ASSERT_TRUE(rec1.wait([](const auto& d) {
+    return d.size() == 4 && d.at(0).ok >= 2 && d.at(1).ok >= 1 && d.at(2).ok >= 3 &&
+           d.at(3).ok >= 3;
+  }));
+  // Just after one of a1's polls: a fresh schedule would poll it at once, its own in ~1 s.
+  const int a1_polls = rec1.snapshot().at(0).ok;
+  ASSERT_TRUE(rec1.wait([&](const auto& d) { return d.at(0).ok > a1_polls; }));
+  const auto last_a1 = rec1.snapshot().at(0).last_ok.completed_at;
+  std::this_thread::sleep_for(200ms);
+
+  // The new plan: d added first (every index moves), a2's timeout changed, c's endpoint
+  // settings changed.
+  std::vector<EngineEndpoint> after{endpoint(0, ports[3]), endpoint(1, ports[0]),
+                                    endpoint(2, ports[1]), endpoint(3, ports[2])};
+  after[0].devices = {{0, device("d1", 1, 4, 200ms)}};
+  a2.timeout = 1500ms;
+  after[1].devices = {{1, a1}, {2, a2}};
+  after[2].devices = {{3, device("b1", 1, 4, 200ms)}};
+  after[3].spec.connect_timeout = 1500ms;
+  after[3].devices = {{4, device("c1", 1, 4, 200ms)}};
+  Recorder rec2;
+  PollEngine second(after, rec2, first);
+  EXPECT_EQ(second.adopted().devices, (std::vector<std::size_t>{1, 3}));
+  EXPECT_EQ(second.adopted().connected_endpoints, (std::vector<std::size_t>{1, 2}));
+  const int a1_before = rec1.snapshot().at(0).ok;
+  second.start();
+  ASSERT_TRUE(rec2.wait(all_ok(5, 3)));
+  second.stop();
+  EXPECT_EQ(rec1.snapshot().at(0).ok, a1_before) << "the halted engine reported after the reload";
+
+  const auto r = rec2.snapshot();
+  const std::array<const char*, 5> ids{"d1", "a1", "a2", "b1", "c1"};
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(r.at(i).last_ok.device_id, ids[i]) << "results carry the new index " << i;
+    EXPECT_EQ(r.at(i).failed, 0) << ids[i] << ": " << r.at(i).last_error;
+  }
+  // a1 went on in its own grid: its next poll came about 1 s after the last, not at the reload.
+  EXPECT_GE(r.at(1).first_ok_at - last_a1, 700ms);
+  // a and b kept their connections; c reconnected with its new settings; d is new.
+  EXPECT_EQ(servers[0].stats().connections, 1u);
+  EXPECT_EQ(servers[1].stats().connections, 1u);
+  EXPECT_EQ(servers[2].stats().connections, 2u);
+  EXPECT_EQ(servers[3].stats().connections, 1u);
+  // Connections the successor took over are not reported again, nor the ones it closed.
+  EXPECT_EQ(rec2.connections_.load(), 2);  // c's new one and d's
+}
+
+// A reload while a changed device's request is in flight on Modbus TCP: the connection stays
+// (its late reply carries an old transaction id: skipped and counted), and the unchanged device
+// beside it goes on polling on it.
+TEST(PollEngine, AReloadAbandonsAChangedDevicesRequestInFlightWithoutReconnecting) {
+  ModbusServer server;
+  const auto port = server.listen("127.0.0.1", 0);
+  server.set_unit(port, 1, counting_image(4));
+  server.set_unit(port, 2, counting_image(4));
+  Fault slow;
+  slow.delay = 600ms;
+  server.set_fault(port, 2, slow);
+  server.start();
+  DeviceSpec x = device("x", 2, 4, 5000ms);
+  x.first_poll_offset = 300ms;
+  std::vector<EngineEndpoint> before{endpoint(0, port)};
+  before[0].devices = {{0, device("y", 1, 4, 200ms)}, {1, x}};
+  Recorder rec1;
+  PollEngine first(before, rec1);
+  first.start();
+  // x's request is on the wire, its reply 600 ms away.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server.function_code_counts(port, 2).empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(2ms);
+  }
+  x.timeout = 1500ms;
+  x.first_poll_offset = 4000ms;  // the new x polls after this test: a result of x is the old one
+  std::vector<EngineEndpoint> after{endpoint(0, port)};
+  after[0].devices = {{0, device("y", 1, 4, 200ms)}, {1, x}};
+  Recorder rec2;
+  PollEngine second(after, rec2, first);
+  ASSERT_TRUE(rec1.snapshot()[1].ok == 0) << "x answered before the reload: the test is void";
+  EXPECT_EQ(second.adopted().connected_endpoints, (std::vector<std::size_t>{0}));
+  second.start();
+  ASSERT_TRUE(rec2.wait([](const auto& d) { return d.count(0) && d.at(0).ok >= 8; }));
+  // x's old reply came and went while y polled on.
+  const auto discarded_by = std::chrono::steady_clock::now() + 5s;
+  while (rec2.discarded()[0] == 0 && std::chrono::steady_clock::now() < discarded_by) {
+    std::this_thread::sleep_for(10ms);
+  }
+  second.stop();
+  EXPECT_GT(rec2.discarded()[0], 0u) << "x's late reply was not seen";
+  EXPECT_EQ(server.stats().connections, 1u);
+  EXPECT_EQ(rec2.snapshot()[0].failed, 0) << rec2.snapshot()[0].last_error;
+  EXPECT_EQ(rec2.snapshot()[1].ok + rec2.snapshot()[1].failed, 0) << "x's old cycle was reported";
 }
 
 }  // namespace

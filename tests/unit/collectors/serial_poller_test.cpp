@@ -107,7 +107,8 @@ class LineObserver : public PollObserver {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  int ok_[2] = {}, failed_[2] = {}, timeouts_[2] = {}, opened_ = 0, closed_ = 0;
+  // By device index (at most 7 here).
+  int ok_[8] = {}, failed_[8] = {}, timeouts_[8] = {}, opened_ = 0, closed_ = 0;
   std::optional<double> last_value_;
 };
 
@@ -157,6 +158,46 @@ TEST(SerialLinePoller, ADeadSlaveNeitherReopensTheLineNorStopsItsNeighbour) {
   EXPECT_EQ(closed, 0);
   EXPECT_EQ(live_failed, 0);
   EXPECT_EQ(value, 103);
+}
+
+// A reload: the successor of a halted poller of the same line keeps the open line (no second
+// open, no close) and the unchanged meter, renumbered; the one whose spec changed starts afresh.
+// A changed line spec takes over nothing.
+TEST(SerialLinePoller, AReloadTakesOverTheOpenLineAndUnchangedDevices) {
+  PtyBus bus(1);
+  SerialSpec line;
+  line.key = "rtu://" + bus.path();
+  line.device = bus.path();
+  line.baud = 19200;
+  LineObserver first_obs;
+  SerialLinePoller first(0, line, {{0, meter("live", 1, 2000ms)}, {1, meter("dead", 2, 100ms)}},
+                         first_obs);
+  first.start();
+  ASSERT_TRUE(first_obs.wait_for(2, 1));
+  // Renumbered: "live" becomes device 4, "dead" 5 with a new timeout.
+  LineObserver obs;
+  SerialLinePoller second(3, line, {{4, meter("live", 1, 2000ms)}, {5, meter("dead", 2, 150ms)}},
+                          obs, first);
+  EXPECT_EQ(second.adopted_devices(), (std::vector<std::size_t>{4}));
+  EXPECT_TRUE(second.line_adopted());
+  second.start();
+  {
+    std::unique_lock l(obs.mu_);
+    ASSERT_TRUE(obs.cv_.wait_for(l, 30s, [&] { return obs.ok_[4] >= 3 && obs.failed_[5] >= 1; }));
+    EXPECT_EQ(obs.ok_[0] + obs.failed_[0] + obs.failed_[1], 0) << "reported under an old index";
+    EXPECT_EQ(obs.opened_, 0) << "the successor opened the line again";
+    EXPECT_EQ(obs.closed_, 0);
+  }
+  {
+    std::lock_guard l(first_obs.mu_);
+    EXPECT_EQ(first_obs.closed_, 0) << "the halted poller closed the line";
+  }
+  SerialSpec slower = line;
+  slower.baud = 9600;
+  LineObserver third_obs;
+  SerialLinePoller third(3, slower, {{0, meter("live", 1, 2000ms)}}, third_obs, second);
+  EXPECT_TRUE(third.adopted_devices().empty());
+  EXPECT_FALSE(third.line_adopted());
 }
 
 }  // namespace
