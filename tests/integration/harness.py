@@ -223,11 +223,12 @@ def wh_meter_profiles(src, workdir):
     return d
 
 
-def pue_meter_site(profiles_dir, port, daemon="", history="enabled: false", facility=""):
+def pue_meter_site(profiles_dir, port, daemon="", history="enabled: false", facility="",
+                   windows="1m, 2m"):
     """A daemon and simulator config for energy PUE: site g1 at a simulated PUE of 1.35, six
     10 kW cabinets at 80 % on one PDU each, a facility and an IT (UPS output) meter with the
-    1 Wh counters of wh_meter_profiles; 2 s polls, PUE windows 1m and 2m, MQTT off. `daemon`,
-    `history` and `facility` add keys to those sections."""
+    1 Wh counters of wh_meter_profiles; 2 s polls, PUE windows `windows` (default 1m and 2m),
+    MQTT off. `daemon`, `history` and `facility` add keys to those sections."""
     cabs = "\n".join(f"              - {{id: c{i}, status: sold, feeds: [A], rated_kw: 10, "
                      f"simulate: {{load: 0.8}}}}" for i in range(6))
     pdus = "\n".join(f"      - {{id: pdu-{i}, kind: pdu, profile: generic-pdu-1ph, endpoint: "
@@ -241,7 +242,7 @@ history: {{{history}}}
 defaults: {{interval: 2s, timeout: 500ms, retries: 0}}
 profiles_dir: {profiles_dir}
 facility:
-  pue_windows: [1m, 2m]{fac}
+  pue_windows: [{windows}]{fac}
 sites:
   - id: g1
     simulate: {{pue: 1.35}}
