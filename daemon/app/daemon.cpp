@@ -154,6 +154,26 @@ void Daemon::start() {
   started_ = true;
 }
 
+// New pollers for `plan`, counting into `stats`. After a reload the halted ones hand over what
+// did not change (their stats stay alive in polling_stats_ until the new service is built).
+void Daemon::replace_polling(PollPlan plan, const std::shared_ptr<CollectorStats>& stats) {
+  plan_ = plan;
+  const std::size_t devices = plan.device_ids.size();
+  const std::size_t endpoints = plan.endpoint_keys.size();
+  if (polling_) {
+    polling_ = std::make_unique<PollingService>(std::move(plan), store_, *stats,
+                                                std::move(polling_), nullptr, &transitions_);
+    spdlog::info(
+        "reload: {} of {} devices keep their poller and schedule, {} of {} endpoints their "
+        "open connection; the others start afresh",
+        polling_->devices_taken_over(), devices, polling_->connections_taken_over(), endpoints);
+  } else {
+    polling_ =
+        std::make_unique<PollingService>(std::move(plan), store_, *stats, nullptr, &transitions_);
+  }
+  polling_stats_ = stats;
+}
+
 void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, PollPlan plan,
                             bool keep_polling) {
   const ShardSettings& shard = cfg->daemon.shard;
@@ -169,22 +189,7 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, PollPlan plan,
   } else {
     keep_polling = false;
     stats = std::make_shared<CollectorStats>();
-    plan_ = plan;
-    const std::size_t devices = plan.device_ids.size();
-    if (polling_) {
-      // A reload: the halted pollers hand over what did not change (their stats are alive in
-      // polling_stats_ until the new service is built).
-      polling_ = std::make_unique<PollingService>(std::move(plan), store_, *stats,
-                                                  std::move(polling_), nullptr, &transitions_);
-      spdlog::info(
-          "reload: {} of {} devices keep their poller, connection and schedule; the "
-          "others start afresh",
-          polling_->devices_taken_over(), devices);
-    } else {
-      polling_ =
-          std::make_unique<PollingService>(std::move(plan), store_, *stats, nullptr, &transitions_);
-    }
-    polling_stats_ = stats;
+    replace_polling(std::move(plan), stats);
   }
 
   ensure_state_dir(*cfg);

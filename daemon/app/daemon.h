@@ -103,6 +103,7 @@ class Daemon {
   // unchanged in the new plan to its successor.
   void start_pipeline(std::shared_ptr<const Config> config, PollPlan plan,
                       bool keep_polling = false);
+  void replace_polling(PollPlan plan, const std::shared_ptr<CollectorStats>& stats);
   void stop_pipeline(bool keep_polling = false);
   void teardown();  // stop_pipeline() and close the listener
   void model_loop();

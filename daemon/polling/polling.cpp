@@ -155,6 +155,7 @@ void PollingService::build(PollPlan plan, PollingService* previous) {
   }
   if (previous) stats_.carry_over(previous->stats_, kept, open);
   taken_over_ = kept.size();
+  connections_taken_over_ = open.size();
 }
 
 PollingService::~PollingService() {

@@ -79,8 +79,10 @@ class PollingService : private modbus::PollObserver {
   // Stops polling and leaves the connections open, for a successor (the reload constructor).
   void halt();
   std::size_t endpoint_count() const { return endpoint_count_; }
-  // What this service took over from its predecessor (device indices; nothing without one).
+  // What this service took over from its predecessor: devices with their schedule, and open
+  // connections (endpoints and serial lines); 0 without a predecessor.
   std::size_t devices_taken_over() const { return taken_over_; }
+  std::size_t connections_taken_over() const { return connections_taken_over_; }
 
  private:
   modbus::PollObserver& observer() { return *this; }
@@ -100,6 +102,7 @@ class PollingService : private modbus::PollObserver {
 
   std::size_t endpoint_count_ = 0;
   std::size_t taken_over_ = 0;
+  std::size_t connections_taken_over_ = 0;
   std::unique_ptr<modbus::PollEngine> engine_;
   std::vector<std::unique_ptr<modbus::SerialLinePoller>> serial_;
 };

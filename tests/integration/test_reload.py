@@ -140,7 +140,8 @@ def main():
         h.wait_for("the reload", lambda: reloads() == n1 + 1, 30)
         log = procs.log("facilityd")
         c.check("the pollers of what changed restart" in log and
-                f"{N - 1} of {N} devices keep their poller" in log,
+                f"{N - 1} of {N} devices keep their poller and schedule, 2 of 2 endpoints "
+                "their open connection" in log,
                 f"a reload that changes one device's interval keeps the other {N - 1} pollers")
         h.wait_for(f"all {N} PDUs up after it", lambda: ups(scrape()) == [1] * N, 30)
         time.sleep(2.5)
