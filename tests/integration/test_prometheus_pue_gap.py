@@ -3,16 +3,16 @@
 Prometheus (issue 15):
 
   facility-sim (6 cabinets, a facility meter and an IT meter with 1 Wh energy counters,
-  simulated PUE from its config) ──┬── facilityd "strict" (2 s polls, PUE windows 30s and 1m,
+  simulated PUE from its config) ──┬── facilityd "strict" (2 s polls, PUE windows 40s and 80s,
                                    │   facility.pue_min_coverage 1.0, the default)
                                    └── facilityd "extrapolating" (the same, pue_min_coverage 0.5)
   both scraped by Prometheus (2 s scrapes and rule evaluations, the shipped rules)
 
-The IT meter is silenced for 45 s mid-run (facility-sim --fault-file): longer than the short
+The IT meter is silenced for 60 s mid-run (facility-sim --fault-file): longer than the short
 window and 3/4 of the long one, so the extrapolating daemon's long window stays above its 0.5
-coverage through the gap and its short one does not. Checked after the first minute, against the
-simulator's ground truth (its truth file: the site's PUE as it computes the meters' powers and
-energies):
+coverage through the gap and its short one does not. Checked once the long window has filled,
+against the simulator's ground truth (its truth file: the site's PUE as it computes the meters'
+powers and energies):
 
   * every energy PUE facilityd exported (facility_site_pue_ratio{window!="instant"}, every raw
     sample Prometheus scraped, and the test's own scrapes of /metrics every second) is within
@@ -26,9 +26,10 @@ energies):
 
 With increase() of the joules counters (the rules before issue 15) the recorded 1 h ratio read
 +53 % through a 90 s gap; with the energy of the gap counted into one grid step (facilityd before
-issue 15) the 1-minute window read -60 % right after it. The windows and the gap are half of what
+issue 15) the 1-minute window read -60 % right after it. The windows and the gap are 2/3 of what
 they were when this test was written (1m and 2m, 90 s), in the same proportions, so that it takes
-about 3.5 minutes instead of 7.
+about 5 minutes instead of 7; at half (30s and 1m, 45 s) the short window was publishable for too
+few seconds of the gap to be sampled reliably under a sanitizer.
 """
 import json
 import os
@@ -40,11 +41,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness as h  # noqa: E402
 
 TOLERANCE = 0.01
-WINDOWS_S = {"30s": 30, "1m": 60}
-SETTLE_S = 60      # "after the first minute"
-GAP_AT_S = 65      # the IT meter goes silent this long after facilityd starts...
-GAP_S = 45         # ... for this long
-AFTER_S = 90       # and the run goes on this long after the meter is back (the 1 m window)
+WINDOWS_S = {"40s": 40, "80s": 80}
+SETTLE_S = 80      # once the long window has filled
+GAP_AT_S = 85      # the IT meter goes silent this long after facilityd starts...
+GAP_S = 60         # ... for this long
+AFTER_S = 120      # and the run goes on this long after the meter is back (the long window)
 
 
 def config(profiles_dir, port, min_coverage):
@@ -185,7 +186,7 @@ def main():
                     c.check(not inside, f"strict: facilityd withholds the {win} window while it "
                                         f"contains the gap ({len(inside)} samples inside)")
                 else:
-                    c.check(len(inside) >= 3, f"extrapolating: facilityd publishes the {win} "
+                    c.check(len(inside) >= 5, f"extrapolating: facilityd publishes the {win} "
                                               f"window while it contains the gap "
                                               f"({len(inside)} samples inside)")
                 c.check(len(after) >= 5, f"{name}: the {win} window is published again after "
@@ -200,10 +201,10 @@ def main():
                 recorded[rule] = [(t, m.get("window", ""), v) for m, t, v in raw_samples(
                     prom_port, f'{rule}{{job="{name}"}}[30m]', t_end) if t >= t0 + SETTLE_S]
             energy = recorded["site:facility_pue_energy:ratio"]
-            c.check(len({w for _, w, _ in energy}) == 2 and len(energy) > 25,
+            c.check(len({w for _, w, _ in energy}) == 2 and len(energy) > 35,
                     f"{name}: the rules recorded the energy PUE of both windows "
                     f"({len(energy)} samples)")
-            c.check(len(recorded["site:facility_pue:ratio"]) > 25,
+            c.check(len(recorded["site:facility_pue:ratio"]) > 35,
                     f"{name}: the rules recorded the instant PUE "
                     f"({len(recorded['site:facility_pue:ratio'])} samples)")
             for rule, samples in recorded.items():

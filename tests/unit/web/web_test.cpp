@@ -433,7 +433,8 @@ TEST(WebApi, AlertQualityIsTheSubjectsOwn) {
   other.site = "elsewhere";
   other.subject = "hot";
   EXPECT_EQ(std::string(quality.of(other)), "stale") << "subjects are per site";
-  for (const auto& a : web::api_alerts(*snap)["alerts"]) EXPECT_EQ(a["quality"], "good");
+  const nlohmann::json alerts = web::api_alerts(*snap);  // the loop must not outlive it
+  for (const auto& a : alerts["alerts"]) EXPECT_EQ(a["quality"], "good");
 }
 
 TEST(LiveViewTest, OneSampleEvery30sForAnHourAndRemovedCabinetsForgotten) {
