@@ -539,6 +539,14 @@ void MqttPublisher::on_connected(SiteLink& link) {
     // Anything still marked in flight belongs to the previous connection (nothing is sent while
     // disconnected): queue it again before the worker may send on this one.
     outbox_.requeue_site(link.site);
+    {
+      // The republish is asked for before the connection counts: whoever sees it connected
+      // (stats, the worker) finds the refresh already pending, never a snapshot published
+      // without it and the refresh coming later, into a broker outage (a TSan-slowed test saw
+      // that). Nothing is sent to the link before it counts as connected.
+      std::lock_guard lock(mu_);
+      refresh_sites_.insert(link.site);
+    }
     link.connected.store(true);
     link.connecting.store(false);
     link.reset_backoff();
@@ -556,10 +564,6 @@ void MqttPublisher::on_connected(SiteLink& link) {
     } catch (const mqtt::exception& e) {
       spdlog::warn("mqtt: site {}: cannot publish \"online\": {}", link.site, e.what());
     }
-  }
-  {
-    std::lock_guard lock(mu_);
-    refresh_sites_.insert(link.site);
   }
   cv_.notify_one();
 }
