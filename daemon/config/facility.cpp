@@ -350,6 +350,13 @@ std::vector<PlanStep> parse_build_out_plan(Diagnostics& d, const YAML::Node& nod
               r.what() + ": date \"" + *date + "\" must be a calendar date YYYY-MM-DD");
       continue;
     }
+    // The range report times have (docs/reports.md): a plan date is compared with nanosecond
+    // time points, which hold 1678..2262 only (year 1013 overflowed: found by fuzzing).
+    if (ymd.year() < std::chrono::year(1970) || ymd.year() >= std::chrono::year(2200)) {
+      d.error(r.get("date"),
+              r.what() + ": date \"" + *date + "\" is out of range (1970-01-01 to 2199-12-31)");
+      continue;
+    }
     step.date = std::chrono::sys_days(ymd);
     step.date_text = *date;
     step.powered = int(*powered);

@@ -201,6 +201,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "ascending order"},
         BadCase{"plan_date", mutate("date: 2026-07-01", "date: 2026-02-30"), 16,
                 "calendar date YYYY-MM-DD"},
+        // Found by the config fuzz target: year 1013 overflowed a nanosecond time point (UBSan).
+        BadCase{"plan_date_early", mutate("date: 2025-07-01", "date: 1013-07-01"), 15,
+                "out of range (1970-01-01 to 2199-12-31)"},
+        BadCase{"plan_date_late", mutate("date: 2026-07-01", "date: 2200-01-01"), 16,
+                "out of range (1970-01-01 to 2199-12-31)"},
         BadCase{"plan_over_planned", mutate("powered: 8", "powered: 11"), 15,
                 "more than planned_cabinets (10)"},
         BadCase{"capacity_on_pdu", mutate("feed: A}", "feed: A, capacity_kw: 3}"), 26,
