@@ -119,6 +119,7 @@ PollingService::PollingService(PollPlan plan, ReadingStore& store, CollectorStat
 
 void PollingService::build(PollPlan plan, PollingService* previous) {
   endpoint_count_ = plan.endpoint_keys.size();
+  point_slots_.resize(plan.device_ids.size());
   stats_.configure(std::move(plan.device_ids), std::move(plan.endpoint_keys),
                    std::move(plan.device_endpoint));
   if (previous) previous->halt();
@@ -180,6 +181,36 @@ void PollingService::stop() {
   for (auto& s : serial_) s->stop();
 }
 
+const PollingService::PointSlots& PollingService::point_slots(const modbus::PollResult& r) {
+  // Each device index is only ever reported by its own poller thread, and the vector is sized
+  // when the service is built: no two threads touch one element. A device's values come in the
+  // same order every cycle; the check costs one string compare per point, far less than the
+  // allocations it saves.
+  PointSlots& cached = point_slots_[r.device_index];
+  if (!cached.matches(r.values)) cached = PointSlots::of(r.values);
+  return cached;
+}
+
+PollingService::PointSlots PollingService::PointSlots::of(
+    const std::vector<modbus::PolledValue>& values) {
+  std::vector<std::string> names;
+  names.reserve(values.size());
+  for (const auto& v : values) names.push_back(v.name);
+  PointSlots s;
+  s.names = std::make_shared<const PointNames>(names);
+  s.slot.reserve(values.size());
+  for (const auto& v : values) s.slot.push_back(s.names->find(v.name));
+  return s;
+}
+
+bool PollingService::PointSlots::matches(const std::vector<modbus::PolledValue>& values) const {
+  if (!names || slot.size() != values.size()) return false;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (names->name(slot[i]) != values[i].name) return false;
+  }
+  return true;
+}
+
 void PollingService::on_result(modbus::PollResult&& r) {
   if (hook_) hook_(r);
   stats_.on_poll(r.device_index, std::chrono::duration<double>(r.duration).count(), r.ok);
@@ -191,15 +222,18 @@ void PollingService::on_result(modbus::PollResult&& r) {
   DeviceReading dr;
   dr.device_id = std::move(r.device_id);
   dr.polled_at = r.completed_at;
+  const PointSlots& slots = point_slots(r);
+  dr.points = PointMap(slots.names);
   std::size_t unreadable = 0;
-  for (auto& pv : r.values) {
+  for (std::size_t i = 0; i < r.values.size(); ++i) {
+    auto& pv = r.values[i];
     if (pv.unreadable) {
       ++unreadable;
       dr.complete = false;
       continue;
     }
-    dr.points.emplace(std::move(pv.name),
-                      PointValue{pv.value, std::move(pv.unit), std::move(pv.text), pv.read_at});
+    dr.points.set(slots.slot[i],
+                  PointValue{pv.value, std::move(pv.unit), std::move(pv.text), pv.read_at});
   }
   dr.unreadable = unreadable;
   if (unreadable != stats_.unreadable_points(r.device_index)) {

@@ -94,8 +94,21 @@ class PollingService : private modbus::PollObserver {
                        const std::string& reason) override;
   void on_discarded(std::size_t endpoint_index, std::size_t bytes) override;
 
+  // Each device's point names, interned once (a reply's values come in the same order every
+  // time): a reading is then one PointMap of slots, no name string or tree node per point.
+  struct PointSlots {
+    std::shared_ptr<const PointNames> names;
+    // value index -> slot in `names` (point names are unique: the configuration rejects
+    // duplicates)
+    std::vector<std::size_t> slot;
+    static PointSlots of(const std::vector<modbus::PolledValue>& values);
+    bool matches(const std::vector<modbus::PolledValue>& values) const;
+  };
+  const PointSlots& point_slots(const modbus::PollResult& r);
+
   ReadingStore& store_;
   CollectorStats& stats_;
+  std::vector<PointSlots> point_slots_;  // by device index
   ResultHook hook_;
   TransitionLog* transitions_;
   void build(PollPlan plan, PollingService* previous);

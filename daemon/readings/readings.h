@@ -14,10 +14,9 @@
 #include <string>
 #include <unordered_map>
 
-namespace facility {
+#include "daemon/readings/point_map.h"
 
-using Clock = std::chrono::system_clock;
-using TimePoint = Clock::time_point;
+namespace facility {
 
 enum class Quality { kGood, kStale, kError };
 const char* to_string(Quality q);
@@ -31,21 +30,10 @@ const char* to_string(Quality q);
 enum class DeviceState { kUp, kPartial, kNoData, kDown };
 const char* to_string(DeviceState s);
 
-struct PointValue {
-  std::optional<double> value;  // in the profile's unit; nullopt = device said "not available"
-  std::string unit;
-  // Enumeration points: the name of the code in `value`; string points: the string (their
-  // value is nullopt). Empty for plain numbers.
-  std::string text = {};
-  // When this value was read; a point read every N-th poll carries an older value between its
-  // reads. Epoch = the reading's polled_at.
-  TimePoint read_at{};
-};
-
 struct DeviceReading {
   std::string device_id;
   TimePoint polled_at{};                    // when the cycle completed
-  std::map<std::string, PointValue> points;  // by point name; only points read this cycle
+  PointMap points;                          // by point name; only points read this cycle
   bool complete = true;                      // every configured point was read
   std::size_t unreadable = 0;  // points the device refuses (exception 1, 2 or 3)
   // Points that gave something: a value, an enumeration name or a string. 0 = "no data".
