@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -241,7 +243,10 @@ void Daemon::start_pipeline(std::shared_ptr<const Config> cfg, PollPlan plan,
     std::lock_guard lock(mu_);
     stopping_ = false;
   }
-  model_thread_ = std::thread([this] { model_loop(); });
+  const auto step = opt_.model_interval.count() > 0 ? opt_.model_interval : auto_model_step(*cfg);
+  spdlog::info("model: a snapshot every {:.2f} s{}", step.count() / 1e3,
+               opt_.model_interval.count() > 0 ? "" : " (0.8 x the shortest poll interval)");
+  model_thread_ = std::thread([this, step] { model_loop(step); });
 }
 
 void Daemon::stop_pipeline(bool keep_polling) {
@@ -347,7 +352,17 @@ void Daemon::reload_failed() {
   reload_status_.last_successful = false;
 }
 
-void Daemon::model_loop() {
+std::chrono::milliseconds auto_model_step(const Config& config) {
+  using std::chrono::milliseconds;
+  std::optional<milliseconds> shortest;
+  for (const Device* d : config.all_devices()) {
+    if (!shortest || d->interval < *shortest) shortest = d->interval;
+  }
+  if (!shortest) return milliseconds(1000);
+  return std::clamp(*shortest * 4 / 5, milliseconds(250), milliseconds(5000));
+}
+
+void Daemon::model_loop(std::chrono::milliseconds step) {
   bool first_cycle_logged = false;
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::shared_ptr<Sink>> sinks;
@@ -355,11 +370,17 @@ void Daemon::model_loop() {
     std::lock_guard lock(src_mu_);
     sinks = sinks_;
   }
+  // At a fixed rate: the time a step takes does not stretch the period (which bounds how old an
+  // exported value can be); a step that overruns the next one's slot moves the grid instead of
+  // running the missed steps back to back.
+  auto next = t0 + step;
   while (true) {
     {
       std::unique_lock lock(mu_);
-      if (cv_.wait_for(lock, opt_.model_interval, [this] { return stopping_; })) break;
+      if (cv_.wait_until(lock, next, [this] { return stopping_; })) break;
     }
+    next += step;
+    if (const auto now = std::chrono::steady_clock::now(); next <= now) next = now + step;
     if (opt_.model_cycle_hook) opt_.model_cycle_hook();
     auto snap = model_->update(store_.snapshot(), Clock::now());
     log_device_transitions(*snap);

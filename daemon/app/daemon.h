@@ -49,11 +49,19 @@ class Server;
 class HttpGate;
 class PrometheusSink;
 
+// The model's step when DaemonOptions::model_interval is 0: 0.8 x the shortest poll interval of
+// the configuration, within [250 ms, 5 s]; 1 s without devices. A value is read at most one poll
+// interval before a step and exported until the next step, so at 0.8 x the interval (and a step
+// that takes less than 0.2 x) no exported value is older than two poll intervals; and a site
+// polled every 10 s pays for a snapshot every 5 s, not every second (docs/metrics.md, "Snapshot").
+std::chrono::milliseconds auto_model_step(const Config& config);
+
 struct DaemonOptions {
   std::optional<std::string> listen;       // overrides daemon.listen
   std::optional<std::string> mqtt_broker;  // overrides mqtt.broker
   bool no_mqtt = false;
-  std::chrono::milliseconds model_interval{1000};
+  // How often the model makes a snapshot; 0 = auto_model_step(config).
+  std::chrono::milliseconds model_interval{0};
   // systemd notifications (sd_notify state strings such as "STATUS=..."); empty: none. The
   // model loop sends STATUS= (devices up / polled) when it changes, and WATCHDOG=1 after every
   // snapshot when `watchdog` is set: a stuck model loop stops the pings, so systemd's
@@ -106,7 +114,7 @@ class Daemon {
   void replace_polling(PollPlan plan, const std::shared_ptr<CollectorStats>& stats);
   void stop_pipeline(bool keep_polling = false);
   void teardown();  // stop_pipeline() and close the listener
-  void model_loop();
+  void model_loop(std::chrono::milliseconds step);
   // After each snapshot: device transitions to the log, STATUS= and WATCHDOG=1 to systemd.
   void log_device_transitions(const FacilitySnapshot& snap);
   void notify_systemd(const FacilitySnapshot& snap);

@@ -1,6 +1,7 @@
 #include "daemon/app/http_gate.h"
 
 #include "daemon/http/auth.h"
+#include "daemon/sinks/gzip_parts.h"
 
 namespace facility {
 
@@ -66,7 +67,7 @@ http::Reply HttpGate::handle(const http::Request& req) const {
   return http::Response::text(404, "not found; see / for what is served");
 }
 
-http::Response HttpGate::metrics(const http::Request&) const {
+http::Response HttpGate::metrics(const http::Request& req) const {
   std::shared_ptr<const Exposition> expo;
   std::function<ScrapeSources()> src;
   {
@@ -75,9 +76,13 @@ http::Response HttpGate::metrics(const http::Request&) const {
     src = sources_;
   }
   if (!expo || !src) return http::Response::text(503, "no metrics yet");
-  Exposition::Body body = expo->render(src());
+  // gzip when the scraper accepts it (Prometheus always does): a tenth of the bytes to send.
+  const bool gzip = gzip::accepted(req.header("accept-encoding"));
+  Exposition::Body body = expo->render(src(), gzip);
   http::Response r;
   r.content_type = Exposition::kContentType;
+  r.with_header("Vary", "Accept-Encoding");
+  if (gzip) r.with_header("Content-Encoding", "gzip");
   if (body.facility) r.body.push_back(std::move(body.facility));
   r.with_body(std::move(body.live));
   return r;

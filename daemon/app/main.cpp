@@ -155,8 +155,11 @@ int run(const std::string& path, facility::DaemonOptions opt, const std::string&
     std::uint64_t usec = 0;
     opt.watchdog = sd_watchdog_enabled(0, &usec) > 0;
     if (opt.watchdog) {
-      spdlog::info("systemd watchdog: {:.0f} s; the model loop pings it every {:.0f} s", usec / 1e6,
-                   opt.model_interval.count() / 1e3);
+      spdlog::info(
+          "systemd watchdog: {:.0f} s; the model loop pings it every {:.1f} s", usec / 1e6,
+          (opt.model_interval.count() > 0 ? opt.model_interval : facility::auto_model_step(*cfg))
+                  .count() /
+              1e3);
     }
   }
 

@@ -32,7 +32,8 @@ struct PageOptions {
   // When the page is rendered (epoch: unknown). A snapshot older than kFrozenAfter then gets a
   // banner: the model has stopped and every value on the page is frozen.
   TimePoint now{};
-  static constexpr std::chrono::seconds kFrozenAfter{10};  // the model runs every second
+  // Three model steps at the longest (5 s, auto_model_step).
+  static constexpr std::chrono::seconds kFrozenAfter{15};
 };
 
 std::string overview_page(const FacilitySnapshot& snap, const PageOptions& opt);

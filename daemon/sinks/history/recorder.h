@@ -17,7 +17,9 @@ namespace facility {
 // Folds snapshots into minutes. Runs on the model thread; not thread-safe.
 class HistoryRecorder {
  public:
-  static constexpr double kMaxSampleGap = 5.0;  // seconds one cycle may stand for at most
+  // Seconds one cycle may stand for at most: 3 x the longest automatic model step (5 s, see
+  // auto_model_step), so a late step still counts whole and a stall is not stretched.
+  static constexpr double kMaxSampleGap = 15.0;
 
   explicit HistoryRecorder(std::shared_ptr<const Config> config);
   // Adds one snapshot; returns the minutes it completed (those before the snapshot's minute).

@@ -547,7 +547,7 @@ void render_devices_and_alerts(Families& fam, const FacilitySnapshot& snap) {
 
   fam.family("facility_snapshot_timestamp_seconds",
              "Unix time the facility model computed the snapshot this scrape shows, in seconds "
-             "(the model runs every second; an old value means the model is stuck).",
+             "(the model runs every 0.25-5 s; a value a minute old means the model is stuck).",
              Type::kGauge)
       .gauge(Labels{}, unix_seconds(snap.computed_at));
 }

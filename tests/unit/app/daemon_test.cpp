@@ -52,6 +52,30 @@ bool accepts_connections(int port) {
   return ok;
 }
 
+Config with_intervals(std::initializer_list<int> ms_per_site) {
+  Config cfg;
+  for (int ms : ms_per_site) {
+    Site site;
+    Device d;
+    d.interval = Millis(ms);
+    site.devices.push_back(d);
+    cfg.sites.push_back(site);
+  }
+  return cfg;
+}
+
+// The model's step follows the data: 0.8 x the shortest poll interval (no value exported older
+// than two intervals), within [250 ms, 5 s].
+TEST(ModelStep, FollowsTheShortestPollIntervalWithinItsBounds) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(auto_model_step(with_intervals({1000})), milliseconds(800));
+  EXPECT_EQ(auto_model_step(with_intervals({10000})), milliseconds(5000));
+  EXPECT_EQ(auto_model_step(with_intervals({5000})), milliseconds(4000));
+  EXPECT_EQ(auto_model_step(with_intervals({10000, 2000, 60000})), milliseconds(1600));
+  EXPECT_EQ(auto_model_step(with_intervals({100})), milliseconds(250));
+  EXPECT_EQ(auto_model_step(with_intervals({})), milliseconds(1000));  // no devices
+}
+
 TEST(DaemonStart, ASinkThatFailsToStartLeavesNoListenerAndNoWriterBehind) {
   ConfigFixture f("daemon:\n  state_dir: @DIR@/state\nmqtt:\n  enabled: true\n");
   auto cfg = std::make_shared<const Config>(load_config(f.path));

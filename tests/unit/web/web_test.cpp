@@ -174,7 +174,7 @@ TEST(WebPages, OverviewCardsAndAlertsNewestFirst) {
   EXPECT_EQ(web::overview_page(*snap, still).find("<script>"), std::string::npos);
   // A model that stopped: its last snapshot is said to be frozen, not shown as live.
   EXPECT_EQ(page.find("data-frozen"), std::string::npos);
-  still.now = snap->computed_at + std::chrono::seconds(9);
+  still.now = snap->computed_at + std::chrono::seconds(14);  // under three 5 s model steps
   EXPECT_EQ(web::overview_page(*snap, still).find("data-frozen"), std::string::npos);
   still.now = snap->computed_at + std::chrono::seconds(95);
   const std::string frozen = web::overview_page(*snap, still);

@@ -138,6 +138,27 @@ TEST(HistoryRecorder, MinutesFromModelSnapshots) {
   EXPECT_NEAR(rest[0].site_data.samples_s, 6, 1e-6);
 }
 
+// A model step is up to 5 s (a site polled every 10 s or slower), and a loaded machine runs one
+// late: such cycles stand for all their time. A stalled model does not stretch old values over
+// the gap: a cycle stands for at most kMaxSampleGap (15 s).
+TEST(HistoryRecorder, CyclesStandForTheirTimeButAStallForAtMost15s) {
+  Rig rig(kHistorySite);
+  HistoryRecorder rec(std::make_shared<const Config>(rig.config()));
+  std::vector<MinuteRecord> done;
+  const auto cycle = [&](int t) {
+    for (const char* pdu : {"c1a", "c1b", "c2a", "c2b"}) rig.put(pdu, watts(1000), at_s(t));
+    rig.put("main", {{"active_power", {4.0, "kW"}}}, at_s(t));
+    rig.put("ups", {{"active_power", {3.2, "kW"}}}, at_s(t));
+    for (auto& m : rec.add(*rig.update(at_s(t)))) done.push_back(std::move(m));
+  };
+  for (int t = 0; t <= 56; t += 7) cycle(t);   // minute 0: 8 gaps of 7 s
+  for (int t : {63, 110, 117, 121}) cycle(t);  // minute 1: 7 s, a 47 s stall, 7 s
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_NEAR(done[0].site_data.samples_s, 56, 1e-6);
+  EXPECT_NEAR(done[0].site_data.it_j, 3200.0 * 56, 1e-3);
+  EXPECT_NEAR(done[1].site_data.samples_s, 7 + 15 + 7, 1e-6);
+}
+
 TEST(HistoryRecorder, StaleCabinetIsNotCountedAsKnown) {
   Rig rig(kHistorySite);
   HistoryRecorder rec(std::make_shared<const Config>(rig.config()));
