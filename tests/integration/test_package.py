@@ -51,7 +51,7 @@ REQUIRED = [
 # prometheus-cpp: only its pull library (the HTTP listener); the product writes /metrics itself
 # and no longer links prometheus-cpp-core, which the pull library's package depends on.
 SHLIB_PACKAGES = ["libmodbus5", "libpaho-mqttpp3", "libmicrohttpd12", "libyaml-cpp",
-                  "libsqlite3-0", "libsystemd0", "libstdc++6", "libc6"]
+                  "libsqlite3-0", "libsystemd0", "zlib1g", "libstdc++6", "libc6"]
 
 
 def run(argv, **kw):

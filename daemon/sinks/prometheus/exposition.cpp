@@ -5,8 +5,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 
+#include "daemon/sinks/gzip_parts.h"
 #include "daemon/sinks/prometheus/facility_metrics.h"
 #include "facilityd_version.h"
 
@@ -163,8 +165,10 @@ void render_scrape(MetricWriter& out, const ScrapeSources& src) {
   render_live(out, src);
 }
 
-Exposition::Body Exposition::render(const ScrapeSources& src) const {
+Exposition::Body Exposition::render(const ScrapeSources& src, bool gzip) const {
   Body body;
+  body.gzip = gzip;
+  gzip::Part facility_part;  // only its CRC and size, for the trailer
   if (src.snapshot) {
     std::lock_guard lock(mu_);
     if (cached_snapshot_ != src.snapshot) {
@@ -173,13 +177,28 @@ Exposition::Body Exposition::render(const ScrapeSources& src) const {
       auto text = std::make_shared<std::string>();
       fam.append_text(*text);
       cached_text_ = std::move(text);
+      cached_gzip_.reset();
       cached_snapshot_ = src.snapshot;
     }
-    body.facility = cached_text_;
+    if (gzip && !cached_gzip_) {
+      gzip::Part p = gzip::deflate(*cached_text_, false);
+      cached_gzip_ = std::make_shared<const std::string>(gzip::header() + p.bytes);
+      cached_gzip_crc_ = p.crc;
+    }
+    body.facility = gzip ? cached_gzip_ : cached_text_;
+    facility_part.crc = cached_gzip_crc_;
+    facility_part.text_size = cached_text_->size();
   }
   Families live;
   render_live(live, src);
   live.append_text(body.live);
+  if (gzip) {
+    const gzip::Part live_part = gzip::deflate(body.live, true);
+    body.live = (body.facility ? std::string() : gzip::header()) + live_part.bytes;
+    const gzip::Part* both[] = {&facility_part, &live_part};
+    const std::span<const gzip::Part* const> parts(both);
+    body.live += gzip::trailer(body.facility ? parts : parts.subspan(1));
+  }
   return body;
 }
 

@@ -15,13 +15,14 @@
 #include <set>
 #include <sstream>
 
-#include "daemon/sinks/prometheus/exposition.h"
 #include "daemon/app/http_gate.h"
-#include "daemon/sinks/metric_writer.h"
-#include "daemon/reports/http_routes.h"
-#include "daemon/http/server.h"
-#include "http_client.h"
 #include "daemon/config/shard.h"
+#include "daemon/http/server.h"
+#include "daemon/reports/http_routes.h"
+#include "daemon/sinks/metric_writer.h"
+#include "daemon/sinks/prometheus/exposition.h"
+#include "http_client.h"
+#include "inflate.h"
 #include "model_rig.h"
 #include "tests/support/reference_exposition.h"
 
@@ -604,6 +605,55 @@ TEST(HttpGate, BasicAuthOnEveryRouteAndNothingBeforePublish) {
   EXPECT_EQ(http(port, "/metrics", "Authorization: Basic bm9jOmNoYW5nZWQ=\r\n").status, 200);
   gate.set_auth(Credentials{});
   EXPECT_EQ(http(port, "/metrics").status, 200);
+}
+
+// Prometheus asks for gzip: the facility part is compressed once per snapshot and shared, the
+// live part per scrape, and the two make one gzip body with the same text as the plain one.
+TEST(HttpGate, MetricsAreGzippedWhenTheScraperAcceptsIt) {
+  Rig rig(site_yaml(""));
+  feed(rig, 0);
+  auto src = sources_of(rig, rig.update(at_s(0)));
+  HttpGate gate;
+  http::ServerOptions opt;
+  opt.listen = "127.0.0.1:0";
+  http::Server server(opt, [&gate](const http::Request& r) { return gate.handle(r); });
+  const int port = server.port();
+  auto expo = std::make_shared<Exposition>();
+  gate.set_metrics(expo, [&src] { return src; });
+  gate.publish();
+
+  const auto plain = http(port, "/metrics");
+  ASSERT_EQ(plain.status, 200);
+  EXPECT_EQ(plain.head.find("Content-Encoding"), std::string::npos);
+  EXPECT_NE(plain.head.find("Vary: Accept-Encoding"), std::string::npos);
+  const auto gz = http(port, "/metrics", "Accept-Encoding: gzip\r\n");
+  ASSERT_EQ(gz.status, 200);
+  EXPECT_NE(gz.head.find("Content-Encoding: gzip"), std::string::npos);
+  EXPECT_LT(gz.body.size(), plain.body.size() / 2);
+  const auto text = testing::gunzip(gz.body);
+  ASSERT_TRUE(text.has_value()) << "one valid gzip member";
+  const Parsed p = parse(*text);
+  EXPECT_TRUE(p.errors.empty());
+  EXPECT_EQ(without_process(p.samples), without_process(parse(plain.body).samples));
+
+  // The same snapshot again: the shared part is reused, and still decompresses (the trailer
+  // combines its CRC with the new live part's).
+  const auto again = expo->render(src, true);
+  const auto first = expo->render(src, true);
+  EXPECT_EQ(again.facility.get(), first.facility.get());
+  EXPECT_TRUE(testing::gunzip(*again.facility + again.live).has_value());
+  // A new snapshot is compressed anew.
+  feed(rig, 10);
+  src.snapshot = rig.update(at_s(10));
+  const auto next = expo->render(src, true);
+  EXPECT_NE(next.facility.get(), first.facility.get());
+  const auto next_text = testing::gunzip(*next.facility + next.live);
+  ASSERT_TRUE(next_text.has_value());
+  EXPECT_EQ(without_process(parse(*next_text).samples),
+            without_process(parse(expo->render(src).text()).samples));
+  // Not accepted: plain text.
+  EXPECT_EQ(http(port, "/metrics", "Accept-Encoding: gzip;q=0\r\n").head.find("Content-Encoding"),
+            std::string::npos);
 }
 
 }  // namespace
