@@ -581,32 +581,29 @@ void MqttPublisher::on_connection_lost(SiteLink& link, const std::string& cause)
   wake();
 }
 
-void MqttPublisher::enqueue(std::vector<RenderedMessage>& rendered, bool force, bool exact) {
-  std::vector<OutboxMessage> out;
-  const std::int64_t now = unix_ms(Clock::now());
-  const bool expiry = settings_.protocol_version == 5 && settings_.message_expiry.count() > 0;
-  std::uint64_t unchanged = 0;
-  for (auto& r : rendered) {
-    const auto verdict = filter_.offer(r.topic, r.body, force, exact);
-    if (verdict == MqttChangeFilter::Verdict::kUnchanged) {
-      ++unchanged;
-      continue;
-    }
-    OutboxMessage m;
-    m.site = std::move(r.site);
-    m.topic = std::move(r.topic);
-    m.payload = dump_payload(r.body);
-    // An alert whose state (raised, severity, since) changed is an event; any other change
-    // (its subject's quality, say) and a refresh of an unchanged alert are state messages.
-    m.cls = r.kind == MqttTopicKind::kAlert && alert_transitions_.is_event(m.topic, r.body)
-                ? MqttClass::kEvent
-                : MqttClass::kState;
-    m.queued_ms = now;
-    m.expires = expiry && r.kind != MqttTopicKind::kAlert;
-    out.push_back(std::move(m));
+void MqttPublisher::offer(RenderedMessage& r, bool force, bool exact,
+                          std::vector<OutboxMessage>& out) {
+  const auto verdict = filter_.offer(r.topic, r.body, force, exact);
+  if (verdict == MqttChangeFilter::Verdict::kUnchanged) {
+    unchanged_total_.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
-  rendered.clear();
-  unchanged_total_.fetch_add(unchanged, std::memory_order_relaxed);
+  OutboxMessage m;
+  m.site = std::move(r.site);
+  m.topic = std::move(r.topic);
+  m.payload = dump_payload(r.body);
+  // An alert whose state (raised, severity, since) changed is an event; any other change
+  // (its subject's quality, say) and a refresh of an unchanged alert are state messages.
+  m.cls = r.kind == MqttTopicKind::kAlert && alert_transitions_.is_event(m.topic, r.body)
+              ? MqttClass::kEvent
+              : MqttClass::kState;
+  m.queued_ms = unix_ms(Clock::now());
+  m.expires = settings_.protocol_version == 5 && settings_.message_expiry.count() > 0 &&
+              r.kind != MqttTopicKind::kAlert;
+  out.push_back(std::move(m));
+}
+
+void MqttPublisher::commit(std::vector<OutboxMessage>& out) {
   if (out.empty()) return;
   std::uint64_t seq = outbox_.reserve_seqs(out.size());
   for (auto& m : out) m.seq = seq++;
@@ -623,16 +620,27 @@ void MqttPublisher::enqueue(std::vector<RenderedMessage>& rendered, bool force, 
     }
   }
   outbox_.push(std::move(out));
+  out.clear();
+}
+
+void MqttPublisher::enqueue(std::vector<RenderedMessage>& rendered, bool force, bool exact) {
+  std::vector<OutboxMessage> out;
+  for (auto& r : rendered) offer(r, force, exact, out);
+  rendered.clear();
+  commit(out);
 }
 
 void MqttPublisher::evaluate(const FacilitySnapshot& snap, bool state, bool force_all,
                              const std::set<std::string>& force_sites) {
   std::vector<RenderedMessage> rendered;
+  std::vector<OutboxMessage> out;
   for (auto& link : links_) {
     const bool forced = force_all || force_sites.count(link->site) > 0;
     if (state || forced) {
-      render_state(snap, settings_.topic_prefix, link->site, rendered);
-      enqueue(rendered, forced, false);
+      // One message at a time: rendered, compared, serialised, and its JSON tree freed.
+      render_state(snap, settings_.topic_prefix, link->site,
+                   [&](RenderedMessage&& r) { offer(r, forced, false, out); });
+      commit(out);
     }
     render_alerts(snap, settings_.topic_prefix, link->site, rendered);
     enqueue(rendered, forced, true);

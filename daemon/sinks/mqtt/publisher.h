@@ -141,6 +141,10 @@ class MqttPublisher {
   void evaluate(const FacilitySnapshot& snap, bool state, bool force_all,
                 const std::set<std::string>& force_sites);
   void evaluate_hidden_alerts(const FacilitySnapshot& snap);
+  // The change filter's verdict on one rendered message: serialised into `out` if it is to be
+  // sent. commit() gives `out` sequence numbers, journals it and queues it.
+  void offer(RenderedMessage& r, bool force, bool exact, std::vector<OutboxMessage>& out);
+  void commit(std::vector<OutboxMessage>& out);
   void enqueue(std::vector<RenderedMessage>& rendered, bool force, bool exact);
   void pump(SiteLink& link);
   void maybe_connect(SiteLink& link);  // worker: a new attempt when one is due

@@ -91,6 +91,11 @@ std::string mqtt_status_topic(const std::string& prefix, const std::string& site
 // would lose the whole snapshot, so invalid bytes are replaced.
 void render_state(const FacilitySnapshot& snap, const std::string& prefix,
                   const std::string& site_id, std::vector<RenderedMessage>& out) {
+  render_state(snap, prefix, site_id, [&out](RenderedMessage&& m) { out.push_back(std::move(m)); });
+}
+
+void render_state(const FacilitySnapshot& snap, const std::string& prefix,
+                  const std::string& site_id, const std::function<void(RenderedMessage&&)>& out) {
   if (!is_valid_topic_level(site_id)) {
     warn_invalid("site", site_id);
     return;
@@ -98,8 +103,7 @@ void render_state(const FacilitySnapshot& snap, const std::string& prefix,
   const std::string ts = format_rfc3339_ms(snap.computed_at);
   const std::string base = prefix + "/" + site_id + "/";
   const auto add = [&](MqttTopicKind kind, const std::string& id, json body) {
-    out.push_back(RenderedMessage{site_id, base + to_string(kind) + "/" + id, kind,
-                                  std::move(body)});
+    out(RenderedMessage{site_id, base + to_string(kind) + "/" + id, kind, std::move(body)});
   };
 
   std::unordered_map<const Device*, const DeviceSnapshot*> device_by_ptr;
@@ -107,8 +111,7 @@ void render_state(const FacilitySnapshot& snap, const std::string& prefix,
     if (ds.device) device_by_ptr.emplace(ds.device, &ds);
 
   if (const SiteSnapshot* s = find_site(snap, site_id)) {
-    out.push_back(RenderedMessage{site_id, base + "summary", MqttTopicKind::kSummary,
-                                  summary_json(*s, ts)});
+    out(RenderedMessage{site_id, base + "summary", MqttTopicKind::kSummary, summary_json(*s, ts)});
     for (const auto& cs : s->cabinets) {
       if (!cs.cabinet) continue;
       if (!is_valid_topic_level(cs.cabinet->id)) {

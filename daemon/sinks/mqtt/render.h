@@ -5,6 +5,7 @@
 // Thread-safety: every function here is reentrant.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -58,6 +59,10 @@ std::string mqtt_status_topic(const std::string& prefix, const std::string& site
 // or not finite are JSON null, never 0 and never NaN.
 void render_state(const FacilitySnapshot& snap, const std::string& prefix,
                   const std::string& site, std::vector<RenderedMessage>& out);
+// The same, one message at a time: each body can be compared, serialised and freed before the
+// next is built (the publisher; a 6,000-device site would otherwise hold ~9,000 JSON trees).
+void render_state(const FacilitySnapshot& snap, const std::string& prefix, const std::string& site,
+                  const std::function<void(RenderedMessage&&)>& out);
 
 // One message per AlertState of the site (raised, or cleared and not yet forgotten by the
 // model): <prefix>/<site>/alert/<kind>/<subject>.
