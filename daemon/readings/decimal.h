@@ -12,18 +12,21 @@
 #include <cfloat>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 namespace facility {
 
 // `v` rounded to `digits` significant decimal digits (NaN, infinities and 0 unchanged).
+// Correctly rounded both ways, like printf("%.*e") and strtod, without their locale and
+// multi-precision paths (several times faster: every number of every MQTT payload passes here).
 inline double round_significant(double v, int digits = DBL_DIG) {
   if (!std::isfinite(v) || v == 0) return v;
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%.*e", digits - 1, v);
-  return std::strtod(buf, nullptr);
+  const auto res =
+      std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific, digits - 1);
+  double r = v;
+  std::from_chars(buf, res.ptr, r);
+  return r;
 }
 
 // v without the noise of the arithmetic that made it: round_significant(v) when that is within

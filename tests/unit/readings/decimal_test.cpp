@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
+#include <random>
 
 namespace facility {
 namespace {
@@ -30,6 +33,25 @@ TEST(Decimal, ValuesWithMoreDigitsThanNoiseAreKeptExactly) {
   EXPECT_EQ(decimal_text(std::numeric_limits<double>::max()), "1.7976931348623157e+308");
   EXPECT_EQ(decimal_text(std::nan("")), "nan");
   EXPECT_EQ(decimal_text(INFINITY), "inf");
+}
+
+// round_significant is correctly rounded both ways: the same double as printf("%.*e") and strtod
+// give (the C library's reference), for values of every magnitude and sign.
+TEST(Decimal, RoundingMatchesPrintfAndStrtod) {
+  std::mt19937_64 rng(20261207);
+  std::uniform_real_distribution<double> mantissa(1.0, 10.0);
+  std::uniform_int_distribution<int> exponent(-300, 300);
+  std::uniform_int_distribution<int> digits(1, 17);
+  for (int i = 0; i < 200000; ++i) {
+    double v = mantissa(rng) * std::pow(10.0, exponent(rng));
+    if (i % 2) v = -v;
+    if (i % 7 == 0) v = std::round(v * 1e3) / 1e3;  // decimals as registers give them
+    const int d = digits(rng);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*e", d - 1, v);
+    const double reference = std::strtod(buf, nullptr);
+    ASSERT_EQ(round_significant(v, d), reference) << buf << " from " << v << " at " << d;
+  }
 }
 
 }  // namespace
