@@ -52,6 +52,11 @@ DevicePoll::DevicePoll(DeviceSpec spec, std::size_t index)
   last_.assign(n, Decoded{});
   last_read_at_.assign(n, {});
   learned_cap_ = std::clamp(spec_.plan.max_registers, 1, 125);
+  std::vector<std::string> names;
+  names.reserve(n + spec_.derived.size());
+  for (const auto& p : spec_.points) names.push_back(p.name);
+  for (const auto& d : spec_.derived) names.push_back(d.name);
+  value_names_ = std::make_shared<const std::vector<std::string>>(std::move(names));
   replan();
 }
 
@@ -466,7 +471,8 @@ PollResult DevicePoll::take_result(SteadyTime now) {
       if (due == next_due_.end()) due = next_due_.insert(next_due_.end(), {g, SteadyTime{}});
       due->second = scheduled_ + g * spec_.interval;
     }
-    r.values.reserve(spec_.points.size());
+    r.names = value_names_;
+    r.values.reserve(value_names_->size());
     for (std::size_t i = 0; i < spec_.points.size(); ++i) {
       const PointSpec& p = spec_.points[i];
       bool carried = false;
@@ -480,7 +486,7 @@ PollResult DevicePoll::take_result(SteadyTime now) {
         carried = true;
       }
       Decoded& d = values_[i];
-      r.values.push_back({p.name, d.value, std::move(d.text), p.unit, unreadable(i)});
+      r.values.push_back({(*value_names_)[i], d.value, std::move(d.text), p.unit, unreadable(i)});
       PolledValue& v = r.values.back();
       v.read_at = carried ? last_read_at_[i] : r.completed_at;
       if (v.unreadable) v.unreadable_why = unreadable_why_[i];
@@ -504,7 +510,7 @@ void DevicePoll::add_derived(PollResult& r) const {
   for (std::size_t k = 0; k < derived_.specs().size(); ++k) {
     const DerivedSpec& s = derived_.specs()[k];
     DerivedValue& d = values[spec_.points.size() + k];
-    PolledValue v{s.name, d.value, std::move(d.text), s.unit};
+    PolledValue v{(*value_names_)[spec_.points.size() + k], d.value, std::move(d.text), s.unit};
     v.read_at = d.read_at;
     r.values.push_back(std::move(v));
   }

@@ -35,13 +35,15 @@
 // Thread-safety: none; one DevicePoll is driven by one thread at a time.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <algorithm>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "collectors/modbus/codec.h"
@@ -95,7 +97,9 @@ struct RequestEvent {
 };
 
 struct PolledValue {
-  std::string name;
+  // Views into PollResult::names (kept alive by the PollResult it belongs to): the device's
+  // names are not copied per reply.
+  std::string_view name;
   std::optional<double> value;  // nullopt: not available, unreadable, or a string point
   std::string text;             // enumeration name / string content
   std::string unit;
@@ -118,6 +122,9 @@ struct PollResult {
   int requests = 0;                      // requests sent in this cycle
   // Every point, when ok: the read points in DeviceSpec::points order, then the derived ones.
   std::vector<PolledValue> values;
+  // The names of `values`, in that order: the same vector for every result of one DevicePoll
+  // (a consumer can key what it derives from the names on this pointer).
+  std::shared_ptr<const std::vector<std::string>> names;
 };
 
 class DevicePoll {
@@ -215,6 +222,7 @@ class DevicePoll {
   std::size_t index_;
   std::vector<PointCodec> codecs_;
   DerivedEvaluator derived_;
+  std::shared_ptr<const std::vector<std::string>> value_names_;  // PollResult::names
   int widest_register_point_ = 1;
 
   std::vector<ReadRequest> plan_;

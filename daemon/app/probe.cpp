@@ -254,8 +254,8 @@ void print_points(const modbus::PollResult& r, const Profile* profile,
     const bool read = i < spec.points.size();
     const bool bits = read && modbus::is_bit_kind(spec.points[i].kind);
     const bool text = read && spec.points[i].type == modbus::DataType::kString;
-    rows.push_back({v.name, text ? format_value(v, spec.points[i]) : format_number(v), v.unit,
-                    hex_words(v.raw, bits), source_of(profile, i, spec)});
+    rows.push_back({std::string(v.name), text ? format_value(v, spec.points[i]) : format_number(v),
+                    v.unit, hex_words(v.raw, bits), source_of(profile, i, spec)});
     wn = std::max(wn, rows.back()[0].size());
     wv = std::max(wv, rows.back()[1].size());
     wu = std::max(wu, rows.back()[2].size());

@@ -183,32 +183,25 @@ void PollingService::stop() {
 
 const PollingService::PointSlots& PollingService::point_slots(const modbus::PollResult& r) {
   // Each device index is only ever reported by its own poller thread, and the vector is sized
-  // when the service is built: no two threads touch one element. A device's values come in the
-  // same order every cycle; the check costs one string compare per point, far less than the
-  // allocations it saves.
+  // when the service is built: no two threads touch one element. Every result of one DevicePoll
+  // carries the same names vector, so the slots are built once per device.
   PointSlots& cached = point_slots_[r.device_index];
-  if (!cached.matches(r.values)) cached = PointSlots::of(r.values);
+  if (!r.names || cached.source != r.names || cached.slot.size() != r.values.size()) {
+    cached = PointSlots::of(r);
+  }
   return cached;
 }
 
-PollingService::PointSlots PollingService::PointSlots::of(
-    const std::vector<modbus::PolledValue>& values) {
+PollingService::PointSlots PollingService::PointSlots::of(const modbus::PollResult& r) {
   std::vector<std::string> names;
-  names.reserve(values.size());
-  for (const auto& v : values) names.push_back(v.name);
+  names.reserve(r.values.size());
+  for (const auto& v : r.values) names.emplace_back(v.name);
   PointSlots s;
+  s.source = r.names;
   s.names = std::make_shared<const PointNames>(names);
-  s.slot.reserve(values.size());
-  for (const auto& v : values) s.slot.push_back(s.names->find(v.name));
+  s.slot.reserve(r.values.size());
+  for (const auto& v : r.values) s.slot.push_back(s.names->find(v.name));
   return s;
-}
-
-bool PollingService::PointSlots::matches(const std::vector<modbus::PolledValue>& values) const {
-  if (!names || slot.size() != values.size()) return false;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (names->name(slot[i]) != values[i].name) return false;
-  }
-  return true;
 }
 
 void PollingService::on_result(modbus::PollResult&& r) {

@@ -97,12 +97,12 @@ class PollingService : private modbus::PollObserver {
   // Each device's point names, interned once (a reply's values come in the same order every
   // time): a reading is then one PointMap of slots, no name string or tree node per point.
   struct PointSlots {
+    std::shared_ptr<const std::vector<std::string>> source;  // the PollResult::names built from
     std::shared_ptr<const PointNames> names;
     // value index -> slot in `names` (point names are unique: the configuration rejects
     // duplicates)
     std::vector<std::size_t> slot;
-    static PointSlots of(const std::vector<modbus::PolledValue>& values);
-    bool matches(const std::vector<modbus::PolledValue>& values) const;
+    static PointSlots of(const modbus::PollResult& r);
   };
   const PointSlots& point_slots(const modbus::PollResult& r);
 
