@@ -120,6 +120,7 @@ struct PollEngine::Impl {
   PollObserver& obs;
   std::vector<Dev> devs;
   std::vector<Ep> eps;
+  std::vector<std::uint8_t> reply_scratch;  // the reply being handled (on_readable)
   UniqueFd epoll;
   UniqueFd wake;
   std::atomic<bool> stopping{false};
@@ -583,7 +584,10 @@ struct PollEngine::Impl {
     obs.on_result(std::move(r));
   }
 
-  void on_readable(Ep& ep, SteadyTime now) {
+  // `drain`: read until the socket is empty (the peer has closed: its FIN is read with the
+  // reply). Otherwise a short read ends it: epoll is level-triggered and reports what is left,
+  // and the usual reply costs one recv() instead of a second one that only says EAGAIN.
+  void on_readable(Ep& ep, SteadyTime now, bool drain) {
     std::array<std::uint8_t, 1024> buf;
     // Why the stream ended (closed by the device, or an error), if it did. What arrived before
     // the end is still read: devices and gateways that close after each transaction, or whose
@@ -594,6 +598,7 @@ struct PollEngine::Impl {
       if (n > 0) {
         ep.rx.insert(ep.rx.end(), buf.data(), buf.data() + n);
         if (ep.rx.size() > kMaxAduSize * 2) break;
+        if (!drain && static_cast<std::size_t>(n) < buf.size()) break;
         continue;
       }
       if (n == 0) {
@@ -656,7 +661,10 @@ struct PollEngine::Impl {
     }
     ep.state = State::kReady;
     cancel_ep_timer(ep);
-    const std::vector<std::uint8_t> frame = std::move(ep.rx);
+    // The reply moves to a buffer of the engine's and rx gets that buffer's old storage: neither
+    // allocates again for the next reply.
+    std::vector<std::uint8_t>& frame = reply_scratch;
+    frame.swap(ep.rx);
     ep.rx.clear();
     // A complete reply that came with the end of the stream is a good reply; the next request
     // goes out on a new connection (send() opens one), and no request failed.
@@ -680,7 +688,9 @@ struct PollEngine::Impl {
     }
     if (events & EPOLLOUT) flush(ep, now);
     if (!ep.fd) return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(ep, now);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      on_readable(ep, now, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+    }
   }
 
   void on_ep_timer(Ep& ep, SteadyTime now) {
