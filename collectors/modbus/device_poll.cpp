@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
+#include <mutex>
 
 #include "collectors/modbus/frame.h"
 
@@ -33,13 +35,60 @@ bool overlaps(const AddressRange& r, const PointSpec& p) {
   return r.kind == p.kind && r.first < p.address + p.width() && r.last >= p.address;
 }
 
+// What every device with the same points shares: their codecs and the names of their values.
+// A site's thousands of devices come from a handful of profiles, so they keep one copy per
+// profile instead of one per device (about 10 KB per 37-point PDU).
+struct SharedPoints {
+  std::shared_ptr<const std::vector<PointCodec>> codecs;
+  std::shared_ptr<const std::vector<std::string>> names;
+};
+
+std::vector<std::string> value_names(const DeviceSpec& spec) {
+  std::vector<std::string> names;
+  names.reserve(spec.points.size() + spec.derived.size());
+  for (const auto& p : spec.points) names.push_back(p.name);
+  for (const auto& d : spec.derived) names.push_back(d.name);
+  return names;
+}
+
+bool same_points(const std::vector<PointCodec>& codecs, const std::vector<PointSpec>& points) {
+  return std::equal(codecs.begin(), codecs.end(), points.begin(), points.end(),
+                    [](const PointCodec& c, const PointSpec& p) { return c.spec() == p; });
+}
+
+// Thread-safe: pollers are built on any thread (the daemon's, a reload's, `probe`'s).
+SharedPoints shared_points(const DeviceSpec& spec) {
+  static std::mutex mu;
+  static std::vector<std::pair<std::weak_ptr<const std::vector<PointCodec>>,
+                               std::weak_ptr<const std::vector<std::string>>>>
+      known;
+  std::vector<std::string> names = value_names(spec);
+  std::lock_guard lock(mu);
+  std::erase_if(known, [](const auto& k) { return k.first.expired() || k.second.expired(); });
+  for (const auto& [wc, wn] : known) {
+    auto codecs = wc.lock();
+    auto shared_names = wn.lock();
+    if (codecs && shared_names && *shared_names == names && same_points(*codecs, spec.points)) {
+      return {std::move(codecs), std::move(shared_names)};
+    }
+  }
+  std::vector<PointCodec> codecs;
+  codecs.reserve(spec.points.size());
+  for (const auto& p : spec.points) codecs.emplace_back(p);  // throws for a bad point
+  SharedPoints s{std::make_shared<const std::vector<PointCodec>>(std::move(codecs)),
+                 std::make_shared<const std::vector<std::string>>(std::move(names))};
+  known.emplace_back(s.codecs, s.names);
+  return s;
+}
+
 }  // namespace
 
 DevicePoll::DevicePoll(DeviceSpec spec, std::size_t index)
     : spec_(std::move(spec)), index_(index), derived_(spec_.derived, spec_.points.size()) {
-  codecs_.reserve(spec_.points.size());
+  SharedPoints shared = shared_points(spec_);
+  codecs_ = std::move(shared.codecs);
+  value_names_ = std::move(shared.names);
   for (const auto& p : spec_.points) {
-    codecs_.emplace_back(p);
     if (!is_bit_kind(p.kind)) widest_register_point_ = std::max(widest_register_point_, p.width());
   }
   const std::size_t n = spec_.points.size();
@@ -52,11 +101,6 @@ DevicePoll::DevicePoll(DeviceSpec spec, std::size_t index)
   last_.assign(n, Decoded{});
   last_read_at_.assign(n, {});
   learned_cap_ = std::clamp(spec_.plan.max_registers, 1, 125);
-  std::vector<std::string> names;
-  names.reserve(n + spec_.derived.size());
-  for (const auto& p : spec_.points) names.push_back(p.name);
-  for (const auto& d : spec_.derived) names.push_back(d.name);
-  value_names_ = std::make_shared<const std::vector<std::string>>(std::move(names));
   replan();
 }
 
@@ -334,7 +378,7 @@ DevicePoll::Outcome DevicePoll::on_data(const Queued& q, const std::uint16_t* wo
     const PointSpec& p = spec_.points[pi];
     const std::span<const std::uint16_t> words(words_of_read + (p.address - req.address),
                                                static_cast<std::size_t>(p.width()));
-    values_[pi] = codecs_[pi].decode(words);
+    values_[pi] = (*codecs_)[pi].decode(words);
     read_now_[pi] = true;
     if (spec_.capture_raw) raw_[pi].assign(words.begin(), words.end());
   }

@@ -220,7 +220,8 @@ class DevicePoll {
 
   DeviceSpec spec_;
   std::size_t index_;
-  std::vector<PointCodec> codecs_;
+  // Shared by every DevicePoll with the same points (device_poll.cpp, shared_points).
+  std::shared_ptr<const std::vector<PointCodec>> codecs_;
   DerivedEvaluator derived_;
   std::shared_ptr<const std::vector<std::string>> value_names_;  // PollResult::names
   int widest_register_point_ = 1;

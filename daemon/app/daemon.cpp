@@ -1,5 +1,6 @@
 #include "daemon/app/daemon.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -352,6 +353,11 @@ void Daemon::reload_failed() {
   reload_status_.last_successful = false;
 }
 
+// Loading a configuration (the YAML trees of thousands of devices) and building the pollers
+// leaves tens of MB free inside the heap that glibc keeps (44 MB at 6,000 devices): handed back
+// to the system once the first cycle is in.
+static void release_free_memory() { ::malloc_trim(0); }
+
 std::chrono::milliseconds auto_model_step(const Config& config) {
   using std::chrono::milliseconds;
   std::optional<milliseconds> shortest;
@@ -392,6 +398,7 @@ void Daemon::model_loop(std::chrono::milliseconds step) {
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                      up, polled);
         first_cycle_logged = true;
+        release_free_memory();
       }
     }
     for (const auto& sink : sinks) sink->take(snap);

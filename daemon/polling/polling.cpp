@@ -184,12 +184,22 @@ void PollingService::stop() {
 const PollingService::PointSlots& PollingService::point_slots(const modbus::PollResult& r) {
   // Each device index is only ever reported by its own poller thread, and the vector is sized
   // when the service is built: no two threads touch one element. Every result of one DevicePoll
-  // carries the same names vector, so the slots are built once per device.
-  PointSlots& cached = point_slots_[r.device_index];
-  if (!r.names || cached.source != r.names || cached.slot.size() != r.values.size()) {
-    cached = PointSlots::of(r);
+  // carries the same names vector (shared by all devices with the same points), so the slots
+  // are looked up once per device and built once per profile.
+  std::shared_ptr<const PointSlots>& cached = point_slots_[r.device_index];
+  if (!cached || !r.names || cached->source != r.names || cached->slot.size() != r.values.size()) {
+    if (!r.names) {
+      cached = std::make_shared<const PointSlots>(PointSlots::of(r));
+    } else {
+      std::lock_guard lock(slots_mu_);
+      auto& shared = slots_by_names_[r.names.get()];
+      if (!shared || shared->slot.size() != r.values.size()) {
+        shared = std::make_shared<const PointSlots>(PointSlots::of(r));
+      }
+      cached = shared;
+    }
   }
-  return cached;
+  return *cached;
 }
 
 PollingService::PointSlots PollingService::PointSlots::of(const modbus::PollResult& r) {

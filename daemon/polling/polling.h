@@ -8,7 +8,9 @@
 
 #include <concepts>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "collectors/modbus/engine.h"
@@ -108,7 +110,9 @@ class PollingService : private modbus::PollObserver {
 
   ReadingStore& store_;
   CollectorStats& stats_;
-  std::vector<PointSlots> point_slots_;  // by device index
+  std::vector<std::shared_ptr<const PointSlots>> point_slots_;  // by device index
+  std::mutex slots_mu_;  // guards slots_by_names_ (poller threads of several lines)
+  std::map<const void*, std::shared_ptr<const PointSlots>> slots_by_names_;
   ResultHook hook_;
   TransitionLog* transitions_;
   void build(PollPlan plan, PollingService* previous);

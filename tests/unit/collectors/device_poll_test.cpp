@@ -71,6 +71,30 @@ DeviceSpec spec_of(std::vector<PointSpec> pts) {
   return s;
 }
 
+// Devices with the same points share their codecs and value names (one copy per profile, not
+// per device); a device whose points differ in anything gets its own, and decodes by them.
+TEST(DevicePoll, DevicesWithTheSamePointsShareTheirNamesAndDecodeAlike) {
+  const auto healthy = [](const ReadRequest& q) { return answer(q, {}); };
+  DevicePoll a(spec_of({reg("a", 10), reg("b", 11)}), 0);
+  DevicePoll b(spec_of({reg("a", 10), reg("b", 11)}), 1);
+  PointSpec scaled = reg("b", 11);
+  scaled.scale = 0.5;
+  DevicePoll c(spec_of({reg("a", 10), scaled}), 2);
+  DevicePoll d(spec_of({reg("a", 10), reg("x", 11)}), 3);
+  const CycleRun ra = cycle(a, healthy), rb = cycle(b, healthy), rc = cycle(c, healthy),
+                 rd = cycle(d, healthy);
+  ASSERT_TRUE(ra.result.ok && rb.result.ok && rc.result.ok && rd.result.ok);
+  ASSERT_TRUE(ra.result.names);
+  EXPECT_EQ(ra.result.names.get(), rb.result.names.get());
+  EXPECT_EQ(ra.result.values[0].name.data(), rb.result.values[0].name.data()) << "no copy";
+  EXPECT_NE(ra.result.names.get(), rc.result.names.get()) << "another scale: other codecs";
+  EXPECT_EQ(rc.result.values[1].value, 5.5);
+  EXPECT_EQ(ra.result.values[1].value, 11);
+  EXPECT_NE(ra.result.names.get(), rd.result.names.get());
+  EXPECT_EQ(rd.result.values[1].name, "x");
+  EXPECT_EQ(*ra.result.names, (std::vector<std::string>{"a", "b"}));
+}
+
 TEST(DevicePoll, HealthyCycleDecodesEveryPointInOneRead) {
   DevicePoll p(spec_of({reg("a", 10), reg("b", 11), reg("c", 12, DataType::kUInt32)}), 0);
   const CycleRun r = cycle(p, [](const ReadRequest& q) { return answer(q, {}); });
