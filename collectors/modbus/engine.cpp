@@ -584,32 +584,31 @@ struct PollEngine::Impl {
     obs.on_result(std::move(r));
   }
 
-  // `drain`: read until the socket is empty (the peer has closed: its FIN is read with the
-  // reply). Otherwise a short read ends it: epoll is level-triggered and reports what is left,
-  // and the usual reply costs one recv() instead of a second one that only says EAGAIN.
-  void on_readable(Ep& ep, SteadyTime now, bool drain) {
+  // Appends what the socket has to ep.rx. `drain`: read until the socket is empty (the peer
+  // has closed: its FIN is read with the reply). Otherwise a short read ends it: epoll is
+  // level-triggered and reports what is left, and the usual reply costs one recv() instead of a
+  // second one that only says EAGAIN. Returns why the stream ended, if it did. What arrived
+  // before the end is still read: devices and gateways that close after each transaction, or
+  // whose idle timer fires just after a reply, send the reply and the FIN together.
+  std::string receive(Ep& ep, bool drain) {
     std::array<std::uint8_t, 1024> buf;
-    // Why the stream ended (closed by the device, or an error), if it did. What arrived before
-    // the end is still read: devices and gateways that close after each transaction, or whose
-    // idle timer fires just after a reply, send the reply and the FIN together.
-    std::string ended;
     while (true) {
       const ssize_t n = ::recv(ep.fd.get(), buf.data(), buf.size(), 0);
       if (n > 0) {
         ep.rx.insert(ep.rx.end(), buf.data(), buf.data() + n);
-        if (ep.rx.size() > kMaxAduSize * 2) break;
-        if (!drain && static_cast<std::size_t>(n) < buf.size()) break;
+        if (ep.rx.size() > kMaxAduSize * 2) return {};
+        if (!drain && static_cast<std::size_t>(n) < buf.size()) return {};
         continue;
       }
-      if (n == 0) {
-        ended = "connection closed by the device";
-        break;
-      }
+      if (n == 0) return "connection closed by the device";
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      ended = errno_text(errno);
-      break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
+      return errno_text(errno);
     }
+  }
+
+  void on_readable(Ep& ep, SteadyTime now, bool drain) {
+    const std::string ended = receive(ep, drain);
     if (ep.rx.empty()) {
       if (!ended.empty()) lost(ep, ended, now);
       return;

@@ -144,24 +144,26 @@ std::string summary(const facility::Config& cfg) {
          (cfg.daemon.shard.sharded() ? " (shard " + cfg.daemon.shard.text() + ")" : "");
 }
 
+// Under systemd (NOTIFY_SOCKET): STATUS= with the devices up, and WATCHDOG=1 from the model loop
+// when the unit sets WatchdogSec=.
+void notify_systemd(facility::DaemonOptions& opt, const facility::Config& cfg) {
+  if (!std::getenv("NOTIFY_SOCKET")) return;
+  opt.notify = [](const std::string& state) { sd_notify(0, state.c_str()); };
+  std::uint64_t usec = 0;
+  opt.watchdog = sd_watchdog_enabled(0, &usec) > 0;
+  if (opt.watchdog) {
+    const auto step =
+        opt.model_interval.count() > 0 ? opt.model_interval : facility::auto_model_step(cfg);
+    spdlog::info("systemd watchdog: {:.0f} s; the model loop pings it every {:.1f} s", usec / 1e6,
+                 step.count() / 1e3);
+  }
+}
+
 int run(const std::string& path, facility::DaemonOptions opt, const std::string& state_dir) {
   auto cfg = load_for_run(path, state_dir, opt, "not starting");
   if (!cfg) return 1;
 
-  // Under systemd (NOTIFY_SOCKET): STATUS= with the devices up, and WATCHDOG=1 from the model
-  // loop when the unit sets WatchdogSec=.
-  if (std::getenv("NOTIFY_SOCKET")) {
-    opt.notify = [](const std::string& state) { sd_notify(0, state.c_str()); };
-    std::uint64_t usec = 0;
-    opt.watchdog = sd_watchdog_enabled(0, &usec) > 0;
-    if (opt.watchdog) {
-      spdlog::info(
-          "systemd watchdog: {:.0f} s; the model loop pings it every {:.1f} s", usec / 1e6,
-          (opt.model_interval.count() > 0 ? opt.model_interval : facility::auto_model_step(*cfg))
-                  .count() /
-              1e3);
-    }
-  }
+  notify_systemd(opt, *cfg);
 
   // Block the stop and reload signals in every thread; the main thread waits for them with
   // sigwait.
