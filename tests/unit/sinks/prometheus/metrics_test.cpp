@@ -651,6 +651,15 @@ TEST(HttpGate, MetricsAreGzippedWhenTheScraperAcceptsIt) {
   ASSERT_TRUE(next_text.has_value());
   EXPECT_EQ(without_process(parse(*next_text).samples),
             without_process(parse(expo->render(src).text()).samples));
+  // Before the first snapshot there is only the live part: one member all the same.
+  ScrapeSources live_only = src;
+  live_only.snapshot = nullptr;
+  const auto early = expo->render(live_only, true);
+  EXPECT_FALSE(early.facility);
+  const auto early_text = testing::gunzip(early.live);
+  ASSERT_TRUE(early_text.has_value());
+  EXPECT_EQ(without_process(parse(*early_text).samples),
+            without_process(parse(expo->render(live_only).text()).samples));
   // Not accepted: plain text.
   EXPECT_EQ(http(port, "/metrics", "Accept-Encoding: gzip;q=0\r\n").head.find("Content-Encoding"),
             std::string::npos);
