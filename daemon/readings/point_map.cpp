@@ -27,6 +27,9 @@ PointNames::PointNames(const std::vector<std::string>& names) {
   for (std::uint32_t i : order) {
     if (keep[i]) sorted_.push_back(slot_of[i]);
   }
+  position_.resize(sorted_.size());
+  for (std::size_t k = 0; k < sorted_.size(); ++k)
+    position_[sorted_[k]] = static_cast<std::uint32_t>(k);
 }
 
 std::size_t PointNames::find(std::string_view name) const {
@@ -57,11 +60,7 @@ std::size_t PointMap::present_slot(std::string_view name) const {
   return slot != PointNames::kNone && slots_[slot].present ? slot : PointNames::kNone;
 }
 
-PointMap::iterator PointMap::at_slot(std::size_t slot) {
-  const auto sorted = names_->sorted();
-  const auto pos = std::find(sorted.begin(), sorted.end(), slot) - sorted.begin();
-  return {this, static_cast<std::size_t>(pos)};
-}
+PointMap::iterator PointMap::at_slot(std::size_t slot) { return {this, names_->position(slot)}; }
 
 PointMap::iterator PointMap::find(std::string_view name) {
   const std::size_t slot = present_slot(name);

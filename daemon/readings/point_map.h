@@ -52,12 +52,14 @@ class PointNames {
   const std::vector<std::string>& names() const { return names_; }
   // The slot of `name`, or kNone.
   std::size_t find(std::string_view name) const;
-  // Slots in name order.
+  // Slots in name order, and each slot's place in that order.
   std::span<const std::uint32_t> sorted() const { return sorted_; }
+  std::size_t position(std::size_t slot) const { return position_[slot]; }
 
  private:
   std::vector<std::string> names_;
   std::vector<std::uint32_t> sorted_;
+  std::vector<std::uint32_t> position_;
 };
 
 class PointMap {

@@ -31,6 +31,7 @@ TEST(PointNames, SlotsInGivenOrderLookupByNameAndDuplicatesDropped) {
   std::vector<std::string> sorted;
   for (auto s : n.sorted()) sorted.push_back(n.name(s));
   EXPECT_EQ(sorted, (std::vector<std::string>{"active_power", "current", "energy", "voltage"}));
+  for (std::size_t k = 0; k < n.sorted().size(); ++k) EXPECT_EQ(n.position(n.sorted()[k]), k);
 }
 
 TEST(PointMap, SharedNamesFilledBySlotIterateInNameOrderSkippingAbsentOnes) {
